@@ -1,0 +1,35 @@
+"""One log line per request, with secrets in query strings (``token=``) redacted."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from ..appkeys import CORRELATION_ID
+
+SECRET_PARAMS = frozenset({"token", "api_key", "key"})
+
+
+def loggable_url(request: web.BaseRequest) -> str:
+    """The path and query with secret parameters replaced by ``***``."""
+    query = request.rel_url.query
+    if not query:
+        return request.path
+    parts = [f"{k}={'***' if k in SECRET_PARAMS else v}" for k, v in query.items()]
+    return f"{request.path}?{'&'.join(parts)}"
+
+
+class AccessLogger(AbstractAccessLogger):
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s",
+            request.method,
+            loggable_url(request),
+            response.status,
+            extra={
+                "status": response.status,
+                "duration_ms": round(time * 1000, 3),
+                "remote": request.remote,
+                "request_id": request.get(CORRELATION_ID),
+            },
+        )

@@ -1,0 +1,125 @@
+"""The request pipeline: correlation id and errors, then auth; CORS on every response."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+
+from ..appkeys import CORRELATION_ID, KEYS, PRINCIPAL, ROUTE_ROLES, SETTINGS
+from ..errors import EdgeError, Forbidden, Unauthorized
+from ..ids import new_id
+from ..logs import correlation_id
+from .responses import error_body, json_response
+
+log = logging.getLogger(__name__)
+
+_CORRELATION_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+CORS_HEADERS = "Authorization, Content-Type, X-Correlation-ID"
+
+
+def error_response(status: int, code: str, message: str, details: object = None) -> web.Response:
+    response = json_response(error_body(status, code, message, details), status=status)
+    if status == 401:
+        response.headers[hdrs.WWW_AUTHENTICATE] = "Bearer"
+    return response
+
+
+@web.middleware
+async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Correlation id for logs and the response; every failure becomes a JSON error."""
+    sent = request.headers.get("X-Correlation-ID")
+    cid = sent if sent and _CORRELATION_RE.match(sent) else new_id("req")
+    request[CORRELATION_ID] = cid
+    token = correlation_id.set(cid)
+    try:
+        if request.method == hdrs.METH_OPTIONS and _is_preflight(request):
+            return _preflight(request)
+        return await handler(request)
+    except EdgeError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    except web.HTTPException as exc:
+        return _from_http_exception(exc)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal server error")
+    finally:
+        correlation_id.reset(token)
+
+
+def _from_http_exception(exc: web.HTTPException) -> web.StreamResponse:
+    if exc.status < 400:
+        return exc  # redirects pass through as they are
+    response = error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"), exc.reason)
+    if hdrs.ALLOW in exc.headers:
+        response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+    return response
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every route needs a key of at least its role, except those marked public."""
+    role = request.app[ROUTE_ROLES].get(request.match_info.route)
+    if role is None:
+        return await handler(request)
+    header = request.headers.get(hdrs.AUTHORIZATION, "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    key = request.app[KEYS].authenticate(secret.strip())
+    if key is None:
+        raise Unauthorized("invalid or revoked API key")
+    if key.role < role:
+        raise Forbidden(f"this needs the {role.name} role; the key has {key.role.name}")
+    request[PRINCIPAL] = key
+    return await handler(request)
+
+
+def _is_preflight(request: web.Request) -> bool:
+    return hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
+
+
+def _preflight(request: web.Request) -> web.Response:
+    origin = request.headers.get(hdrs.ORIGIN, "")
+    if origin not in request.app[SETTINGS].allowed_origins:
+        return error_response(403, "forbidden", f"origin {origin!r} is not allowed")
+    response = web.Response(status=204)
+    response.headers[hdrs.ACCESS_CONTROL_ALLOW_METHODS] = CORS_METHODS
+    response.headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = CORS_HEADERS
+    response.headers[hdrs.ACCESS_CONTROL_MAX_AGE] = "600"
+    return response
+
+
+async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers every response carries, WebSocket handshakes included."""
+    response.headers[hdrs.SERVER] = "toombos-edge"
+    cid = request.get(CORRELATION_ID)
+    if cid:
+        response.headers["X-Correlation-ID"] = cid
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return
+    response.headers.add(hdrs.VARY, hdrs.ORIGIN)
+    if origin in request.app[SETTINGS].allowed_origins:
+        # The exact origin, never "*": browsers send the Authorization header with it.
+        response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+        response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = "X-Correlation-ID"

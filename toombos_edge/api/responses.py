@@ -1,0 +1,36 @@
+"""JSON in and out, with orjson, and the one error body shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..errors import BadRequest, Invalid
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def error_body(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """``{"detail": msg, "error": {message, code, status, details}}`` (both clients read it)."""
+    return {
+        "detail": message,
+        "error": {"message": message, "code": code, "status": status, "details": details},
+    }
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object; 400 when it is not JSON, 422 when not an object."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise Invalid("request body must be a JSON object")
+    return value

@@ -1,0 +1,28 @@
+"""Every piece of application and request state, as typed keys, in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractRoute
+
+from .events import EventBus
+from .health import HealthService, Lifecycle
+from .keys import ApiKey, KeyService, Role
+from .settings import Settings
+from .store import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+DATABASE = web.AppKey("database", Database)
+BUS = web.AppKey("bus", EventBus)
+KEYS = web.AppKey("keys", KeyService)
+HEALTH = web.AppKey("health", HealthService)
+#: The role each route needs; None marks the few public routes (probes, docs).
+ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
+#: The OpenAPI document, built once from the route table.
+OPENAPI = web.AppKey("openapi", bytes)
+
+#: The key that authenticated this request.
+PRINCIPAL = web.RequestKey("principal", ApiKey)
+#: This request's correlation id (sent back as X-Correlation-ID).
+CORRELATION_ID = web.RequestKey("correlation_id", str)

@@ -1,0 +1,63 @@
+"""One error hierarchy. Services raise these; one middleware maps them to HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EdgeError(Exception):
+    """Base of every error the server reports to a client."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class BadRequest(EdgeError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(EdgeError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(EdgeError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(EdgeError):
+    status, code = 404, "not_found"
+
+
+class Conflict(EdgeError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(EdgeError):
+    status, code = 413, "payload_too_large"
+
+
+class Invalid(EdgeError):
+    """Well-formed input that breaks a rule (unknown kind, wrong type of field)."""
+
+    status, code = 422, "invalid"
+
+
+class TooManyRequests(EdgeError):
+    status, code = 429, "too_many_requests"
+
+
+class Unavailable(EdgeError):
+    status, code = 503, "unavailable"
+
+
+class SettingsError(Exception):
+    """A setting with a bad value; raised at start, names the key."""
+
+
+class SchemaTooNew(Exception):
+    """The database was written by a newer version of the server."""

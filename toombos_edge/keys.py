@@ -1,0 +1,186 @@
+"""API keys and roles: secrets shown once, kept as SHA-256, checked in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from .errors import Invalid, NotFound
+from .events import KEY_REVOKED, Event, EventBus
+from .ids import iso, new_id, now_ms
+from .store import Database
+
+SECRET_PREFIX = "tbe_"  # noqa: S105 - a prefix that makes leaked keys easy to spot
+
+
+class Role(IntEnum):
+    """What a key may do; each role includes the ones below it."""
+
+    viewer = 1  #: reads jobs, documents, content, metrics
+    operator = 2  #: submits and changes jobs, documents and content
+    admin = 3  #: keys, cache clearing, critical operations, restart
+
+    @classmethod
+    def parse(cls, name: str) -> Role:
+        try:
+            return cls[name]
+        except KeyError:
+            raise Invalid(
+                f"unknown role {name!r}; expected viewer, operator or admin"
+            ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    role: Role
+    secret_hash: bytes
+    created_at: int
+    last_used_at: int | None = None
+    revoked_at: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role.name,
+            "created_at": iso(self.created_at),
+            "last_used_at": iso(self.last_used_at),
+            "revoked_at": iso(self.revoked_at),
+        }
+
+
+def hash_secret(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8")).digest()
+
+
+_COLUMNS = "id, name, role, secret_hash, created_at, last_used_at, revoked_at"
+
+
+def _row_to_key(row: tuple[Any, ...]) -> ApiKey:
+    return ApiKey(row[0], row[1], Role[row[2]], row[3], row[4], row[5], row[6])
+
+
+class KeyService:
+    """Creates, lists, revokes and checks keys. Checks are in memory; ``refresh`` reloads."""
+
+    def __init__(self, db: Database, bus: EventBus) -> None:
+        self._db = db
+        self._bus = bus
+        self._active: dict[bytes, ApiKey] = {}
+        self._used: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"<KeyService active={len(self._active)} unflushed={len(self._used)}>"
+
+    async def create(self, name: str, role: Role) -> tuple[ApiKey, str]:
+        """A new key and its secret; the secret is never stored or shown again."""
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise Invalid("key name must be 1 to 100 characters")
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        key = ApiKey(new_id("key"), name, role, hash_secret(secret), now_ms())
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key.id, key.name, key.role.name, key.secret_hash, key.created_at, None, None),
+            )
+
+        await self._db.write(insert)
+        self._active[key.secret_hash] = key
+        return key, secret
+
+    async def list_keys(self) -> list[ApiKey]:
+        rows = await self._db.read(
+            lambda c: c.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY id").fetchall()
+        )
+        return [_row_to_key(row) for row in rows]
+
+    async def revoke(self, key_id: str) -> ApiKey:
+        stamp = now_ms()
+
+        def update(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",
+                (stamp, key_id),
+            )
+            row: tuple[Any, ...] | None = conn.execute(
+                f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)
+            ).fetchone()
+            return row
+
+        row = await self._db.write(update)
+        if row is None:
+            raise NotFound(f"no API key {key_id}")
+        key = _row_to_key(row)
+        if self._active.pop(key.secret_hash, None) is not None:
+            self._bus.publish(Event.data(KEY_REVOKED, {"key_id": key.id}))
+        return key
+
+    def authenticate(self, secret: str) -> ApiKey | None:
+        """The active key with this secret, or None. Never touches the database."""
+        digest = hash_secret(secret)
+        key = self._active.get(digest)
+        if key is None or not hmac.compare_digest(key.secret_hash, digest):
+            return None
+        self._used[key.id] = now_ms()
+        return key
+
+    async def refresh(self) -> list[ApiKey]:
+        """Reload active keys (the CLI may have changed them); returns keys no longer active.
+
+        Each key that stopped being active is announced as ``key_revoked``.
+        """
+        await self.flush_usage()
+        rows = await self._db.read(
+            lambda c: c.execute(
+                f"SELECT {_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
+            ).fetchall()
+        )
+        fresh = {key.secret_hash: key for key in map(_row_to_key, rows)}
+        gone = [key for digest, key in self._active.items() if digest not in fresh]
+        self._active = fresh
+        for key in gone:
+            self._bus.publish(Event.data(KEY_REVOKED, {"key_id": key.id}))
+        return gone
+
+    async def flush_usage(self) -> None:
+        """Write the batched ``last_used_at`` stamps (one write for many requests)."""
+        if not self._used:
+            return
+        used, self._used = self._used, {}
+        await self._db.write(
+            lambda c: c.executemany(
+                "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
+                [(stamp, key_id) for key_id, stamp in used.items()],
+            )
+        )
+
+    async def ensure_admin(self, key_file: Path) -> str | None:
+        """On a database with no keys, create an admin key and write it to ``key_file``."""
+        total = await self._db.read(
+            lambda c: c.execute("SELECT count(*) FROM api_keys").fetchone()[0]
+        )
+        if total:
+            return None
+        _key, secret = await self.create("admin (first start)", Role.admin)
+        write_secret_file(key_file, secret)
+        return secret
+
+
+def write_secret_file(path: Path, secret: str) -> None:
+    """Write a secret readable by the owner only (mode 0600 from the first byte)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret + "\n")

@@ -1,0 +1,265 @@
+"""The one settings object, and the only reader of the environment.
+
+Sources, lowest precedence first: embedded defaults, ``TOOMBOS_*`` environment variables,
+the TOML file named by ``--config``, command-line flags. A bad value fails at start with the
+key's name and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SettingsError
+
+ENV_PREFIX = "TOOMBOS_"
+
+Parser = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One setting: its parser, default and help text (the README's table is made of these)."""
+
+    name: str
+    parse: Parser
+    expected: str
+    help: str
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+class _Invalid(ValueError):
+    """A parser's refusal; the loader adds the key's name."""
+
+
+def _integer(low: int, high: int) -> Parser:
+    def parse(raw: Any) -> int:
+        if isinstance(raw, bool):
+            raise _Invalid
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise _Invalid from None
+        if not low <= value <= high:
+            raise _Invalid
+        return value
+
+    return parse
+
+
+def _number(low: float, high: float) -> Parser:
+    def parse(raw: Any) -> float:
+        if isinstance(raw, bool):
+            raise _Invalid
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise _Invalid from None
+        if not low <= value <= high:
+            raise _Invalid
+        return value
+
+    return parse
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise _Invalid
+
+
+def _choice(*options: str) -> Parser:
+    def parse(raw: Any) -> str:
+        text = str(raw).strip().lower()
+        if text not in options:
+            raise _Invalid
+        return text
+
+    return parse
+
+
+def _text(raw: Any) -> str:
+    if not isinstance(raw, str | int):
+        raise _Invalid
+    return str(raw).strip()
+
+
+def _path(raw: Any) -> Path:
+    text = _text(raw)
+    if not text:
+        raise _Invalid
+    return Path(text)
+
+
+def _items(raw: Any) -> list[str]:
+    if isinstance(raw, list):
+        return [str(item).strip() for item in raw if str(item).strip()]
+    if isinstance(raw, str):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    raise _Invalid
+
+
+def _origins(raw: Any) -> tuple[str, ...]:
+    origins = _items(raw)
+    for origin in origins:
+        scheme, sep, rest = origin.partition("://")
+        if scheme not in {"http", "https"} or not sep or not rest or "/" in rest or "*" in rest:
+            raise _Invalid
+    return tuple(origins)
+
+
+def _networks(raw: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in _items(raw))
+    except ValueError:
+        raise _Invalid from None
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec("host", _text, "a host name or IP address", "Address to bind."),
+    Spec("port", _integer(0, 65535), "an integer from 0 to 65535", "TCP port to listen on."),
+    Spec("data_dir", _path, "a directory path", "Where the database, blobs and cache live."),
+    Spec("log_level", _choice("debug", "info", "warning", "error"),
+         "one of debug, info, warning, error", "Lowest level of log lines written."),
+    Spec("log_format", _choice("json", "text"), "json or text",
+         "Log lines as JSON objects (for collectors) or plain text (for people)."),
+    Spec("access_log", _boolean, "true or false", "Write one log line per HTTP request."),
+    Spec("allowed_origins", _origins, "comma-separated exact origins like https://a.example",
+         "Browser origins allowed by CORS and the WebSocket gate (exact match)."),
+    Spec("db_synchronous", _choice("normal", "full"), "normal or full",
+         "SQLite synchronous mode: NORMAL survives a process crash, FULL also a power cut."),
+    Spec("db_readers", _integer(1, 16), "an integer from 1 to 16",
+         "Read-only SQLite connections, each in its own thread."),
+    Spec("db_batch_max", _integer(1, 100_000), "an integer from 1 to 100000",
+         "Most writes the writer commits in one transaction."),
+    Spec("max_body_kb", _integer(1, 1_048_576), "an integer from 1 to 1048576",
+         "Largest JSON request body accepted, in KiB."),
+    Spec("trusted_proxies", _networks, "comma-separated IP addresses or networks",
+         "Peers whose X-Forwarded-For header is believed."),
+    Spec("shutdown_timeout", _number(0, 600), "a number of seconds from 0 to 600",
+         "How long a graceful stop waits for requests and jobs."),
+)
+
+_SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the server; build it with :meth:`load`."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    log_level: str = "info"
+    log_format: str = "json"
+    access_log: bool = True
+    allowed_origins: tuple[str, ...] = ("http://localhost:3000",)
+    db_synchronous: str = "normal"
+    db_readers: int = 2
+    db_batch_max: int = 1000
+    max_body_kb: int = 1024
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
+        default_factory=tuple
+    )
+    shutdown_timeout: float = 10.0
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "edge.db"
+
+    @classmethod
+    def load(
+        cls,
+        environ: Mapping[str, str],
+        config_file: Path | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Merge defaults < environment < TOML file < command-line overrides."""
+        merged: dict[str, Any] = {}
+        merged.update(_from_environ(environ))
+        if config_file is not None:
+            merged.update(_from_toml(config_file))
+        for name, raw in (overrides or {}).items():
+            merged[name] = _parse(_SPEC_BY_NAME[name], raw, label=_SPEC_BY_NAME[name].flag)
+        return dataclasses.replace(cls(), **merged)
+
+    def public(self) -> dict[str, Any]:
+        """The settings as JSON-friendly values (there are no secrets among them)."""
+        out: dict[str, Any] = {}
+        for spec in SPECS:
+            value = getattr(self, spec.name)
+            if isinstance(value, tuple):
+                value = [str(item) for item in value]
+            elif isinstance(value, Path):
+                value = str(value)
+            out[spec.name] = value
+        return out
+
+
+def _parse(spec: Spec, raw: Any, label: str) -> Any:
+    try:
+        return spec.parse(raw)
+    except _Invalid:
+        raise SettingsError(f"{label}: expected {spec.expected}, got {raw!r}") from None
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        spec = _SPEC_BY_NAME.get(name)
+        if spec is None:
+            raise SettingsError(f"{key}: unknown setting")
+        values[name] = _parse(spec, raw, label=key)
+    return values
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"--config: cannot read {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"--config: {path} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for name, raw in document.items():
+        spec = _SPEC_BY_NAME.get(name)
+        if spec is None:
+            raise SettingsError(f"{name}: unknown setting (in {path})")
+        values[name] = _parse(spec, raw, label=f"{name} (in {path})")
+    return values
+
+
+def defaults_table(specs: Iterable[Spec] = SPECS) -> list[tuple[str, str, str]]:
+    """(environment variable, default, help) for each setting, as the README lists them."""
+    base = Settings()
+    rows = []
+    for spec in specs:
+        value = getattr(base, spec.name)
+        if isinstance(value, tuple):
+            shown = ",".join(str(item) for item in value)
+        elif isinstance(value, bool):
+            shown = str(value).lower()
+        else:
+            shown = str(value)
+        rows.append((spec.env, shown, spec.help))
+    return rows

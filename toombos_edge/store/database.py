@@ -1,0 +1,219 @@
+"""SQLite in WAL mode: one group-committing writer, separate readers, numbered migrations.
+
+Every write is a function of a ``sqlite3.Connection`` queued to the one writer. The writer
+takes everything queued, runs it in one ``BEGIN IMMEDIATE`` transaction in the connection's
+thread (each function inside its own savepoint, so one failing write does not undo the
+others), commits once, then resumes each caller. Many concurrent writers cost one fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from itertools import count
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import aiosqlite
+
+from ..errors import SchemaTooNew
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+_Pending = tuple[asyncio.Future[Any], Op]
+
+log = logging.getLogger(__name__)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(number, name, SQL) of each migration shipped with the package, in order."""
+    folder = resources.files(__package__).joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def apply_migrations(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to date; refuse a file written by newer code. Returns the version."""
+    current: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    shipped = migrations()
+    latest = shipped[-1][0] if shipped else 0
+    if current > latest:
+        raise SchemaTooNew(
+            f"database schema version {current} is newer than this server knows ({latest}); "
+            "upgrade toombos-edge or restore a backup"
+        )
+    for number, name, sql in shipped:
+        if number <= current:
+            continue
+        log.info("applying migration %s", name)
+        conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
+    return max(current, latest)
+
+
+def _configure(conn: sqlite3.Connection, synchronous: str) -> None:
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _run_batch(conn: sqlite3.Connection, batch: list[_Pending]) -> list[tuple[bool, Any]]:
+    """Run queued writes in one transaction (in the writer thread)."""
+    outcomes: list[tuple[bool, Any]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for _future, op in batch:
+            conn.execute("SAVEPOINT op")
+            try:
+                outcomes.append((True, op(conn)))
+            except Exception as exc:  # the caller gets it; the batch goes on
+                conn.execute("ROLLBACK TO op")
+                outcomes.append((False, exc))
+            conn.execute("RELEASE op")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+class Database:
+    """The SQLite file: ``write`` group-commits, ``read`` runs on a reader connection."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "normal",
+        readers: int = 2,
+        batch_max: int = 1000,
+    ) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._reader_count = readers
+        self._batch_max = batch_max
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._next_reader = count()
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        self.schema_version = 0
+        self.commits = 0
+        self.writes = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<Database {self.path.name} v{self.schema_version} commits={self.commits} "
+            f"writes={self.writes} queued={self._queue.qsize()}>"
+        )
+
+    async def open(self) -> None:
+        """Open the connections and apply migrations; raises SchemaTooNew."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            self.schema_version = await self._call(self._writer, self._prepare_writer)
+            for _ in range(self._reader_count):
+                reader = await aiosqlite.connect(self.path, isolation_level=None)
+                self._readers.append(reader)
+                await self._call(reader, self._prepare_reader)
+        except BaseException:
+            await self._close_connections()
+            raise
+        self._writer_task = asyncio.create_task(self._write_loop(), name="db-writer")
+
+    async def close(self) -> None:
+        """Finish the queued writes, then close every connection."""
+        if self._writer_task is not None:
+            await self._queue.put(None)
+            await self._writer_task
+            self._writer_task = None
+        await self._close_connections()
+
+    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``op`` in a write transaction; returns after its commit."""
+        if self._writer_task is None:
+            raise RuntimeError("database is not open")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((future, op))
+        return await future
+
+    async def read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``op`` on a reader connection (a consistent WAL snapshot per statement)."""
+        if not self._readers:
+            raise RuntimeError("database is not open")
+        reader = self._readers[next(self._next_reader) % len(self._readers)]
+        return await self._call(reader, op)
+
+    async def backup(self, target: Path) -> None:
+        """Copy the live database to ``target`` with SQLite's online backup."""
+        def copy(conn: sqlite3.Connection) -> None:
+            with contextlib.closing(sqlite3.connect(target)) as dest:
+                conn.backup(dest)
+
+        await self.read(copy)
+
+    def _prepare_writer(self, conn: sqlite3.Connection) -> int:
+        _configure(conn, self._synchronous)
+        return apply_migrations(conn)
+
+    def _prepare_reader(self, conn: sqlite3.Connection) -> None:
+        _configure(conn, self._synchronous)
+        conn.execute("PRAGMA query_only = ON")
+
+    @staticmethod
+    async def _call(conn: aiosqlite.Connection, op: Callable[[sqlite3.Connection], T]) -> T:
+        # aiosqlite offers no public "run this function in the connection's thread"; its
+        # _execute does exactly that and lets a whole batch cost one thread hop.
+        raw: sqlite3.Connection = conn._conn
+        run = cast(Callable[..., Awaitable[T]], conn._execute)
+        return await run(op, raw)
+
+    async def _write_loop(self) -> None:
+        assert self._writer is not None
+        stopping = False
+        while not stopping:
+            item = await self._queue.get()
+            batch: list[_Pending] = []
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= self._batch_max or self._queue.empty():
+                    break
+                item = self._queue.get_nowait()
+            stopping = item is None
+            if batch:
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        assert self._writer is not None
+        try:
+            outcomes = await self._call(self._writer, lambda c: _run_batch(c, batch))
+        except Exception as exc:  # the commit itself failed (disk full, I/O error)
+            log.error("write batch of %d failed: %s", len(batch), exc)
+            outcomes = [(False, exc)] * len(batch)
+        else:
+            self.commits += 1
+            self.writes += len(batch)
+        for (future, _op), (ok, value) in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    async def _close_connections(self) -> None:
+        for conn in [*self._readers, self._writer]:
+            if conn is not None:
+                await conn.close()
+        self._readers.clear()
+        self._writer = None
