@@ -15,7 +15,8 @@ from toombos_edge.appkeys import KEYS
 from toombos_edge.keys import Role
 from toombos_edge.settings import Settings
 
-ClientFactory = Callable[..., Awaitable[TestClient[Any, web.Application]]]
+Client = TestClient[Any, web.Application]
+ClientFactory = Callable[..., Awaitable[Client]]
 
 
 @pytest.fixture
@@ -24,12 +25,12 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def client(aiohttp_client: ClientFactory, settings: Settings) -> TestClient[Any, web.Application]:
+async def client(aiohttp_client: ClientFactory, settings: Settings) -> Client:
     return await aiohttp_client(create_app(settings))
 
 
 @pytest.fixture
-def admin_key(client: TestClient[Any, web.Application], settings: Settings) -> str:
+def admin_key(client: Client, settings: Settings) -> str:
     """The admin key the server wrote on its first start."""
     return (settings.data_dir / "admin.key").read_text().strip()
 
@@ -39,7 +40,7 @@ def auth(key: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def make_key(client: TestClient[Any, web.Application]) -> Callable[[str], Awaitable[str]]:
+def make_key(client: Client) -> Callable[[str], Awaitable[str]]:
     """Create a key of the given role through the real key service; returns its secret."""
 
     async def make(role: str) -> str:

@@ -1,0 +1,122 @@
+"""Job kinds: what a handler is, what it is given, and the registry of kinds.
+
+A kind is registered by the feature that owns it (documents register ``ingest``, content
+registers ``generate`` and ``publish``), or by a third-party package through the entry point
+group ``toombos_edge.handlers``: the entry point names a ``JobKind`` or a callable returning
+an iterable of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Protocol, TypeVar
+
+from ..errors import Invalid
+from ..store import Database
+from .model import Job
+
+T = TypeVar("T")
+ENTRY_POINT_GROUP = "toombos_edge.handlers"
+
+log = logging.getLogger(__name__)
+
+
+class Cache(Protocol):
+    """What a handler may use of the content cache: bytes in, bytes out, off the loop."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, tags: Iterable[str] = ()) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a handler returns: results per part (channel), and whether some parts failed."""
+
+    results: Mapping[str, Any] = field(default_factory=dict)
+    partial: bool = False
+    document_id: str | None = None
+
+
+ProgressFn = Callable[[float, str], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class JobContext:
+    """Everything a handler gets. ``progress`` is throttled to the bus by the engine."""
+
+    job: Job
+    db: Database
+    log: logging.LoggerAdapter[logging.Logger]
+    _progress: ProgressFn
+    cache: Cache | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.job.params
+
+    async def progress(self, percent: float, message: str = "") -> None:
+        await self._progress(max(0.0, min(100.0, percent)), message)
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU-heavy or blocking work in the default executor, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+Handler = Callable[[JobContext], Awaitable[Outcome | None]]
+Validator = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _accept(params: dict[str, Any]) -> dict[str, Any]:
+    return params
+
+
+@dataclass(frozen=True, slots=True)
+class JobKind:
+    """A kind of job: its handler, its limits, and how its params are checked at submission."""
+
+    name: str
+    run: Handler
+    timeout: float = 300.0
+    max_attempts: int = 3
+    validate: Validator = _accept  #: raises Invalid (422) on bad params; may normalise them
+
+
+class KindRegistry:
+    def __init__(self) -> None:
+        self._kinds: dict[str, JobKind] = {}
+
+    def __repr__(self) -> str:
+        return f"<KindRegistry {sorted(self._kinds)}>"
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._kinds
+
+    def names(self) -> list[str]:
+        return sorted(self._kinds)
+
+    def register(self, kind: JobKind) -> None:
+        self._kinds[kind.name] = kind
+
+    def get(self, name: str) -> JobKind:
+        """The kind, or ``Invalid`` (422): an unknown kind is refused at submission."""
+        kind = self._kinds.get(name)
+        if kind is None:
+            raise Invalid(f"unknown job kind {name!r}", {"known_kinds": self.names()})
+        return kind
+
+    def load_entry_points(self) -> None:
+        """Register the kinds that installed packages declare."""
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                target = entry.load()
+                kinds = [target] if isinstance(target, JobKind) else list(target())
+                for kind in kinds:
+                    self.register(kind)
+                log.info("loaded job kinds from %s", entry.value)
+            except Exception:  # a broken plugin must not stop the server
+                log.exception("could not load job kinds from entry point %s", entry.value)
