@@ -99,3 +99,13 @@ def test_first_start_writes_admin_key_0600_and_prints_it(
     again = server_process(data_dir=server.data_dir)
     assert "admin API key" not in again.stderr  # keys exist: nothing created, nothing shown
     assert again.admin_key() == secret
+
+
+async def test_list_pages_with_limit_and_offset(client: Client, admin_key: str) -> None:
+    made = [(await create(client, admin_key, name=f"k{n}"))["id"] for n in range(4)]
+    page = await (await client.get("/admin/keys?limit=2&offset=1", headers=auth(admin_key))).json()
+    assert [k["id"] for k in page["keys"]] == made[:2]  # oldest first, after the admin key
+    assert (page["limit"], page["offset"]) == (2, 1)
+    for query in ("limit=0", "limit=501", "limit=ten", "offset=-1"):
+        response = await client.get(f"/admin/keys?{query}", headers=auth(admin_key))
+        assert response.status == 422, query
