@@ -7,6 +7,7 @@ of random uuid4 keys, measured).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -54,4 +55,23 @@ def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
     seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return f"{_iso_second(seconds)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(seconds: int) -> str:
+    # Job events render five timestamps each, mostly of the same few seconds.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+def id_ms(ident: str) -> int:
+    """The creation time (ms) encoded in an id made by :func:`new_id`."""
+    value = 0
+    for char in ident.partition("_")[2][:10]:
+        value = value * 32 + _ALPHABET.index(char)
+    return value
+
+
+def id_floor(prefix: str, ms: int) -> str:
+    """The smallest id of ``prefix`` created at ``ms`` or later (for time ranges on ids)."""
+    return f"{prefix}_{_encode(ms, 10)}"
