@@ -120,7 +120,6 @@ class JobEngine:
         self._timer_due = 0
         self._due_gen = 0
         self._queue_empty = False
-        self._handing_over = 0
         self._paused = self._started = self._stopping = False
         self._lock = EngineLock(db.path)
         self.counters = dict.fromkeys(
@@ -129,6 +128,7 @@ class JobEngine:
         self.status_counts: dict[str, int] = {}
         self._rates: dict[str, float] = {}
         self._urgent: set[asyncio.Task[Any]] = set()
+        self._announced: set[str] = set()
 
     def __repr__(self) -> str:
         c = self.counters
@@ -241,14 +241,13 @@ class JobEngine:
         """May a new job go straight to a worker? Only when nothing older is due."""
         return (
             self._queue_empty and self._started and not self._paused and not self._stopping
-            and len(self._ready) + self._handing_over < self._prefetch
+            and len(self._ready) < self._prefetch
         )
 
     def _claim_fresh(self, job: Job, now: int) -> None:
         # Stored already claimed, it skips the claim query: one write fewer per job.
         job.status, job.attempts, job.started_at = JobStatus.in_progress, 1, now
         job.lease_until = now + self._lease_ms
-        self._handing_over += 1
 
     async def get(self, job_id: str) -> Job:
         """The stored job; raises ``NotFound``."""
@@ -429,7 +428,10 @@ class JobEngine:
         running = _Running(job, task)
         self._running[job.id] = running
         self.counters["started"] += 1
-        self._publish(JOB_UPDATE, job)
+        if job.id in self._announced:  # its job_created already said "in_progress"
+            self._announced.discard(job.id)
+        else:
+            self._publish(JOB_UPDATE, job)
         try:
             result = await self._attempt(running)
         except asyncio.CancelledError:
@@ -532,6 +534,7 @@ class JobEngine:
     async def _release(self, jobs: Sequence[Job]) -> None:
         """Back to pending, attempt not counted (pause, stop)."""
         ids, now = [job.id for job in jobs], self._clock()
+        self._announced.difference_update(ids)
         for job in await self._db.write(lambda c: store.release(c, ids, now)):
             self._publish(JOB_UPDATE, job)
         self._changed()
@@ -567,7 +570,7 @@ class JobEngine:
                 later = due
         self.counters["submitted"] += len(items)
         if claimed:
-            self._handing_over -= len(claimed)
+            self._announced.update(job.id for job in claimed)
             self._hand_over(claimed)
         if due_now:
             self._signal_due()
@@ -606,8 +609,6 @@ class JobEngine:
 
     def _write_failed(self, items: Sequence[tuple[Job, int]], exc: Exception) -> None:
         for job, _due in items:
-            if job.id not in self._finishing and job.status is JobStatus.in_progress:
-                self._handing_over -= 1  # a claimed insert that failed
             running = self._finishing.pop(job.id, None)
             if running is not None and running.saved is not None:
                 running.saved.set_exception(exc)
