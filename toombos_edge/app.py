@@ -11,9 +11,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .api.middleware import auth_middleware, edge_middleware, on_prepare
-from .appkeys import BUS, DATABASE, HEALTH, KEYS, LIFECYCLE, ROUTE_ROLES, SETTINGS
+from .appkeys import BUS, DATABASE, ENGINE, HEALTH, KEYS, LIFECYCLE, ROUTE_ROLES, SETTINGS
 from .events import EventBus
-from .health import HealthService, Lifecycle
+from .health import PASS, WARN, Check, HealthService, Lifecycle
+from .jobs.engine import JobEngine
+from .jobs.kinds import KindRegistry
+from .jobs.retry import Backoff
 from .keys import KeyService
 from .routes import setup_routes
 from .settings import Settings
@@ -35,7 +38,10 @@ def create_app(settings: Settings) -> web.Application:
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
     app.on_response_prepare.append(on_prepare)
-    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, ready_ctx])
+    # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
+    # that their kinds are registered before the first job is taken.
+    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, engine_ctx, workers_ctx,
+                            ready_ctx])
     setup_routes(app)
     return app
 
@@ -99,6 +105,46 @@ async def _refresh_keys(keys: KeyService) -> None:
 async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HEALTH] = HealthService(app[DATABASE], app[SETTINGS].data_dir, app[LIFECYCLE])
     yield
+
+
+async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The job engine and its kinds (entry points now, features next); no worker runs yet."""
+    settings = app[SETTINGS]
+    registry = KindRegistry()
+    registry.load_entry_points()
+    engine = JobEngine(
+        app[DATABASE],
+        app[BUS],
+        registry,
+        workers=settings.job_workers,
+        prefetch=settings.job_prefetch,
+        lease_seconds=settings.job_lease_seconds,
+        backoff=Backoff(settings.job_retry_base, settings.job_retry_cap),
+    )
+    app[ENGINE] = engine
+    app[HEALTH].register("jobs", lambda: _engine_check(engine))
+    yield
+
+
+async def _engine_check(engine: JobEngine) -> Check:
+    stats = engine.stats()
+    message = f"{stats['running']} running, {stats['queue_depth']} queued"
+    if engine.paused:
+        return Check(WARN, f"queue paused; {message}")
+    return Check(PASS, message)
+
+
+async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start the workers (after every kind is registered); stop them before the rest stops.
+
+    On stop, jobs not started go back to the queue, running ones get
+    ``shutdown_timeout`` seconds to finish and are requeued if they do not.
+    """
+    engine = app[ENGINE]
+    await engine.start()
+    log.info("job workers started", extra={"engine": repr(engine)})
+    yield
+    await engine.stop(app[SETTINGS].shutdown_timeout)
 
 
 async def ready_ctx(app: web.Application) -> AsyncIterator[None]:

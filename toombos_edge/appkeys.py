@@ -7,6 +7,7 @@ from aiohttp.web_urldispatcher import AbstractRoute
 
 from .events import EventBus
 from .health import HealthService, Lifecycle
+from .jobs.engine import JobEngine
 from .keys import ApiKey, KeyService, Role
 from .settings import Settings
 from .store import Database
@@ -17,6 +18,7 @@ DATABASE = web.AppKey("database", Database)
 BUS = web.AppKey("bus", EventBus)
 KEYS = web.AppKey("keys", KeyService)
 HEALTH = web.AppKey("health", HealthService)
+ENGINE = web.AppKey("engine", JobEngine)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
 #: The OpenAPI document, built once from the route table.
