@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from functools import lru_cache
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _lock = threading.Lock()
@@ -49,9 +50,15 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    # strftime costs microseconds; rows and responses rendered together share seconds.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def iso(ms: int | None) -> str | None:
     """Render stored milliseconds as ISO 8601 UTC with ``Z`` (None stays None)."""
     if ms is None:
         return None
     seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return f"{_second(seconds)}.{millis:03d}Z"
