@@ -50,6 +50,9 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_MILLIS = tuple(f".{n:03d}Z" for n in range(1000))
+
+
 @lru_cache(maxsize=4096)
 def _second(seconds: int) -> str:
     # strftime costs microseconds; rows and responses rendered together share seconds.
@@ -61,4 +64,4 @@ def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
     seconds, millis = divmod(ms, 1000)
-    return f"{_second(seconds)}.{millis:03d}Z"
+    return _second(seconds) + _MILLIS[millis]
