@@ -101,7 +101,7 @@ class JobEngine:
         self.registry = registry
         self._db, self._bus, self._cache = db, bus, cache
         self._workers = workers
-        self._prefetch = prefetch or max(64, workers * 4)
+        self._prefetch = prefetch or max(256, workers * 4)
         self._lease_ms = int(lease_seconds * 1000)
         self._backoff = backoff or Backoff()
         self._clock, self._random = clock, random
@@ -119,7 +119,8 @@ class JobEngine:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = 0
         self._due_gen = 0
-        self._queue_empty = False
+        self._queue_empty = False  # no due job left in the database (for ``join``)
+        self._hand_over_ok = False  # the last claim drained the due backlog
         self._paused = self._started = self._stopping = False
         self._lock = EngineLock(db.path)
         self.counters = dict.fromkeys(
@@ -224,6 +225,8 @@ class JobEngine:
         due = now if scheduled_for is None else scheduled_for
         if idempotency_key is None and not urgent and due <= now and self._may_hand_over():
             self._claim_fresh(job, now)
+        elif due <= now and not urgent:
+            self._hand_over_ok = False  # it waits in the database: nothing newer overtakes
         if idempotency_key is not None:
             stored = await self._db.write(lambda c: store.insert_once(c, job, due))
             if stored is not job:
@@ -240,8 +243,8 @@ class JobEngine:
     def _may_hand_over(self) -> bool:
         """May a new job go straight to a worker? Only when nothing older is due."""
         return (
-            self._queue_empty and self._started and not self._paused and not self._stopping
-            and len(self._ready) < self._prefetch
+            self._hand_over_ok and self._started and not self._paused and not self._stopping
+            and len(self._ready) < 2 * self._prefetch
         )
 
     def _claim_fresh(self, job: Job, now: int) -> None:
@@ -384,12 +387,17 @@ class JobEngine:
             self._spawn(self._release(jobs), "release")
             return
         self._ready.push(jobs)
+        if len(jobs) < room and not urgent_only:
+            self._hand_over_ok = True
         if len(jobs) < room and gen == self._due_gen:
             self._queue_empty = True
         if next_due is not None and not urgent_only:
             self._wake_at(next_due)
 
-    def _signal_due(self) -> None:
+    def _signal_due(self, *, backlog: bool = True) -> None:
+        """Jobs became due in the database; ``backlog``: older ones new jobs must not pass."""
+        if backlog:
+            self._hand_over_ok = False
         self._due_gen += 1
         self._queue_empty = False
         self._feed_wanted.set()
@@ -573,7 +581,7 @@ class JobEngine:
             self._announced.update(job.id for job in claimed)
             self._hand_over(claimed)
         if due_now:
-            self._signal_due()
+            self._signal_due(backlog=False)  # ``submit`` already stopped hand-overs
         if later is not None and self._started:
             self._wake_at(later)
         self._changed()
