@@ -65,8 +65,11 @@ def hash_secret(secret: str) -> bytes:
 _COLUMNS = "id, name, role, secret_hash, created_at, last_used_at, revoked_at"
 
 
+_ROLES = {role.name: role for role in Role}  # a dict lookup: Role[name] is slow per row
+
+
 def _row_to_key(row: tuple[Any, ...]) -> ApiKey:
-    return ApiKey(row[0], row[1], Role[row[2]], row[3], row[4], row[5], row[6])
+    return ApiKey(row[0], row[1], _ROLES[row[2]], row[3], row[4], row[5], row[6])
 
 
 class KeyService:
@@ -99,10 +102,10 @@ class KeyService:
         self._active[key.secret_hash] = key
         return key, secret
 
-    async def list_keys(self) -> list[ApiKey]:
-        rows = await self._db.read(
-            lambda c: c.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY id").fetchall()
-        )
+    async def list_keys(self, limit: int = -1, offset: int = 0) -> list[ApiKey]:
+        """Keys oldest first; ``limit`` -1 means all."""
+        sql = f"SELECT {_COLUMNS} FROM api_keys ORDER BY id LIMIT ? OFFSET ?"
+        rows = await self._db.read(lambda c: c.execute(sql, (limit, offset)).fetchall())
         return [_row_to_key(row) for row in rows]
 
     async def revoke(self, key_id: str) -> ApiKey:
