@@ -11,13 +11,26 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .api.middleware import auth_middleware, edge_middleware, on_prepare
-from .appkeys import BUS, DATABASE, HEALTH, KEYS, LIFECYCLE, ROUTE_ROLES, SETTINGS
+from .appkeys import (
+    BUS,
+    DATABASE,
+    HEALTH,
+    HUB,
+    KEYS,
+    LIFECYCLE,
+    ROUTE_ROLES,
+    SETTINGS,
+    WS_TOKENS,
+)
 from .events import EventBus
 from .health import HealthService, Lifecycle
 from .keys import KeyService
 from .routes import setup_routes
 from .settings import Settings
 from .store import Database
+from .ws.gate import Gate
+from .ws.hub import Hub
+from .ws.tokens import WsTokens, load_secret
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +48,8 @@ def create_app(settings: Settings) -> web.Application:
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
     app.on_response_prepare.append(on_prepare)
-    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, ready_ctx])
+    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, hub_ctx, ready_ctx])
+    app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
 
@@ -99,6 +113,29 @@ async def _refresh_keys(keys: KeyService) -> None:
 async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HEALTH] = HealthService(app[DATABASE], app[SETTINGS].data_dir, app[LIFECYCLE])
     yield
+
+
+async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The WebSocket hub on the bus, its gate, its token signer and its stats ticker."""
+    settings = app[SETTINGS]
+    tokens = WsTokens(load_secret(settings.data_dir), settings.ws_token_ttl)
+    gate = Gate(settings, app[KEYS], tokens, app[BUS])
+    hub = Hub(app[BUS], gate, close_timeout=settings.ws_close_timeout)
+    app[WS_TOKENS], app[HUB] = tokens, hub
+    hub.start()
+    task = asyncio.create_task(hub.run_stats(settings.ws_stats_interval), name="ws-stats")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await hub.stop()
+
+
+async def close_websockets(app: web.Application) -> None:
+    """Before open requests are awaited: close every socket (1001, or 1012 on restart)."""
+    hub = app.get(HUB)
+    if hub is not None:
+        await hub.close_all()
 
 
 async def ready_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,8 @@ from .health import HealthService, Lifecycle
 from .keys import ApiKey, KeyService, Role
 from .settings import Settings
 from .store import Database
+from .ws.hub import Hub
+from .ws.tokens import WsTokens
 
 SETTINGS = web.AppKey("settings", Settings)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
@@ -17,6 +19,8 @@ DATABASE = web.AppKey("database", Database)
 BUS = web.AppKey("bus", EventBus)
 KEYS = web.AppKey("keys", KeyService)
 HEALTH = web.AppKey("health", HealthService)
+HUB = web.AppKey("hub", Hub)
+WS_TOKENS = web.AppKey("ws_tokens", WsTokens)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
 #: The OpenAPI document, built once from the route table.

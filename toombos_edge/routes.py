@@ -9,9 +9,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import openapi
-from .api import docs, keys, probes
+from .api import docs, keys, probes, realtime
 from .appkeys import OPENAPI, ROUTE_ROLES
 from .keys import Role
+from .ws import endpoints as ws
 
 PUBLIC = None
 VIEWER, OPERATOR, ADMIN = Role.viewer, Role.operator, Role.admin
@@ -37,7 +38,16 @@ ROUTES: tuple[Route, ...] = (
     # docs
     Route("GET", "/openapi.json", docs.openapi_json, PUBLIC),
     Route("GET", "/docs", docs.docs_page, PUBLIC),
+    # realtime: the WebSocket gate checks origin, the per-IP limit and the token itself
+    Route("GET", "/ws/jobs", ws.jobs, PUBLIC),
+    Route("GET", "/ws/status/{job_id}", ws.status, PUBLIC),
+    Route("GET", "/ws/dashboard", ws.dashboard, PUBLIC),
+    Route("GET", "/api/v1/ws/dashboard", ws.dashboard, PUBLIC),
+    Route("GET", "/ws/content/{client_id}", ws.content, PUBLIC),
+    Route("GET", "/ws/session/{session_id}", ws.session, PUBLIC),
+    Route("POST", "/api/auth/ws-token", realtime.ws_token, VIEWER),
     # admin
+    Route("GET", "/admin/connections", realtime.connections, ADMIN),
     Route("GET", "/admin/keys", keys.list_keys, ADMIN),
     Route("POST", "/admin/keys", keys.create_key, ADMIN),
     Route("DELETE", "/admin/keys/{key_id}", keys.revoke_key, ADMIN),

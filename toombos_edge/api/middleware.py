@@ -54,7 +54,9 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
             return _preflight(request)
         return await handler(request)
     except EdgeError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        response.headers.update(exc.headers)
+        return response
     except web.HTTPException as exc:
         return _from_http_exception(exc)
     except asyncio.CancelledError:
