@@ -123,7 +123,7 @@ class Hub:
         if conn.endpoint is Endpoint.status:
             return self._by_job.setdefault(str(conn.target), set())
         self._content.add(conn)
-        return self._personal.setdefault((conn.endpoint.value, str(conn.target)), set())
+        return self._personal.setdefault(_address(conn), set())
 
     def _unindex(self, conn: Connection) -> None:
         self._dashboards.discard(conn)
@@ -133,8 +133,8 @@ class Hub:
             _discard(self._by_job, job_id, conn)
         if conn.endpoint is Endpoint.status:
             _discard(self._by_job, str(conn.target), conn)
-        elif conn.target is not None:
-            _discard(self._personal, (conn.endpoint.value, conn.target), conn)
+        elif conn.endpoint in (Endpoint.content, Endpoint.session):
+            _discard(self._personal, _address(conn), conn)
 
     def subscribe(self, conn: Connection, job_id: str) -> None:
         """Narrow a /ws/jobs socket to chosen jobs; ``*`` takes every job again."""
@@ -344,6 +344,10 @@ def _discard(index: dict[Any, set[Connection]], key: Any, conn: Connection) -> N
         conns.discard(conn)
         if not conns:
             del index[key]
+
+
+def _address(conn: Connection) -> Address:
+    return ("client" if conn.endpoint is Endpoint.content else "session", str(conn.target))
 
 
 def _client_reason(conn: Connection) -> str:
