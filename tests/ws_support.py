@@ -77,3 +77,13 @@ async def eventually(check: Callable[[], bool], within: float = TIMEOUT) -> None
             if check():
                 return
             await asyncio.sleep(0.005)
+
+
+async def raw_open_and_drop(host: str, port: int, path: str) -> int:
+    """Handshake over a bare TCP socket, then vanish without a close frame; the status."""
+    reader, writer = await asyncio.open_connection(host, port)
+    headers = "".join(f"{k}: {v}\r\n" for k, v in upgrade(Host=f"{host}:{port}").items())
+    writer.write(f"GET {path} HTTP/1.1\r\n{headers}\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    writer.transport.abort()
+    return int(head.split(b" ", 2)[1])

@@ -103,6 +103,7 @@ async def _run(hub: Hub, conn: Connection) -> None:
     try:
         await _greet(hub, conn)
         await _receive(hub, conn)
+        await hub.wait_closed(conn)
     finally:
         hub.remove(conn)
 

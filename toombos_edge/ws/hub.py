@@ -74,7 +74,7 @@ class Hub:
         self._by_job: dict[str, set[Connection]] = {}  # chosen jobs, and /ws/status
         self._content: set[Connection] = set()
         self._personal: dict[Address, set[Connection]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing: dict[Connection, asyncio.Task[None]] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self.shutdown_code: int = WSCloseCode.GOING_AWAY
         self.accepted = self.closed = self.slow_closed = 0
@@ -236,8 +236,15 @@ class Hub:
             return
         conn.close_code, conn.close_reason = code, reason
         task = asyncio.get_running_loop().create_task(self._close(conn, code, reason))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._closing[conn] = task
+        task.add_done_callback(lambda _: self._closing.pop(conn, None))
+
+    async def wait_closed(self, conn: Connection) -> None:
+        """Wait for a server-side close of this socket to finish (its handler must not
+        return before: aiohttp would close it with 1000 first)."""
+        task = self._closing.get(conn)
+        if task is not None:
+            await asyncio.shield(task)
 
     async def _close(self, conn: Connection, code: int, reason: str) -> None:
         try:
@@ -266,9 +273,9 @@ class Hub:
         reason = "server restarting" if code == WSCloseCode.SERVICE_RESTART else "server going away"
         for conn in list(self._all):
             self.close(conn, code, reason)
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=self._close_timeout + 1)
-        for task in list(self._tasks):
+        if self._closing:
+            await asyncio.wait(list(self._closing.values()), timeout=self._close_timeout + 1)
+        for task in list(self._closing.values()):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
