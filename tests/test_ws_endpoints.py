@@ -97,8 +97,10 @@ async def test_a_peer_that_stops_answering_pings_is_dropped(
     await ws.close()
 
 
-async def test_plain_http_on_a_socket_path_is_a_clear_400(client: Client) -> None:
-    response = await client.get("/ws/jobs")
+async def test_plain_http_on_a_socket_path_needs_a_key_then_says_400(client: Client) -> None:
+    assert (await client.get("/ws/jobs")).status == 401
+    response = await client.get("/ws/jobs",
+                                headers={"Authorization": f"Bearer {admin_secret(client)}"})
     assert response.status == 400 and "WebSocket" in (await response.json())["detail"]
 
 

@@ -14,6 +14,7 @@ from .api.middleware import auth_middleware, edge_middleware, on_prepare
 from .appkeys import (
     BUS,
     DATABASE,
+    GATED_ROUTES,
     HEALTH,
     HUB,
     KEYS,
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     app[LIFECYCLE] = Lifecycle()
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
+    app[GATED_ROUTES] = set()
     app.on_response_prepare.append(on_prepare)
     app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, hub_ctx, ready_ctx])
     app.on_shutdown.append(close_websockets)

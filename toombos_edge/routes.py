@@ -10,7 +10,7 @@ from aiohttp.typedefs import Handler
 
 from . import openapi
 from .api import docs, keys, probes, realtime
-from .appkeys import OPENAPI, ROUTE_ROLES
+from .appkeys import GATED_ROUTES, OPENAPI, ROUTE_ROLES
 from .keys import Role
 from .ws import endpoints as ws
 
@@ -24,6 +24,13 @@ class Route:
     path: str
     handler: Handler
     role: Role | None
+    #: A WebSocket: its upgrade is authenticated by the gate (origin, per-IP limit, then a
+    #: header or ?token=), not by the auth middleware.
+    gated: bool = False
+
+
+def socket(path: str, handler: Handler) -> Route:
+    return Route("GET", path, handler, VIEWER, gated=True)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -38,13 +45,13 @@ ROUTES: tuple[Route, ...] = (
     # docs
     Route("GET", "/openapi.json", docs.openapi_json, PUBLIC),
     Route("GET", "/docs", docs.docs_page, PUBLIC),
-    # realtime: the WebSocket gate checks origin, the per-IP limit and the token itself
-    Route("GET", "/ws/jobs", ws.jobs, PUBLIC),
-    Route("GET", "/ws/status/{job_id}", ws.status, PUBLIC),
-    Route("GET", "/ws/dashboard", ws.dashboard, PUBLIC),
-    Route("GET", "/api/v1/ws/dashboard", ws.dashboard, PUBLIC),
-    Route("GET", "/ws/content/{client_id}", ws.content, PUBLIC),
-    Route("GET", "/ws/session/{session_id}", ws.session, PUBLIC),
+    # realtime
+    socket("/ws/jobs", ws.jobs),
+    socket("/ws/status/{job_id}", ws.status),
+    socket("/ws/dashboard", ws.dashboard),
+    socket("/api/v1/ws/dashboard", ws.dashboard),
+    socket("/ws/content/{client_id}", ws.content),
+    socket("/ws/session/{session_id}", ws.session),
     Route("POST", "/api/auth/ws-token", realtime.ws_token, VIEWER),
     # admin
     Route("GET", "/admin/connections", realtime.connections, ADMIN),
@@ -60,4 +67,6 @@ def setup_routes(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> No
     for route in routes:
         registered = app.router.add_route(route.method, route.path, route.handler)
         roles[registered] = route.role
+        if route.gated:
+            app[GATED_ROUTES].add(registered)
     app[OPENAPI] = orjson.dumps(openapi.build(routes))
