@@ -31,6 +31,8 @@ ERROR = "error"
 STATS_UPDATE = "stats_update"
 CONNECTION_ACK = "connection_ack"
 RESTARTING = "restarting"
+#: A message from an admin to every dashboard (POST /admin/broadcast).
+ANNOUNCEMENT = "announcement"
 #: A WebSocket was accepted, refused (with its reason) or closed; for the activity log.
 WS_CONNECTION = "ws_connection"
 

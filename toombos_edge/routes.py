@@ -55,6 +55,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/auth/ws-token", realtime.ws_token, VIEWER),
     # admin
     Route("GET", "/admin/connections", realtime.connections, ADMIN),
+    Route("POST", "/admin/broadcast", realtime.broadcast, ADMIN),
     Route("GET", "/admin/keys", keys.list_keys, ADMIN),
     Route("POST", "/admin/keys", keys.create_key, ADMIN),
     Route("DELETE", "/admin/keys/{key_id}", keys.revoke_key, ADMIN),

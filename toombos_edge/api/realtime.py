@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..appkeys import HUB, PRINCIPAL, WS_TOKENS
+from ..appkeys import BUS, HUB, PRINCIPAL, WS_TOKENS
 from ..errors import Invalid
+from ..events import ANNOUNCEMENT, Event
 from ..ids import iso
-from .responses import json_response
+from .responses import json_object, json_response
 
 MAX_LISTED = 10_000
 
@@ -31,3 +32,14 @@ async def connections(request: web.Request) -> web.Response:
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LISTED:
         raise Invalid(f"'limit' must be an integer from 1 to {MAX_LISTED}")
     return json_response(request.app[HUB].snapshot(int(raw)))
+
+
+async def broadcast(request: web.Request) -> web.Response:
+    """Send ``{"type": "announcement", "data": …}`` to every dashboard socket."""
+    data = (await json_object(request)).get("data")
+    if not isinstance(data, dict):
+        raise Invalid("'data' must be a JSON object")
+    event = Event.data(ANNOUNCEMENT, data)
+    request.app[BUS].publish(event)
+    return json_response({"published": ANNOUNCEMENT, "timestamp": iso(event.timestamp)},
+                         status=202)
