@@ -92,7 +92,7 @@ async def _find_job(request: web.Request, hub: Hub, peer: Peer, job_id: str) -> 
             raise Unavailable("the job engine is not running")
         return await hub.jobs.get(job_id)
     except EdgeError as exc:
-        hub.gate.refuse(request, peer.ip, exc)
+        hub.gate.refuse(request, peer.ip, exc, "not_found" if exc.status == 404 else exc.code)
         raise
 
 

@@ -77,19 +77,19 @@ class Gate:
         ip = self.ip_of(request)
         try:
             origin = self._check_origin(request)
-            if not self.slots.take(ip):
-                raise Unavailable(
-                    f"too many WebSockets from {ip} (at most {self.slots.limit})",
-                    headers={hdrs.RETRY_AFTER: str(RETRY_AFTER_SECONDS)},
-                )
         except EdgeError as exc:
-            self.refuse(request, ip, exc)
+            self.refuse(request, ip, exc, "origin")
             raise
+        if not self.slots.take(ip):
+            full = Unavailable(f"too many WebSockets from {ip} (at most {self.slots.limit})",
+                               headers={hdrs.RETRY_AFTER: str(RETRY_AFTER_SECONDS)})
+            self.refuse(request, ip, full, "per_ip_limit")
+            raise full
         try:
             return self._authenticate(request, endpoint, ip, origin)
         except EdgeError as exc:
             self.slots.give(ip)
-            self.refuse(request, ip, exc)
+            self.refuse(request, ip, exc, "auth")
             raise
 
     def release(self, peer: Peer) -> None:
@@ -99,9 +99,8 @@ class Gate:
         forwarded = ",".join(request.headers.getall("X-Forwarded-For", ()))
         return client_ip(request.remote, forwarded, self._settings.trusted_proxies)
 
-    def refuse(self, request: web.Request, ip: str, exc: EdgeError) -> None:
+    def refuse(self, request: web.Request, ip: str, exc: EdgeError, reason: str) -> None:
         """Count and publish a refusal (the path only: a query may hold a token)."""
-        reason = _REASONS.get(exc.status, exc.code)
         self.refused[reason] = self.refused.get(reason, 0) + 1
         self._bus.publish(Event.data(WS_CONNECTION, {
             "action": "refused", "reason": reason, "status": exc.status,
@@ -159,9 +158,6 @@ class Gate:
         raise Unauthorized(
             "missing token: send 'Authorization: Bearer <key>' or ?token=<key or WS token>"
         )
-
-
-_REASONS = {401: "auth", 403: "origin", 404: "not_found", 503: "per_ip_limit"}
 
 
 def _credential(request: web.Request) -> str | None:

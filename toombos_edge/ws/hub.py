@@ -44,6 +44,10 @@ CONTENT_EVENTS = frozenset({CONTENT_PUBLISHED, INGESTION_COMPLETE, QUERY_COMPLET
 TERMINAL_STATUSES = frozenset(status.value for status in JobStatus if status.terminal)
 
 
+#: Events held for a socket while its current state is fetched (a few milliseconds).
+MAX_HELD = 1000
+
+
 class JobSource(Protocol):
     """What the hub needs of the job engine."""
 
@@ -175,6 +179,8 @@ class Hub:
             self.send_personal(event)
         elif event.type in JOB_EVENTS:
             self._job_event(event)
+        elif event.type == RESTARTING:
+            self.deliver(event, text_frame(event.encoded), self._all)
         else:
             frame = text_frame(event.encoded)
             self.deliver(event, frame, self._dashboards)
@@ -191,7 +197,8 @@ class Hub:
             self.deliver(event, frame, chosen)
             if job.get("status") in TERMINAL_STATUSES:
                 for conn in [c for c in chosen if c.endpoint is Endpoint.status]:
-                    self.close(conn, WSCloseCode.OK, "job ended")
+                    if conn.pending is None:  # a held socket closes after its first message
+                        self.close(conn, WSCloseCode.OK, "job ended")
 
     def send_personal(self, event: Event) -> int:
         """Deliver an addressed event to that client's or session's sockets only."""
@@ -205,9 +212,9 @@ class Hub:
         slow = []
         sent = 0
         for conn in conns:
-            if conn.pending is not None:
+            if conn.pending is not None and len(conn.pending) < MAX_HELD:
                 conn.pending.append(event)
-            elif conn.send(frame):
+            elif conn.pending is None and conn.send(frame):
                 sent += 1
             else:
                 slow.append(conn)
@@ -265,7 +272,7 @@ class Hub:
     def prepare_restart(self) -> None:
         """Before a restart: tell every socket, and close them with 1012 instead of 1001."""
         self.shutdown_code = WSCloseCode.SERVICE_RESTART
-        self.on_event(Event.data(RESTARTING, {"message": "the server is restarting"}))
+        self._bus.publish(Event.data(RESTARTING, {"message": "the server is restarting"}))
 
     async def close_all(self, code: int | None = None) -> None:
         """Close every socket (1001 on shutdown) and wait for the closes, bounded."""
