@@ -14,6 +14,7 @@ from .api.middleware import auth_middleware, edge_middleware, on_prepare
 from .appkeys import (
     BUS,
     DATABASE,
+    ENGINE,
     GATED_ROUTES,
     HEALTH,
     HUB,
@@ -24,7 +25,10 @@ from .appkeys import (
     WS_TOKENS,
 )
 from .events import EventBus
-from .health import HealthService, Lifecycle
+from .health import PASS, WARN, Check, HealthService, Lifecycle
+from .jobs.engine import JobEngine
+from .jobs.kinds import KindRegistry
+from .jobs.retry import Backoff
 from .keys import KeyService
 from .routes import setup_routes
 from .settings import Settings
@@ -50,7 +54,10 @@ def create_app(settings: Settings) -> web.Application:
     app[ROUTE_ROLES] = {}
     app[GATED_ROUTES] = set()
     app.on_response_prepare.append(on_prepare)
-    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, hub_ctx, ready_ctx])
+    # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
+    # that their kinds are registered before the first job is taken.
+    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, engine_ctx, workers_ctx,
+                            hub_ctx, ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
@@ -117,12 +124,51 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The job engine and its kinds (entry points now, features next); no worker runs yet."""
+    settings = app[SETTINGS]
+    registry = KindRegistry()
+    registry.load_entry_points()
+    engine = JobEngine(
+        app[DATABASE],
+        app[BUS],
+        registry,
+        workers=settings.job_workers,
+        prefetch=settings.job_prefetch,
+        lease_seconds=settings.job_lease_seconds,
+        backoff=Backoff(settings.job_retry_base, settings.job_retry_cap),
+    )
+    app[ENGINE] = engine
+    app[HEALTH].register("jobs", lambda: _engine_check(engine))
+    yield
+
+
+async def _engine_check(engine: JobEngine) -> Check:
+    stats = engine.stats()
+    message = f"{stats['running']} running, {stats['queue_depth']} queued"
+    if engine.paused:
+        return Check(WARN, f"queue paused; {message}")
+    return Check(PASS, message)
+
+
+async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start the workers (after every kind is registered); stop them before the rest stops.
+
+    On stop, jobs not started go back to the queue, running ones get
+    ``shutdown_timeout`` seconds to finish and are requeued if they do not.
+    """
+    engine = app[ENGINE]
+    await engine.start()
+    log.info("job workers started", extra={"engine": repr(engine)})
+    yield
+    await engine.stop(app[SETTINGS].shutdown_timeout)
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     """The WebSocket hub on the bus, its gate, its token signer and its stats ticker."""
     settings = app[SETTINGS]
     tokens = WsTokens(load_secret(settings.data_dir), settings.ws_token_ttl)
     gate = Gate(settings, app[KEYS], tokens, app[BUS])
     hub = Hub(app[BUS], gate, close_timeout=settings.ws_close_timeout)
+    hub.jobs = app[ENGINE]
     app[WS_TOKENS], app[HUB] = tokens, hub
     hub.start()
     task = asyncio.create_task(hub.run_stats(settings.ws_stats_interval), name="ws-stats")

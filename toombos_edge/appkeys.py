@@ -7,6 +7,7 @@ from aiohttp.web_urldispatcher import AbstractRoute
 
 from .events import EventBus
 from .health import HealthService, Lifecycle
+from .jobs.engine import JobEngine
 from .keys import ApiKey, KeyService, Role
 from .settings import Settings
 from .store import Database
@@ -19,6 +20,7 @@ DATABASE = web.AppKey("database", Database)
 BUS = web.AppKey("bus", EventBus)
 KEYS = web.AppKey("keys", KeyService)
 HEALTH = web.AppKey("health", HealthService)
+ENGINE = web.AppKey("engine", JobEngine)
 HUB = web.AppKey("hub", Hub)
 WS_TOKENS = web.AppKey("ws_tokens", WsTokens)
 #: The role each route needs; None marks the few public routes (probes, docs).
