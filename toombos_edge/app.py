@@ -11,7 +11,19 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .api.middleware import auth_middleware, edge_middleware, on_prepare
-from .appkeys import BUS, DATABASE, ENGINE, HEALTH, KEYS, LIFECYCLE, ROUTE_ROLES, SETTINGS
+from .appkeys import (
+    BUS,
+    DATABASE,
+    ENGINE,
+    GATED_ROUTES,
+    HEALTH,
+    HUB,
+    KEYS,
+    LIFECYCLE,
+    ROUTE_ROLES,
+    SETTINGS,
+    WS_TOKENS,
+)
 from .events import EventBus
 from .health import PASS, WARN, Check, HealthService, Lifecycle
 from .jobs.engine import JobEngine
@@ -21,6 +33,9 @@ from .keys import KeyService
 from .routes import setup_routes
 from .settings import Settings
 from .store import Database
+from .ws.gate import Gate
+from .ws.hub import Hub
+from .ws.tokens import WsTokens, load_secret
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +52,13 @@ def create_app(settings: Settings) -> web.Application:
     app[LIFECYCLE] = Lifecycle()
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
+    app[GATED_ROUTES] = set()
     app.on_response_prepare.append(on_prepare)
     # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
     # that their kinds are registered before the first job is taken.
     app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, engine_ctx, workers_ctx,
-                            ready_ctx])
+                            hub_ctx, ready_ctx])
+    app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
 
@@ -145,6 +162,28 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("job workers started", extra={"engine": repr(engine)})
     yield
     await engine.stop(app[SETTINGS].shutdown_timeout)
+async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The WebSocket hub on the bus, its gate, its token signer and its stats ticker."""
+    settings = app[SETTINGS]
+    tokens = WsTokens(load_secret(settings.data_dir), settings.ws_token_ttl)
+    gate = Gate(settings, app[KEYS], tokens, app[BUS])
+    hub = Hub(app[BUS], gate, close_timeout=settings.ws_close_timeout)
+    hub.jobs = app[ENGINE]
+    app[WS_TOKENS], app[HUB] = tokens, hub
+    hub.start()
+    task = asyncio.create_task(hub.run_stats(settings.ws_stats_interval), name="ws-stats")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await hub.stop()
+
+
+async def close_websockets(app: web.Application) -> None:
+    """Before open requests are awaited: close every socket (1001, or 1012 on restart)."""
+    hub = app.get(HUB)
+    if hub is not None:
+        await hub.close_all()
 
 
 async def ready_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -11,6 +11,8 @@ from .jobs.engine import JobEngine
 from .keys import ApiKey, KeyService, Role
 from .settings import Settings
 from .store import Database
+from .ws.hub import Hub
+from .ws.tokens import WsTokens
 
 SETTINGS = web.AppKey("settings", Settings)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
@@ -19,8 +21,12 @@ BUS = web.AppKey("bus", EventBus)
 KEYS = web.AppKey("keys", KeyService)
 HEALTH = web.AppKey("health", HealthService)
 ENGINE = web.AppKey("engine", JobEngine)
+HUB = web.AppKey("hub", Hub)
+WS_TOKENS = web.AppKey("ws_tokens", WsTokens)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
+#: WebSocket routes whose upgrades the gate authenticates (see ``routes.socket``).
+GATED_ROUTES = web.AppKey("gated_routes", set[AbstractRoute])
 #: The OpenAPI document, built once from the route table.
 OPENAPI = web.AppKey("openapi", bytes)
 

@@ -165,6 +165,26 @@ SPECS: tuple[Spec, ...] = (
          "Backoff before the second attempt; doubles each attempt, with jitter."),
     Spec("job_retry_cap", _number(0, 86400), "a number of seconds from 0 to 86400",
          "Longest backoff between two attempts."),
+    Spec("ws_max_per_ip", _integer(1, 100_000), "an integer from 1 to 100000",
+         "Most WebSockets one client IP may hold open, across all endpoints (then 503)."),
+    Spec("ws_auth", _choice("token", "origin"), "token or origin",
+         "token: every WebSocket needs an API key or WS token; origin: browsers from an "
+         "allowed origin may also watch the job feeds read-only without one."),
+    Spec("ws_token_ttl", _number(5, 3600), "a number of seconds from 5 to 3600",
+         "How long a token from POST /api/auth/ws-token can open WebSockets."),
+    Spec("ws_send_queue_kb", _integer(16, 65_536), "an integer from 16 to 65536",
+         "KiB queued to one WebSocket before it is a slow consumer and closed with 1013."),
+    Spec("ws_heartbeat", _number(0.05, 3600), "a number of seconds from 0.05 to 3600",
+         "Seconds between pings; a peer that does not answer within half of it is dropped."),
+    Spec("ws_close_timeout", _number(0.05, 60), "a number of seconds from 0.05 to 60",
+         "How long a closing WebSocket waits for the client's reply before it is cut."),
+    Spec("ws_max_message_kb", _integer(1, 1024), "an integer from 1 to 1024",
+         "Largest message a client may send on a WebSocket, in KiB (then closed with 1009)."),
+    Spec("ws_message_rate", _number(0.1, 10_000), "a number from 0.1 to 10000",
+         "Messages per second a client may send on one WebSocket, in bursts of twice that "
+         "(then closed with 1008)."),
+    Spec("ws_stats_interval", _number(0.01, 3600), "a number of seconds from 0.01 to 3600",
+         "Seconds between stats_update messages on the dashboard WebSockets."),
 )
 
 _SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
@@ -194,6 +214,15 @@ class Settings:
     job_lease_seconds: float = 60.0
     job_retry_base: float = 2.0
     job_retry_cap: float = 300.0
+    ws_max_per_ip: int = 10
+    ws_auth: str = "token"
+    ws_token_ttl: float = 60.0
+    ws_send_queue_kb: int = 256
+    ws_heartbeat: float = 30.0
+    ws_close_timeout: float = 5.0
+    ws_max_message_kb: int = 64
+    ws_message_rate: float = 20.0
+    ws_stats_interval: float = 5.0
 
     @property
     def db_path(self) -> Path:
