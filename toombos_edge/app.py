@@ -11,7 +11,23 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .api.middleware import auth_middleware, edge_middleware, on_prepare
-from .appkeys import BUS, DATABASE, HEALTH, KEYS, LIFECYCLE, ROUTE_ROLES, SETTINGS
+from .appkeys import (
+    BUS,
+    DATABASE,
+    DOCUMENTS,
+    HEALTH,
+    INGESTOR,
+    KEYS,
+    LIFECYCLE,
+    ROUTE_ROLES,
+    SEARCH,
+    SETTINGS,
+)
+from .content.blobs import BlobStore
+from .content.documents import DocumentService
+from .content.ingest import Ingestor
+from .content.search import SearchService
+from .content.uploads import UploadFolder
 from .events import EventBus
 from .health import HealthService, Lifecycle
 from .keys import KeyService
@@ -35,7 +51,7 @@ def create_app(settings: Settings) -> web.Application:
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
     app.on_response_prepare.append(on_prepare)
-    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, ready_ctx])
+    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, documents_ctx, ready_ctx])
     setup_routes(app)
     return app
 
@@ -98,6 +114,21 @@ async def _refresh_keys(keys: KeyService) -> None:
 
 async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HEALTH] = HealthService(app[DATABASE], app[SETTINGS].data_dir, app[LIFECYCLE])
+    yield
+
+
+async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Blob store, uploads folder (partial uploads of a crash swept), documents, search."""
+    settings = app[SETTINGS]
+    uploads = UploadFolder(settings.data_dir / "uploads")
+    swept = await asyncio.to_thread(uploads.prepare)
+    if swept:
+        log.info("removed %d partial uploads left by an earlier run", swept)
+    blobs = BlobStore(settings.data_dir / "blobs")
+    documents = DocumentService(app[DATABASE], app[BUS], blobs, uploads)
+    app[DOCUMENTS] = documents
+    app[SEARCH] = SearchService(app[DATABASE], app[BUS])
+    app[INGESTOR] = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20)
     yield
 
 

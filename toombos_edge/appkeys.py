@@ -5,6 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
+from .content.documents import DocumentService
+from .content.ingest import Ingestor
+from .content.search import SearchService
 from .events import EventBus
 from .health import HealthService, Lifecycle
 from .keys import ApiKey, KeyService, Role
@@ -17,6 +20,9 @@ DATABASE = web.AppKey("database", Database)
 BUS = web.AppKey("bus", EventBus)
 KEYS = web.AppKey("keys", KeyService)
 HEALTH = web.AppKey("health", HealthService)
+DOCUMENTS = web.AppKey("documents", DocumentService)
+SEARCH = web.AppKey("search", SearchService)
+INGESTOR = web.AppKey("ingestor", Ingestor)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
 #: The OpenAPI document, built once from the route table.

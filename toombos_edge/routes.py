@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import openapi
-from .api import docs, keys, probes
+from .api import docs, documents, keys, probes, search
 from .appkeys import OPENAPI, ROUTE_ROLES
 from .keys import Role
 
@@ -37,6 +37,21 @@ ROUTES: tuple[Route, ...] = (
     # docs
     Route("GET", "/openapi.json", docs.openapi_json, PUBLIC),
     Route("GET", "/docs", docs.docs_page, PUBLIC),
+    # documents (the seeds' /api/v1 paths are aliases)
+    *(
+        route
+        for prefix in ("/api", "/api/v1")
+        for route in (
+            Route("GET", f"{prefix}/documents", documents.list_documents, VIEWER),
+            Route("POST", f"{prefix}/documents", documents.create_document, OPERATOR),
+            Route("GET", f"{prefix}/documents/{{doc_id}}", documents.get_document, VIEWER),
+            Route("PUT", f"{prefix}/documents/{{doc_id}}", documents.update_document, OPERATOR),
+            Route("DELETE", f"{prefix}/documents/{{doc_id}}", documents.delete_document,
+                  OPERATOR),
+            Route("GET", f"{prefix}/documents/{{doc_id}}/raw", documents.raw_document, VIEWER),
+        )
+    ),
+    Route("GET", "/api/search", search.search, VIEWER),
     # admin
     Route("GET", "/admin/keys", keys.list_keys, ADMIN),
     Route("POST", "/admin/keys", keys.create_key, ADMIN),
