@@ -120,8 +120,8 @@ class DocumentService:
                 raise NotFound(f"no document {doc_id!r}")
             if title is not None:
                 doc.title = choose_title(title)
-            if text is not None:
-                doc.body, doc.sha256 = text, text_sha256(text)
+            if text is not None and text != doc.body:
+                doc.body, doc.sha256, doc.text_edited = text, text_sha256(text), True
                 if doc.blob_sha256 is None:
                     doc.size = len(text.encode("utf-8", errors="surrogatepass"))
             if metadata is not None:

@@ -37,6 +37,7 @@ class Document:
     filename: str | None = None
     content_type: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    text_edited: bool = False  #: the text was changed after ingestion
     text_length: int | None = None  #: set when listed without the body
 
     def to_json(self, *, with_text: bool = True) -> dict[str, Any]:
@@ -53,6 +54,7 @@ class Document:
             "filename": self.filename,
             "content_type": self.content_type,
             "metadata": self.metadata,
+            "text_edited": self.text_edited,
             "text_length": len(self.body) if self.text_length is None else self.text_length,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),

@@ -14,7 +14,7 @@ import orjson
 from .model import Document, Source
 
 _NAMES = ("id", "title", "body", "format", "sha256", "size", "source", "created_at",
-          "updated_at", "blob_sha256", "filename", "content_type", "metadata")
+          "updated_at", "blob_sha256", "filename", "content_type", "metadata", "text_edited")
 
 
 def _select(prefix: str = "", *, with_body: bool = True) -> str:
@@ -34,18 +34,19 @@ def _row(row: tuple[Any, ...]) -> Document:
         id=row[0], title=row[1], body=row[2], format=row[3], sha256=row[4], size=row[5],
         source=Source(row[6]), created_at=row[7], updated_at=row[8], blob_sha256=row[9],
         filename=row[10], content_type=row[11], metadata=orjson.loads(row[12]),
+        text_edited=bool(row[13]),
     )
-    if len(row) > 13:
-        doc.text_length = row[13]
+    if len(row) > 14:
+        doc.text_length = row[14]
     return doc
 
 
 def insert(conn: sqlite3.Connection, doc: Document) -> None:
     conn.execute(
-        f"INSERT INTO documents ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT INTO documents ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (doc.id, doc.title, doc.body, doc.format, doc.sha256, doc.size, doc.source.value,
          doc.created_at, doc.updated_at, doc.blob_sha256, doc.filename, doc.content_type,
-         orjson.dumps(doc.metadata).decode()),
+         orjson.dumps(doc.metadata).decode(), int(doc.text_edited)),
     )
 
 
@@ -55,9 +56,10 @@ def get(conn: sqlite3.Connection, doc_id: str) -> Document | None:
 
 
 def find_by_blob(conn: sqlite3.Connection, blob_sha256: str) -> Document | None:
-    """The first document made from this original content, if any."""
+    """The first unedited document made from this original content, if any."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM documents WHERE blob_sha256 = ? ORDER BY seq LIMIT 1",
+        f"SELECT {_COLUMNS} FROM documents WHERE blob_sha256 = ? AND text_edited = 0 "
+        "ORDER BY seq LIMIT 1",
         (blob_sha256,),
     ).fetchone()
     return _row(row) if row else None
@@ -100,9 +102,9 @@ def _filters(source: str | None, fmt: str | None) -> tuple[str, tuple[str, ...]]
 def update(conn: sqlite3.Connection, doc: Document) -> None:
     conn.execute(
         "UPDATE documents SET title = ?, body = ?, sha256 = ?, size = ?, metadata = ?, "
-        "updated_at = ? WHERE id = ?",
+        "text_edited = ?, updated_at = ? WHERE id = ?",
         (doc.title, doc.body, doc.sha256, doc.size, orjson.dumps(doc.metadata).decode(),
-         doc.updated_at, doc.id),
+         int(doc.text_edited), doc.updated_at, doc.id),
     )
 
 
@@ -138,4 +140,4 @@ def search(
         "WHERE documents_fts MATCH ? ORDER BY score LIMIT ? OFFSET ?",
         (*marks, *marks, match, limit, offset),
     ).fetchall()
-    return [(_row(row[:14]), -row[14], row[15], row[16]) for row in rows], total
+    return [(_row(row[:15]), -row[15], row[16], row[17]) for row in rows], total

@@ -15,10 +15,14 @@ CREATE TABLE documents (
     filename     TEXT,
     content_type TEXT,
     metadata     TEXT NOT NULL DEFAULT '{}',
+    text_edited  INTEGER NOT NULL DEFAULT 0,  -- 1 once the text no longer is the blob's
     created_at   INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL
 );
-CREATE INDEX documents_blob ON documents (blob_sha256) WHERE blob_sha256 IS NOT NULL;
+-- An upload of bytes already stored gives the unedited document made from them; once its
+-- text is edited, the same bytes make a new document sharing the blob.
+CREATE INDEX documents_blob ON documents (blob_sha256, text_edited)
+    WHERE blob_sha256 IS NOT NULL;
 CREATE INDEX documents_sha256 ON documents (sha256);
 CREATE INDEX documents_source_format ON documents (source, format, seq);
 
