@@ -124,3 +124,14 @@ def test_params_are_validated() -> None:
 async def test_kind_is_final_on_failure(client: Client) -> None:
     kind = client.app[INGESTOR].kind()
     assert (kind.name, kind.max_attempts) == ("ingest", 1)
+
+
+async def test_a_forged_hash_is_refused_before_anything_is_stored(client: Client) -> None:
+    honest = await ingest_bytes(client.app, b"the real content", "real.txt")
+    upload = await stage(client.app, b"something else entirely", "forged.txt")
+    forged = {**upload.to_json(), "sha256": honest["sha256"], "size": 16}
+    with pytest.raises(Invalid, match="does not match its recorded size and SHA-256"):
+        await run_ingest(client.app, {"upload": forged})
+    docs = client.app[DOCUMENTS]
+    assert hash_file(docs.blobs.path(honest["sha256"])) == honest["sha256"]
+    assert (await docs.list(source=None, fmt=None, limit=5, offset=0))[1] == 1

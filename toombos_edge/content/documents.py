@@ -186,6 +186,10 @@ class DocumentService:
         )
         return await self.db.write(lambda conn: _insert_unless_stored(conn, doc))
 
+    async def discard_upload(self, upload: Upload) -> None:
+        """Remove an upload that will not become a document (refused, failed, duplicate)."""
+        await asyncio.to_thread(self.uploads.path(upload.name).unlink, True)
+
     def publish_ingested(self, stored: Stored, size: int, sha256: str, job_id: str) -> None:
         """``ingestion_complete``: document id, bytes, sha256 and whether it was a duplicate."""
         self.bus.publish(Event.data(INGESTION_COMPLETE, {

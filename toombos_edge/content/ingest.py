@@ -17,6 +17,7 @@ import orjson
 
 from ..errors import Invalid, NotFound
 from ..jobs.kinds import JobContext, JobKind, Outcome
+from .blobs import hash_file
 from .documents import DocumentService, Stored
 from .extract import Extracted, ExtractionError, extract_file, extract_text, normalize_format
 from .uploads import Upload
@@ -98,12 +99,13 @@ class Ingestor:
     async def _from_upload(
         self, ctx: JobContext, upload: Upload, params: dict[str, Any]
     ) -> tuple[Stored, Extracted | None]:
-        await ctx.progress(5, "checking for an identical document")
+        source = await self._source(upload)
+        await ctx.progress(2, "verifying the upload's SHA-256")
+        await self._verify(ctx, source, upload)
         existing = await self.documents.find_upload(upload.sha256)
         if existing is not None:
-            await self._discard(upload)
+            await self.documents.discard_upload(upload)
             return Stored(existing, duplicate=True), None
-        source = await self._source(upload)
         await ctx.progress(10, f"extracting text from {upload.filename}")
         read = functools.partial(
             extract_file, source, filename=upload.filename, content_type=upload.content_type,
@@ -113,13 +115,23 @@ class Ingestor:
             extracted = await ctx.run_blocking(read)
         except ExtractionError:
             if ctx.job.attempts >= ctx.job.max_attempts:
-                await self._discard(upload)
+                await self.documents.discard_upload(upload)
             raise
         await ctx.progress(80, "indexing")
         stored = await self.documents.store_upload(
             upload, extracted, title=params.get("title"), metadata=params["metadata"]
         )
         return stored, extracted
+
+    @staticmethod
+    async def _verify(ctx: JobContext, source: Path, upload: Upload) -> None:
+        """The bytes must hash to the name they will be stored under, whoever sent the job."""
+        size, actual = await ctx.run_blocking(_size_and_hash, source)
+        if (size, actual) != (upload.size, upload.sha256):
+            raise Invalid(
+                f"the upload of {upload.filename!r} does not match its recorded size and "
+                "SHA-256", {"expected": upload.sha256, "actual": actual},
+            )
 
     async def _from_text(
         self, ctx: JobContext, params: dict[str, Any]
@@ -141,9 +153,9 @@ class Ingestor:
                 return path
         raise NotFound(f"the upload of {upload.filename!r} is gone; send the file again")
 
-    async def _discard(self, upload: Upload) -> None:
-        path = self.documents.uploads.path(upload.name)
-        await asyncio.to_thread(path.unlink, True)
+
+def _size_and_hash(path: Path) -> tuple[int, str]:
+    return path.stat().st_size, hash_file(path)
 
 
 def _results(
