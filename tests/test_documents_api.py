@@ -122,3 +122,12 @@ async def test_roles(
     assert denied.status == 403
     allowed = await client.post("/api/documents", json={"text": "x"}, headers=auth(operator))
     assert allowed.status == 201
+
+
+async def test_raw_names_unicode_files_exactly(client: Client, admin_key: str) -> None:
+    result = await ingest_bytes(client.app, b"cv", "résumé \"final\".txt")
+    response = await client.get(f"/api/documents/{result['document_id']}/raw",
+                                headers=auth(admin_key))
+    assert response.headers["Content-Disposition"] == (
+        "attachment; filename=\"r_sum_ _final_.txt\"; "
+        "filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22.txt")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import hdrs, web
-from aiohttp.helpers import content_disposition_header
 
 from ..appkeys import DOCUMENTS
 from ..content.extract import ExtractionError, normalize_format
@@ -38,6 +38,13 @@ def _format_field(raw: Any) -> str | None:
         return normalize_format(raw)
     except ExtractionError as exc:
         raise Invalid(str(exc)) from None
+
+
+def attachment(filename: str) -> str:
+    """RFC 6266: an ASCII ``filename`` for old clients, the exact name in ``filename*``."""
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\%' else "_"
+                       for ch in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 async def list_documents(request: web.Request) -> web.Response:
@@ -101,7 +108,7 @@ async def raw_document(request: web.Request) -> web.StreamResponse:
     raw = await request.app[DOCUMENTS].raw(request.match_info["doc_id"])
     headers = {
         hdrs.CONTENT_TYPE: raw.content_type,
-        hdrs.CONTENT_DISPOSITION: content_disposition_header("attachment", filename=raw.filename),
+        hdrs.CONTENT_DISPOSITION: attachment(raw.filename),
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "sandbox",
         "X-Content-SHA256": raw.document.blob_sha256 or raw.document.sha256,
