@@ -15,6 +15,7 @@ from .appkeys import (
     BUS,
     DATABASE,
     DOCUMENTS,
+    ENGINE,
     HEALTH,
     INGESTOR,
     KEYS,
@@ -29,7 +30,10 @@ from .content.ingest import Ingestor
 from .content.search import SearchService
 from .content.uploads import UploadFolder
 from .events import EventBus
-from .health import HealthService, Lifecycle
+from .health import PASS, WARN, Check, HealthService, Lifecycle
+from .jobs.engine import JobEngine
+from .jobs.kinds import KindRegistry
+from .jobs.retry import Backoff
 from .keys import KeyService
 from .routes import setup_routes
 from .settings import Settings
@@ -51,7 +55,10 @@ def create_app(settings: Settings) -> web.Application:
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
     app.on_response_prepare.append(on_prepare)
-    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, documents_ctx, ready_ctx])
+    # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
+    # that their kinds are registered before the first job is taken.
+    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, engine_ctx, documents_ctx,
+                            workers_ctx, ready_ctx])
     setup_routes(app)
     return app
 
@@ -117,8 +124,48 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The job engine and its kinds (entry points now, features next); no worker runs yet."""
+    settings = app[SETTINGS]
+    registry = KindRegistry()
+    registry.load_entry_points()
+    engine = JobEngine(
+        app[DATABASE],
+        app[BUS],
+        registry,
+        workers=settings.job_workers,
+        prefetch=settings.job_prefetch,
+        lease_seconds=settings.job_lease_seconds,
+        backoff=Backoff(settings.job_retry_base, settings.job_retry_cap),
+    )
+    app[ENGINE] = engine
+    app[HEALTH].register("jobs", lambda: _engine_check(engine))
+    yield
+
+
+async def _engine_check(engine: JobEngine) -> Check:
+    stats = engine.stats()
+    message = f"{stats['running']} running, {stats['queue_depth']} queued"
+    if engine.paused:
+        return Check(WARN, f"queue paused; {message}")
+    return Check(PASS, message)
+
+
+async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start the workers (after every kind is registered); stop them before the rest stops.
+
+    On stop, jobs not started go back to the queue, running ones get
+    ``shutdown_timeout`` seconds to finish and are requeued if they do not.
+    """
+    engine = app[ENGINE]
+    await engine.start()
+    log.info("job workers started", extra={"engine": repr(engine)})
+    yield
+    await engine.stop(app[SETTINGS].shutdown_timeout)
+
+
 async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Blob store, uploads folder (partial uploads of a crash swept), documents, search."""
+    """Blob store, uploads (partial ones of a crash swept), documents, search, ``ingest``."""
     settings = app[SETTINGS]
     uploads = UploadFolder(settings.data_dir / "uploads")
     swept = await asyncio.to_thread(uploads.prepare)
@@ -128,7 +175,9 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
     documents = DocumentService(app[DATABASE], app[BUS], blobs, uploads)
     app[DOCUMENTS] = documents
     app[SEARCH] = SearchService(app[DATABASE], app[BUS])
-    app[INGESTOR] = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20)
+    ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20)
+    app[INGESTOR] = ingestor
+    app[ENGINE].registry.register(ingestor.kind())
     yield
 
 

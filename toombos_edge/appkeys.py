@@ -10,6 +10,7 @@ from .content.ingest import Ingestor
 from .content.search import SearchService
 from .events import EventBus
 from .health import HealthService, Lifecycle
+from .jobs.engine import JobEngine
 from .keys import ApiKey, KeyService, Role
 from .settings import Settings
 from .store import Database
@@ -20,6 +21,7 @@ DATABASE = web.AppKey("database", Database)
 BUS = web.AppKey("bus", EventBus)
 KEYS = web.AppKey("keys", KeyService)
 HEALTH = web.AppKey("health", HealthService)
+ENGINE = web.AppKey("engine", JobEngine)
 DOCUMENTS = web.AppKey("documents", DocumentService)
 SEARCH = web.AppKey("search", SearchService)
 INGESTOR = web.AppKey("ingestor", Ingestor)
