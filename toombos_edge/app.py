@@ -14,16 +14,24 @@ from .api.middleware import auth_middleware, edge_middleware, on_prepare
 from .appkeys import (
     BUS,
     DATABASE,
+    DOCUMENTS,
     ENGINE,
     GATED_ROUTES,
     HEALTH,
     HUB,
+    INGESTOR,
     KEYS,
     LIFECYCLE,
     ROUTE_ROLES,
+    SEARCH,
     SETTINGS,
     WS_TOKENS,
 )
+from .content.blobs import BlobStore
+from .content.documents import DocumentService
+from .content.ingest import Ingestor
+from .content.search import SearchService
+from .content.uploads import UploadFolder
 from .events import EventBus
 from .health import PASS, WARN, Check, HealthService, Lifecycle
 from .jobs.engine import JobEngine
@@ -56,8 +64,8 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(on_prepare)
     # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
     # that their kinds are registered before the first job is taken.
-    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, engine_ctx, workers_ctx,
-                            hub_ctx, ready_ctx])
+    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, engine_ctx, documents_ctx,
+                            workers_ctx, hub_ctx, ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
@@ -162,6 +170,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("job workers started", extra={"engine": repr(engine)})
     yield
     await engine.stop(app[SETTINGS].shutdown_timeout)
+
+
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     """The WebSocket hub on the bus, its gate, its token signer and its stats ticker."""
     settings = app[SETTINGS]
@@ -184,6 +194,23 @@ async def close_websockets(app: web.Application) -> None:
     hub = app.get(HUB)
     if hub is not None:
         await hub.close_all()
+
+
+async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Blob store, uploads (partial ones of a crash swept), documents, search, ``ingest``."""
+    settings = app[SETTINGS]
+    uploads = UploadFolder(settings.data_dir / "uploads")
+    swept = await asyncio.to_thread(uploads.prepare)
+    if swept:
+        log.info("removed %d partial uploads left by an earlier run", swept)
+    blobs = BlobStore(settings.data_dir / "blobs")
+    documents = DocumentService(app[DATABASE], app[BUS], blobs, uploads)
+    app[DOCUMENTS] = documents
+    app[SEARCH] = SearchService(app[DATABASE], app[BUS])
+    ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20)
+    app[INGESTOR] = ingestor
+    app[ENGINE].registry.register(ingestor.kind())
+    yield
 
 
 async def ready_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import openapi
-from .api import docs, jobs, keys, probes, realtime
+from .api import docs, documents, ingest, jobs, keys, probes, realtime, search
 from .appkeys import GATED_ROUTES, OPENAPI, ROUTE_ROLES
 from .keys import Role
 from .ws import endpoints as ws
@@ -68,6 +68,23 @@ ROUTES: tuple[Route, ...] = (
     socket("/ws/content/{client_id}", ws.content),
     socket("/ws/session/{session_id}", ws.session),
     Route("POST", "/api/auth/ws-token", realtime.ws_token, VIEWER),
+    # ingest
+    Route("POST", "/api/ingest", ingest.ingest, OPERATOR),
+    # documents (the seeds' /api/v1 paths are aliases)
+    *(
+        route
+        for prefix in ("/api", "/api/v1")
+        for route in (
+            Route("GET", f"{prefix}/documents", documents.list_documents, VIEWER),
+            Route("POST", f"{prefix}/documents", documents.create_document, OPERATOR),
+            Route("GET", f"{prefix}/documents/{{doc_id}}", documents.get_document, VIEWER),
+            Route("PUT", f"{prefix}/documents/{{doc_id}}", documents.update_document, OPERATOR),
+            Route("DELETE", f"{prefix}/documents/{{doc_id}}", documents.delete_document,
+                  OPERATOR),
+            Route("GET", f"{prefix}/documents/{{doc_id}}/raw", documents.raw_document, VIEWER),
+        )
+    ),
+    Route("GET", "/api/search", search.search, VIEWER),
     # admin
     Route("GET", "/admin/connections", realtime.connections, ADMIN),
     Route("POST", "/admin/broadcast", realtime.broadcast, ADMIN),

@@ -151,6 +151,12 @@ SPECS: tuple[Spec, ...] = (
          "Most writes the writer commits in one transaction."),
     Spec("max_body_kb", _integer(1, 1_048_576), "an integer from 1 to 1048576",
          "Largest JSON request body accepted, in KiB."),
+    Spec("max_upload_mb", _integer(1, 1_048_576), "an integer from 1 to 1048576",
+         "Largest file accepted by POST /api/ingest, in MiB (streamed to disk, never "
+         "held in memory); larger uploads get 413."),
+    Spec("max_text_mb", _integer(1, 1024), "an integer from 1 to 1024",
+         "Most text kept from one ingested file, in MiB (the rest is cut, and the job "
+         "result says so)."),
     Spec("trusted_proxies", _networks, "comma-separated IP addresses or networks",
          "Peers whose X-Forwarded-For header is believed."),
     Spec("shutdown_timeout", _number(0, 600), "a number of seconds from 0 to 600",
@@ -205,6 +211,8 @@ class Settings:
     db_readers: int = 2
     db_batch_max: int = 1000
     max_body_kb: int = 1024
+    max_upload_mb: int = 100
+    max_text_mb: int = 16
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default_factory=tuple
     )

@@ -1,0 +1,1 @@
+"""Documents: blob store, uploads, text extraction, the document service and search."""
