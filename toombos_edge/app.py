@@ -11,7 +11,23 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .api.middleware import auth_middleware, edge_middleware, on_prepare
-from .appkeys import BUS, DATABASE, HEALTH, KEYS, LIFECYCLE, ROUTE_ROLES, SETTINGS
+from .appkeys import (
+    BUS,
+    CACHE,
+    CONTENT,
+    DATABASE,
+    HEALTH,
+    KEYS,
+    LIFECYCLE,
+    ROUTE_ROLES,
+    SETTINGS,
+)
+from .cache import ContentCache
+from .content.publish import Publisher, config_from
+from .content.render import Renderer
+from .content.service import ContentService
+from .content.store import ContentStore
+from .content.templates import TemplateLibrary
 from .events import EventBus
 from .health import HealthService, Lifecycle
 from .keys import KeyService
@@ -35,7 +51,9 @@ def create_app(settings: Settings) -> web.Application:
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
     app.on_response_prepare.append(on_prepare)
-    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, ready_ctx])
+    app.cleanup_ctx.extend(
+        [database_ctx, keys_ctx, health_ctx, cache_ctx, content_ctx, ready_ctx]
+    )
     setup_routes(app)
     return app
 
@@ -98,6 +116,31 @@ async def _refresh_keys(keys: KeyService) -> None:
 
 async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HEALTH] = HealthService(app[DATABASE], app[SETTINGS].data_dir, app[LIFECYCLE])
+    yield
+
+
+async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The content cache (it rebuilds itself if broken; a failure never stops the server)."""
+    settings = app[SETTINGS]
+    cache = ContentCache(
+        settings.data_dir / "cache", db=app[DATABASE], bus=app[BUS],
+        size_limit_mb=settings.cache_size_mb, ttl_seconds=settings.cache_ttl_seconds,
+    )
+    await cache.open()
+    app[CACHE] = cache
+    app[HEALTH].register("cache", cache.check)
+    yield
+    await cache.close()
+
+
+async def content_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Rendering, the content store and publishing."""
+    settings = app[SETTINGS]
+    store = ContentStore(app[DATABASE])
+    templates = TemplateLibrary(settings.data_dir / "templates")
+    publisher = Publisher(config_from(settings), store, app[BUS])
+    app[CONTENT] = ContentService(store, Renderer(templates), publisher, cache=app[CACHE])
+    app[HEALTH].features.append("content")
     yield
 
 

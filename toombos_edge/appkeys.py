@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
+from .cache import ContentCache
+from .content.service import ContentService
 from .events import EventBus
 from .health import HealthService, Lifecycle
 from .keys import ApiKey, KeyService, Role
@@ -17,6 +19,8 @@ DATABASE = web.AppKey("database", Database)
 BUS = web.AppKey("bus", EventBus)
 KEYS = web.AppKey("keys", KeyService)
 HEALTH = web.AppKey("health", HealthService)
+CACHE = web.AppKey("cache", ContentCache)
+CONTENT = web.AppKey("content", ContentService)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
 #: The OpenAPI document, built once from the route table.

@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import openapi
-from .api import docs, keys, probes
+from .api import cache, content, critical, docs, generate, keys, probes, site
 from .appkeys import OPENAPI, ROUTE_ROLES
 from .keys import Role
 
@@ -37,6 +37,39 @@ ROUTES: tuple[Route, ...] = (
     # docs
     Route("GET", "/openapi.json", docs.openapi_json, PUBLIC),
     Route("GET", "/docs", docs.docs_page, PUBLIC),
+    # generate
+    Route("POST", "/api/v1/generate", generate.generate, OPERATOR),
+    Route("POST", "/api/v1/generate/email", generate.generate_email, OPERATOR),
+    Route("POST", "/api/v1/generate/social", generate.generate_social, OPERATOR),
+    Route("POST", "/api/v2/content/generate", generate.generate, OPERATOR),
+    Route("POST", "/api/v2/content/sync", generate.sync, OPERATOR),
+    Route("POST", "/api/v1/batch/generate", generate.batch_generate, OPERATOR),
+    Route("POST", "/api/v2/batch/generate", generate.batch_generate, OPERATOR),
+    Route("POST", "/api/v2/content/batch", generate.batch_generate, OPERATOR),
+    Route("GET", "/api/v1/preview", generate.preview, OPERATOR),
+    Route("POST", "/api/v2/content/validate", generate.validate, OPERATOR),
+    # content
+    Route("GET", "/api/v1/content/{content_id}", content.get_content, VIEWER),
+    Route("GET", "/api/v2/content/{content_id}", content.get_content, VIEWER),
+    Route("PUT", "/api/v2/content/{content_id}", content.update_content, OPERATOR),
+    Route("DELETE", "/api/v2/content/{content_id}", content.delete_content, OPERATOR),
+    Route("GET", "/api/v2/content/{content_id}/versions", content.versions, VIEWER),
+    Route("GET", "/api/v2/templates", content.templates, VIEWER),
+    Route("GET", "/api/templates", content.templates, VIEWER),
+    # cache
+    Route("GET", "/api/v1/cache/stats", cache.stats, VIEWER),
+    Route("GET", "/api/v2/cache/stats", cache.stats, VIEWER),
+    Route("POST", "/api/v1/cache/invalidate", cache.invalidate, ADMIN),
+    Route("POST", "/api/v2/cache/invalidate", cache.invalidate, ADMIN),
+    Route("POST", "/api/v1/cache/clear", cache.clear, ADMIN),
+    Route("POST", "/api/v2/cache/clear", cache.clear, ADMIN),
+    Route("GET", "/api/v1/cache/history", cache.history, VIEWER),
+    Route("GET", "/api/v2/cache/history", cache.history, VIEWER),
+    # critical
+    Route("POST", "/api/critical/emergency-publish", critical.emergency_publish, ADMIN),
+    Route("POST", "/api/critical/rollback", critical.rollback, ADMIN),
+    # site
+    Route("GET", "/site/{slug}", site.page, PUBLIC),
     # admin
     Route("GET", "/admin/keys", keys.list_keys, ADMIN),
     Route("POST", "/admin/keys", keys.create_key, ADMIN),

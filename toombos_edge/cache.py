@@ -1,0 +1,352 @@
+"""The content cache: diskcache under ``<data>/cache``, bytes values and str keys only.
+
+Nothing is ever pickled or unpickled: :class:`SafeDisk` refuses any other key or value
+type, and refuses to read a pickled row (a tampered cache file must not run code). Every
+call runs on the cache's one thread, never on the event loop. The cache is an
+optimisation: a failure is logged and counted, a corrupt or vanished directory is rebuilt,
+and callers get a miss instead of an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import shutil
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import diskcache
+import orjson
+from diskcache.core import MODE_PICKLE, UNKNOWN
+
+from .events import CACHE_INVALIDATED, Event, EventBus
+from .health import PASS, WARN, Check
+from .ids import iso, new_id, now_ms
+from .store import Database
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+DB_FILE = "cache.db"
+TARGET = "local"
+HISTORY_LIMIT = 500
+
+
+class CacheRefused(TypeError):
+    """A key that is not str, a value that is not bytes, or a pickled row."""
+
+
+class SafeDisk(diskcache.Disk):  # type: ignore[misc]
+    """diskcache's Disk, minus pickle: str keys and bytes values, both ways."""
+
+    def put(self, key: Any) -> Any:
+        if type(key) is not str:
+            raise CacheRefused(f"cache keys are str, not {type(key).__name__}")
+        return super().put(key)
+
+    def get(self, key: Any, raw: bool) -> Any:
+        if not raw:
+            raise CacheRefused("refusing to unpickle a cache key")
+        return super().get(key, raw)
+
+    def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> Any:
+        if type(value) is not bytes:
+            raise CacheRefused(f"cache values are bytes, not {type(value).__name__}")
+        return super().store(value, read, key=key)
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        if mode == MODE_PICKLE:
+            raise CacheRefused("refusing to unpickle a cache value")
+        return super().fetch(mode, filename, value, read)
+
+
+def encode_tags(tags: Iterable[str]) -> str | None:
+    """Tags as one indexed string, ``|a|b|``, so one entry can carry several."""
+    clean = sorted({t.replace("|", "") for t in tags if t})
+    return f"|{'|'.join(clean)}|" if clean else None
+
+
+def decode_tags(raw: str | None) -> set[str]:
+    return {t for t in (raw or "").split("|") if t}
+
+
+class ContentCache:
+    """Rendered content by key; implements the job context's ``Cache`` protocol."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        db: Database | None = None,
+        bus: EventBus | None = None,
+        size_limit_mb: int = 256,
+        ttl_seconds: int = 7 * 86400,
+    ) -> None:
+        self.directory = directory
+        self._db = db
+        self._bus = bus
+        self._size_limit = size_limit_mb * 2**20
+        self.ttl_seconds = ttl_seconds
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="cache")
+        self._cache: diskcache.Cache | None = None
+        self._lock = threading.Lock()
+        self.hits = self.misses = self.sets = self.evictions = 0
+        self.errors = self.rebuilds = 0
+        self.last_error: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<ContentCache hits={self.hits} misses={self.misses} sets={self.sets} "
+            f"errors={self.errors} rebuilds={self.rebuilds}>"
+        )
+
+    # -- lifetime ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (or rebuild) the cache directory; never raises for a broken cache."""
+        await self._call(lambda c: None, None)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._close_now)
+        self._thread.shutdown(wait=True)
+
+    def _close_now(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+    # -- the Cache protocol -------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        """The cached bytes, or None on a miss (or when the cache is failing)."""
+        value = await self._call(lambda c: c.get(key, default=None, retry=True), None)
+        if isinstance(value, bytes):
+            self.hits += 1
+            return value
+        self.misses += 1
+        return None
+
+    async def set(self, key: str, value: bytes, tags: Iterable[str] = ()) -> None:
+        """Store ``value`` under ``key`` with its tags; a failure is logged, not raised."""
+        tag = encode_tags(tags)
+        ttl = self.ttl_seconds or None
+        done = await self._call(
+            lambda c: c.set(key, value, expire=ttl, tag=tag, retry=True), False
+        )
+        if done:
+            self.sets += 1
+
+    # -- management ---------------------------------------------------------------------
+
+    async def invalidate(
+        self,
+        keys: Iterable[str] = (),
+        pattern: str | None = None,
+        tags: Iterable[str] = (),
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Remove entries named, matching the glob ``pattern``, or carrying any of ``tags``."""
+        keys, tags = list(keys), list(tags)
+        removed = await self._call(lambda c: _invalidate(c, keys, pattern, set(tags)), 0)
+        record: dict[str, Any] = {"keys": keys, "pattern": pattern, "tags": tags, "cleared": False}
+        return await self._record(record, removed, actor)
+
+    async def clear(self, actor: str | None = None) -> dict[str, Any]:
+        """Remove every entry."""
+        removed = await self._call(lambda c: c.clear(retry=True), 0)
+        record: dict[str, Any] = {"keys": [], "pattern": None, "tags": [], "cleared": True}
+        return await self._record(record, removed, actor)
+
+    async def expire(self) -> int:
+        """Drop expired entries now (diskcache otherwise does it lazily)."""
+        removed: int = await self._call(lambda c: c.expire(retry=True), 0)
+        self.evictions += removed
+        return removed
+
+    async def stats(self) -> dict[str, Any]:
+        """The client contract's cache statistics."""
+        empty: tuple[int, int, float | None] = (0, 0, None)
+        keys, volume, oldest = await self._call(self._measure, empty)
+        lookups = self.hits + self.misses
+        hit_rate = round(self.hits / lookups, 4) if lookups else 0.0
+        memory_mb = round(volume / 2**20, 3)
+        return {
+            "total_keys": keys,
+            "hit_rate": hit_rate,
+            "miss_rate": round(1 - hit_rate, 4) if lookups else 0.0,
+            "hits": self.hits,
+            "misses": self.misses,
+            "sets": self.sets,
+            "evictions": self.evictions,
+            "errors": self.errors,
+            "memory_usage_mb": memory_mb,
+            "avg_ttl_seconds": self.ttl_seconds,
+            "oldest_key_age_seconds": oldest,
+            "cache_targets": {
+                TARGET: {
+                    "enabled": True, "hit_rate": hit_rate,
+                    "total_keys": keys, "memory_mb": memory_mb,
+                }
+            },
+        }
+
+    async def history(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Invalidations and clears, newest first."""
+        if self._db is None:
+            return []
+        rows = await self._db.read(lambda c: _history_rows(c, limit))
+        return [_history_json(row) for row in rows]
+
+    async def check(self) -> Check:
+        """The health check: the directory is usable and recent calls succeeded."""
+        total = await self._call(len, None)
+        if total is None:
+            return Check(WARN, f"cache failing: {self.last_error}")
+        return Check(PASS, f"{total} keys, {self.errors} errors, {self.rebuilds} rebuilds")
+
+    # -- internals --------------------------------------------------------------------
+
+    def _measure(self, cache: diskcache.Cache) -> tuple[int, int, float | None]:
+        oldest = None
+        if self.ttl_seconds:
+            try:
+                _key, _value, expire_at = cache.peekitem(last=False, expire_time=True)
+            except KeyError:
+                pass
+            else:
+                stored_at = expire_at - self.ttl_seconds
+                oldest = round(max(0.0, now_ms() / 1000 - stored_at), 3)
+        return len(cache), cache.volume(), oldest
+
+    async def _record(
+        self, record: dict[str, Any], removed: int, actor: str | None
+    ) -> dict[str, Any]:
+        at = now_ms()
+        entry = {"id": new_id("inv"), "ts": at, "actor": actor, "invalidated": removed, **record}
+        if self._db is not None:
+            try:
+                await self._db.write(lambda c: _insert_history(c, entry))
+            except Exception:  # history is a log; losing a line must not fail the call
+                log.exception("could not record a cache invalidation")
+        if self._bus is not None:
+            event = {**record, "invalidated": removed, "targets": [TARGET], "actor": actor}
+            self._bus.publish(Event.data(CACHE_INVALIDATED, event))
+        return {"invalidated": removed, "targets": [TARGET], "timestamp": iso(at), **record}
+
+    async def _call(self, fn: Callable[[diskcache.Cache], T], default: T) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._guarded, fn, default)
+
+    def _guarded(self, fn: Callable[[diskcache.Cache], T], default: T) -> T:
+        """Run ``fn`` on the cache thread; rebuild a broken cache once; never raise."""
+        for attempt in (1, 2):
+            try:
+                return fn(self._ensure_open())
+            except (sqlite3.Error, OSError, diskcache.Timeout, CacheRefused) as exc:
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("cache call failed (attempt %d): %s", attempt, self.last_error)
+                if attempt == 1 and isinstance(exc, sqlite3.DatabaseError | CacheRefused):
+                    self._rebuild()
+        return default
+
+    def _ensure_open(self) -> diskcache.Cache:
+        if self._cache is not None and (self.directory / DB_FILE).exists():
+            return self._cache
+        if self._cache is not None:  # the directory vanished under us
+            self._rebuild()
+        try:
+            self._cache = self._open()
+        except sqlite3.DatabaseError:
+            self._rebuild()
+            self._cache = self._open()
+        return self._cache
+
+    def _open(self) -> diskcache.Cache:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
+        return diskcache.Cache(
+            str(self.directory),
+            disk=SafeDisk,
+            size_limit=self._size_limit,
+            eviction_policy="least-recently-stored",
+        )
+
+    def _rebuild(self) -> None:
+        """Throw the directory away and start empty (the cache only holds derived data)."""
+        with self._lock:
+            log.warning("rebuilding the cache at %s", self.directory)
+            self._close_now_quietly()
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.rebuilds += 1
+
+    def _close_now_quietly(self) -> None:
+        try:
+            self._close_now()
+        except (sqlite3.Error, OSError):
+            self._cache = None
+
+
+def _iter_tagged(cache: diskcache.Cache) -> Iterator[tuple[str, set[str]]]:
+    for key in list(cache.iterkeys()):
+        found = cache.get(key, default=None, read=True, tag=True, retry=True)
+        value, tag = found if isinstance(found, tuple) else (None, None)
+        if hasattr(value, "close"):
+            value.close()
+        yield key, decode_tags(tag)
+
+
+def _invalidate(
+    cache: diskcache.Cache, keys: list[str], pattern: str | None, tags: set[str]
+) -> int:
+    doomed = {k for k in keys if isinstance(k, str)}
+    if pattern is not None or tags:
+        for key, entry_tags in _iter_tagged(cache):
+            if (pattern is not None and fnmatch.fnmatchcase(key, pattern)) or entry_tags & tags:
+                doomed.add(key)
+    return sum(1 for key in doomed if cache.delete(key, retry=True))
+
+
+_HISTORY_COLUMNS = "id, ts, actor, invalidated, keys, pattern, tags, cleared"
+
+
+def _insert_history(conn: sqlite3.Connection, entry: dict[str, Any]) -> None:
+    conn.execute(
+        f"INSERT INTO cache_invalidations ({_HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            entry["id"], entry["ts"], entry["actor"], entry["invalidated"],
+            orjson.dumps(entry["keys"]).decode(), entry["pattern"],
+            orjson.dumps(entry["tags"]).decode(), int(entry["cleared"]),
+        ),
+    )
+    conn.execute(
+        "DELETE FROM cache_invalidations WHERE id NOT IN "
+        "(SELECT id FROM cache_invalidations ORDER BY ts DESC, id DESC LIMIT ?)",
+        (HISTORY_LIMIT,),
+    )
+
+
+def _history_rows(conn: sqlite3.Connection, limit: int) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        f"SELECT {_HISTORY_COLUMNS} FROM cache_invalidations ORDER BY ts DESC, id DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+
+
+def _history_json(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "timestamp": iso(row[1]),
+        "actor": row[2],
+        "invalidated": row[3],
+        "cache_keys": orjson.loads(row[4]),
+        "pattern": row[5],
+        "tags": orjson.loads(row[6]),
+        "cleared": bool(row[7]),
+        "targets": [TARGET],
+    }

@@ -1,0 +1,1 @@
+"""Content: documents and what is made of them (generation, templates, publishing)."""
