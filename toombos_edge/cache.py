@@ -38,7 +38,11 @@ HISTORY_LIMIT = 500
 
 
 class CacheRefused(TypeError):
-    """A key that is not str, a value that is not bytes, or a pickled row."""
+    """A pickled row: the cache file was written by something else; it is rebuilt."""
+
+
+class WrongType(TypeError):
+    """A key that is not str or a value that is not bytes (a caller's mistake)."""
 
 
 class SafeDisk(diskcache.Disk):  # type: ignore[misc]
@@ -46,7 +50,7 @@ class SafeDisk(diskcache.Disk):  # type: ignore[misc]
 
     def put(self, key: Any) -> Any:
         if type(key) is not str:
-            raise CacheRefused(f"cache keys are str, not {type(key).__name__}")
+            raise WrongType(f"cache keys are str, not {type(key).__name__}")
         return super().put(key)
 
     def get(self, key: Any, raw: bool) -> Any:
@@ -56,7 +60,7 @@ class SafeDisk(diskcache.Disk):  # type: ignore[misc]
 
     def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> Any:
         if type(value) is not bytes:
-            raise CacheRefused(f"cache values are bytes, not {type(value).__name__}")
+            raise WrongType(f"cache values are bytes, not {type(value).__name__}")
         return super().store(value, read, key=key)
 
     def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
@@ -215,7 +219,7 @@ class ContentCache:
         oldest = None
         if self.ttl_seconds:
             try:
-                _key, _value, expire_at = cache.peekitem(last=False, expire_time=True)
+                _item, expire_at = cache.peekitem(last=False, expire_time=True)
             except KeyError:
                 pass
             else:
@@ -247,12 +251,13 @@ class ContentCache:
         for attempt in (1, 2):
             try:
                 return fn(self._ensure_open())
-            except (sqlite3.Error, OSError, diskcache.Timeout, CacheRefused) as exc:
+            except (sqlite3.Error, OSError, diskcache.Timeout, TypeError) as exc:
                 self.errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("cache call failed (attempt %d): %s", attempt, self.last_error)
-                if attempt == 1 and isinstance(exc, sqlite3.DatabaseError | CacheRefused):
-                    self._rebuild()
+                if attempt == 2 or not _corrupt(exc):
+                    break
+                self._rebuild()
         return default
 
     def _ensure_open(self) -> diskcache.Cache:
@@ -290,6 +295,13 @@ class ContentCache:
             self._close_now()
         except (sqlite3.Error, OSError):
             self._cache = None
+
+
+def _corrupt(exc: BaseException) -> bool:
+    """A damaged file (rebuild it), as opposed to a busy one (``OperationalError``)."""
+    if isinstance(exc, CacheRefused):
+        return True
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
 
 
 def _iter_tagged(cache: diskcache.Cache) -> Iterator[tuple[str, set[str]]]:
