@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +58,108 @@ def make_key(client: Client) -> Callable[[str], Awaitable[str]]:
         return secret
 
     return make
+
+
+# --- a real server in a subprocess -------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http(
+    method: str, url: str, *, key: str | None = None, body: Any = None, timeout: float = 5.0
+) -> tuple[int, Any]:
+    """A blocking JSON request (for tests that talk to a subprocess); returns status, body."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if key is not None:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+@dataclass
+class ServerProcess:
+    """``python -m toombos_edge serve`` on a free port, with its output kept in files."""
+
+    data_dir: Path
+    args: tuple[str, ...] = ()
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stdout(self) -> str:
+        return (self.data_dir.parent / f"serve-{self.port}.out").read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return (self.data_dir.parent / f"serve-{self.port}.err").read_text(errors="replace")
+
+    def start(self, *, wait: bool = True) -> ServerProcess:
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.data_dir.parent / f"serve-{self.port}.out", "wb")  # noqa: SIM115
+        err = open(self.data_dir.parent / f"serve-{self.port}.err", "wb")  # noqa: SIM115
+        command = [sys.executable, "-m", "toombos_edge", "serve", "--port", str(self.port)]
+        command += ["--data-dir", str(self.data_dir), *self.args]
+        with out, err:
+            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=_clean_env())
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, deadline: float = 20.0) -> float:
+        """Seconds until /ready said true; fails if the process died or the deadline passed."""
+        began = time.monotonic()
+        while time.monotonic() - began < deadline:
+            assert self.proc is not None and self.proc.poll() is None, self.stderr
+            try:
+                if http("GET", self.base + "/ready", timeout=1)[1] == {"ready": True}:
+                    return time.monotonic() - began
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.02)  # polling a condition with a deadline, not waiting out a delay
+        raise AssertionError(f"server not ready within {deadline}s: {self.stderr}")
+
+    def admin_key(self) -> str:
+        return (self.data_dir / "admin.key").read_text().strip()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def _clean_env() -> dict[str, str]:
+    """The test's environment without TOOMBOS_* settings a developer may have exported."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TOOMBOS_")}
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start real servers; each is stopped (SIGKILL if SIGTERM is not enough) at the end."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, data_dir: Path | None = None, wait: bool = True) -> ServerProcess:
+        server = ServerProcess(data_dir or tmp_path / "data", args)
+        started.append(server)
+        return server.start(wait=wait)
+
+    yield start
+    for server in started:
+        try:
+            server.stop()
+        except subprocess.TimeoutExpired:
+            server.stop(signal.SIGKILL)

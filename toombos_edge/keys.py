@@ -99,10 +99,10 @@ class KeyService:
         self._active[key.secret_hash] = key
         return key, secret
 
-    async def list_keys(self) -> list[ApiKey]:
-        rows = await self._db.read(
-            lambda c: c.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY id").fetchall()
-        )
+    async def list_keys(self, limit: int = -1, offset: int = 0) -> list[ApiKey]:
+        """Keys oldest first; ``limit`` -1 means all."""
+        sql = f"SELECT {_COLUMNS} FROM api_keys ORDER BY id LIMIT ? OFFSET ?"
+        rows = await self._db.read(lambda c: c.execute(sql, (limit, offset)).fetchall())
         return [_row_to_key(row) for row in rows]
 
     async def revoke(self, key_id: str) -> ApiKey:

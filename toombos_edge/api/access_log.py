@@ -7,7 +7,10 @@ from aiohttp.abc import AbstractAccessLogger
 
 from ..appkeys import CORRELATION_ID
 
-SECRET_PARAMS = frozenset({"token", "api_key", "key"})
+# Compared lower-cased: ``?Token=`` is as secret as ``?token=``.
+SECRET_PARAMS = frozenset(
+    {"token", "access_token", "api_key", "apikey", "api-key", "key", "secret", "password"}
+)
 
 
 def loggable_url(request: web.BaseRequest) -> str:
@@ -15,7 +18,7 @@ def loggable_url(request: web.BaseRequest) -> str:
     query = request.rel_url.query
     if not query:
         return request.path
-    parts = [f"{k}={'***' if k in SECRET_PARAMS else v}" for k, v in query.items()]
+    parts = [f"{k}={'***' if k.lower() in SECRET_PARAMS else v}" for k, v in query.items()]
     return f"{request.path}?{'&'.join(parts)}"
 
 

@@ -9,11 +9,30 @@ from ..errors import Invalid
 from ..keys import Role
 from .responses import json_object, json_response
 
+MAX_PAGE = 500
+
 
 async def list_keys(request: web.Request) -> web.Response:
-    """Every key, revoked ones included; secrets are never shown."""
-    keys = await request.app[KEYS].list_keys()
-    return json_response({"keys": [key.to_json() for key in keys]})
+    """Keys oldest first, revoked ones included (``limit`` ≤ 500, ``offset``); no secrets."""
+    limit = _query_int(request, "limit", MAX_PAGE, 1, MAX_PAGE)
+    offset = _query_int(request, "offset", 0, 0, 2**62)
+    keys = await request.app[KEYS].list_keys(limit, offset)
+    return json_response(
+        {"keys": [key.to_json() for key in keys], "limit": limit, "offset": offset}
+    )
+
+
+def _query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise Invalid(f"'{name}' must be an integer from {low} to {high}", {name: raw})
+    return value
 
 
 async def create_key(request: web.Request) -> web.Response:

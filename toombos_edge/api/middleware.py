@@ -12,6 +12,7 @@ from aiohttp.typedefs import Handler
 from ..appkeys import CORRELATION_ID, KEYS, PRINCIPAL, ROUTE_ROLES, SETTINGS
 from ..errors import EdgeError, Forbidden, Unauthorized
 from ..ids import new_id
+from ..keys import Role
 from ..logs import correlation_id
 from .responses import error_body, json_response
 
@@ -78,7 +79,7 @@ def _from_http_exception(exc: web.HTTPException) -> web.StreamResponse:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every route needs a key of at least its role, except those marked public."""
-    role = request.app[ROUTE_ROLES].get(request.match_info.route)
+    role = _required_role(request)
     if role is None:
         return await handler(request)
     header = request.headers.get(hdrs.AUTHORIZATION, "")
@@ -92,6 +93,17 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise Forbidden(f"this needs the {role.name} role; the key has {key.role.name}")
     request[PRINCIPAL] = key
     return await handler(request)
+
+
+def _required_role(request: web.Request) -> Role | None:
+    """The route's role; a route added outside the route table needs admin (fail closed)."""
+    roles = request.app[ROUTE_ROLES]
+    match = request.match_info
+    if match.route in roles:
+        return roles[match.route]
+    if match.http_exception is not None:
+        return None  # aiohttp's own 404/405: answered as a JSON error, no key needed
+    return Role.admin
 
 
 def _is_preflight(request: web.Request) -> bool:
@@ -115,11 +127,10 @@ async def on_prepare(request: web.Request, response: web.StreamResponse) -> None
     cid = request.get(CORRELATION_ID)
     if cid:
         response.headers["X-Correlation-ID"] = cid
-    origin = request.headers.get(hdrs.ORIGIN)
-    if origin is None:
-        return
+    # Every answer may differ by Origin, so caches must key on it even when none was sent.
     response.headers.add(hdrs.VARY, hdrs.ORIGIN)
-    if origin in request.app[SETTINGS].allowed_origins:
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is not None and origin in request.app[SETTINGS].allowed_origins:
         # The exact origin, never "*": browsers send the Authorization header with it.
         response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
         response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = "X-Correlation-ID"

@@ -133,10 +133,11 @@ class Database:
 
     async def close(self) -> None:
         """Finish the queued writes, then close every connection."""
-        if self._writer_task is not None:
+        task, self._writer_task = self._writer_task, None
+        if task is not None:
+            # Refuse new writes first: one queued behind the stop marker would never resume.
             await self._queue.put(None)
-            await self._writer_task
-            self._writer_task = None
+            await task
         await self._close_connections()
 
     async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
