@@ -8,7 +8,7 @@ import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from toombos_edge.content.channels import Channel, Style
-from toombos_edge.content.render import RenderOptions, Renderer
+from toombos_edge.content.render import Renderer, RenderOptions
 from toombos_edge.content.source import inline_source
 from toombos_edge.content.templates import TemplateLibrary
 
