@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -18,6 +18,7 @@ from ..ids import iso, now_ms
 from ..jobs.kinds import Cache
 from .batch import BatchGate, BatchPlan
 from .channels import Channel
+from .edits import parse_edit
 from .publish import Publication, Publisher, PublishError
 from .render import Renderer, RenderOptions, cache_key, cache_tags
 from .request import GenerateRequest, parse
@@ -29,9 +30,6 @@ from .validate import validate
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], Awaitable[None]]
-EDITABLE_FIELDS = frozenset({"title", "subject", "preheader", "html", "text", "posts",
-                             "meta_description", "article_html", "link", "hashtags"})
-MAX_FIELD_CHARS = 2_000_000
 
 
 class GenerationFailed(Exception):
@@ -41,7 +39,20 @@ class GenerationFailed(Exception):
 class JobSubmitter(Protocol):
     """The one engine call the service needs (publish jobs after a rollback, emergencies)."""
 
-    async def submit(self, kind: str, params: dict[str, Any], **options: Any) -> Any: ...
+    async def submit(
+        self,
+        kind: str,
+        params: dict[str, Any] | None = None,
+        *,
+        priority: int = 0,
+        scheduled_for: int | None = None,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        document_id: str | None = None,
+        channels: Sequence[str] | None = None,
+        urgent: bool = False,
+    ) -> Any: ...
 
 
 async def _no_progress(percent: float, message: str) -> None:
@@ -244,14 +255,7 @@ class ContentService:
 
     async def update(self, content_id: str, changes: dict[str, Any]) -> ContentItem:
         """Merge ``changes`` into the body as a new version (the old one is kept)."""
-        expected = changes.pop("expected_version", None)
-        if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool)):
-            raise Invalid("'expected_version' must be an integer")
-        fields = changes.get("body", changes)
-        if not isinstance(fields, dict) or not fields:
-            raise Invalid("send the fields to change, or {'body': {...}}",
-                          {"editable": sorted(EDITABLE_FIELDS)})
-        _check_fields(fields)
+        fields, expected = parse_edit(changes)
         current = await self.store.get(content_id)
         return await self.store.update(content_id, {**current.body, **fields}, expected)
 
@@ -277,21 +281,6 @@ class ContentService:
             except Exception as exc:  # report per item; the others still roll back
                 out.append({"content_id": item.id, "error": str(exc)})
         return out
-
-
-def _check_fields(fields: dict[str, Any]) -> None:
-    unknown = sorted(set(fields) - EDITABLE_FIELDS)
-    if unknown:
-        raise Invalid(f"fields that cannot be edited: {', '.join(unknown)}",
-                      {"editable": sorted(EDITABLE_FIELDS)})
-    for name, value in fields.items():
-        if name in {"posts", "hashtags"}:
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise Invalid(f"'{name}' must be a list of strings", {"field": name})
-        elif value is not None and not isinstance(value, str):
-            raise Invalid(f"'{name}' must be a string", {"field": name})
-        elif isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
-            raise Invalid(f"'{name}' is too long", {"field": name})
 
 
 def _result(status: str = "success", **fields: Any) -> dict[str, Any]:

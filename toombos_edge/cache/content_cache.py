@@ -10,73 +10,29 @@ and callers get a miss instead of an error.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import logging
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import diskcache
-import orjson
-from diskcache.core import MODE_PICKLE, UNKNOWN
 
-from .events import CACHE_INVALIDATED, Event, EventBus
-from .health import PASS, WARN, Check
-from .ids import iso, new_id, now_ms
-from .store import Database
+from ..events import CACHE_INVALIDATED, Event, EventBus
+from ..health import PASS, WARN, Check
+from ..ids import iso, new_id, now_ms
+from ..store import Database
+from . import history
+from .disk import SafeDisk, corrupt, encode_tags, invalidate
+from .history import TARGET
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 DB_FILE = "cache.db"
-TARGET = "local"
-HISTORY_LIMIT = 500
-
-
-class CacheRefused(TypeError):
-    """A pickled row: the cache file was written by something else; it is rebuilt."""
-
-
-class WrongType(TypeError):
-    """A key that is not str or a value that is not bytes (a caller's mistake)."""
-
-
-class SafeDisk(diskcache.Disk):  # type: ignore[misc]
-    """diskcache's Disk, minus pickle: str keys and bytes values, both ways."""
-
-    def put(self, key: Any) -> Any:
-        if type(key) is not str:
-            raise WrongType(f"cache keys are str, not {type(key).__name__}")
-        return super().put(key)
-
-    def get(self, key: Any, raw: bool) -> Any:
-        if not raw:
-            raise CacheRefused("refusing to unpickle a cache key")
-        return super().get(key, raw)
-
-    def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> Any:
-        if type(value) is not bytes:
-            raise WrongType(f"cache values are bytes, not {type(value).__name__}")
-        return super().store(value, read, key=key)
-
-    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
-        if mode == MODE_PICKLE:
-            raise CacheRefused("refusing to unpickle a cache value")
-        return super().fetch(mode, filename, value, read)
-
-
-def encode_tags(tags: Iterable[str]) -> str | None:
-    """Tags as one indexed string, ``|a|b|``, so one entry can carry several."""
-    clean = sorted({t.replace("|", "") for t in tags if t})
-    return f"|{'|'.join(clean)}|" if clean else None
-
-
-def decode_tags(raw: str | None) -> set[str]:
-    return {t for t in (raw or "").split("|") if t}
 
 
 class ContentCache:
@@ -156,7 +112,7 @@ class ContentCache:
     ) -> dict[str, Any]:
         """Remove entries named, matching the glob ``pattern``, or carrying any of ``tags``."""
         keys, tags = list(keys), list(tags)
-        removed = await self._call(lambda c: _invalidate(c, keys, pattern, set(tags)), 0)
+        removed = await self._call(lambda c: invalidate(c, keys, pattern, set(tags)), 0)
         record: dict[str, Any] = {"keys": keys, "pattern": pattern, "tags": tags, "cleared": False}
         return await self._record(record, removed, actor)
 
@@ -203,8 +159,8 @@ class ContentCache:
         """Invalidations and clears, newest first."""
         if self._db is None:
             return []
-        rows = await self._db.read(lambda c: _history_rows(c, limit))
-        return [_history_json(row) for row in rows]
+        rows = await self._db.read(lambda c: history.rows(c, limit))
+        return [history.to_json(row) for row in rows]
 
     async def check(self) -> Check:
         """The health check: the directory is usable and recent calls succeeded."""
@@ -234,7 +190,7 @@ class ContentCache:
         entry = {"id": new_id("inv"), "ts": at, "actor": actor, "invalidated": removed, **record}
         if self._db is not None:
             try:
-                await self._db.write(lambda c: _insert_history(c, entry))
+                await self._db.write(lambda c: history.insert(c, entry))
             except Exception:  # history is a log; losing a line must not fail the call
                 log.exception("could not record a cache invalidation")
         if self._bus is not None:
@@ -255,7 +211,7 @@ class ContentCache:
                 self.errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("cache call failed (attempt %d): %s", attempt, self.last_error)
-                if attempt == 2 or not _corrupt(exc):
+                if attempt == 2 or not corrupt(exc):
                     break
                 self._rebuild()
         return default
@@ -297,68 +253,3 @@ class ContentCache:
             self._cache = None
 
 
-def _corrupt(exc: BaseException) -> bool:
-    """A damaged file (rebuild it), as opposed to a busy one (``OperationalError``)."""
-    if isinstance(exc, CacheRefused):
-        return True
-    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
-
-
-def _iter_tagged(cache: diskcache.Cache) -> Iterator[tuple[str, set[str]]]:
-    for key in list(cache.iterkeys()):
-        found = cache.get(key, default=None, read=True, tag=True, retry=True)
-        value, tag = found if isinstance(found, tuple) else (None, None)
-        if hasattr(value, "close"):
-            value.close()
-        yield key, decode_tags(tag)
-
-
-def _invalidate(
-    cache: diskcache.Cache, keys: list[str], pattern: str | None, tags: set[str]
-) -> int:
-    doomed = {k for k in keys if isinstance(k, str)}
-    if pattern is not None or tags:
-        for key, entry_tags in _iter_tagged(cache):
-            if (pattern is not None and fnmatch.fnmatchcase(key, pattern)) or entry_tags & tags:
-                doomed.add(key)
-    return sum(1 for key in doomed if cache.delete(key, retry=True))
-
-
-_HISTORY_COLUMNS = "id, ts, actor, invalidated, keys, pattern, tags, cleared"
-
-
-def _insert_history(conn: sqlite3.Connection, entry: dict[str, Any]) -> None:
-    conn.execute(
-        f"INSERT INTO cache_invalidations ({_HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            entry["id"], entry["ts"], entry["actor"], entry["invalidated"],
-            orjson.dumps(entry["keys"]).decode(), entry["pattern"],
-            orjson.dumps(entry["tags"]).decode(), int(entry["cleared"]),
-        ),
-    )
-    conn.execute(
-        "DELETE FROM cache_invalidations WHERE id NOT IN "
-        "(SELECT id FROM cache_invalidations ORDER BY ts DESC, id DESC LIMIT ?)",
-        (HISTORY_LIMIT,),
-    )
-
-
-def _history_rows(conn: sqlite3.Connection, limit: int) -> list[tuple[Any, ...]]:
-    return conn.execute(
-        f"SELECT {_HISTORY_COLUMNS} FROM cache_invalidations ORDER BY ts DESC, id DESC LIMIT ?",
-        (limit,),
-    ).fetchall()
-
-
-def _history_json(row: tuple[Any, ...]) -> dict[str, Any]:
-    return {
-        "id": row[0],
-        "timestamp": iso(row[1]),
-        "actor": row[2],
-        "invalidated": row[3],
-        "cache_keys": orjson.loads(row[4]),
-        "pattern": row[5],
-        "tags": orjson.loads(row[6]),
-        "cleared": bool(row[7]),
-        "targets": [TARGET],
-    }
