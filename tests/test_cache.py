@@ -19,14 +19,6 @@ from toombos_edge.store import Database
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "edge.db")
-    await database.open()
-    yield database
-    await database.close()
-
-
-@pytest.fixture
 async def cache(tmp_path: Path, db: Database) -> AsyncIterator[ContentCache]:
     made = ContentCache(tmp_path / "cache", db=db, bus=EventBus())
     await made.open()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from toombos_edge.content.store import ContentStore, new_item
@@ -13,11 +10,8 @@ from toombos_edge.store import Database
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[ContentStore]:
-    db = Database(tmp_path / "edge.db")
-    await db.open()
-    yield ContentStore(db)
-    await db.close()
+def store(db: Database) -> ContentStore:
+    return ContentStore(db)
 
 
 def _item(subject: str, job_id: str = "job_1") -> object:

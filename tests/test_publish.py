@@ -59,14 +59,6 @@ async def smtp_server() -> AsyncIterator[tuple[Inbox, int]]:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "edge.db")
-    await database.open()
-    yield database
-    await database.close()
-
-
-@pytest.fixture
 def events() -> list[Event]:
     return []
 

@@ -25,9 +25,7 @@ FIXTURE = (Path(__file__).parent / "fixtures" / "launch.md").read_text()
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[ContentService]:
-    db = Database(tmp_path / "edge.db")
-    await db.open()
+async def service(tmp_path: Path, db: Database) -> AsyncIterator[ContentService]:
     cache = ContentCache(tmp_path / "cache", db=db)
     await cache.open()
     store = ContentStore(db)
@@ -36,7 +34,6 @@ async def service(tmp_path: Path) -> AsyncIterator[ContentService]:
                           Publisher(config, store, EventBus()), cache=cache)
     yield made
     await cache.close()
-    await db.close()
 
 
 def request(**extra: object) -> dict[str, object]:

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, Template, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemLoader,
+    PackageLoader,
+    Template,
+    TemplateNotFound,
+    select_autoescape,
+)
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .channels import Channel, Style
@@ -120,14 +127,19 @@ class TemplateLibrary:
             if self._version is not None and self._version[0] == stamp:
                 return self._version[1]
             digest = hashlib.sha256()
-            for info in self.list():
-                source, _filename, _uptodate = self._env.loader.get_source(  # type: ignore[union-attr]
-                    self._env, info.path
-                )
-                digest.update(info.path.encode() + b"\0" + source.encode() + b"\0")
+            for name in self._env.list_templates():  # partials and overrides included
+                digest.update(name.encode() + b"\0" + self._source(name) + b"\0")
             version = digest.hexdigest()[:12]
             self._version = (stamp, version)
             return version
+
+    def _source(self, name: str) -> bytes:
+        try:
+            source, _filename, _uptodate = self._env.loader.get_source(  # type: ignore[union-attr]
+                self._env, name)
+        except (TemplateNotFound, UnicodeDecodeError, OSError):
+            return b"?"  # a stray or unreadable file in the override folder
+        return source.encode("utf-8")
 
     def _overridden(self, name: str) -> bool:
         return self.override_dir is not None and (self.override_dir / name).is_file()
