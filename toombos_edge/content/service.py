@@ -204,10 +204,18 @@ class ContentService:
         """Create the ``generate`` job of a request (options: urgent, correlation_id …)."""
         if self.jobs is None:
             raise Unavailable("the job engine is not running")
+        if request.document_id is not None:
+            await self._check_document(request.document_id)
         return await self.jobs.submit(
             "generate", request.to_params(), document_id=request.document_id,
             channels=[c.value for c in request.channels], scheduled_for=request.scheduled_for,
             metadata=request.metadata, **options)
+
+    async def _check_document(self, document_id: str) -> None:
+        """Refuse a request for a document that is not there before a job is made of it."""
+        if self.documents is None:
+            raise Unavailable("documents are not available on this server; send 'text' inline")
+        await self.documents.get(document_id)  # NotFound (404)
 
     async def submit_batch(self, plan: BatchPlan, **options: Any) -> dict[str, Any]:
         """Create every job of a checked batch, in order."""
