@@ -1,30 +1,42 @@
 # The two commands: `make run` starts the server on its embedded defaults,
 # `make test` runs the whole suite. Each creates the virtualenv it needs.
+# Settings come from TOOMBOS_* variables, e.g. `TOOMBOS_PORT=8080 make run`.
 PY ?= python3
 VENV := .venv
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: run test lint typecheck pytest bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PY) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
-	touch $(STAMP)
 
-run: $(STAMP)
-	$(VENV)/bin/toombos-edge serve
+# `run` installs only what the server needs, so a fresh clone is serving in seconds.
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
 
-lint: $(STAMP)
+$(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(RUN_STAMP) $@
+
+run: $(RUN_STAMP)
+	exec $(VENV)/bin/toombos-edge serve
+
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(VENV)/bin/mypy toombos_edge
 
-pytest: $(STAMP)
+pytest: $(TEST_STAMP)
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck pytest
+
+bench: $(TEST_STAMP)
+	$(VENV)/bin/python bench/startup.py
+	$(VENV)/bin/python bench/http.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -16,6 +16,7 @@ from .appkeys import (
     CACHE,
     CONTENT,
     DATABASE,
+    ENGINE,
     HEALTH,
     KEYS,
     LIFECYCLE,
@@ -23,13 +24,17 @@ from .appkeys import (
     SETTINGS,
 )
 from .cache import ContentCache
+from .content.generate import kinds as content_kinds
 from .content.publish import Publisher, config_from
 from .content.render import Renderer
 from .content.service import ContentService
 from .content.store import ContentStore
 from .content.templates import TemplateLibrary
 from .events import EventBus
-from .health import HealthService, Lifecycle
+from .health import PASS, WARN, Check, HealthService, Lifecycle
+from .jobs.engine import JobEngine
+from .jobs.kinds import KindRegistry
+from .jobs.retry import Backoff
 from .keys import KeyService
 from .routes import setup_routes
 from .settings import Settings
@@ -51,9 +56,11 @@ def create_app(settings: Settings) -> web.Application:
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
     app.on_response_prepare.append(on_prepare)
-    app.cleanup_ctx.extend(
-        [database_ctx, keys_ctx, health_ctx, cache_ctx, content_ctx, ready_ctx]
-    )
+    # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
+    # that their kinds are registered before the first job is taken. The cache comes before
+    # the engine, which hands it to every job.
+    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
+                            content_ctx, workers_ctx, ready_ctx])
     setup_routes(app)
     return app
 
@@ -134,14 +141,59 @@ async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def content_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Rendering, the content store and publishing."""
+    """Rendering, the content store, publishing, and the generate and publish kinds."""
     settings = app[SETTINGS]
     store = ContentStore(app[DATABASE])
     templates = TemplateLibrary(settings.data_dir / "templates")
     publisher = Publisher(config_from(settings), store, app[BUS])
-    app[CONTENT] = ContentService(store, Renderer(templates), publisher, cache=app[CACHE])
+    service = ContentService(store, Renderer(templates), publisher, cache=app[CACHE])
+    service.jobs = app[ENGINE]
+    for kind in content_kinds(service):
+        app[ENGINE].registry.register(kind)
+    app[CONTENT] = service
     app[HEALTH].features.append("content")
     yield
+
+
+async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The job engine and its kinds (entry points now, features next); no worker runs yet."""
+    settings = app[SETTINGS]
+    registry = KindRegistry()
+    registry.load_entry_points()
+    engine = JobEngine(
+        app[DATABASE],
+        app[BUS],
+        registry,
+        workers=settings.job_workers,
+        prefetch=settings.job_prefetch,
+        lease_seconds=settings.job_lease_seconds,
+        backoff=Backoff(settings.job_retry_base, settings.job_retry_cap),
+        cache=app[CACHE],
+    )
+    app[ENGINE] = engine
+    app[HEALTH].register("jobs", lambda: _engine_check(engine))
+    yield
+
+
+async def _engine_check(engine: JobEngine) -> Check:
+    stats = engine.stats()
+    message = f"{stats['running']} running, {stats['queue_depth']} queued"
+    if engine.paused:
+        return Check(WARN, f"queue paused; {message}")
+    return Check(PASS, message)
+
+
+async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start the workers (after every kind is registered); stop them before the rest stops.
+
+    On stop, jobs not started go back to the queue, running ones get
+    ``shutdown_timeout`` seconds to finish and are requeued if they do not.
+    """
+    engine = app[ENGINE]
+    await engine.start()
+    log.info("job workers started", extra={"engine": repr(engine)})
+    yield
+    await engine.stop(app[SETTINGS].shutdown_timeout)
 
 
 async def ready_ctx(app: web.Application) -> AsyncIterator[None]:

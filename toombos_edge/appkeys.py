@@ -9,6 +9,7 @@ from .cache import ContentCache
 from .content.service import ContentService
 from .events import EventBus
 from .health import HealthService, Lifecycle
+from .jobs.engine import JobEngine
 from .keys import ApiKey, KeyService, Role
 from .settings import Settings
 from .store import Database
@@ -19,6 +20,7 @@ DATABASE = web.AppKey("database", Database)
 BUS = web.AppKey("bus", EventBus)
 KEYS = web.AppKey("keys", KeyService)
 HEALTH = web.AppKey("health", HealthService)
+ENGINE = web.AppKey("engine", JobEngine)
 CACHE = web.AppKey("cache", ContentCache)
 CONTENT = web.AppKey("content", ContentService)
 #: The role each route needs; None marks the few public routes (probes, docs).

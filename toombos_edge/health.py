@@ -77,7 +77,7 @@ class HealthService:
             "disk": self._disk,
             "memory": self._memory,
         }
-        self._last: dict[str, Check] = {}
+        self._last: tuple[str, dict[str, dict[str, Any]]] = ("healthy", {})
         self._last_at = 0.0
         self._lock = asyncio.Lock()
 
@@ -88,11 +88,11 @@ class HealthService:
 
     async def report(self) -> dict[str, Any]:
         """The ``/health`` body."""
-        checks = await self._snapshot()
+        status, checks = await self._snapshot()
         return {
-            "status": overall(checks),
+            "status": status,
             "timestamp": iso(now_ms()),
-            "checks": {name: check.to_json() for name, check in checks.items()},
+            "checks": dict(checks),
             "uptime": round(self.lifecycle.uptime, 3),
             "version": __version__,
         }
@@ -115,14 +115,17 @@ class HealthService:
             raise NotFound(f"no health check named {name!r}", {"known": sorted(self._checks)})
         return await _timed(check)
 
-    async def _snapshot(self) -> dict[str, Check]:
+    async def _snapshot(self) -> tuple[str, dict[str, dict[str, Any]]]:
+        """Overall status and the rendered checks, measured at most once a second."""
         if time.monotonic() - self._last_at < CACHE_SECONDS:
             return self._last
         async with self._lock:
             if time.monotonic() - self._last_at >= CACHE_SECONDS:
                 names = list(self._checks)
                 results = await asyncio.gather(*(_timed(self._checks[n]) for n in names))
-                self._last = dict(zip(names, results, strict=True))
+                checks = dict(zip(names, results, strict=True))
+                rendered = {name: check.to_json() for name, check in checks.items()}
+                self._last = (overall(checks), rendered)
                 self._last_at = time.monotonic()
         return self._last
 

@@ -7,9 +7,11 @@ of random uuid4 keys, measured).
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
+from functools import lru_cache
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _lock = threading.Lock()
@@ -38,10 +40,27 @@ def _next() -> tuple[int, int]:
     return now, rand
 
 
+# base64's base32 runs in C; its alphabet maps one to one onto ours (Crockford's).
+_FROM_B32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
+_TO_INT = str.maketrans(_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+
+
 def new_id(prefix: str) -> str:
     """A new id such as ``job_01jb3k…`` (prefix, underscore, 26 characters)."""
     ms, rand = _next()
-    return f"{prefix}_{_encode(ms, 10)}{_encode(rand, 16)}"
+    # 10 characters of time then 16 of randomness: 130 bits, shifted to fill 17 bytes.
+    raw = (((ms << 80) | rand) << 6).to_bytes(17, "big")
+    return f"{prefix}_{base64.b32encode(raw)[:26].translate(_FROM_B32).decode()}"
+
+
+def id_ms(ident: str) -> int:
+    """The creation time (ms) encoded in an id made by :func:`new_id`."""
+    return int(ident.partition("_")[2][:10].translate(_TO_INT), 32)
+
+
+def id_floor(prefix: str, ms: int) -> str:
+    """The smallest id of ``prefix`` created at ``ms`` or later (for time ranges on ids)."""
+    return f"{prefix}_{_encode(ms, 10)}"
 
 
 def now_ms() -> int:
@@ -49,9 +68,18 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_MILLIS = tuple(f".{n:03d}Z" for n in range(1000))
+
+
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    # strftime costs microseconds; rows and responses rendered together share seconds.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def iso(ms: int | None) -> str | None:
     """Render stored milliseconds as ISO 8601 UTC with ``Z`` (None stays None)."""
     if ms is None:
         return None
     seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return _second(seconds) + _MILLIS[millis]

@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import openapi
-from .api import cache, content, critical, docs, generate, keys, probes, site
+from .api import cache, content, critical, docs, generate, jobs, keys, probes, site
 from .appkeys import OPENAPI, ROUTE_ROLES
 from .keys import Role
 
@@ -37,6 +37,21 @@ ROUTES: tuple[Route, ...] = (
     # docs
     Route("GET", "/openapi.json", docs.openapi_json, PUBLIC),
     Route("GET", "/docs", docs.docs_page, PUBLIC),
+    # jobs (fixed paths before "{job_id}" ones, which would swallow them)
+    Route("GET", "/api/jobs/export", jobs.export_jobs, VIEWER),
+    Route("POST", "/api/jobs/batch/retry", jobs.batch_retry, OPERATOR),
+    Route("POST", "/api/jobs/batch/cancel", jobs.batch_cancel, OPERATOR),
+    Route("GET", "/api/jobs", jobs.list_jobs, VIEWER),
+    Route("GET", "/api/v2/jobs", jobs.list_jobs, VIEWER),
+    Route("POST", "/api/jobs", jobs.create_job, OPERATOR),
+    Route("GET", "/api/jobs/{job_id}", jobs.get_job, VIEWER),
+    Route("GET", "/api/v2/jobs/{job_id}", jobs.get_job, VIEWER),
+    Route("GET", "/api/status/{job_id}", jobs.get_job, VIEWER),
+    Route("POST", "/api/jobs/{job_id}/retry", jobs.retry_job, OPERATOR),
+    Route("POST", "/api/v2/jobs/{job_id}/retry", jobs.retry_job, OPERATOR),
+    Route("POST", "/api/jobs/{job_id}/cancel", jobs.cancel_job, OPERATOR),
+    Route("POST", "/api/v2/jobs/{job_id}/cancel", jobs.cancel_job, OPERATOR),
+    Route("DELETE", "/api/v2/content/sync/{job_id}", jobs.cancel_sync, OPERATOR),
     # generate
     Route("POST", "/api/v1/generate", generate.generate, OPERATOR),
     Route("POST", "/api/v1/generate/email", generate.generate_email, OPERATOR),
@@ -68,9 +83,12 @@ ROUTES: tuple[Route, ...] = (
     # critical
     Route("POST", "/api/critical/emergency-publish", critical.emergency_publish, ADMIN),
     Route("POST", "/api/critical/rollback", critical.rollback, ADMIN),
+    Route("GET", "/api/critical/status", critical.status, VIEWER),
     # site
     Route("GET", "/site/{slug}", site.page, PUBLIC),
     # admin
+    Route("POST", "/admin/queue/pause", jobs.pause_queue, ADMIN),
+    Route("POST", "/admin/queue/resume", jobs.resume_queue, ADMIN),
     Route("GET", "/admin/keys", keys.list_keys, ADMIN),
     Route("POST", "/admin/keys", keys.create_key, ADMIN),
     Route("DELETE", "/admin/keys/{key_id}", keys.revoke_key, ADMIN),

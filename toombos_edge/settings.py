@@ -170,6 +170,16 @@ SPECS: tuple[Spec, ...] = (
          "Peers whose X-Forwarded-For header is believed."),
     Spec("shutdown_timeout", _number(0, 600), "a number of seconds from 0 to 600",
          "How long a graceful stop waits for requests and jobs."),
+    Spec("job_workers", _integer(1, 256), "an integer from 1 to 256",
+         "Jobs that run at the same time."),
+    Spec("job_prefetch", _integer(1, 10_000), "an integer from 1 to 10000",
+         "Due jobs claimed ahead into memory, so that a free worker never waits for SQL."),
+    Spec("job_lease_seconds", _number(5, 3600), "a number of seconds from 5 to 3600",
+         "Lease on a running job, renewed while it runs; an expired one is requeued."),
+    Spec("job_retry_base", _number(0, 3600), "a number of seconds from 0 to 3600",
+         "Backoff before the second attempt; doubles each attempt, with jitter."),
+    Spec("job_retry_cap", _number(0, 86400), "a number of seconds from 0 to 86400",
+         "Longest backoff between two attempts."),
     Spec("public_url", _url, "an http(s) URL or empty",
          "Base URL readers reach this server at (links to /site pages); empty: from host:port."),
     Spec("cache_size_mb", _integer(1, 1_000_000), "an integer from 1 to 1000000",
@@ -220,6 +230,11 @@ class Settings:
         default_factory=tuple
     )
     shutdown_timeout: float = 10.0
+    job_workers: int = 4
+    job_prefetch: int = 256
+    job_lease_seconds: float = 60.0
+    job_retry_base: float = 2.0
+    job_retry_cap: float = 300.0
     public_url: str = ""
     cache_size_mb: int = 256
     cache_ttl_seconds: int = 7 * 86400

@@ -6,7 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..appkeys import CONTENT, CORRELATION_ID
+from ..appkeys import CONTENT, CORRELATION_ID, DATABASE, ENGINE, HEALTH
+from ..critical import CriticalStatus
 from ..errors import Invalid
 from .responses import json_object, json_response
 
@@ -31,6 +32,12 @@ async def rollback(request: web.Request) -> web.Response:
     else:
         rolled = await service.rollback_job(str(job_id), republish)
     return json_response({"rolled_back": rolled, "total": len(rolled)})
+
+
+async def status(request: web.Request) -> web.Response:
+    """Queue state, failing jobs, their last errors and the components not passing."""
+    report = CriticalStatus(request.app[ENGINE], request.app[HEALTH], request.app[DATABASE])
+    return json_response(await report.report())
 
 
 def _check(content_id: Any, job_id: Any, to_version: Any, republish: Any) -> None:

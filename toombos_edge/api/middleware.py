@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
+import secrets
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from ..appkeys import CORRELATION_ID, KEYS, PRINCIPAL, ROUTE_ROLES, SETTINGS
 from ..errors import EdgeError, Forbidden, Unauthorized
-from ..ids import new_id
 from ..keys import Role
 from ..logs import correlation_id
 from .responses import error_body, json_response
@@ -32,6 +33,8 @@ _HTTP_CODES = {
     429: "too_many_requests",
     503: "unavailable",
 }
+_REQUEST_PREFIX = f"req_{secrets.token_hex(6)}"  # random per process: unique across restarts
+_request_counter = itertools.count(1)
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, X-Correlation-ID"
 
@@ -43,11 +46,16 @@ def error_response(status: int, code: str, message: str, details: object = None)
     return response
 
 
+def _request_id() -> str:
+    """A unique id for a request that brought none (a counter: ids cost per request)."""
+    return f"{_REQUEST_PREFIX}{next(_request_counter):08x}"
+
+
 @web.middleware
 async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Correlation id for logs and the response; every failure becomes a JSON error."""
     sent = request.headers.get("X-Correlation-ID")
-    cid = sent if sent and _CORRELATION_RE.match(sent) else new_id("req")
+    cid = sent if sent and _CORRELATION_RE.match(sent) else _request_id()
     request[CORRELATION_ID] = cid
     token = correlation_id.set(cid)
     try:

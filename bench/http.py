@@ -1,0 +1,209 @@
+"""Requests/s and p99 of the real server against a FastAPI + uvicorn peer, same data.
+
+Both serve `/health` (same checks, same one-second cache) and an authenticated 50-row list
+from a 100k-row table in the same SQLite file, with the same SQL and the same JSON. The
+real server runs with every middleware on (correlation id, errors, auth, CORS headers);
+neither writes an access log. Both are pinned to CPU 0, wrk to CPU 1; rounds alternate
+which goes first. Prints requests/s and p99 per round and the per-round ratios.
+
+Usage: python bench/http.py [--rounds 6] [--seconds 5] [--connections 50]
+Goals (issue 2): >= 2.0x the peer on /health, >= 1.5x on the list.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# This file's own folder comes first on sys.path, and this file is named like the standard
+# library's `http` package: take the folder off while the standard library loads.
+_BENCH = sys.path.pop(0)
+import argparse
+import json
+import os
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.append(_BENCH)
+from common import PY, ROOT, free_port, spread, start, stop, wait_url
+
+ROWS = 100_000
+GOALS = {"health": 2.0, "list": 1.5}
+
+
+def ensure_tools() -> None:
+    """FastAPI, uvicorn and httptools in this venv; wrk from Debian's packages."""
+    try:
+        import fastapi  # noqa: F401
+        import httptools  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        subprocess.run([PY, "-m", "pip", "install", "-q", "fastapi", "uvicorn[standard]",
+                        "httptools"], check=True)
+    if shutil.which("wrk") is None:
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The list route and how to fill its table with ROWS rows."""
+
+    name: str
+    path: str
+    seed: Callable[[sqlite3.Connection], None]
+
+
+def seed_keys(conn: sqlite3.Connection) -> None:
+    from toombos_edge.ids import new_id, now_ms
+
+    now = now_ms()
+    rows = (
+        (new_id("key"), f"bench key {n}", "viewer", n.to_bytes(32, "big"), now, now, now)
+        for n in range(ROWS)
+    )
+    # Revoked: the server keeps active keys in memory, and this table is only for listing.
+    conn.executemany(
+        "INSERT INTO api_keys (id, name, role, secret_hash, created_at, last_used_at, "
+        "revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+WORKLOADS = {"keys": Workload("keys", "/admin/keys?limit=50", seed_keys)}
+
+
+def cli(data_dir: Path, *args: str) -> str:
+    done = subprocess.run([PY, "-m", "toombos_edge", *args, "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, check=True, cwd=ROOT)
+    return done.stdout.strip()
+
+
+def prepare(data_dir: Path, workload: Workload) -> str:
+    """Migrate, make an admin key, seed the table; returns the key."""
+    cli(data_dir, "migrate")
+    secret = cli(data_dir, "keys", "create", "--name", "bench", "--role", "admin")
+    with sqlite3.connect(data_dir / "edge.db") as conn:
+        workload.seed(conn)
+    return secret
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, key: str, seconds: int, connections: int, pid: int) -> tuple[float, ...]:
+    """(requests/s, p99 ms, server CPU µs per request) from one wrk run on CPU 1.
+
+    CPU per request is the server's own CPU time over the requests it answered: unlike
+    requests/s it hardly moves when other processes share the machine.
+    """
+    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+               "--latency", "-H", f"Authorization: Bearer {key}", url]
+    cpu_before = cpu_seconds(pid)
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pid) - cpu_before
+    if "Non-2xx" in out:
+        raise RuntimeError(f"non-2xx answers from {url}:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return rps, float(value) * _UNITS[unit], cpu / count * 1e6
+
+
+def get(url: str, key: str) -> object:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def same_answers(ours: str, peer: str, key: str, workload: Workload) -> None:
+    """Both answer the list with the same JSON, and /health with the same shape."""
+    assert get(ours + workload.path, key) == get(peer + workload.path, key), "lists differ"
+    mine, theirs = get(ours + "/health", key), get(peer + "/health", key)
+    assert isinstance(mine, dict) and isinstance(theirs, dict)
+    assert set(mine) == set(theirs) and set(mine["checks"]) == set(theirs["checks"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default=default_workload())
+    args = parser.parse_args()
+    ensure_tools()
+    workload = WORKLOADS[args.workload]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        key = prepare(data, workload)
+        run(data, key, workload, args)
+
+
+def default_workload() -> str:
+    return "jobs" if "jobs" in WORKLOADS else "keys"
+
+
+def run(data: Path, key: str, workload: Workload, args: argparse.Namespace) -> None:
+    ours_port, peer_port = free_port(), free_port()
+    ours = start([PY, "-m", "toombos_edge", "serve", "--port", str(ours_port), "--data-dir",
+                  str(data), "--access-log", "false"], cpu=0, log=data.parent / "ours.log")
+    peer = start([PY, str(ROOT / "bench" / "peers" / "fastapi_peer.py"), str(peer_port),
+                  str(data)], cpu=0, log=data.parent / "peer.log")
+    try:
+        bases = {"ours": f"http://127.0.0.1:{ours_port}", "peer": f"http://127.0.0.1:{peer_port}"}
+        wait_url(bases["ours"] + "/ready", ours)
+        wait_url(bases["peer"] + "/ready", peer)
+        same_answers(bases["ours"], bases["peer"], key, workload)
+        paths = {"health": "/health", "list": workload.path}
+        pids = {"ours": ours.pid, "peer": peer.pid}
+        for who, base in bases.items():  # warm-up
+            for path in paths.values():
+                wrk(base + path, key, 1, args.connections, pids[who])
+        measure(bases, pids, paths, key, args)
+    finally:
+        stop(ours)
+        stop(peer)
+
+
+def measure(bases: dict[str, str], pids: dict[str, int], paths: dict[str, str], key: str,
+            args: argparse.Namespace) -> None:
+    ratios: dict[str, list[float]] = {route: [] for route in paths}
+    cpu_ratios: dict[str, list[float]] = {route: [] for route in paths}
+    print(f"workload: {paths['list']} over {ROWS} rows; {args.seconds}s x "
+          f"{args.connections} connections per run")
+    print(f"{'round':>5} {'route':<7} {'ours rps':>9} {'ours p99':>9} {'ours cpu':>9} "
+          f"{'peer rps':>9} {'peer p99':>9} {'peer cpu':>9} {'ratio':>6} {'cpu ratio':>9}")
+    for n in range(args.rounds):
+        for route, path in paths.items():
+            order = ["ours", "peer"] if n % 2 == 0 else ["peer", "ours"]
+            got = {who: wrk(bases[who] + path, key, args.seconds, args.connections, pids[who])
+                   for who in order}
+            ratio = got["ours"][0] / got["peer"][0]
+            cpu_ratio = got["peer"][2] / got["ours"][2]
+            ratios[route].append(ratio)
+            cpu_ratios[route].append(cpu_ratio)
+            o, p = got["ours"], got["peer"]
+            print(f"{n + 1:>5} {route:<7} {o[0]:>9.0f} {o[1]:>7.2f}ms {o[2]:>7.0f}us "
+                  f"{p[0]:>9.0f} {p[1]:>7.2f}ms {p[2]:>7.0f}us {ratio:>5.2f}x {cpu_ratio:>8.2f}x",
+                  flush=True)
+    print()
+    for route, values in ratios.items():
+        verdict = "meets" if statistics.median(values) >= GOALS[route] else "MISSES"
+        print(f"{route:<7} requests/s ratio median [min-max] {spread(values)}; per round "
+              f"{', '.join(f'{v:.2f}' for v in values)} -> {verdict} the {GOALS[route]}x goal")
+        print(f"{'':<7} CPU-per-request ratio (peer/ours) {spread(cpu_ratios[route])}")
+
+
+if __name__ == "__main__":
+    main()
