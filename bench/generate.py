@@ -23,14 +23,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from common import PY, ROOT, free_port, spread, start, stop, wait_url
+# bench/http.py would shadow the standard library's http package (aiohttp imports it):
+# take this folder off the path for the imports, then put it back for ``common``.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+import aiohttp  # noqa: E402
 
-sys.path.insert(0, str(ROOT))
-from toombos_edge.content.channels import ALL_CHANNELS
-from toombos_edge.content.render import Renderer, RenderOptions
-from toombos_edge.content.source import inline_source
-from toombos_edge.content.templates import TemplateLibrary
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+from common import PY, ROOT, free_port, spread, start, stop, wait_url  # noqa: E402
+
+from toombos_edge.content.channels import ALL_CHANNELS  # noqa: E402
+from toombos_edge.content.render import Renderer, RenderOptions  # noqa: E402
+from toombos_edge.content.source import inline_source  # noqa: E402
+from toombos_edge.content.templates import TemplateLibrary  # noqa: E402
 
 FIXTURE = (ROOT / "tests" / "fixtures" / "launch.md").read_text()
 CHANNELS = [c.value for c in ALL_CHANNELS]

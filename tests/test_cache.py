@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import stat
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,14 @@ async def test_hits_and_misses_are_counted(cache: ContentCache) -> None:
     assert stats["hit_rate"] == 0.5 and stats["miss_rate"] == 0.5
     assert stats["cache_targets"]["local"]["enabled"] is True
     assert stats["oldest_key_age_seconds"] is not None and stats["memory_usage_mb"] > 0
+
+
+async def test_expired_entries_are_evicted(cache: ContentCache) -> None:
+    await cache.set("content:old", b"x")
+    assert await cache.expire() == 0  # not yet
+    later = time.time() + cache.ttl_seconds + 1
+    assert await cache.expire(now=later) == 1
+    assert (await cache.stats())["evictions"] == 1 and await cache.get("content:old") is None
 
 
 async def test_the_directory_is_private(cache: ContentCache) -> None:

@@ -43,6 +43,7 @@ from .store import Database
 log = logging.getLogger(__name__)
 
 KEY_REFRESH_SECONDS = 2.0
+CACHE_EXPIRY_SECONDS = 600.0
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -136,8 +137,19 @@ async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
     await cache.open()
     app[CACHE] = cache
     app[HEALTH].register("cache", cache.check)
+    task = asyncio.create_task(_expire_cache(cache), name="cache-expiry")
     yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
     await cache.close()
+
+
+async def _expire_cache(cache: ContentCache) -> None:
+    """Drop expired renders now and then (diskcache would only do it lazily, on access)."""
+    while True:
+        await asyncio.sleep(CACHE_EXPIRY_SECONDS)
+        await cache.expire()  # never raises: a failing cache counts an error and goes on
 
 
 async def content_ctx(app: web.Application) -> AsyncIterator[None]:

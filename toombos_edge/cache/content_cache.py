@@ -122,9 +122,9 @@ class ContentCache:
         record: dict[str, Any] = {"keys": [], "pattern": None, "tags": [], "cleared": True}
         return await self._record(record, removed, actor)
 
-    async def expire(self) -> int:
-        """Drop expired entries now (diskcache otherwise does it lazily)."""
-        removed: int = await self._call(lambda c: c.expire(retry=True), 0)
+    async def expire(self, now: float | None = None) -> int:
+        """Drop entries expired at ``now`` (seconds; default: now); counted as evictions."""
+        removed: int = await self._call(lambda c: c.expire(now=now, retry=True), 0)
         self.evictions += removed
         return removed
 
