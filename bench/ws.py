@@ -166,6 +166,12 @@ class Sock(asyncio.Protocol):
         self.bench.frame(self.frames)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used: steadier than wall time on a busy box."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def upgrade_request(port: int, path: str) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
     return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
@@ -183,6 +189,7 @@ class Result:
     kb_per_socket: float = 0.0
     job_latencies_ms: list[float] = field(default_factory=list)
     job_rate: float = 0.0
+    cpu_us_per_message: float = 0.0  #: server CPU (user + system) during the burst
 
     def p(self, q: float, jobs: bool = False) -> float:
         ordered = sorted(self.job_latencies_ms if jobs else self.latencies_ms)
@@ -235,12 +242,13 @@ async def measure(target: Target, n: int, singles: int, burst: int, pid: int) ->
                 assert response.status == 202, await response.text()
             result.post_ms.append((time.perf_counter() - began) * 1000)
             result.latencies_ms.append((await bench.all_have(frame) - began) * 1000)
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), cpu_seconds(pid)
         for _ in range(burst):
             frame += 1
             async with http.post(url, data=target.body) as response:
                 assert response.status == 202
         result.rate = n * burst / (await bench.all_have(frame) - began)
+        result.cpu_us_per_message = (cpu_seconds(pid) - cpu) * 1e6 / (n * burst)
         if target.name == "toombos-edge":
             await job_path(http, target, bench, socks, singles, burst, result)
     for sock in socks:
@@ -306,9 +314,11 @@ async def run_one(target: Target, n: int, data_dir: Path) -> Result:
 def report(bare: Result, edge: Result, round_no: int) -> None:
     for r in (bare, edge):
         print(f"{round_no:>5} {r.n:>6} {r.name:<13} {r.rate:>11,.0f} {r.p(0.5):>8.2f} "
-              f"{r.p(0.99):>8.2f} {r.kb_per_socket:>8.1f}")
+              f"{r.p(0.99):>8.2f} {r.kb_per_socket:>8.1f} {r.cpu_us_per_message:>9.2f}")
     print(f"{'':>5} {'':>6} {'ratio':<13} {edge.rate / bare.rate:>11.2f} "
-          f"{edge.p(0.5) / bare.p(0.5):>8.2f} {edge.p(0.99) / bare.p(0.99):>8.2f}")
+          f"{edge.p(0.5) / bare.p(0.5):>8.2f} {edge.p(0.99) / bare.p(0.99):>8.2f} "
+          f"{edge.kb_per_socket / bare.kb_per_socket:>8.2f} "
+          f"{edge.cpu_us_per_message / bare.cpu_us_per_message:>9.2f}")
     print(f"{round_no:>5} {edge.n:>6} {'edge jobs':<13} {edge.job_rate:>11,.0f} "
           f"{edge.p(0.5, jobs=True):>8.2f} {edge.p(0.99, jobs=True):>8.2f}")
 
@@ -328,7 +338,7 @@ async def main() -> None:
     print(f"event: {len(orjson.dumps(payload))} bytes of job JSON; server on CPU 0, "
           f"client on CPU 1; p50/p99 ms from trigger to the last socket's receipt")
     print(f"{'round':>5} {'N':>6} {'server':<13} {'messages/s':>11} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'KB/sock':>8}")
+          f"{'p99 ms':>8} {'KB/sock':>8} {'CPU us/msg':>9}")
     for round_no in range(1, args.rounds + 1):
         for n in (int(x) for x in args.sizes.split(",")):
             with tempfile.TemporaryDirectory() as tmp:
