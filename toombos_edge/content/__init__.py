@@ -1,1 +1,2 @@
-"""Documents: blob store, uploads, text extraction, the document service and search."""
+"""Content: documents (ingestion, blobs, extraction, search) and what is made of them
+(generation, templates, publishing)."""
