@@ -140,6 +140,18 @@ async def test_without_smtp_email_goes_to_the_outbox(
     assert message.get_body(("plain",)) is not None
 
 
+async def test_a_title_cannot_inject_headers(
+    make_publisher: Callable[..., Publisher], db: Database, tmp_path: Path
+) -> None:
+    item = new_item("email", {"subject": "Hi\r\nBcc: everyone@example.org", "text": "t",
+                              "html": "<p>t</p>"}, job_id=None, document_id=None,
+                    style="modern", tone="casual", content_type="update")
+    await make_publisher().publish(await ContentStore(db).add(item))
+    [eml] = list((tmp_path / "outbox").glob("*.eml"))
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert message["Bcc"] is None and message["Subject"] == "Hi Bcc: everyone@example.org"
+
+
 async def test_social_webhook_signature_verifies(
     make_publisher: Callable[..., Publisher], stored: Stored, events: list[Event]
 ) -> None:
