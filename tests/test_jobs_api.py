@@ -232,3 +232,16 @@ async def test_ready_only_after_workers_started(client: Client) -> None:
     assert order.index("engine_ctx") < order.index("workers_ctx") < order.index("ready_ctx")
     assert client.app[ENGINE].stats()["workers"] >= 1
     assert (await (await client.get("/ready")).json()) == {"ready": True}
+
+
+async def test_export_streams_page_by_page(client: Client, operator: dict[str, str]) -> None:
+    engine = client.app[ENGINE]
+    engine.pause()
+    ids = {(await engine.submit("noop", {"n": n})).id for n in range(1200)}
+    response = await client.get("/api/jobs/export?format=csv&status=pending", headers=operator)
+    assert response.headers["Transfer-Encoding"] == "chunked"
+    chunks = [chunk async for chunk in response.content.iter_any()]
+    rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
+    assert {row["job_id"] for row in rows} == ids
+    response = await client.get("/api/jobs/export?format=json", headers=operator)
+    assert len(orjson.loads(await response.read())) == 1200

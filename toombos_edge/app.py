@@ -16,20 +16,31 @@ from .appkeys import (
     CACHE,
     CONTENT,
     DATABASE,
+    DOCUMENTS,
     ENGINE,
+    GATED_ROUTES,
     HEALTH,
+    HUB,
+    INGESTOR,
     KEYS,
     LIFECYCLE,
     ROUTE_ROLES,
+    SEARCH,
     SETTINGS,
+    WS_TOKENS,
 )
 from .cache import ContentCache
+from .content.blobs import BlobStore
+from .content.documents import DocumentService
 from .content.generate import kinds as content_kinds
+from .content.ingest import Ingestor
 from .content.publish import Publisher, config_from
 from .content.render import Renderer
+from .content.search import SearchService
 from .content.service import ContentService
 from .content.store import ContentStore
 from .content.templates import TemplateLibrary
+from .content.uploads import UploadFolder
 from .events import EventBus
 from .health import PASS, WARN, Check, HealthService, Lifecycle
 from .jobs.engine import JobEngine
@@ -39,6 +50,9 @@ from .keys import KeyService
 from .routes import setup_routes
 from .settings import Settings
 from .store import Database
+from .ws.gate import Gate
+from .ws.hub import Hub
+from .ws.tokens import WsTokens, load_secret
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +70,14 @@ def create_app(settings: Settings) -> web.Application:
     app[LIFECYCLE] = Lifecycle()
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
+    app[GATED_ROUTES] = set()
     app.on_response_prepare.append(on_prepare)
     # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
     app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
-                            content_ctx, workers_ctx, ready_ctx])
+                            documents_ctx, content_ctx, workers_ctx, hub_ctx, ready_ctx])
+    app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
 
@@ -206,6 +222,47 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("job workers started", extra={"engine": repr(engine)})
     yield
     await engine.stop(app[SETTINGS].shutdown_timeout)
+
+
+async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The WebSocket hub on the bus, its gate, its token signer and its stats ticker."""
+    settings = app[SETTINGS]
+    tokens = WsTokens(load_secret(settings.data_dir), settings.ws_token_ttl)
+    gate = Gate(settings, app[KEYS], tokens, app[BUS])
+    hub = Hub(app[BUS], gate, close_timeout=settings.ws_close_timeout)
+    hub.jobs = app[ENGINE]
+    app[WS_TOKENS], app[HUB] = tokens, hub
+    hub.start()
+    task = asyncio.create_task(hub.run_stats(settings.ws_stats_interval), name="ws-stats")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await hub.stop()
+
+
+async def close_websockets(app: web.Application) -> None:
+    """Before open requests are awaited: close every socket (1001, or 1012 on restart)."""
+    hub = app.get(HUB)
+    if hub is not None:
+        await hub.close_all()
+
+
+async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Blob store, uploads (partial ones of a crash swept), documents, search, ``ingest``."""
+    settings = app[SETTINGS]
+    uploads = UploadFolder(settings.data_dir / "uploads")
+    swept = await asyncio.to_thread(uploads.prepare)
+    if swept:
+        log.info("removed %d partial uploads left by an earlier run", swept)
+    blobs = BlobStore(settings.data_dir / "blobs")
+    documents = DocumentService(app[DATABASE], app[BUS], blobs, uploads)
+    app[DOCUMENTS] = documents
+    app[SEARCH] = SearchService(app[DATABASE], app[BUS])
+    ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20)
+    app[INGESTOR] = ingestor
+    app[ENGINE].registry.register(ingestor.kind())
+    yield
 
 
 async def ready_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -9,9 +9,24 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import openapi
-from .api import cache, content, critical, docs, generate, jobs, keys, probes, site
-from .appkeys import OPENAPI, ROUTE_ROLES
+from .api import (
+    cache,
+    content,
+    critical,
+    docs,
+    documents,
+    generate,
+    ingest,
+    jobs,
+    keys,
+    probes,
+    realtime,
+    search,
+    site,
+)
+from .appkeys import GATED_ROUTES, OPENAPI, ROUTE_ROLES
 from .keys import Role
+from .ws import endpoints as ws
 
 PUBLIC = None
 VIEWER, OPERATOR, ADMIN = Role.viewer, Role.operator, Role.admin
@@ -23,6 +38,13 @@ class Route:
     path: str
     handler: Handler
     role: Role | None
+    #: A WebSocket: its upgrade is authenticated by the gate (origin, per-IP limit, then a
+    #: header or ?token=), not by the auth middleware.
+    gated: bool = False
+
+
+def socket(path: str, handler: Handler) -> Route:
+    return Route("GET", path, handler, VIEWER, gated=True)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -52,6 +74,31 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/jobs/{job_id}/cancel", jobs.cancel_job, OPERATOR),
     Route("POST", "/api/v2/jobs/{job_id}/cancel", jobs.cancel_job, OPERATOR),
     Route("DELETE", "/api/v2/content/sync/{job_id}", jobs.cancel_sync, OPERATOR),
+    # realtime
+    socket("/ws/jobs", ws.jobs),
+    socket("/ws/status/{job_id}", ws.status),
+    socket("/ws/dashboard", ws.dashboard),
+    socket("/api/v1/ws/dashboard", ws.dashboard),
+    socket("/ws/content/{client_id}", ws.content),
+    socket("/ws/session/{session_id}", ws.session),
+    Route("POST", "/api/auth/ws-token", realtime.ws_token, VIEWER),
+    # ingest
+    Route("POST", "/api/ingest", ingest.ingest, OPERATOR),
+    # documents (the seeds' /api/v1 paths are aliases)
+    *(
+        route
+        for prefix in ("/api", "/api/v1")
+        for route in (
+            Route("GET", f"{prefix}/documents", documents.list_documents, VIEWER),
+            Route("POST", f"{prefix}/documents", documents.create_document, OPERATOR),
+            Route("GET", f"{prefix}/documents/{{doc_id}}", documents.get_document, VIEWER),
+            Route("PUT", f"{prefix}/documents/{{doc_id}}", documents.update_document, OPERATOR),
+            Route("DELETE", f"{prefix}/documents/{{doc_id}}", documents.delete_document,
+                  OPERATOR),
+            Route("GET", f"{prefix}/documents/{{doc_id}}/raw", documents.raw_document, VIEWER),
+        )
+    ),
+    Route("GET", "/api/search", search.search, VIEWER),
     # generate
     Route("POST", "/api/v1/generate", generate.generate, OPERATOR),
     Route("POST", "/api/v1/generate/email", generate.generate_email, OPERATOR),
@@ -87,6 +134,8 @@ ROUTES: tuple[Route, ...] = (
     # site
     Route("GET", "/site/{slug}", site.page, PUBLIC),
     # admin
+    Route("GET", "/admin/connections", realtime.connections, ADMIN),
+    Route("POST", "/admin/broadcast", realtime.broadcast, ADMIN),
     Route("POST", "/admin/queue/pause", jobs.pause_queue, ADMIN),
     Route("POST", "/admin/queue/resume", jobs.resume_queue, ADMIN),
     Route("GET", "/admin/keys", keys.list_keys, ADMIN),
@@ -101,4 +150,6 @@ def setup_routes(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> No
     for route in routes:
         registered = app.router.add_route(route.method, route.path, route.handler)
         roles[registered] = route.role
+        if route.gated:
+            app[GATED_ROUTES].add(registered)
     app[OPENAPI] = orjson.dumps(openapi.build(routes))

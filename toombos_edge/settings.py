@@ -166,6 +166,12 @@ SPECS: tuple[Spec, ...] = (
          "Most writes the writer commits in one transaction."),
     Spec("max_body_kb", _integer(1, 1_048_576), "an integer from 1 to 1048576",
          "Largest JSON request body accepted, in KiB."),
+    Spec("max_upload_mb", _integer(1, 1_048_576), "an integer from 1 to 1048576",
+         "Largest file accepted by POST /api/ingest, in MiB (streamed to disk, never "
+         "held in memory); larger uploads get 413."),
+    Spec("max_text_mb", _integer(1, 1024), "an integer from 1 to 1024",
+         "Most text kept from one ingested file, in MiB (the rest is cut, and the job "
+         "result says so)."),
     Spec("trusted_proxies", _networks, "comma-separated IP addresses or networks",
          "Peers whose X-Forwarded-For header is believed."),
     Spec("shutdown_timeout", _number(0, 600), "a number of seconds from 0 to 600",
@@ -180,6 +186,26 @@ SPECS: tuple[Spec, ...] = (
          "Backoff before the second attempt; doubles each attempt, with jitter."),
     Spec("job_retry_cap", _number(0, 86400), "a number of seconds from 0 to 86400",
          "Longest backoff between two attempts."),
+    Spec("ws_max_per_ip", _integer(1, 100_000), "an integer from 1 to 100000",
+         "Most WebSockets one client IP may hold open, across all endpoints (then 503)."),
+    Spec("ws_auth", _choice("token", "origin"), "token or origin",
+         "token: every WebSocket needs an API key or WS token; origin: browsers from an "
+         "allowed origin may also watch the job feeds read-only without one."),
+    Spec("ws_token_ttl", _number(5, 3600), "a number of seconds from 5 to 3600",
+         "How long a token from POST /api/auth/ws-token can open WebSockets."),
+    Spec("ws_send_queue_kb", _integer(16, 65_536), "an integer from 16 to 65536",
+         "KiB queued to one WebSocket before it is a slow consumer and closed with 1013."),
+    Spec("ws_heartbeat", _number(0.05, 3600), "a number of seconds from 0.05 to 3600",
+         "Seconds between pings; a peer that does not answer within half of it is dropped."),
+    Spec("ws_close_timeout", _number(0.05, 60), "a number of seconds from 0.05 to 60",
+         "How long a closing WebSocket waits for the client's reply before it is cut."),
+    Spec("ws_max_message_kb", _integer(1, 1024), "an integer from 1 to 1024",
+         "Largest message a client may send on a WebSocket, in KiB (then closed with 1009)."),
+    Spec("ws_message_rate", _number(0.1, 10_000), "a number from 0.1 to 10000",
+         "Messages per second a client may send on one WebSocket, in bursts of twice that "
+         "(then closed with 1008)."),
+    Spec("ws_stats_interval", _number(0.01, 3600), "a number of seconds from 0.01 to 3600",
+         "Seconds between stats_update messages on the dashboard WebSockets."),
     Spec("public_url", _url, "an http(s) URL or empty",
          "Base URL readers reach this server at (links to /site pages); empty: from host:port."),
     Spec("cache_size_mb", _integer(1, 1_000_000), "an integer from 1 to 1000000",
@@ -226,6 +252,8 @@ class Settings:
     db_readers: int = 2
     db_batch_max: int = 1000
     max_body_kb: int = 1024
+    max_upload_mb: int = 100
+    max_text_mb: int = 16
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default_factory=tuple
     )
@@ -235,6 +263,15 @@ class Settings:
     job_lease_seconds: float = 60.0
     job_retry_base: float = 2.0
     job_retry_cap: float = 300.0
+    ws_max_per_ip: int = 10
+    ws_auth: str = "token"
+    ws_token_ttl: float = 60.0
+    ws_send_queue_kb: int = 256
+    ws_heartbeat: float = 30.0
+    ws_close_timeout: float = 5.0
+    ws_max_message_kb: int = 64
+    ws_message_rate: float = 20.0
+    ws_stats_interval: float = 5.0
     public_url: str = ""
     cache_size_mb: int = 256
     cache_ttl_seconds: int = 7 * 86400

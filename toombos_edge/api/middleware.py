@@ -11,7 +11,7 @@ import secrets
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from ..appkeys import CORRELATION_ID, KEYS, PRINCIPAL, ROUTE_ROLES, SETTINGS
+from ..appkeys import CORRELATION_ID, GATED_ROUTES, KEYS, PRINCIPAL, ROUTE_ROLES, SETTINGS
 from ..errors import EdgeError, Forbidden, Unauthorized
 from ..keys import Role
 from ..logs import correlation_id
@@ -63,7 +63,9 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
             return _preflight(request)
         return await handler(request)
     except EdgeError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        response.headers.update(exc.headers)
+        return response
     except web.HTTPException as exc:
         return _from_http_exception(exc)
     except asyncio.CancelledError:
@@ -88,7 +90,7 @@ def _from_http_exception(exc: web.HTTPException) -> web.StreamResponse:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every route needs a key of at least its role, except those marked public."""
     role = _required_role(request)
-    if role is None:
+    if role is None or _gated_upgrade(request):
         return await handler(request)
     header = request.headers.get(hdrs.AUTHORIZATION, "")
     scheme, _, secret = header.partition(" ")
@@ -101,6 +103,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise Forbidden(f"this needs the {role.name} role; the key has {key.role.name}")
     request[PRINCIPAL] = key
     return await handler(request)
+
+
+def _gated_upgrade(request: web.Request) -> bool:
+    """A WebSocket upgrade the gate authenticates (it checks origin first, takes ?token=)."""
+    return (
+        request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+        and request.match_info.route in request.app[GATED_ROUTES]
+    )
 
 
 def _required_role(request: web.Request) -> Role | None:

@@ -1,1 +1,2 @@
-"""Content: documents and what is made of them (generation, templates, publishing)."""
+"""Content: documents (ingestion, blobs, extraction, search) and what is made of them
+(generation, templates, publishing)."""
