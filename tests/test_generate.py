@@ -160,10 +160,26 @@ async def test_batches_parallel_and_in_order(client: Client, operator: dict[str,
     assert (await refused.json())["error"]["details"]["errors"][0]["index"] == 3
 
 
-async def test_a_document_that_is_not_there_is_refused_up_front(
-    client: Client, operator: dict[str, str]
-) -> None:
-    response = await client.post("/api/v2/content/generate", headers=operator,
-                                 json={"document_id": "doc_missing", "channels": ["email"]})
-    assert response.status == 503 and "documents" in (await response.json())["detail"]
-    assert client.app[ENGINE].stats()["since_start"]["submitted"] == 0
+async def test_generate_from_a_stored_document(client: Client, operator: dict[str, str]) -> None:
+    created = await client.post("/api/documents", headers=operator, json={
+        "title": "Field guide", "text": FIXTURE, "format": "markdown",
+        "metadata": {"tags": ["field teams", "offline sync"]}})
+    document = await created.json()
+    response = await client.post("/api/v2/content/generate", headers=operator, json={
+        "living_doc_id": document["id"], "channel": "twitter", "tone": "casual"})
+    job = await finished(client, (await response.json())["job_id"])
+    assert job["status"] == "completed" and job["document_id"] == document["id"]
+    item = await (await client.get(
+        f"/api/v2/content/{job['results']['twitter']['content_id']}", headers=operator)).json()
+    assert item["document_id"] == document["id"]
+    assert "Field guide" in item["body"]["posts"][0] and "#FieldTeams" in item["body"]["posts"][0]
+    preview = await client.get("/api/v1/preview", headers=operator,
+                               params={"document_id": document["id"], "channels": "email"})
+    shown = await preview.json()
+    assert shown["document_id"] == document["id"] and shown["title"] == "Field guide"
+    assert "Field guide" in shown["previews"]["email"]["subject"]
+    missing = await client.post("/api/v2/content/generate", headers=operator,
+                                json={"document_id": "doc_missing", "channels": ["email"]})
+    assert missing.status == 404
+    assert (await client.get("/api/v1/preview", headers=operator,
+                             params={"document_id": "doc_missing"})).status == 404
