@@ -92,6 +92,24 @@ async def test_sync_generates_and_publishes(client: Client, operator: dict[str, 
     assert len(list(outbox.glob("*.eml"))) == 1  # no SMTP configured: the outbox
 
 
+async def test_a_content_socket_sees_the_publication(
+    client: Client, operator: dict[str, str]
+) -> None:
+    token = operator["Authorization"].removeprefix("Bearer ")
+    ws = await client.ws_connect("/ws/content/reader-1", params={"token": token})
+    try:
+        response = await client.post("/api/v2/content/sync", headers=operator,
+                                     json=body(channels=["website"]))
+        job = await finished(client, (await response.json())["job_id"])
+        async with asyncio.timeout(10):
+            while (message := await ws.receive_json())["type"] != "content_published":
+                pass
+        assert message["data"]["content_id"] == job["results"]["website"]["content_id"]
+        assert message["data"]["url"].endswith("/site/offline-sync-arrives")
+    finally:
+        await ws.close()
+
+
 async def test_a_failing_channel_makes_the_job_partial(
     client: Client, operator: dict[str, str]
 ) -> None:
