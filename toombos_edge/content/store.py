@@ -206,6 +206,12 @@ class ContentStore:
     async def add(self, item: ContentItem) -> ContentItem:
         return await self._db.write(lambda c: insert(c, item))
 
+    async def add_many(self, items: list[ContentItem]) -> list[ContentItem]:
+        """Several items in one transaction (a job's channels)."""
+        if not items:
+            return []
+        return await self._db.write(lambda c: [insert(c, item) for item in items])
+
     async def get(self, content_id: str) -> ContentItem:
         return await self._db.read(lambda c: fetch(c, content_id))
 
