@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .api.middleware import auth_middleware, edge_middleware, on_prepare
+from .api.middleware import edge_middleware, on_prepare
 from .appkeys import BUS, DATABASE, HEALTH, KEYS, LIFECYCLE, ROUTE_ROLES, SETTINGS
 from .events import EventBus
 from .health import HealthService, Lifecycle
@@ -27,7 +27,7 @@ KEY_REFRESH_SECONDS = 2.0
 def create_app(settings: Settings) -> web.Application:
     """Build the application; nothing is opened until it starts."""
     app = web.Application(
-        middlewares=[edge_middleware, auth_middleware],
+        middlewares=[edge_middleware],
         client_max_size=settings.max_body_kb * 1024,
     )
     app[SETTINGS] = settings
