@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from toombos_edge.app import create_app
 from toombos_edge.appkeys import KEYS
 from toombos_edge.keys import Role
 from toombos_edge.settings import Settings
+from toombos_edge.store import Database
 
 Client = TestClient[Any, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
@@ -32,6 +33,15 @@ ClientFactory = Callable[..., Awaitable[Client]]
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings.load({}, overrides={"data_dir": str(tmp_path / "data"), "access_log": "false"})
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A real, migrated SQLite database of its own (for services tested without HTTP)."""
+    database = Database(tmp_path / "edge.db")
+    await database.open()
+    yield database
+    await database.close()
 
 
 @pytest.fixture

@@ -11,17 +11,53 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .api.middleware import edge_middleware, on_prepare
-from .appkeys import BUS, DATABASE, HEALTH, KEYS, LIFECYCLE, ROUTE_ROLES, SETTINGS
+from .appkeys import (
+    BUS,
+    CACHE,
+    CONTENT,
+    DATABASE,
+    DOCUMENTS,
+    ENGINE,
+    GATED_ROUTES,
+    HEALTH,
+    HUB,
+    INGESTOR,
+    KEYS,
+    LIFECYCLE,
+    ROUTE_ROLES,
+    SEARCH,
+    SETTINGS,
+    WS_TOKENS,
+)
+from .cache import ContentCache
+from .content.blobs import BlobStore
+from .content.documents import DocumentService
+from .content.generate import kinds as content_kinds
+from .content.ingest import Ingestor
+from .content.publish import Publisher, config_from
+from .content.render import Renderer
+from .content.search import SearchService
+from .content.service import ContentService
+from .content.store import ContentStore
+from .content.templates import TemplateLibrary
+from .content.uploads import UploadFolder
 from .events import EventBus
-from .health import HealthService, Lifecycle
+from .health import PASS, WARN, Check, HealthService, Lifecycle
+from .jobs.engine import JobEngine
+from .jobs.kinds import KindRegistry
+from .jobs.retry import Backoff
 from .keys import KeyService
 from .routes import setup_routes
 from .settings import Settings
 from .store import Database
+from .ws.gate import Gate
+from .ws.hub import Hub
+from .ws.tokens import WsTokens, load_secret
 
 log = logging.getLogger(__name__)
 
 KEY_REFRESH_SECONDS = 2.0
+CACHE_EXPIRY_SECONDS = 600.0
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -34,8 +70,14 @@ def create_app(settings: Settings) -> web.Application:
     app[LIFECYCLE] = Lifecycle()
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
+    app[GATED_ROUTES] = set()
     app.on_response_prepare.append(on_prepare)
-    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, ready_ctx])
+    # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
+    # that their kinds are registered before the first job is taken. The cache comes before
+    # the engine, which hands it to every job.
+    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
+                            documents_ctx, content_ctx, workers_ctx, hub_ctx, ready_ctx])
+    app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
 
@@ -98,6 +140,128 @@ async def _refresh_keys(keys: KeyService) -> None:
 
 async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HEALTH] = HealthService(app[DATABASE], app[SETTINGS].data_dir, app[LIFECYCLE])
+    yield
+
+
+async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The content cache (it rebuilds itself if broken; a failure never stops the server)."""
+    settings = app[SETTINGS]
+    cache = ContentCache(
+        settings.data_dir / "cache", db=app[DATABASE], bus=app[BUS],
+        size_limit_mb=settings.cache_size_mb, ttl_seconds=settings.cache_ttl_seconds,
+    )
+    await cache.open()
+    app[CACHE] = cache
+    app[HEALTH].register("cache", cache.check)
+    task = asyncio.create_task(_expire_cache(cache), name="cache-expiry")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await cache.close()
+
+
+async def _expire_cache(cache: ContentCache) -> None:
+    """Drop expired renders now and then (diskcache would only do it lazily, on access)."""
+    while True:
+        await asyncio.sleep(CACHE_EXPIRY_SECONDS)
+        await cache.expire()  # never raises: a failing cache counts an error and goes on
+
+
+async def content_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Rendering, the content store, publishing, and the generate and publish kinds."""
+    settings = app[SETTINGS]
+    store = ContentStore(app[DATABASE])
+    templates = TemplateLibrary(settings.data_dir / "templates")
+    publisher = Publisher(config_from(settings), store, app[BUS])
+    service = ContentService(store, Renderer(templates), publisher, cache=app[CACHE])
+    service.jobs = app[ENGINE]
+    for kind in content_kinds(service):
+        app[ENGINE].registry.register(kind)
+    app[CONTENT] = service
+    app[HEALTH].features.append("content")
+    yield
+
+
+async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The job engine and its kinds (entry points now, features next); no worker runs yet."""
+    settings = app[SETTINGS]
+    registry = KindRegistry()
+    registry.load_entry_points()
+    engine = JobEngine(
+        app[DATABASE],
+        app[BUS],
+        registry,
+        workers=settings.job_workers,
+        prefetch=settings.job_prefetch,
+        lease_seconds=settings.job_lease_seconds,
+        backoff=Backoff(settings.job_retry_base, settings.job_retry_cap),
+        cache=app[CACHE],
+    )
+    app[ENGINE] = engine
+    app[HEALTH].register("jobs", lambda: _engine_check(engine))
+    yield
+
+
+async def _engine_check(engine: JobEngine) -> Check:
+    stats = engine.stats()
+    message = f"{stats['running']} running, {stats['queue_depth']} queued"
+    if engine.paused:
+        return Check(WARN, f"queue paused; {message}")
+    return Check(PASS, message)
+
+
+async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start the workers (after every kind is registered); stop them before the rest stops.
+
+    On stop, jobs not started go back to the queue, running ones get
+    ``shutdown_timeout`` seconds to finish and are requeued if they do not.
+    """
+    engine = app[ENGINE]
+    await engine.start()
+    log.info("job workers started", extra={"engine": repr(engine)})
+    yield
+    await engine.stop(app[SETTINGS].shutdown_timeout)
+
+
+async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The WebSocket hub on the bus, its gate, its token signer and its stats ticker."""
+    settings = app[SETTINGS]
+    tokens = WsTokens(load_secret(settings.data_dir), settings.ws_token_ttl)
+    gate = Gate(settings, app[KEYS], tokens, app[BUS])
+    hub = Hub(app[BUS], gate, close_timeout=settings.ws_close_timeout)
+    hub.jobs = app[ENGINE]
+    app[WS_TOKENS], app[HUB] = tokens, hub
+    hub.start()
+    task = asyncio.create_task(hub.run_stats(settings.ws_stats_interval), name="ws-stats")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await hub.stop()
+
+
+async def close_websockets(app: web.Application) -> None:
+    """Before open requests are awaited: close every socket (1001, or 1012 on restart)."""
+    hub = app.get(HUB)
+    if hub is not None:
+        await hub.close_all()
+
+
+async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Blob store, uploads (partial ones of a crash swept), documents, search, ``ingest``."""
+    settings = app[SETTINGS]
+    uploads = UploadFolder(settings.data_dir / "uploads")
+    swept = await asyncio.to_thread(uploads.prepare)
+    if swept:
+        log.info("removed %d partial uploads left by an earlier run", swept)
+    blobs = BlobStore(settings.data_dir / "blobs")
+    documents = DocumentService(app[DATABASE], app[BUS], blobs, uploads)
+    app[DOCUMENTS] = documents
+    app[SEARCH] = SearchService(app[DATABASE], app[BUS])
+    ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20)
+    app[INGESTOR] = ingestor
+    app[ENGINE].registry.register(ingestor.kind())
     yield
 
 

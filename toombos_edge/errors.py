@@ -11,10 +11,14 @@ class EdgeError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, details: Any = None) -> None:
+    def __init__(
+        self, message: str, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        #: Extra response headers, such as ``Retry-After`` on a 503.
+        self.headers = headers or {}
 
 
 class BadRequest(EdgeError):

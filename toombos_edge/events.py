@@ -28,17 +28,42 @@ CONTENT_PUBLISHED = "content_published"
 CACHE_INVALIDATED = "cache_invalidated"
 KEY_REVOKED = "key_revoked"
 ERROR = "error"
+STATS_UPDATE = "stats_update"
+CONNECTION_ACK = "connection_ack"
+RESTARTING = "restarting"
+#: A message from an admin to every dashboard (POST /admin/broadcast).
+ANNOUNCEMENT = "announcement"
+#: A WebSocket was accepted, refused (with its reason) or closed; for the activity log.
+WS_CONNECTION = "ws_connection"
+
+JOB_EVENTS = frozenset({JOB_CREATED, JOB_UPDATE, JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED})
+#: Events about the server itself: logged, never sent to WebSocket clients.
+INTERNAL = frozenset({KEY_REVOKED, WS_CONNECTION})
+
+#: Where a personal message goes: ("client", client_id) or ("session", session_id).
+Address = tuple[str, str]
 
 
 class Event:
-    """``{"type": …, "job" or "data": …, "timestamp": ISO}``; ``encoded`` is computed once."""
+    """``{"type": …, "job" or "data": …, "timestamp": ISO}``; ``encoded`` is computed once.
 
-    __slots__ = ("_encoded", "body", "timestamp", "type")
+    An event with an ``address`` is a personal message: only the WebSockets of that client
+    or session receive it.
+    """
 
-    def __init__(self, type_: str, body: dict[str, Any], timestamp: int | None = None) -> None:
+    __slots__ = ("_encoded", "address", "body", "timestamp", "type")
+
+    def __init__(
+        self,
+        type_: str,
+        body: dict[str, Any],
+        timestamp: int | None = None,
+        address: Address | None = None,
+    ) -> None:
         self.type = type_
         self.body = body
         self.timestamp = now_ms() if timestamp is None else timestamp
+        self.address = address
         self._encoded: bytes | None = None
 
     @classmethod
@@ -48,6 +73,24 @@ class Event:
     @classmethod
     def job(cls, type_: str, job: dict[str, Any]) -> Event:
         return cls(type_, {"job": job})
+
+    @classmethod
+    def personal(
+        cls,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        client_id: str | None = None,
+        session_id: str | None = None,
+    ) -> Event:
+        """A message for one client's (or one session's) WebSockets only."""
+        if client_id is not None and session_id is None:
+            address = ("client", client_id)
+        elif session_id is not None and client_id is None:
+            address = ("session", session_id)
+        else:
+            raise ValueError("address a personal event to exactly one client or session")
+        return cls(type_, {"data": data}, address=address)
 
     def to_json(self) -> dict[str, Any]:
         return {"type": self.type, **self.body, "timestamp": iso(self.timestamp)}

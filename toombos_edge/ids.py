@@ -39,10 +39,27 @@ def _next() -> tuple[int, int]:
     return now, rand
 
 
+# Ten bits (two characters) per lookup: 13 lookups make the 26 characters of an id.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_SHIFTS = tuple(range(120, -1, -10))
+_TO_INT = str.maketrans(_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+
+
 def new_id(prefix: str) -> str:
     """A new id such as ``job_01jb3k…`` (prefix, underscore, 26 characters)."""
     ms, rand = _next()
-    return f"{prefix}_{_encode(ms, 10)}{_encode(rand, 16)}"
+    value = (ms << 80) | rand  # 10 characters of time, then 16 of randomness
+    return prefix + "_" + "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+
+
+def id_ms(ident: str) -> int:
+    """The creation time (ms) encoded in an id made by :func:`new_id`."""
+    return int(ident.partition("_")[2][:10].translate(_TO_INT), 32)
+
+
+def id_floor(prefix: str, ms: int) -> str:
+    """The smallest id of ``prefix`` created at ``ms`` or later (for time ranges on ids)."""
+    return f"{prefix}_{_encode(ms, 10)}"
 
 
 def now_ms() -> int:

@@ -138,6 +138,10 @@ class KeyService:
         self._used[key.id] = now_ms()
         return key
 
+    def active_key(self, key_id: str) -> ApiKey | None:
+        """The active key with this id (a WebSocket token names its key by id)."""
+        return next((key for key in self._active.values() if key.id == key_id), None)
+
     async def refresh(self) -> list[ApiKey]:
         """Reload active keys (the CLI may have changed them); returns keys no longer active.
 

@@ -9,9 +9,24 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import openapi
-from .api import docs, keys, probes
-from .appkeys import OPENAPI, ROUTE_ROLES
+from .api import (
+    cache,
+    content,
+    critical,
+    docs,
+    documents,
+    generate,
+    ingest,
+    jobs,
+    keys,
+    probes,
+    realtime,
+    search,
+    site,
+)
+from .appkeys import GATED_ROUTES, OPENAPI, ROUTE_ROLES
 from .keys import Role
+from .ws import endpoints as ws
 
 PUBLIC = None
 VIEWER, OPERATOR, ADMIN = Role.viewer, Role.operator, Role.admin
@@ -23,6 +38,13 @@ class Route:
     path: str
     handler: Handler
     role: Role | None
+    #: A WebSocket: its upgrade is authenticated by the gate (origin, per-IP limit, then a
+    #: header or ?token=), not by the auth middleware.
+    gated: bool = False
+
+
+def socket(path: str, handler: Handler) -> Route:
+    return Route("GET", path, handler, VIEWER, gated=True)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -37,7 +59,85 @@ ROUTES: tuple[Route, ...] = (
     # docs
     Route("GET", "/openapi.json", docs.openapi_json, PUBLIC),
     Route("GET", "/docs", docs.docs_page, PUBLIC),
+    # jobs (fixed paths before "{job_id}" ones, which would swallow them)
+    Route("GET", "/api/jobs/export", jobs.export_jobs, VIEWER),
+    Route("POST", "/api/jobs/batch/retry", jobs.batch_retry, OPERATOR),
+    Route("POST", "/api/jobs/batch/cancel", jobs.batch_cancel, OPERATOR),
+    Route("GET", "/api/jobs", jobs.list_jobs, VIEWER),
+    Route("GET", "/api/v2/jobs", jobs.list_jobs, VIEWER),
+    Route("POST", "/api/jobs", jobs.create_job, OPERATOR),
+    Route("GET", "/api/jobs/{job_id}", jobs.get_job, VIEWER),
+    Route("GET", "/api/v2/jobs/{job_id}", jobs.get_job, VIEWER),
+    Route("GET", "/api/status/{job_id}", jobs.get_job, VIEWER),
+    Route("POST", "/api/jobs/{job_id}/retry", jobs.retry_job, OPERATOR),
+    Route("POST", "/api/v2/jobs/{job_id}/retry", jobs.retry_job, OPERATOR),
+    Route("POST", "/api/jobs/{job_id}/cancel", jobs.cancel_job, OPERATOR),
+    Route("POST", "/api/v2/jobs/{job_id}/cancel", jobs.cancel_job, OPERATOR),
+    Route("DELETE", "/api/v2/content/sync/{job_id}", jobs.cancel_sync, OPERATOR),
+    # realtime
+    socket("/ws/jobs", ws.jobs),
+    socket("/ws/status/{job_id}", ws.status),
+    socket("/ws/dashboard", ws.dashboard),
+    socket("/api/v1/ws/dashboard", ws.dashboard),
+    socket("/ws/content/{client_id}", ws.content),
+    socket("/ws/session/{session_id}", ws.session),
+    Route("POST", "/api/auth/ws-token", realtime.ws_token, VIEWER),
+    # ingest
+    Route("POST", "/api/ingest", ingest.ingest, OPERATOR),
+    # documents (the seeds' /api/v1 paths are aliases)
+    *(
+        route
+        for prefix in ("/api", "/api/v1")
+        for route in (
+            Route("GET", f"{prefix}/documents", documents.list_documents, VIEWER),
+            Route("POST", f"{prefix}/documents", documents.create_document, OPERATOR),
+            Route("GET", f"{prefix}/documents/{{doc_id}}", documents.get_document, VIEWER),
+            Route("PUT", f"{prefix}/documents/{{doc_id}}", documents.update_document, OPERATOR),
+            Route("DELETE", f"{prefix}/documents/{{doc_id}}", documents.delete_document,
+                  OPERATOR),
+            Route("GET", f"{prefix}/documents/{{doc_id}}/raw", documents.raw_document, VIEWER),
+        )
+    ),
+    Route("GET", "/api/search", search.search, VIEWER),
+    # generate
+    Route("POST", "/api/v1/generate", generate.generate, OPERATOR),
+    Route("POST", "/api/v1/generate/email", generate.generate_email, OPERATOR),
+    Route("POST", "/api/v1/generate/social", generate.generate_social, OPERATOR),
+    Route("POST", "/api/v2/content/generate", generate.generate, OPERATOR),
+    Route("POST", "/api/v2/content/sync", generate.sync, OPERATOR),
+    Route("POST", "/api/v1/batch/generate", generate.batch_generate, OPERATOR),
+    Route("POST", "/api/v2/batch/generate", generate.batch_generate, OPERATOR),
+    Route("POST", "/api/v2/content/batch", generate.batch_generate, OPERATOR),
+    Route("GET", "/api/v1/preview", generate.preview, OPERATOR),
+    Route("POST", "/api/v2/content/validate", generate.validate, OPERATOR),
+    # content
+    Route("GET", "/api/v1/content/{content_id}", content.get_content, VIEWER),
+    Route("GET", "/api/v2/content/{content_id}", content.get_content, VIEWER),
+    Route("PUT", "/api/v2/content/{content_id}", content.update_content, OPERATOR),
+    Route("DELETE", "/api/v2/content/{content_id}", content.delete_content, OPERATOR),
+    Route("GET", "/api/v2/content/{content_id}/versions", content.versions, VIEWER),
+    Route("GET", "/api/v2/templates", content.templates, VIEWER),
+    Route("GET", "/api/templates", content.templates, VIEWER),
+    # cache
+    Route("GET", "/api/v1/cache/stats", cache.stats, VIEWER),
+    Route("GET", "/api/v2/cache/stats", cache.stats, VIEWER),
+    Route("POST", "/api/v1/cache/invalidate", cache.invalidate, ADMIN),
+    Route("POST", "/api/v2/cache/invalidate", cache.invalidate, ADMIN),
+    Route("POST", "/api/v1/cache/clear", cache.clear, ADMIN),
+    Route("POST", "/api/v2/cache/clear", cache.clear, ADMIN),
+    Route("GET", "/api/v1/cache/history", cache.history, VIEWER),
+    Route("GET", "/api/v2/cache/history", cache.history, VIEWER),
+    # critical
+    Route("POST", "/api/critical/emergency-publish", critical.emergency_publish, ADMIN),
+    Route("POST", "/api/critical/rollback", critical.rollback, ADMIN),
+    Route("GET", "/api/critical/status", critical.status, VIEWER),
+    # site
+    Route("GET", "/site/{slug}", site.page, PUBLIC),
     # admin
+    Route("GET", "/admin/connections", realtime.connections, ADMIN),
+    Route("POST", "/admin/broadcast", realtime.broadcast, ADMIN),
+    Route("POST", "/admin/queue/pause", jobs.pause_queue, ADMIN),
+    Route("POST", "/admin/queue/resume", jobs.resume_queue, ADMIN),
     Route("GET", "/admin/keys", keys.list_keys, ADMIN),
     Route("POST", "/admin/keys", keys.create_key, ADMIN),
     Route("DELETE", "/admin/keys/{key_id}", keys.revoke_key, ADMIN),
@@ -50,4 +150,6 @@ def setup_routes(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> No
     for route in routes:
         registered = app.router.add_route(route.method, route.path, route.handler)
         roles[registered] = route.role
+        if route.gated:
+            app[GATED_ROUTES].add(registered)
     app[OPENAPI] = orjson.dumps(openapi.build(routes))

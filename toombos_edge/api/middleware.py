@@ -11,7 +11,7 @@ import secrets
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from ..appkeys import CORRELATION_ID, KEYS, PRINCIPAL, ROUTE_ROLES, SETTINGS
+from ..appkeys import CORRELATION_ID, GATED_ROUTES, KEYS, PRINCIPAL, ROUTE_ROLES, SETTINGS
 from ..errors import EdgeError, Forbidden, Unauthorized
 from ..keys import Role
 from ..logs import correlation_id
@@ -68,7 +68,9 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         authorize(request)
         return await handler(request)
     except EdgeError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        response.headers.update(exc.headers)
+        return response
     except web.HTTPException as exc:
         return _from_http_exception(exc)
     except asyncio.CancelledError:
@@ -95,7 +97,7 @@ def authorize(request: web.Request) -> None:
     Raises Unauthorized or Forbidden; on success the key is the request's PRINCIPAL.
     """
     role = _required_role(request)
-    if role is None:
+    if role is None or _gated_upgrade(request):
         return
     header = request.headers.get(hdrs.AUTHORIZATION, "")
     scheme, _, secret = header.partition(" ")
@@ -107,6 +109,14 @@ def authorize(request: web.Request) -> None:
     if key.role < role:
         raise Forbidden(f"this needs the {role.name} role; the key has {key.role.name}")
     request[PRINCIPAL] = key
+
+
+def _gated_upgrade(request: web.Request) -> bool:
+    """A WebSocket upgrade the gate authenticates (it checks origin first, takes ?token=)."""
+    return (
+        request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+        and request.match_info.route in request.app[GATED_ROUTES]
+    )
 
 
 def _required_role(request: web.Request) -> Role | None:

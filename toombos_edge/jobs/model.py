@@ -53,6 +53,7 @@ class Job:
     started_at: int | None = None
     completed_at: int | None = None
     lease_until: int | None = None
+    urgent: bool = False  #: ahead of every other job; runs even when the queue is paused
 
     def to_json(self) -> dict[str, Any]:
         """The client contract's job object (plus ``kind``, ``progress`` and ``attempts``)."""

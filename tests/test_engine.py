@@ -1,0 +1,465 @@
+"""The job engine on a real SQLite file: every transition, retries, cancel, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from toombos_edge.errors import Conflict, Invalid, NotFound
+from toombos_edge.events import Event, EventBus
+from toombos_edge.ids import new_id, now_ms
+from toombos_edge.jobs import store
+from toombos_edge.jobs.engine import JobEngine
+from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry, Outcome
+from toombos_edge.jobs.model import Job, JobStatus
+from toombos_edge.jobs.retry import Backoff
+from toombos_edge.store import Database
+
+
+class Clock:
+    """An injected wall clock (ms) that only moves when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = now_ms()
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1000)
+
+
+class Gate:
+    """A handler that says when it started and runs until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.opened = asyncio.Event()
+        self.cancelled = False
+
+    async def run(self, ctx: JobContext) -> Outcome:
+        self.started.set()
+        try:
+            await self.opened.wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return Outcome({"gate": "opened"})
+
+
+async def noop(ctx: JobContext) -> None:
+    return None
+
+
+async def boom(ctx: JobContext) -> None:
+    raise RuntimeError("the handler broke")
+
+
+async def forever(ctx: JobContext) -> None:
+    await asyncio.Event().wait()
+
+
+async def half(ctx: JobContext) -> Outcome:
+    return Outcome({"email": {"status": "success"}, "twitter": {"status": "failed"}}, True)
+
+
+Factory = Callable[..., Awaitable[JobEngine]]
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(tmp_path / "edge.db")
+    await database.open()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def events() -> list[Event]:
+    return []
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def gate() -> Gate:
+    return Gate()
+
+
+@pytest.fixture
+def registry(gate: Gate) -> KindRegistry:
+    kinds = KindRegistry()
+    kinds.register(JobKind("noop", noop))
+    kinds.register(JobKind("boom", boom, max_attempts=3))
+    kinds.register(JobKind("forever", forever, timeout=0.05, max_attempts=1))
+    kinds.register(JobKind("half", half))
+    kinds.register(JobKind("gate", gate.run))
+    return kinds
+
+
+@pytest.fixture
+async def make_engine(
+    db: Database, registry: KindRegistry, events: list[Event], clock: Clock
+) -> AsyncIterator[Factory]:
+    made: list[JobEngine] = []
+
+    async def make(*, start: bool = True, **options: Any) -> JobEngine:
+        bus = EventBus()
+        bus.subscribe(events.append)
+        options.setdefault("workers", 2)
+        options.setdefault("backoff", Backoff(2.0, 60.0))
+        engine = JobEngine(db, bus, registry, clock=clock, **options)
+        made.append(engine)
+        if start:
+            await engine.start()
+        return engine
+
+    yield make
+    for engine in made:
+        await engine.stop(1.0)
+
+
+def stored(db_path: Path, job_id: str) -> Job | None:
+    """The row as another process would read it (its own connection)."""
+    with sqlite3.connect(db_path) as conn:
+        return store.get(conn, job_id)
+
+
+def types(events: list[Event], job_id: str) -> list[str]:
+    return [e.type for e in events if e.body["job"]["job_id"] == job_id]
+
+
+async def test_submit_commits_before_returning(make_engine: Factory, db: Database) -> None:
+    engine = await make_engine(start=False)
+    job = await engine.submit("noop", {"x": 1}, correlation_id="c-1", metadata={"a": "b"})
+    row = stored(db.path, job.id)
+    assert row is not None and row.status is JobStatus.pending
+    assert (row.params, row.correlation_id, row.metadata) == ({"x": 1}, "c-1", {"a": "b"})
+
+
+async def test_job_runs_and_each_change_is_published(
+    make_engine: Factory, db: Database, events: list[Event]
+) -> None:
+    engine = await make_engine()
+    job = await engine.submit("noop")
+    await engine.join()
+    done = await engine.get(job.id)
+    assert done.status is JobStatus.completed and done.attempts == 1
+    assert done.completed_at is not None and done.started_at is not None
+    assert types(events, job.id) == ["job_created", "job_update", "job_completed"]
+    last = events[-1].to_json()
+    assert last["job"]["status"] == "completed" and last["timestamp"].endswith("Z")
+
+
+async def test_unknown_kind_is_refused_at_submission(make_engine: Factory) -> None:
+    engine = await make_engine()
+    with pytest.raises(Invalid, match="unknown job kind"):
+        await engine.submit("nope")
+
+
+async def test_failures_back_off_within_jitter_then_fail(
+    make_engine: Factory, clock: Clock, events: list[Event]
+) -> None:
+    draws = iter([0.0, 0.999])
+    backoff = Backoff(2.0, 60.0)
+    engine = await make_engine(random=lambda: next(draws), backoff=backoff)
+    job = await engine.submit("boom")
+    for attempt in (1, 2):
+        failed_at = clock.now
+        await engine.join()
+        waiting = await engine.get(job.id)
+        assert waiting.status is JobStatus.pending and waiting.attempts == attempt
+        assert waiting.scheduled_for is not None
+        low, high = backoff.bounds(attempt)
+        assert low * 1000 <= waiting.scheduled_for - failed_at <= high * 1000
+        assert len(waiting.errors) == attempt
+        assert waiting.errors[-1]["error"] == "RuntimeError: the handler broke"
+        clock.advance(high - 0.001)
+        engine.wake()
+        await engine.join()
+        if attempt == 1:  # 0.0 drew the shortest wait: due by now, so it ran again
+            continue
+    final = await engine.get(job.id)
+    assert final.status is JobStatus.failed and final.attempts == 3
+    assert [e["attempt"] for e in final.errors] == [1, 2, 3]
+    assert types(events, job.id)[-1] == "job_failed"
+
+
+async def test_backoff_bounds_grow_and_cap() -> None:
+    backoff = Backoff(1.0, 10.0)
+    assert [backoff.bounds(n) for n in (1, 2, 3, 5)] == [(0.5, 1), (1, 2), (2, 4), (5, 10)]
+    assert backoff.delay(3, 0.0) == 2 and backoff.delay(3, 0.5) == 3
+
+
+async def test_a_handler_that_times_out_fails(make_engine: Factory) -> None:
+    engine = await make_engine()
+    job = await engine.submit("forever")
+    await engine.join()
+    failed = await engine.get(job.id)
+    assert failed.status is JobStatus.failed
+    assert failed.last_error == "timed out after 0.05 s"
+
+
+async def test_partial_outcome(make_engine: Factory, events: list[Event]) -> None:
+    engine = await make_engine()
+    job = await engine.submit("half")
+    await engine.join()
+    done = await engine.get(job.id)
+    assert done.status is JobStatus.partial
+    assert done.results["twitter"] == {"status": "failed"}
+    assert types(events, job.id)[-1] == "job_completed"
+
+
+async def test_cancel_a_running_job_mid_way(
+    make_engine: Factory, gate: Gate, db: Database, events: list[Event]
+) -> None:
+    engine = await make_engine()
+    job = await engine.submit("gate")
+    await gate.started.wait()
+    cancelled = await engine.cancel(job.id)
+    assert cancelled.status is JobStatus.cancelled and gate.cancelled
+    row = stored(db.path, job.id)
+    assert row is not None and row.status is JobStatus.cancelled
+    assert types(events, job.id)[-1] == "job_cancelled"
+    with pytest.raises(Conflict, match="already cancelled"):
+        await engine.cancel(job.id)
+    follow = await engine.submit("noop")  # the worker that was cancelled still works
+    await engine.join()
+    assert (await engine.get(follow.id)).status is JobStatus.completed
+
+
+async def test_cancel_pending_is_immediate(make_engine: Factory) -> None:
+    engine = await make_engine(start=False)
+    job = await engine.submit("noop")
+    assert (await engine.cancel(job.id)).status is JobStatus.cancelled
+    with pytest.raises(NotFound):
+        await engine.cancel("job_00000000000000000000000000")
+
+
+async def test_retry_rules(make_engine: Factory, gate: Gate) -> None:
+    engine = await make_engine()
+    failed = await engine.submit("boom", max_attempts=1)
+    done = await engine.submit("noop")
+    await engine.join()
+    assert (await engine.get(failed.id)).status is JobStatus.failed
+    with pytest.raises(Conflict, match="completed"):
+        await engine.retry(done.id)
+    gate.opened.set()
+    again = await engine.retry(failed.id)
+    assert again.id == failed.id and again.status is JobStatus.pending and again.attempts == 0
+    await engine.join()
+    retried = await engine.get(failed.id)
+    assert retried.status is JobStatus.failed and retried.attempts == 1
+    assert len(retried.errors) == 2  # the history of both runs is kept
+    with pytest.raises(NotFound):
+        await engine.retry("job_00000000000000000000000000")
+
+
+async def test_retrying_a_running_job_is_refused(make_engine: Factory, gate: Gate) -> None:
+    engine = await make_engine()
+    job = await engine.submit("gate")
+    await gate.started.wait()
+    with pytest.raises(Conflict, match="running"):
+        await engine.retry(job.id)
+    gate.opened.set()
+    await engine.join()
+
+
+async def test_pause_and_resume(make_engine: Factory) -> None:
+    engine = await make_engine()
+    engine.pause()
+    job = await engine.submit("noop")
+    await engine.join()
+    assert engine.paused and (await engine.get(job.id)).status is JobStatus.pending
+    urgent = await engine.submit("noop", urgent=True)
+    await engine.join()
+    assert (await engine.get(urgent.id)).status is JobStatus.completed
+    assert (await engine.get(job.id)).status is JobStatus.pending
+    engine.resume()
+    await engine.join()
+    assert (await engine.get(job.id)).status is JobStatus.completed
+
+
+async def test_idempotency_key_returns_the_same_job(make_engine: Factory, db: Database) -> None:
+    engine = await make_engine(start=False)
+    first, second = await asyncio.gather(
+        engine.submit("noop", idempotency_key="k-1"), engine.submit("noop", idempotency_key="k-1")
+    )
+    assert first.id == second.id
+    count = await db.read(lambda c: c.execute("SELECT count(*) FROM jobs").fetchone()[0])
+    assert count == 1
+
+
+async def test_priority_then_schedule_then_creation_order(
+    make_engine: Factory, registry: KindRegistry
+) -> None:
+    ran: list[str] = []
+
+    async def record(ctx: JobContext) -> None:
+        ran.append(ctx.params["name"])
+
+    registry.register(JobKind("record", record))
+    engine = await make_engine(start=False, workers=1)
+    for name, priority in [("low", 0), ("high", 5), ("mid-1", 1), ("mid-2", 1)]:
+        await engine.submit("record", {"name": name}, priority=priority)
+    await engine.start()
+    await engine.join()
+    assert ran == ["high", "mid-1", "mid-2", "low"]
+
+
+async def test_scheduled_job_starts_on_time_without_polling(
+    db: Database, registry: KindRegistry, events: list[Event]
+) -> None:
+    engine = JobEngine(db, EventBus(), registry, workers=1)  # the real clock
+    await engine.start()
+    try:
+        due = now_ms() + 300
+        job = await engine.submit("noop", scheduled_for=due)
+        writes = db.writes
+        done = asyncio.Event()
+        engine._bus.subscribe(lambda e: done.set() if e.type == "job_completed" else None)
+        await asyncio.wait_for(done.wait(), 5)
+        finished = await engine.get(job.id)
+        assert finished.started_at is not None and due <= finished.started_at < due + 1000
+        assert db.writes - writes <= 3  # one claim and one save: nobody polled meanwhile
+    finally:
+        await engine.stop(1.0)
+
+
+async def test_progress_is_stored_and_published_at_most_every_100ms(
+    make_engine: Factory, registry: KindRegistry, events: list[Event]
+) -> None:
+    async def chatty(ctx: JobContext) -> None:
+        for percent in range(100):
+            await ctx.progress(percent, f"step {percent}")
+        await asyncio.sleep(0.25)  # the handler's own work, so the last report is flushed
+
+    registry.register(JobKind("chatty", chatty))
+    engine = await make_engine()
+    job = await engine.submit("chatty")
+    await engine.join()
+    updates = [
+        e.body["job"]["progress"] for e in events
+        if e.type == "job_update" and e.body["job"]["job_id"] == job.id
+        and e.body["job"]["progress"]["message"]
+    ]
+    assert 1 <= len(updates) <= 3
+    assert updates[-1] == {"percent": 99.0, "message": "step 99"}
+
+
+async def test_expired_leases_are_recovered_at_start(
+    make_engine: Factory, db: Database, events: list[Event], clock: Clock
+) -> None:
+    """A job left in progress by a process that died runs again, its attempt counted."""
+    job_id = new_id("job")
+    dead = Job(job_id, "noop", JobStatus.in_progress, now_ms(), now_ms(), attempts=1,
+               started_at=now_ms(), lease_until=clock.now + 60_000)
+    await db.write(lambda c: store.insert(c, [(dead, clock.now)]))
+    engine = await make_engine()
+    await engine.join()
+    recovered = await engine.get(job_id)
+    assert recovered.status is JobStatus.completed and recovered.attempts == 2
+    assert recovered.errors[0]["error"].startswith("interrupted")
+
+
+async def test_stop_requeues_running_jobs(
+    make_engine: Factory, gate: Gate, db: Database
+) -> None:
+    engine = await make_engine()
+    job = await engine.submit("gate")
+    await gate.started.wait()
+    await engine.stop(0.05)
+    row = stored(db.path, job.id)
+    assert row is not None and row.status is JobStatus.pending and row.attempts == 0
+
+
+async def test_repr_and_stats_count(make_engine: Factory) -> None:
+    engine = await make_engine()
+    for _ in range(3):
+        await engine.submit("noop")
+    await engine.join()
+    assert "done=3" in repr(engine) and "failed=0" in repr(engine)
+    stats = engine.stats()
+    assert stats["since_start"]["completed"] == 3 and stats["running"] == 0
+
+
+async def test_a_job_whose_kind_is_gone_fails_without_retrying(
+    make_engine: Factory, db: Database, clock: Clock
+) -> None:
+    orphan = Job(new_id("job"), "uninstalled", JobStatus.pending, now_ms(), now_ms())
+    await db.write(lambda c: store.insert(c, [(orphan, clock.now)]))
+    engine = await make_engine()
+    await engine.join()
+    failed = await engine.get(orphan.id)
+    assert failed.status is JobStatus.failed and failed.attempts == 1
+    assert failed.last_error == "no handler for job kind 'uninstalled'"
+
+
+async def test_cancel_a_claimed_job_before_it_starts(
+    make_engine: Factory, gate: Gate, registry: KindRegistry
+) -> None:
+    ran: list[str] = []
+
+    async def record(ctx: JobContext) -> None:
+        ran.append(ctx.job.id)
+
+    registry.register(JobKind("record", record))
+    engine = await make_engine(workers=1)
+    await engine.submit("gate")
+    await gate.started.wait()
+    waiting = await engine.submit("record")  # claimed, held in memory: the worker is busy
+    assert engine.stats()["queued"] == 1
+    cancelled = await engine.cancel(waiting.id)
+    assert cancelled.status is JobStatus.cancelled
+    gate.opened.set()
+    await engine.join()
+    assert ran == [] and (await engine.get(waiting.id)).status is JobStatus.cancelled
+
+
+async def test_pause_gives_claimed_jobs_back_to_the_queue(
+    make_engine: Factory, gate: Gate
+) -> None:
+    engine = await make_engine(workers=1)
+    running = await engine.submit("gate")
+    await gate.started.wait()
+    held = [await engine.submit("noop") for _ in range(3)]
+    engine.pause()
+    gate.opened.set()
+    await engine.join()
+    assert (await engine.get(running.id)).status is JobStatus.completed
+    for job in held:
+        again = await engine.get(job.id)
+        assert again.status is JobStatus.pending and again.attempts == 0
+    engine.resume()
+    await engine.join()
+    assert {(await engine.get(job.id)).status for job in held} == {JobStatus.completed}
+
+
+async def test_leases_of_running_jobs_are_renewed(
+    db: Database, registry: KindRegistry, gate: Gate
+) -> None:
+    engine = JobEngine(db, EventBus(), registry, workers=1, lease_seconds=3)
+    await engine.start()
+    try:
+        job = await engine.submit("gate")
+        await gate.started.wait()
+        first = (await engine.get(job.id)).lease_until
+        assert first is not None
+        deadline = asyncio.get_running_loop().time() + 5
+        while (await engine.get(job.id)).lease_until == first:
+            assert asyncio.get_running_loop().time() < deadline, "lease never renewed"
+            await asyncio.sleep(0.05)
+        renewed = (await engine.get(job.id)).lease_until
+        assert renewed is not None and renewed > first
+        gate.opened.set()
+        await engine.join()
+    finally:
+        await engine.stop(1.0)

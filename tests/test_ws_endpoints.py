@@ -1,0 +1,170 @@
+"""The endpoints and their protocol: messages, limits, heartbeats, seeds' examples."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from ws_support import (
+    Client,
+    ClientFactory,
+    admin_secret,
+    closed,
+    eventually,
+    next_json,
+    raw_open_and_drop,
+    start,
+    until_type,
+    upgrade,
+)
+
+from toombos_edge.appkeys import BUS, HUB
+from toombos_edge.events import INGESTION_COMPLETE, JOB_CREATED, JOB_UPDATE, Event
+from toombos_edge.ids import now_ms
+from toombos_edge.jobs.model import Job, JobStatus
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, tmp_path: Path) -> Client:
+    return await start(aiohttp_client, tmp_path)
+
+
+async def test_bad_messages_get_an_error_and_the_socket_stays(client: Client) -> None:
+    ws = await client.ws_connect("/ws/jobs", params={"token": admin_secret(client)})
+    for sent, code in [
+        ("not json", "bad_message"),
+        ("[1, 2]", "bad_message"),
+        ('{"no": "type"}', "bad_message"),
+        ('{"type": 7}', "bad_message"),
+        ('{"type": "subscribe"}', "bad_message"),
+        ('{"type": "subscribe", "job_id": ""}', "bad_message"),
+        ('{"type": "subscribe", "job_id": 12}', "bad_message"),
+        ('{"type": "launch_rockets"}', "unknown_type"),
+    ]:
+        await ws.send_str(sent)
+        reply = await next_json(ws)
+        assert reply["type"] == "error" and reply["data"]["code"] == code, sent
+        assert reply["data"]["message"] and reply["timestamp"].endswith("Z")
+    await ws.send_bytes(b"\x00\x01")
+    assert (await next_json(ws))["data"]["code"] == "bad_message"
+    await ws.send_json({"type": "ping"})
+    assert (await next_json(ws))["type"] == "pong"
+    assert not ws.closed
+
+
+async def test_subscriptions_belong_to_the_jobs_feed_only(client: Client) -> None:
+    ws = await client.ws_connect("/ws/dashboard", params={"token": admin_secret(client)})
+    await next_json(ws)
+    await ws.send_json({"type": "subscribe", "job_id": "job_1"})
+    reply = await next_json(ws)
+    assert reply["data"]["code"] == "unknown_type" and "dashboard" in reply["data"]["message"]
+
+
+async def test_a_message_over_64_kib_closes_with_1009(client: Client) -> None:
+    ws = await client.ws_connect("/ws/jobs", params={"token": admin_secret(client)})
+    await ws.send_str('{"type": "ping", "pad": "' + "x" * (64 * 1024) + '"}')
+    assert await closed(ws) == 1009
+
+
+async def test_a_flooding_client_is_closed_with_1008(
+    aiohttp_client: ClientFactory, tmp_path: Path
+) -> None:
+    client = await start(aiohttp_client, tmp_path, ws_message_rate=5)
+    ws = await client.ws_connect("/ws/jobs", params={"token": admin_secret(client)})
+    for _ in range(10):  # the burst: twice the rate
+        await ws.send_json({"type": "ping"})
+    for _ in range(10):
+        assert (await next_json(ws))["type"] == "pong"
+    for _ in range(5):
+        await ws.send_json({"type": "ping"})
+    assert await closed(ws) == 1008
+
+
+async def test_a_peer_that_stops_answering_pings_is_dropped(
+    aiohttp_client: ClientFactory, tmp_path: Path
+) -> None:
+    client = await start(aiohttp_client, tmp_path, ws_heartbeat=0.2)
+    hub = client.app[HUB]
+    ws = await client.ws_connect("/ws/jobs", params={"token": admin_secret(client)},
+                                 autoping=False)
+    began = time.monotonic()
+    await eventually(lambda: hub.snapshot(1)["total"] == 0, within=5)
+    assert time.monotonic() - began < 2
+    assert hub.closed == 1
+    await ws.close()
+
+
+async def test_plain_http_on_a_socket_path_needs_a_key_then_says_400(client: Client) -> None:
+    assert (await client.get("/ws/jobs")).status == 401
+    response = await client.get("/ws/jobs",
+                                headers={"Authorization": f"Bearer {admin_secret(client)}"})
+    assert response.status == 400 and "WebSocket" in (await response.json())["detail"]
+
+
+async def test_ten_thousand_open_close_cycles_leave_no_count_behind(client: Client) -> None:
+    hub, key = client.app[HUB], admin_secret(client)
+    host, port = client.server.host, client.server.port
+    paths = [f"/ws/jobs?token={key}", f"/ws/dashboard?token={key}", f"/ws/session/s?token={key}"]
+
+    async def worker(w: int) -> list[int]:
+        statuses = []
+        for i in range(1000):
+            path = paths[(w + i) % 3]
+            if i % 2:
+                statuses.append(await raw_open_and_drop(host, port, path))
+            else:
+                ws = await client.ws_connect(path)
+                statuses.append(101)
+                await ws.close()
+        return statuses
+
+    results = await asyncio.gather(*(worker(w) for w in range(10)))
+    assert sum(len(r) for r in results) == 10_000 and {s for r in results for s in r} == {101}
+    await eventually(lambda: hub.snapshot(1)["total"] == 0, within=10)
+    assert hub.gate.slots.counts() == {} and hub.accepted == hub.closed == 10_000
+
+
+async def test_seed_000_browser_client_on_ws_jobs(
+    aiohttp_client: ClientFactory, tmp_path: Path
+) -> None:
+    """`new WebSocket('ws://localhost:8000/ws/jobs')` from the frontend's own origin."""
+    client = await start(aiohttp_client, tmp_path, ws_auth="origin")
+    ws = await client.ws_connect("/ws/jobs", origin="http://localhost:3000")
+    stamp = now_ms()
+    job = Job("job-123", "generate", JobStatus.pending, stamp, stamp, channels=["email"])
+    client.app[BUS].publish(Event.job(JOB_CREATED, job.to_json()))
+    message = await next_json(ws)
+    assert message["type"] == "job_created" and message["job"]["job_id"] == "job-123"
+    assert message["job"]["channels"] == ["email"] and message["timestamp"].endswith("Z")
+    await ws.send_json({"type": "subscribe", "job_id": "job-123"})
+    assert (await next_json(ws))["type"] == "subscribed"
+    client.app[BUS].publish(Event.job(JOB_UPDATE, job.to_json()))
+    assert (await next_json(ws))["type"] == "job_update"
+
+
+async def test_seed_004_dashboard_examples(client: Client) -> None:
+    """`new WebSocket('ws://localhost:8000/api/v1/ws/dashboard')`, with a token."""
+    ws = await client.ws_connect("/api/v1/ws/dashboard",
+                                 params={"token": admin_secret(client)},
+                                 origin="http://localhost:3000")
+    assert (await next_json(ws))["type"] == "connection_ack"
+    client.app[BUS].publish(Event.data(INGESTION_COMPLETE, {
+        "files_processed": 2, "files_skipped_duplicate": 0, "total_nodes_created": 9,
+    }))
+    message = await until_type(ws, INGESTION_COMPLETE)
+    assert message["data"]["files_processed"] == 2 and message["timestamp"].endswith("Z")
+    # "Open 11 connections from same IP -> 11th rejected" (503), "disallowed origin -> rejected"
+    more = [await client.ws_connect("/ws/dashboard", params={"token": admin_secret(client)})
+            for _ in range(9)]
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/ws/dashboard", params={"token": admin_secret(client)})
+    assert refused.value.status == 503
+    response = await client.get("/api/v1/ws/dashboard", headers=upgrade(Origin="http://evil.example"))
+    assert response.status == 403
+    for other in more:
+        await other.close()
+    await ws.send_json({"type": "ping"})
+    assert (await until_type(ws, "pong"))["type"] == "pong"

@@ -1,0 +1,89 @@
+"""Helpers for the realtime tests: apps with chosen settings, raw upgrades, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import ClientWebSocketResponse, WSMsgType, web
+from aiohttp.test_utils import TestClient
+
+from toombos_edge.app import create_app
+from toombos_edge.settings import Settings
+
+Client = TestClient[Any, web.Application]
+ClientFactory = Callable[..., Awaitable[Client]]
+TIMEOUT = 5.0
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+    values = {"data_dir": str(tmp_path / "data"), "access_log": "false", **overrides}
+    return Settings.load({}, overrides={k: str(v) for k, v in values.items()})
+
+
+async def start(aiohttp_client: ClientFactory, tmp_path: Path, **overrides: Any) -> Client:
+    return await aiohttp_client(create_app(settings_for(tmp_path, **overrides)))
+
+
+def admin_secret(client: Client) -> str:
+    from toombos_edge.appkeys import SETTINGS
+
+    return (client.app[SETTINGS].data_dir / "admin.key").read_text().strip()
+
+
+def upgrade(**extra: str) -> dict[str, str]:
+    """Headers of a WebSocket handshake, to read a refusal's status and body over HTTP."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": key, **extra}
+
+
+async def next_json(ws: ClientWebSocketResponse, within: float = TIMEOUT) -> dict[str, Any]:
+    message = await ws.receive(timeout=within)
+    assert message.type is WSMsgType.TEXT, (message.type, message.data)
+    value: dict[str, Any] = orjson.loads(message.data)
+    return value
+
+
+async def until_type(
+    ws: ClientWebSocketResponse, type_: str, within: float = TIMEOUT
+) -> dict[str, Any]:
+    """The next message of this type (others are skipped)."""
+    async with asyncio.timeout(within):
+        while True:
+            message = await next_json(ws)
+            if message["type"] == type_:
+                return message
+
+
+async def closed(ws: ClientWebSocketResponse, within: float = TIMEOUT) -> int | None:
+    """Read until the server closes; the close code."""
+    async with asyncio.timeout(within):
+        while True:
+            message = await ws.receive()
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
+                return ws.close_code
+
+
+async def eventually(check: Callable[[], bool], within: float = TIMEOUT) -> None:
+    """Wait for a condition with a deadline (checked on each turn of the loop)."""
+    async with asyncio.timeout(within):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.005)
+
+
+async def raw_open_and_drop(host: str, port: int, path: str) -> int:
+    """Handshake over a bare TCP socket, then vanish without a close frame; the status."""
+    reader, writer = await asyncio.open_connection(host, port)
+    headers = "".join(f"{k}: {v}\r\n" for k, v in upgrade(Host=f"{host}:{port}").items())
+    writer.write(f"GET {path} HTTP/1.1\r\n{headers}\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    writer.transport.abort()
+    return int(head.split(b" ", 2)[1])

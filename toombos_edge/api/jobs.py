@@ -1,0 +1,115 @@
+"""Jobs over HTTP: list, read, submit, retry, cancel, batches, export, queue pause."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..appkeys import CORRELATION_ID, DATABASE, ENGINE
+from ..errors import Invalid
+from ..jobs import export, listing
+from .job_params import body_filter, job_ids, new_job, paging, query_filter
+from .responses import json_object, json_response
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    """Jobs newest first, filtered by status, kind, q, from/to; offset or cursor paging."""
+    flt = query_filter(request.query)
+    paged = paging(request.query)
+    page = await listing.list_page(
+        request.app[DATABASE], flt, paged.limit, paged.offset, paged.cursor
+    )
+    return json_response({
+        "jobs": [job.to_json() for job in page.jobs],
+        "total": page.total,
+        "total_exact": page.total_exact,
+        "page": paged.page,
+        "page_size": paged.limit,
+        "offset": paged.offset,
+        "next_cursor": page.next_cursor,
+    })
+
+
+async def get_job(request: web.Request) -> web.Response:
+    """One job with its status, progress, attempts, errors and results."""
+    job = await request.app[ENGINE].get(request.match_info["job_id"])
+    return json_response(job.to_json())
+
+
+async def create_job(request: web.Request) -> web.Response:
+    """Submit a job; 202 with the job once it is stored (an unknown kind is a 422)."""
+    fields = new_job(await json_object(request), request.headers.get("Idempotency-Key"))
+    if fields["correlation_id"] is None:
+        fields["correlation_id"] = request[CORRELATION_ID]
+    job = await request.app[ENGINE].submit(**fields)
+    return json_response(job.to_json(), status=202)
+
+
+async def retry_job(request: web.Request) -> web.Response:
+    """Run a failed, partial or cancelled job again (same id, attempts reset); else 409."""
+    job = await request.app[ENGINE].retry(request.match_info["job_id"])
+    return json_response(job.to_json())
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    """Cancel a pending or running job; 409 when it already ended."""
+    job = await request.app[ENGINE].cancel(request.match_info["job_id"])
+    return json_response(job.to_json())
+
+
+async def cancel_sync(request: web.Request) -> web.Response:
+    """The dashboard's cancel: ``{"cancelled": true}``; 409 when the job already ended."""
+    job = await request.app[ENGINE].cancel(request.match_info["job_id"])
+    return json_response({"cancelled": True, "job_id": job.id, "job": job.to_json()})
+
+
+async def batch_retry(request: web.Request) -> web.Response:
+    """Retry jobs by ``job_ids`` or by the list's filter; counts what it touched and refused."""
+    return await _batch(request, retry=True)
+
+
+async def batch_cancel(request: web.Request) -> web.Response:
+    """Cancel jobs by ``job_ids`` or by the list's filter; counts touched and refused."""
+    return await _batch(request, retry=False)
+
+
+async def _batch(request: web.Request, *, retry: bool) -> web.Response:
+    body = await json_object(request)
+    engine = request.app[ENGINE]
+    apply = engine.retry_many if retry else engine.cancel_many
+    ids = job_ids(body)
+    if ids is not None:
+        tally = await listing.apply_to_ids(ids, apply)
+    else:
+        tally = await listing.apply_to_matching(request.app[DATABASE], body_filter(body), apply)
+    return json_response(tally.to_json())
+
+
+async def export_jobs(request: web.Request) -> web.StreamResponse:
+    """Every matching job as CSV or JSON (``format``), streamed a page at a time."""
+    fmt = request.query.get("format", "csv")
+    if fmt not in export.CONTENT_TYPES:
+        raise Invalid(f"'format' must be csv or json, got {fmt!r}")
+    flt = query_filter(request.query)
+    response = web.StreamResponse(headers={
+        "Content-Type": export.CONTENT_TYPES[fmt],
+        "Content-Disposition": f'attachment; filename="jobs.{fmt}"',
+    })
+    await response.prepare(request)
+    async for chunk in export.export(request.app[DATABASE], flt, fmt):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def pause_queue(request: web.Request) -> web.Response:
+    """Stop starting jobs (running ones finish; urgent ones still run)."""
+    engine = request.app[ENGINE]
+    engine.pause()
+    return json_response({"paused": True, "stats": engine.stats()})
+
+
+async def resume_queue(request: web.Request) -> web.Response:
+    """Start taking jobs again."""
+    engine = request.app[ENGINE]
+    engine.resume()
+    return json_response({"paused": False, "stats": engine.stats()})

@@ -1,0 +1,45 @@
+"""Realtime over HTTP: WebSocket tokens, and the open connections for admins."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..appkeys import BUS, HUB, PRINCIPAL, WS_TOKENS
+from ..errors import Invalid
+from ..events import ANNOUNCEMENT, Event
+from ..ids import iso
+from .responses import json_object, json_response
+
+MAX_LISTED = 10_000
+
+
+async def ws_token(request: web.Request) -> web.Response:
+    """A short-lived token for WebSocket URLs (``?token=``), bound to this key and its role."""
+    tokens = request.app[WS_TOKENS]
+    token, claims = tokens.issue(request[PRINCIPAL])
+    return json_response({
+        "token": token,
+        "token_type": "ws",
+        "role": claims.role.name,
+        "expires_at": iso(claims.expires_at),
+        "expires_in": tokens.ttl,
+    })
+
+
+async def connections(request: web.Request) -> web.Response:
+    """Open WebSockets: counts per endpoint and IP, refusals, and the sockets themselves."""
+    raw = request.query.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LISTED:
+        raise Invalid(f"'limit' must be an integer from 1 to {MAX_LISTED}")
+    return json_response(request.app[HUB].snapshot(int(raw)))
+
+
+async def broadcast(request: web.Request) -> web.Response:
+    """Send ``{"type": "announcement", "data": …}`` to every dashboard socket."""
+    data = (await json_object(request)).get("data")
+    if not isinstance(data, dict):
+        raise Invalid("'data' must be a JSON object")
+    event = Event.data(ANNOUNCEMENT, data)
+    request.app[BUS].publish(event)
+    return json_response({"published": ANNOUNCEMENT, "timestamp": iso(event.timestamp)},
+                         status=202)

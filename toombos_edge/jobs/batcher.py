@@ -1,0 +1,114 @@
+"""Coalesce many small writes of one kind into one database write.
+
+Items added during one turn of the event loop are written by one function call (one
+``executemany`` rather than one savepoint per job) in one ``Database.write``; the database
+then group-commits that with whatever else is queued. ``after`` runs on the loop once the
+batch is committed (publish events, wake workers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from ..store import Database
+
+T = TypeVar("T")
+Write = Callable[[sqlite3.Connection, Sequence[T]], Any]
+After = Callable[[Sequence[T], Any], None]
+Failed = Callable[[Sequence[T], Exception], None]
+
+log = logging.getLogger(__name__)
+
+
+class Batcher(Generic[T]):
+    def __init__(
+        self,
+        db: Database,
+        write: Write[T],
+        after: After[T],
+        name: str,
+        failed: Failed[T] | None = None,
+    ) -> None:
+        self._db = db
+        self._write = write
+        self._after = after
+        self._failed = failed
+        self.name = name
+        self._items: list[T] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._scheduled = False
+        self._inflight: set[asyncio.Task[None]] = set()
+        self.batches = 0
+        self.written = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<Batcher {self.name} batches={self.batches} written={self.written} "
+            f"queued={len(self._items)} inflight={len(self._inflight)}>"
+        )
+
+    @property
+    def idle(self) -> bool:
+        return not self._items and not self._inflight
+
+    def add(self, item: T) -> None:
+        """Queue ``item``; it is written soon, together with its neighbours."""
+        self._items.append(item)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def add_and_wait(self, item: T) -> asyncio.Future[None]:
+        """Queue ``item``; the future resolves once it is committed (or fails with the write)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self.add(item)
+        return waiter
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is committed."""
+        while not self.idle:
+            if self._items:
+                self._flush()
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    def _done(self) -> None:
+        # Out of the in-flight set before ``after`` runs, so that it sees this batch as done.
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.discard(task)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if not self._items:
+            return
+        items, self._items = self._items, []
+        waiters, self._waiters = self._waiters, []
+        task = asyncio.create_task(self._commit(items, waiters), name=f"batch-{self.name}")
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _commit(self, items: list[T], waiters: list[asyncio.Future[None]]) -> None:
+        write = self._write
+        try:
+            result = await self._db.write(lambda conn: write(conn, items))
+        except Exception as exc:
+            log.error("%s: writing %d items failed: %s", self.name, len(items), exc)
+            self._done()
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            if self._failed is not None:
+                self._failed(items, exc)
+            return
+        self._done()
+        self.batches += 1
+        self.written += len(items)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._after(items, result)

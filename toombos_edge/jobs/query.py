@@ -1,0 +1,127 @@
+"""Listing jobs: the filter, the SQL of a page, and a total that stays cheap.
+
+Pages are newest first (ids are time-sortable) and every filter is an index ending in
+``id``: status ``(status, id)``, kind ``(kind, status, id)``, ``q`` the primary key, ``(document_id,
+id)`` and ``(correlation_id, id)``, and a time range is an id range. Several statuses are one
+ordered sub-select each, merged: never a sort of the whole table. ``total`` is exact from the
+per-status counters when the filter is statuses only, else counted up to :data:`COUNT_CAP`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..ids import id_floor
+from .model import Job, JobStatus
+from .store import COLUMNS, row_to_job
+
+COUNT_CAP = 10_000
+ALL_STATUSES = tuple(status.value for status in JobStatus)
+_TOP = "\U0010ffff"  # sorts after every character: [q, q + _TOP) is "starts with q"
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What a list, an export or a batch operation selects. Empty means everything."""
+
+    statuses: tuple[str, ...] = ()
+    kind: str | None = None
+    q: str | None = None  #: prefix of the job id, document id or correlation id
+    since: int | None = None  #: created at or after (ms)
+    until: int | None = None  #: created at or before (ms)
+
+    @property
+    def statuses_only(self) -> bool:
+        return self.kind is None and self.q is None and self.since is None and self.until is None
+
+
+def _conditions(flt: JobFilter, before: str | None) -> tuple[list[str], list[Any]]:
+    """WHERE terms other than status, with their parameters."""
+    terms: list[str] = []
+    params: list[Any] = []
+    if flt.kind is not None:
+        terms.append("kind = ?")
+        params.append(flt.kind)
+    if flt.since is not None:
+        terms.append("id >= ?")
+        params.append(id_floor("job", flt.since))
+    if flt.until is not None:
+        terms.append("id < ?")
+        params.append(id_floor("job", flt.until + 1))
+    if before is not None:
+        terms.append("id < ?")
+        params.append(before)
+    if flt.q:
+        terms.append(
+            "(id >= ? AND id < ? OR document_id >= ? AND document_id < ? "
+            "OR correlation_id >= ? AND correlation_id < ?)"
+        )
+        params += [flt.q, flt.q + _TOP] * 3
+    return terms, params
+
+
+def _select(terms: list[str], columns: str, limit: int, offset: int = 0) -> str:
+    where = " WHERE " + " AND ".join(terms) if terms else ""
+    tail = f" OFFSET {offset}" if offset else ""
+    return f"SELECT {columns} FROM jobs{where} ORDER BY id DESC LIMIT {limit}{tail}"
+
+
+def page_sql(
+    flt: JobFilter, limit: int, offset: int = 0, before: str | None = None,
+    columns: str = COLUMNS,
+) -> tuple[str, list[Any]]:
+    """The SQL and parameters of one page (``before``: the cursor, an id)."""
+    terms, params = _conditions(flt, before)
+    if flt.kind is not None and not flt.statuses:
+        # (kind, status, id) is ordered by id within each status: merge one range per status.
+        flt = replace(flt, statuses=ALL_STATUSES)
+    if len(flt.statuses) <= 1:
+        status_terms = ["status = ?"] if flt.statuses else []
+        return _select(status_terms + terms, columns, limit, offset), [*flt.statuses, *params]
+    parts, values = [], []
+    for status in flt.statuses:
+        inner = _select(["status = ?", *terms], columns, limit + offset)
+        parts.append(f"SELECT * FROM ({inner})")
+        values += [status, *params]
+    tail = f" OFFSET {offset}" if offset else ""
+    return " UNION ALL ".join(parts) + f" ORDER BY id DESC LIMIT {limit}{tail}", values
+
+
+def page(
+    conn: sqlite3.Connection, flt: JobFilter, limit: int, offset: int = 0,
+    before: str | None = None,
+) -> list[Job]:
+    sql, params = page_sql(flt, limit, offset, before)
+    return [row_to_job(row) for row in conn.execute(sql, params)]
+
+
+def count_sql(flt: JobFilter) -> tuple[str, list[Any]]:
+    """Count matching rows, stopping at ``COUNT_CAP + 1``."""
+    terms, params = _conditions(flt, None)
+    if flt.statuses:
+        terms.insert(0, f"status IN ({','.join('?' * len(flt.statuses))})")
+        params = [*flt.statuses, *params]
+    where = " WHERE " + " AND ".join(terms) if terms else ""
+    return f"SELECT count(*) FROM (SELECT 1 FROM jobs{where} LIMIT {COUNT_CAP + 1})", params
+
+
+def total(conn: sqlite3.Connection, flt: JobFilter) -> tuple[int, bool]:
+    """(matching jobs, exact?): exact from the counters, else capped at ``COUNT_CAP``."""
+    if flt.statuses_only:
+        wanted = set(flt.statuses)
+        rows = conn.execute("SELECT status, n FROM job_counts").fetchall()
+        return sum(n for status, n in rows if not wanted or status in wanted), True
+    sql, params = count_sql(flt)
+    found: int = conn.execute(sql, params).fetchone()[0]
+    return min(found, COUNT_CAP), found <= COUNT_CAP
+
+
+def ids_after(
+    conn: sqlite3.Connection, flt: JobFilter, before: str | None, limit: int
+) -> list[tuple[str, str]]:
+    """(id, status) of the next ``limit`` matching jobs older than ``before``."""
+    sql, params = page_sql(flt, limit, 0, before, columns="id, status")
+    rows = conn.execute(sql, params)
+    return [(row[0], row[1]) for row in rows]

@@ -1,0 +1,254 @@
+"""The jobs table: every statement the engine runs, as functions of a ``sqlite3.Connection``.
+
+Kept narrow on purpose (insert, claim, save, transitions, recovery) so that a PostgreSQL
+implementation is a second module, not a rewrite. Each function runs inside the caller's
+transaction (``Database.write``) or snapshot (``Database.read``); none commits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from ..ids import iso
+from .model import Job, JobStatus
+
+COLUMNS = (
+    "id, kind, status, priority, document_id, channels, params, progress_percent, "
+    "progress_message, attempts, max_attempts, last_error, errors, results, idempotency_key, "
+    "correlation_id, metadata, created_at, updated_at, scheduled_for, started_at, "
+    "completed_at, lease_until, urgent"
+)
+_EMPTY_LIST, _EMPTY_OBJECT = "[]", "{}"
+_STATUS = {status.value: status for status in JobStatus}
+
+
+def _load(text: str) -> Any:
+    return orjson.loads(text)
+
+
+def _dump(value: Any, empty: str) -> str:
+    return orjson.dumps(value).decode() if value else empty
+
+
+def row_to_job(row: Sequence[Any]) -> Job:
+    """A row selected with :data:`COLUMNS` as a :class:`Job`."""
+    return Job(
+        id=row[0], kind=row[1], status=_STATUS[row[2]], priority=row[3], document_id=row[4],
+        channels=_load(row[5]), params=_load(row[6]), progress_percent=row[7],
+        progress_message=row[8], attempts=row[9], max_attempts=row[10], last_error=row[11],
+        errors=_load(row[12]), results=_load(row[13]), idempotency_key=row[14],
+        correlation_id=row[15], metadata=_load(row[16]), created_at=row[17],
+        updated_at=row[18], scheduled_for=row[19], started_at=row[20], completed_at=row[21],
+        lease_until=row[22], urgent=bool(row[23]),
+    )
+
+
+def _insert_row(job: Job, due_at: int) -> tuple[Any, ...]:
+    return (
+        job.id, job.kind, job.status.value, job.priority, int(job.urgent), job.document_id,
+        _dump(job.channels, _EMPTY_LIST), _dump(job.params, _EMPTY_OBJECT), job.attempts,
+        job.max_attempts, job.idempotency_key, job.correlation_id,
+        _dump(job.metadata, _EMPTY_OBJECT), job.created_at, job.updated_at, job.scheduled_for,
+        due_at, job.started_at, job.lease_until,
+    )
+
+
+_INSERT = (
+    "INSERT INTO jobs (id, kind, status, priority, urgent, document_id, channels, params, "
+    "attempts, max_attempts, idempotency_key, correlation_id, metadata, created_at, "
+    "updated_at, scheduled_for, due_at, started_at, lease_until) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def insert(conn: sqlite3.Connection, jobs: Iterable[tuple[Job, int]]) -> None:
+    """Insert new jobs, each with the time it becomes due (one statement for the batch).
+
+    A job may arrive already claimed (``in_progress`` with a lease): the engine hands fresh
+    jobs straight to its workers when nothing older is waiting.
+    """
+    conn.executemany(_INSERT, [_insert_row(job, due_at) for job, due_at in jobs])
+
+
+def insert_once(conn: sqlite3.Connection, job: Job, due_at: int) -> Job:
+    """Insert ``job`` unless a job with its idempotency key exists; returns the stored one."""
+    row = conn.execute(
+        f"SELECT {COLUMNS} FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,)
+    ).fetchone()
+    if row is not None:
+        return row_to_job(row)
+    conn.execute(_INSERT, _insert_row(job, due_at))
+    return job
+
+
+def get(conn: sqlite3.Connection, job_id: str) -> Job | None:
+    row = conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else row_to_job(row)
+
+
+def get_many(conn: sqlite3.Connection, ids: Sequence[str]) -> list[Job]:
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE id IN ({marks})", ids).fetchall()
+    return [row_to_job(row) for row in rows]
+
+
+_CLAIM = (
+    "UPDATE jobs SET status = 'in_progress', attempts = attempts + 1, started_at = :now, "
+    "updated_at = :now, lease_until = :lease, progress_percent = 0, progress_message = '' "
+    "WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' AND due_at <= :now {urgent} "
+    "ORDER BY urgent DESC, priority DESC, due_at, id LIMIT :limit) "
+    f"RETURNING {COLUMNS}"
+)
+
+
+def claim(
+    conn: sqlite3.Connection, now: int, limit: int, lease_until: int, *, urgent_only: bool
+) -> list[Job]:
+    """Take up to ``limit`` due pending jobs in queue order: in progress, under a lease."""
+    sql = _CLAIM.format(urgent="AND urgent = 1" if urgent_only else "")
+    rows = conn.execute(sql, {"now": now, "lease": lease_until, "limit": limit}).fetchall()
+    jobs = [row_to_job(row) for row in rows]
+    jobs.sort(key=queue_order)
+    return jobs
+
+
+def claim_one(conn: sqlite3.Connection, job_id: str, now: int, lease_until: int) -> Job | None:
+    """Take one pending job by id (urgent jobs skip the queue)."""
+    row = conn.execute(
+        "UPDATE jobs SET status = 'in_progress', attempts = attempts + 1, started_at = ?, "
+        "updated_at = ?, lease_until = ? WHERE id = ? AND status = 'pending' "
+        f"RETURNING {COLUMNS}",
+        (now, now, lease_until, job_id),
+    ).fetchone()
+    return None if row is None else row_to_job(row)
+
+
+def queue_order(job: Job) -> tuple[int, int, int, str]:
+    """The order workers take jobs in: urgent, priority, due time, creation."""
+    return (-job.urgent, -job.priority, job.scheduled_for or job.created_at, job.id)
+
+
+def next_due(conn: sqlite3.Connection) -> int | None:
+    """When the earliest pending job becomes due (None when nothing is pending)."""
+    value: int | None = conn.execute(
+        "SELECT min(due_at) FROM jobs WHERE status = 'pending'"
+    ).fetchone()[0]
+    return value
+
+
+def save(conn: sqlite3.Connection, jobs: Iterable[tuple[Job, int]]) -> None:
+    """Store what a worker decided for jobs it held: the outcome, or a retry when due."""
+    conn.executemany(
+        "UPDATE jobs SET status = ?, progress_percent = ?, progress_message = ?, attempts = ?, "
+        "last_error = ?, errors = ?, results = ?, document_id = ?, updated_at = ?, "
+        "scheduled_for = ?, due_at = ?, started_at = ?, completed_at = ?, lease_until = NULL "
+        "WHERE id = ? AND status = 'in_progress'",
+        [
+            (
+                job.status.value, job.progress_percent, job.progress_message, job.attempts,
+                job.last_error, _dump(job.errors, _EMPTY_LIST),
+                _dump(job.results, _EMPTY_OBJECT), job.document_id, job.updated_at,
+                job.scheduled_for, due_at, job.started_at, job.completed_at, job.id,
+            )
+            for job, due_at in jobs
+        ],
+    )
+
+
+def save_progress(conn: sqlite3.Connection, jobs: Sequence[Job]) -> list[bool]:
+    """Store progress of running jobs; False for a job that is no longer running."""
+    stored = []
+    for job in jobs:
+        cursor = conn.execute(
+            "UPDATE jobs SET progress_percent = ?, progress_message = ?, updated_at = ? "
+            "WHERE id = ? AND status = 'in_progress'",
+            (job.progress_percent, job.progress_message, job.updated_at, job.id),
+        )
+        stored.append(cursor.rowcount == 1)
+    return stored
+
+
+def renew_leases(conn: sqlite3.Connection, ids: Sequence[str], lease_until: int) -> None:
+    conn.executemany(
+        "UPDATE jobs SET lease_until = ? WHERE id = ? AND status = 'in_progress'",
+        [(lease_until, job_id) for job_id in ids],
+    )
+
+
+def release(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> list[Job]:
+    """Give claimed jobs back to the queue, their attempt not counted (stop, pause)."""
+    rows = []
+    for job_id in ids:
+        rows += conn.execute(
+            "UPDATE jobs SET status = 'pending', attempts = max(attempts - 1, 0), "
+            "lease_until = NULL, started_at = NULL, updated_at = ?, due_at = min(due_at, ?) "
+            f"WHERE id = ? AND status = 'in_progress' RETURNING {COLUMNS}",
+            (now, now, job_id),
+        ).fetchall()
+    return [row_to_job(row) for row in rows]
+
+
+def recover(conn: sqlite3.Connection, now: int, *, every_lease: bool) -> list[Job]:
+    """Jobs whose lease expired (their process died) go back to pending, attempt counted.
+
+    ``every_lease`` treats every lease as expired: the caller knows that no other engine
+    runs on this database. A job that has used its last attempt is failed instead.
+    """
+    error = orjson.dumps(
+        {"error": "interrupted: the process running it stopped", "at": iso(now)}
+    ).decode()
+    rows = conn.execute(
+        "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' "
+        "ELSE 'pending' END, lease_until = NULL, updated_at = :now, due_at = :now, "
+        "last_error = 'interrupted: the process running it stopped', "
+        "completed_at = CASE WHEN attempts >= max_attempts THEN :now END, "
+        "errors = json_insert(errors, '$[#]', json_set(json(:error), '$.attempt', attempts)) "
+        "WHERE status = 'in_progress' AND (lease_until < :now OR :every) "
+        f"RETURNING {COLUMNS}",
+        {"now": now, "error": error, "every": int(every_lease)},
+    ).fetchall()
+    return [row_to_job(row) for row in rows]
+
+
+def cancel_pending(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> list[Job]:
+    """Cancel those of ``ids`` that are pending; returns the cancelled jobs."""
+    rows = []
+    for job_id in ids:
+        rows += conn.execute(
+            "UPDATE jobs SET status = 'cancelled', updated_at = ?, completed_at = ? "
+            f"WHERE id = ? AND status = 'pending' RETURNING {COLUMNS}",
+            (now, now, job_id),
+        ).fetchall()
+    return [row_to_job(row) for row in rows]
+
+
+RETRYABLE = ("failed", "cancelled", "partial")
+
+
+def requeue(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> list[Job]:
+    """Start failed, cancelled or partial jobs again with their attempts reset."""
+    rows = []
+    for job_id in ids:
+        rows += conn.execute(
+            "UPDATE jobs SET status = 'pending', attempts = 0, last_error = NULL, "
+            "progress_percent = 0, progress_message = '', scheduled_for = NULL, due_at = ?, "
+            "started_at = NULL, completed_at = NULL, updated_at = ? "
+            f"WHERE id = ? AND status IN {RETRYABLE} RETURNING {COLUMNS}",
+            (now, now, job_id),
+        ).fetchall()
+    return [row_to_job(row) for row in rows]
+
+
+def statuses(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, JobStatus]:
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(f"SELECT id, status FROM jobs WHERE id IN ({marks})", ids)
+    return {job_id: _STATUS[status] for job_id, status in rows}
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Jobs per status (kept by triggers: no table scan)."""
+    return dict(conn.execute("SELECT status, n FROM job_counts").fetchall())
