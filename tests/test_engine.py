@@ -490,3 +490,4 @@ async def test_status_counters_match_the_table_after_every_kind_of_change(
 
     counted, actual = await db.read(both)
     assert counted == actual == {"completed": 1, "partial": 1, "cancelled": 1, "pending": 2}
+

@@ -331,7 +331,10 @@ class JobEngine:
         while (job := await self._ready.take()) is not None:
             if len(self._ready) < low_water:
                 self._feeder.want()
-            await self._run(job)
+            try:
+                await self._run(job)
+            except Exception:  # a bug here must not cost a worker; the lease recovers the job
+                log.exception("worker failed on job %s", job.id)
 
     async def _run_urgent(self, job_id: str) -> None:
         now = self._clock()
