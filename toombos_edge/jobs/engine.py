@@ -554,11 +554,14 @@ class JobEngine:
         while True:
             await asyncio.sleep(1.0)
             ticks += 1
-            self.status_counts = await self._db.read(store.counts)
             self._rates = {k: float(v - last[k]) for k, v in self.counters.items()}
             last = dict(self.counters)
-            if ticks % max(1, self._lease_ms // 3000) == 0:
-                await self._renew_leases()
+            try:
+                self.status_counts = await self._db.read(store.counts)
+                if ticks % max(1, self._lease_ms // 3000) == 0:
+                    await self._renew_leases()
+            except Exception:  # the database is having a moment: try again next tick
+                log.exception("job housekeeping failed")
 
     async def _renew_leases(self) -> None:
         ids = [*self._running, *self._finishing, *self._ready.ids()]
