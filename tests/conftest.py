@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from toombos_edge.app import create_app
 from toombos_edge.appkeys import KEYS
 from toombos_edge.keys import Role
 from toombos_edge.settings import Settings
+from toombos_edge.store import Database
 
 Client = TestClient[Any, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
@@ -32,6 +35,15 @@ ClientFactory = Callable[..., Awaitable[Client]]
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings.load({}, overrides={"data_dir": str(tmp_path / "data"), "access_log": "false"})
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A real, migrated SQLite database of its own (for services tested without HTTP)."""
+    database = Database(tmp_path / "edge.db")
+    await database.open()
+    yield database
+    await database.close()
 
 
 @pytest.fixture
@@ -163,3 +175,31 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
             server.stop()
         except subprocess.TimeoutExpired:
             server.stop(signal.SIGKILL)
+
+
+class Inbox:
+    """A real local SMTP server's handler (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content or b"")))
+        return "250 OK"
+
+
+@pytest.fixture
+async def make_smtp() -> AsyncIterator[Callable[[], Awaitable[tuple[Inbox, int]]]]:
+    servers: list[asyncio.Server] = []
+
+    async def make() -> tuple[Inbox, int]:
+        inbox = Inbox()
+        server = await asyncio.get_running_loop().create_server(
+            lambda: SMTP(inbox), "127.0.0.1", 0)
+        servers.append(server)
+        return inbox, server.sockets[0].getsockname()[1]
+
+    yield make
+    for server in servers:
+        server.close()
+        await server.wait_closed()

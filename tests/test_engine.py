@@ -389,3 +389,77 @@ async def test_repr_and_stats_count(make_engine: Factory) -> None:
     assert "done=3" in repr(engine) and "failed=0" in repr(engine)
     stats = engine.stats()
     assert stats["since_start"]["completed"] == 3 and stats["running"] == 0
+
+
+async def test_a_job_whose_kind_is_gone_fails_without_retrying(
+    make_engine: Factory, db: Database, clock: Clock
+) -> None:
+    orphan = Job(new_id("job"), "uninstalled", JobStatus.pending, now_ms(), now_ms())
+    await db.write(lambda c: store.insert(c, [(orphan, clock.now)]))
+    engine = await make_engine()
+    await engine.join()
+    failed = await engine.get(orphan.id)
+    assert failed.status is JobStatus.failed and failed.attempts == 1
+    assert failed.last_error == "no handler for job kind 'uninstalled'"
+
+
+async def test_cancel_a_claimed_job_before_it_starts(
+    make_engine: Factory, gate: Gate, registry: KindRegistry
+) -> None:
+    ran: list[str] = []
+
+    async def record(ctx: JobContext) -> None:
+        ran.append(ctx.job.id)
+
+    registry.register(JobKind("record", record))
+    engine = await make_engine(workers=1)
+    await engine.submit("gate")
+    await gate.started.wait()
+    waiting = await engine.submit("record")  # claimed, held in memory: the worker is busy
+    assert engine.stats()["queued"] == 1
+    cancelled = await engine.cancel(waiting.id)
+    assert cancelled.status is JobStatus.cancelled
+    gate.opened.set()
+    await engine.join()
+    assert ran == [] and (await engine.get(waiting.id)).status is JobStatus.cancelled
+
+
+async def test_pause_gives_claimed_jobs_back_to_the_queue(
+    make_engine: Factory, gate: Gate
+) -> None:
+    engine = await make_engine(workers=1)
+    running = await engine.submit("gate")
+    await gate.started.wait()
+    held = [await engine.submit("noop") for _ in range(3)]
+    engine.pause()
+    gate.opened.set()
+    await engine.join()
+    assert (await engine.get(running.id)).status is JobStatus.completed
+    for job in held:
+        again = await engine.get(job.id)
+        assert again.status is JobStatus.pending and again.attempts == 0
+    engine.resume()
+    await engine.join()
+    assert {(await engine.get(job.id)).status for job in held} == {JobStatus.completed}
+
+
+async def test_leases_of_running_jobs_are_renewed(
+    db: Database, registry: KindRegistry, gate: Gate
+) -> None:
+    engine = JobEngine(db, EventBus(), registry, workers=1, lease_seconds=3)
+    await engine.start()
+    try:
+        job = await engine.submit("gate")
+        await gate.started.wait()
+        first = (await engine.get(job.id)).lease_until
+        assert first is not None
+        deadline = asyncio.get_running_loop().time() + 5
+        while (await engine.get(job.id)).lease_until == first:
+            assert asyncio.get_running_loop().time() < deadline, "lease never renewed"
+            await asyncio.sleep(0.05)
+        renewed = (await engine.get(job.id)).lease_until
+        assert renewed is not None and renewed > first
+        gate.opened.set()
+        await engine.join()
+    finally:
+        await engine.stop(1.0)

@@ -177,6 +177,8 @@ async def test_batch_by_ids_and_by_filter(client: Client, operator: dict[str, st
     body = await response.json()
     assert (body["touched"], body["refused"]) == (1, 1)
     assert body["refusals"]["job_00000000000000000000000000"].startswith("no job")
+    response = await client.post("/api/jobs/batch/cancel", headers=operator, json={})
+    assert response.status == 422  # an empty body never means "every job"
     response = await client.post("/api/jobs/batch/cancel", headers=operator,
                                  json={"filter": {"status": ["pending", "cancelled"]}})
     body = await response.json()
@@ -232,3 +234,16 @@ async def test_ready_only_after_workers_started(client: Client) -> None:
     assert order.index("engine_ctx") < order.index("workers_ctx") < order.index("ready_ctx")
     assert client.app[ENGINE].stats()["workers"] >= 1
     assert (await (await client.get("/ready")).json()) == {"ready": True}
+
+
+async def test_export_streams_page_by_page(client: Client, operator: dict[str, str]) -> None:
+    engine = client.app[ENGINE]
+    engine.pause()
+    ids = {(await engine.submit("noop", {"n": n})).id for n in range(1200)}
+    response = await client.get("/api/jobs/export?format=csv&status=pending", headers=operator)
+    assert response.headers["Transfer-Encoding"] == "chunked"
+    chunks = [chunk async for chunk in response.content.iter_any()]
+    rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
+    assert {row["job_id"] for row in rows} == ids
+    response = await client.get("/api/jobs/export?format=json", headers=operator)
+    assert len(orjson.loads(await response.read())) == 1200

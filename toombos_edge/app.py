@@ -10,20 +10,37 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .api.middleware import auth_middleware, edge_middleware, on_prepare
+from .api.middleware import edge_middleware, on_prepare
 from .appkeys import (
     BUS,
+    CACHE,
+    CONTENT,
     DATABASE,
+    DOCUMENTS,
     ENGINE,
     GATED_ROUTES,
     HEALTH,
     HUB,
+    INGESTOR,
     KEYS,
     LIFECYCLE,
     ROUTE_ROLES,
+    SEARCH,
     SETTINGS,
     WS_TOKENS,
 )
+from .cache import ContentCache
+from .content.blobs import BlobStore
+from .content.documents import DocumentService
+from .content.generate import kinds as content_kinds
+from .content.ingest import Ingestor
+from .content.publish import Publisher, config_from
+from .content.render import Renderer
+from .content.search import SearchService
+from .content.service import ContentService
+from .content.store import ContentStore
+from .content.templates import TemplateLibrary
+from .content.uploads import UploadFolder
 from .events import EventBus
 from .health import PASS, WARN, Check, HealthService, Lifecycle
 from .jobs.engine import JobEngine
@@ -40,13 +57,17 @@ from .ws.tokens import WsTokens, load_secret
 log = logging.getLogger(__name__)
 
 KEY_REFRESH_SECONDS = 2.0
+CACHE_EXPIRY_SECONDS = 600.0
 
 
 def create_app(settings: Settings) -> web.Application:
     """Build the application; nothing is opened until it starts."""
     app = web.Application(
-        middlewares=[edge_middleware, auth_middleware],
+        middlewares=[edge_middleware],
         client_max_size=settings.max_body_kb * 1024,
+        # Request bodies are read in up to 1 MiB steps (aiohttp's default is 64 KiB): a
+        # streamed upload costs fewer loop iterations per byte (bench/ingest.py).
+        handler_args={"read_bufsize": 1 << 20},
     )
     app[SETTINGS] = settings
     app[LIFECYCLE] = Lifecycle()
@@ -55,9 +76,10 @@ def create_app(settings: Settings) -> web.Application:
     app[GATED_ROUTES] = set()
     app.on_response_prepare.append(on_prepare)
     # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
-    # that their kinds are registered before the first job is taken.
-    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, engine_ctx, workers_ctx,
-                            hub_ctx, ready_ctx])
+    # that their kinds are registered before the first job is taken. The cache comes before
+    # the engine, which hands it to every job.
+    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
+                            documents_ctx, content_ctx, workers_ctx, hub_ctx, ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
@@ -124,6 +146,48 @@ async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The content cache (it rebuilds itself if broken; a failure never stops the server)."""
+    settings = app[SETTINGS]
+    cache = ContentCache(
+        settings.data_dir / "cache", db=app[DATABASE], bus=app[BUS],
+        size_limit_mb=settings.cache_size_mb, ttl_seconds=settings.cache_ttl_seconds,
+    )
+    await cache.open()
+    app[CACHE] = cache
+    app[HEALTH].register("cache", cache.check)
+    task = asyncio.create_task(_expire_cache(cache), name="cache-expiry")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await cache.close()
+
+
+async def _expire_cache(cache: ContentCache) -> None:
+    """Drop expired renders now and then (diskcache would only do it lazily, on access)."""
+    while True:
+        await asyncio.sleep(CACHE_EXPIRY_SECONDS)
+        await cache.expire()  # never raises: a failing cache counts an error and goes on
+
+
+async def content_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Rendering (from documents or inline text), the content store, publishing, and the
+    generate and publish kinds."""
+    settings = app[SETTINGS]
+    store = ContentStore(app[DATABASE])
+    templates = TemplateLibrary(settings.data_dir / "templates")
+    publisher = Publisher(config_from(settings), store, app[BUS])
+    service = ContentService(store, Renderer(templates), publisher, cache=app[CACHE],
+                             documents=app[DOCUMENTS])
+    service.jobs = app[ENGINE]
+    for kind in content_kinds(service):
+        app[ENGINE].registry.register(kind)
+    app[CONTENT] = service
+    app[HEALTH].features.append("content")
+    yield
+
+
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     """The job engine and its kinds (entry points now, features next); no worker runs yet."""
     settings = app[SETTINGS]
@@ -137,6 +201,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         prefetch=settings.job_prefetch,
         lease_seconds=settings.job_lease_seconds,
         backoff=Backoff(settings.job_retry_base, settings.job_retry_cap),
+        cache=app[CACHE],
     )
     app[ENGINE] = engine
     app[HEALTH].register("jobs", lambda: _engine_check(engine))
@@ -162,6 +227,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("job workers started", extra={"engine": repr(engine)})
     yield
     await engine.stop(app[SETTINGS].shutdown_timeout)
+
+
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     """The WebSocket hub on the bus, its gate, its token signer and its stats ticker."""
     settings = app[SETTINGS]
@@ -184,6 +251,23 @@ async def close_websockets(app: web.Application) -> None:
     hub = app.get(HUB)
     if hub is not None:
         await hub.close_all()
+
+
+async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Blob store, uploads (partial ones of a crash swept), documents, search, ``ingest``."""
+    settings = app[SETTINGS]
+    uploads = UploadFolder(settings.data_dir / "uploads")
+    swept = await asyncio.to_thread(uploads.prepare)
+    if swept:
+        log.info("removed %d partial uploads left by an earlier run", swept)
+    blobs = BlobStore(settings.data_dir / "blobs")
+    documents = DocumentService(app[DATABASE], app[BUS], blobs, uploads)
+    app[DOCUMENTS] = documents
+    app[SEARCH] = SearchService(app[DATABASE], app[BUS])
+    ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20)
+    app[INGESTOR] = ingestor
+    app[ENGINE].registry.register(ingestor.kind())
+    yield
 
 
 async def ready_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -5,6 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
+from .cache import ContentCache
+from .content.documents import DocumentService
+from .content.ingest import Ingestor
+from .content.search import SearchService
+from .content.service import ContentService
 from .events import EventBus
 from .health import HealthService, Lifecycle
 from .jobs.engine import JobEngine
@@ -23,6 +28,11 @@ HEALTH = web.AppKey("health", HealthService)
 ENGINE = web.AppKey("engine", JobEngine)
 HUB = web.AppKey("hub", Hub)
 WS_TOKENS = web.AppKey("ws_tokens", WsTokens)
+DOCUMENTS = web.AppKey("documents", DocumentService)
+SEARCH = web.AppKey("search", SearchService)
+INGESTOR = web.AppKey("ingestor", Ingestor)
+CACHE = web.AppKey("cache", ContentCache)
+CONTENT = web.AppKey("content", ContentService)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
 #: WebSocket routes whose upgrades the gate authenticates (see ``routes.socket``).

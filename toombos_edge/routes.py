@@ -9,7 +9,21 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import openapi
-from .api import docs, jobs, keys, probes, realtime
+from .api import (
+    cache,
+    content,
+    critical,
+    docs,
+    documents,
+    generate,
+    ingest,
+    jobs,
+    keys,
+    probes,
+    realtime,
+    search,
+    site,
+)
 from .appkeys import GATED_ROUTES, OPENAPI, ROUTE_ROLES
 from .keys import Role
 from .ws import endpoints as ws
@@ -68,6 +82,58 @@ ROUTES: tuple[Route, ...] = (
     socket("/ws/content/{client_id}", ws.content),
     socket("/ws/session/{session_id}", ws.session),
     Route("POST", "/api/auth/ws-token", realtime.ws_token, VIEWER),
+    # ingest
+    Route("POST", "/api/ingest", ingest.ingest, OPERATOR),
+    # documents (the seeds' /api/v1 paths are aliases)
+    *(
+        route
+        for prefix in ("/api", "/api/v1")
+        for route in (
+            Route("GET", f"{prefix}/documents", documents.list_documents, VIEWER),
+            Route("POST", f"{prefix}/documents", documents.create_document, OPERATOR),
+            Route("GET", f"{prefix}/documents/{{doc_id}}", documents.get_document, VIEWER),
+            Route("PUT", f"{prefix}/documents/{{doc_id}}", documents.update_document, OPERATOR),
+            Route("DELETE", f"{prefix}/documents/{{doc_id}}", documents.delete_document,
+                  OPERATOR),
+            Route("GET", f"{prefix}/documents/{{doc_id}}/raw", documents.raw_document, VIEWER),
+        )
+    ),
+    Route("GET", "/api/search", search.search, VIEWER),
+    # generate
+    Route("POST", "/api/v1/generate", generate.generate, OPERATOR),
+    Route("POST", "/api/v1/generate/email", generate.generate_email, OPERATOR),
+    Route("POST", "/api/v1/generate/social", generate.generate_social, OPERATOR),
+    Route("POST", "/api/v2/content/generate", generate.generate, OPERATOR),
+    Route("POST", "/api/v2/content/sync", generate.sync, OPERATOR),
+    Route("POST", "/api/v1/batch/generate", generate.batch_generate, OPERATOR),
+    Route("POST", "/api/v2/batch/generate", generate.batch_generate, OPERATOR),
+    Route("POST", "/api/v2/content/batch", generate.batch_generate, OPERATOR),
+    Route("GET", "/api/v1/preview", generate.preview, OPERATOR),
+    Route("POST", "/api/v2/content/validate", generate.validate, OPERATOR),
+    # content
+    Route("GET", "/api/v2/content", content.list_content, VIEWER),
+    Route("GET", "/api/v1/content/{content_id}", content.get_content, VIEWER),
+    Route("GET", "/api/v2/content/{content_id}", content.get_content, VIEWER),
+    Route("PUT", "/api/v2/content/{content_id}", content.update_content, OPERATOR),
+    Route("DELETE", "/api/v2/content/{content_id}", content.delete_content, OPERATOR),
+    Route("GET", "/api/v2/content/{content_id}/versions", content.versions, VIEWER),
+    Route("GET", "/api/v2/templates", content.templates, VIEWER),
+    Route("GET", "/api/templates", content.templates, VIEWER),
+    # cache
+    Route("GET", "/api/v1/cache/stats", cache.stats, VIEWER),
+    Route("GET", "/api/v2/cache/stats", cache.stats, VIEWER),
+    Route("POST", "/api/v1/cache/invalidate", cache.invalidate, ADMIN),
+    Route("POST", "/api/v2/cache/invalidate", cache.invalidate, ADMIN),
+    Route("POST", "/api/v1/cache/clear", cache.clear, ADMIN),
+    Route("POST", "/api/v2/cache/clear", cache.clear, ADMIN),
+    Route("GET", "/api/v1/cache/history", cache.history, VIEWER),
+    Route("GET", "/api/v2/cache/history", cache.history, VIEWER),
+    # critical
+    Route("POST", "/api/critical/emergency-publish", critical.emergency_publish, ADMIN),
+    Route("POST", "/api/critical/rollback", critical.rollback, ADMIN),
+    Route("GET", "/api/critical/status", critical.status, VIEWER),
+    # site
+    Route("GET", "/site/{slug}", site.page, PUBLIC),
     # admin
     Route("GET", "/admin/connections", realtime.connections, ADMIN),
     Route("POST", "/admin/broadcast", realtime.broadcast, ADMIN),

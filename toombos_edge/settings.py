@@ -125,6 +125,21 @@ def _origins(raw: Any) -> tuple[str, ...]:
     return tuple(origins)
 
 
+def _url(raw: Any) -> str:
+    """Empty, or an http(s) URL (a webhook or the public base URL)."""
+    text = _text(raw)
+    if text and not text.startswith(("http://", "https://")):
+        raise _Invalid
+    return text.rstrip("/")
+
+
+def _emails(raw: Any) -> tuple[str, ...]:
+    addresses = _items(raw)
+    if any("@" not in address or " " in address for address in addresses):
+        raise _Invalid
+    return tuple(addresses)
+
+
 def _networks(raw: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     try:
         return tuple(ipaddress.ip_network(item, strict=False) for item in _items(raw))
@@ -151,6 +166,12 @@ SPECS: tuple[Spec, ...] = (
          "Most writes the writer commits in one transaction."),
     Spec("max_body_kb", _integer(1, 1_048_576), "an integer from 1 to 1048576",
          "Largest JSON request body accepted, in KiB."),
+    Spec("max_upload_mb", _integer(1, 1_048_576), "an integer from 1 to 1048576",
+         "Largest file accepted by POST /api/ingest, in MiB (streamed to disk, never "
+         "held in memory); larger uploads get 413."),
+    Spec("max_text_mb", _integer(1, 1024), "an integer from 1 to 1024",
+         "Most text kept from one ingested file, in MiB (the rest is cut, and the job "
+         "result says so)."),
     Spec("trusted_proxies", _networks, "comma-separated IP addresses or networks",
          "Peers whose X-Forwarded-For header is believed."),
     Spec("shutdown_timeout", _number(0, 600), "a number of seconds from 0 to 600",
@@ -185,7 +206,33 @@ SPECS: tuple[Spec, ...] = (
          "(then closed with 1008)."),
     Spec("ws_stats_interval", _number(0.01, 3600), "a number of seconds from 0.01 to 3600",
          "Seconds between stats_update messages on the dashboard WebSockets."),
+    Spec("public_url", _url, "an http(s) URL or empty",
+         "Base URL readers reach this server at (links to /site pages); empty: from host:port."),
+    Spec("cache_size_mb", _integer(1, 1_000_000), "an integer from 1 to 1000000",
+         "Most megabytes of rendered content kept in the cache before the oldest go."),
+    Spec("cache_ttl_seconds", _integer(0, 31_536_000), "an integer from 0 to 31536000",
+         "How long a cached render is kept; 0 keeps it until evicted."),
+    Spec("smtp_host", _text, "a host name or empty",
+         "SMTP server for email publishing; empty writes .eml files to <data>/outbox."),
+    Spec("smtp_port", _integer(1, 65535), "an integer from 1 to 65535", "SMTP server port."),
+    Spec("smtp_starttls", _boolean, "true or false", "Upgrade the SMTP connection with STARTTLS."),
+    Spec("smtp_username", _text, "a user name or empty", "SMTP login; empty sends without."),
+    Spec("smtp_password", _text, "a password or empty", "SMTP password (never shown)."),
+    Spec("smtp_from", _text, "an email address", "Sender address of published email."),
+    Spec("smtp_to", _emails, "comma-separated email addresses",
+         "Recipients of published email when a request names none."),
+    Spec("webhook_twitter", _url, "an http(s) URL or empty",
+         "Webhook that receives Twitter/X posts (signed JSON); empty: not configured."),
+    Spec("webhook_linkedin", _url, "an http(s) URL or empty",
+         "Webhook that receives LinkedIn posts (signed JSON); empty: not configured."),
+    Spec("webhook_facebook", _url, "an http(s) URL or empty",
+         "Webhook that receives Facebook posts (signed JSON); empty: not configured."),
+    Spec("webhook_secret", _text, "a string or empty",
+         "HMAC-SHA256 key of webhook signatures; empty: generated in <data>/webhook.key."),
 )
+
+#: Settings shown as "***" by ``Settings.public``.
+SECRET_SETTINGS = frozenset({"smtp_password", "webhook_secret"})
 
 _SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
 
@@ -205,6 +252,8 @@ class Settings:
     db_readers: int = 2
     db_batch_max: int = 1000
     max_body_kb: int = 1024
+    max_upload_mb: int = 100
+    max_text_mb: int = 16
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default_factory=tuple
     )
@@ -223,6 +272,20 @@ class Settings:
     ws_max_message_kb: int = 64
     ws_message_rate: float = 20.0
     ws_stats_interval: float = 5.0
+    public_url: str = ""
+    cache_size_mb: int = 256
+    cache_ttl_seconds: int = 7 * 86400
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = "toombos-edge@localhost"
+    smtp_to: tuple[str, ...] = ()
+    webhook_twitter: str = ""
+    webhook_linkedin: str = ""
+    webhook_facebook: str = ""
+    webhook_secret: str = field(default="", repr=False)
 
     @property
     def db_path(self) -> Path:
@@ -244,12 +307,19 @@ class Settings:
             merged[name] = _parse(_SPEC_BY_NAME[name], raw, label=_SPEC_BY_NAME[name].flag)
         return dataclasses.replace(cls(), **merged)
 
+    @property
+    def base_url(self) -> str:
+        """Where readers reach this server: ``public_url``, else ``http://host:port``."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
     def public(self) -> dict[str, Any]:
-        """The settings as JSON-friendly values (there are no secrets among them)."""
+        """The settings as JSON-friendly values, secrets masked."""
         out: dict[str, Any] = {}
         for spec in SPECS:
             value = getattr(self, spec.name)
-            if isinstance(value, tuple):
+            if spec.name in SECRET_SETTINGS:
+                value = "***" if value else ""
+            elif isinstance(value, tuple):
                 value = [str(item) for item in value]
             elif isinstance(value, Path):
                 value = str(value)

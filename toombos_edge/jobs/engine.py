@@ -32,16 +32,17 @@ from ..ids import id_ms, new_id, now_ms
 from ..store import Database
 from . import store, transitions
 from .batcher import Batcher
+from .feeder import Feeder
 from .kinds import Cache, JobContext, JobKind, KindRegistry, Outcome
 from .lock import EngineLock
 from .model import Job, JobStatus
 from .queue import ReadyQueue
 from .retry import Backoff
+from .running import Failure, ProgressReports, Running
 
 log = logging.getLogger(__name__)
 handler_log = logging.getLogger("toombos_edge.jobs.handler")
 
-PROGRESS_INTERVAL = 0.1  # seconds between stored progress reports of one job
 CANCEL_WAIT = 10.0  # seconds a cancel waits for a running handler to stop
 END_EVENTS = {
     JobStatus.completed: JOB_COMPLETED,
@@ -55,22 +56,6 @@ REFUSE_RETRY = {
     JobStatus.in_progress: "job {id} is running: cancel it first, then retry",
     JobStatus.completed: "job {id} completed: there is nothing to retry",
 }
-
-
-@dataclass(slots=True)
-class _Failure:
-    error: str
-    final: bool = False  #: no point in trying again (its kind is gone)
-
-
-@dataclass(slots=True)
-class _Running:
-    job: Job
-    task: asyncio.Task[Any] | None
-    cancel_requested: bool = False
-    saved: asyncio.Future[None] | None = None  #: made on demand: resolves once stored
-    progress_at: float = 0.0
-    progress_timer: asyncio.TimerHandle | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,26 +86,24 @@ class JobEngine:
         self.registry = registry
         self._db, self._bus, self._cache = db, bus, cache
         self._workers = workers
-        self._prefetch = prefetch or max(64, workers * 4)
         self._lease_ms = int(lease_seconds * 1000)
         self._backoff = backoff or Backoff()
         self._clock, self._random = clock, random
         self._ready = ReadyQueue()
-        self._running: dict[str, _Running] = {}
-        self._finishing: dict[str, _Running] = {}
+        self._running: dict[str, Running] = {}
+        self._finishing: dict[str, Running] = {}
         self._inserts = Batcher(db, store.insert, self._inserted, "insert", self._write_failed)
         self._saves = Batcher(db, store.save, self._saved, "save", self._write_failed)
-        self._progress = Batcher(db, store.save_progress, self._progressed, "progress")
+        self._progress = ProgressReports(
+            db, clock, self._running.__contains__, lambda job: self._publish(JOB_UPDATE, job)
+        )
+        self._feeder = Feeder(
+            db, self._ready, clock, prefetch=prefetch or max(256, workers * 4),
+            lease_ms=self._lease_ms, release=self._release_soon, changed=self._changed,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._side: set[asyncio.Task[Any]] = set()
-        self._feed_wanted = asyncio.Event()
         self._idle = asyncio.Event()
-        self._claim_done: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_due = 0
-        self._due_gen = 0
-        self._queue_empty = False
-        self._paused = self._started = self._stopping = False
         self._lock = EngineLock(db.path)
         self.counters = dict.fromkeys(
             ("submitted", "started", "completed", "partial", "failed", "cancelled", "retried"), 0
@@ -136,7 +119,7 @@ class JobEngine:
             f"<JobEngine workers={self._workers} running={len(self._running)} "
             f"queued={len(self._ready)} done={c['completed'] + c['partial']} "
             f"failed={c['failed']} cancelled={c['cancelled']}"
-            f"{' paused' if self._paused else ''}>"
+            f"{' paused' if self._feeder.paused else ''}>"
         )
 
     # -- lifetime -------------------------------------------------------------------------
@@ -158,19 +141,17 @@ class JobEngine:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._work(), name=f"worker-{n}")
                        for n in range(self._workers)]
-        self._tasks.append(loop.create_task(self._feed(), name="job-feeder"))
+        self._tasks.append(loop.create_task(self._feeder.run(), name="job-feeder"))
         self._tasks.append(loop.create_task(self._housekeep(), name="job-housekeeping"))
-        self._started = True
-        self._signal_due()
+        self._feeder.started = True
+        self._feeder.due()
 
     async def stop(self, grace: float) -> None:
         """Stop taking jobs; let running ones finish within ``grace`` seconds, requeue the rest."""
-        self._stopping = True
-        self._feed_wanted.set()
-        if self._timer is not None:
-            self._timer.cancel()
+        self._feeder.stop()
         if self._tasks:
             await self._tasks[self._workers]  # the feeder ends after its current claim
+        await self._inserts.drain()  # jobs handed over in flight land, and are released
         held = self._ready.take_all()
         self._ready.close()
         if held:
@@ -183,9 +164,10 @@ class JobEngine:
         if interrupted:
             log.warning("requeueing %d jobs still running at stop", len(interrupted))
             await self._release(interrupted)
-        await asyncio.gather(*self._side, return_exceptions=True)
-        for batcher in (self._inserts, self._progress, self._saves):
+        for batcher in (self._inserts, self._progress.batcher, self._saves):
             await batcher.drain()
+        while self._side:
+            await asyncio.gather(*self._side, return_exceptions=True)
         self._lock.release()
 
     # -- submitting and reading -----------------------------------------------------------
@@ -221,33 +203,27 @@ class JobEngine:
             correlation_id=correlation_id, metadata=dict(metadata or {}),
             scheduled_for=scheduled_for, urgent=urgent,
         )
-        due = now if scheduled_for is None else scheduled_for
-        if idempotency_key is None and not urgent and due <= now and self._may_hand_over():
-            self._claim_fresh(job, now)
-        if idempotency_key is not None:
+        return await self._store_new(job, now)
+
+    async def _store_new(self, job: Job, now: int) -> Job:
+        due = now if job.scheduled_for is None else job.scheduled_for
+        keyed = job.idempotency_key is not None
+        if not keyed and not job.urgent and due <= now and self._feeder.may_hand_over():
+            self._feeder.claim_fresh(job, now)
+        elif due <= now and not job.urgent:
+            self._feeder.held_back()
+        if keyed:
             stored = await self._db.write(lambda c: store.insert_once(c, job, due))
             if stored is not job:
                 return stored
             self._inserted([(job, due)], None)
         else:
             await self._inserts.add_and_wait((job, due))
-        if urgent:
+        if job.urgent:
             task = asyncio.get_running_loop().create_task(self._run_urgent(job.id))
             self._urgent.add(task)
             task.add_done_callback(self._urgent_done)
         return job
-
-    def _may_hand_over(self) -> bool:
-        """May a new job go straight to a worker? Only when nothing older is due."""
-        return (
-            self._queue_empty and self._started and not self._paused and not self._stopping
-            and len(self._ready) < self._prefetch
-        )
-
-    def _claim_fresh(self, job: Job, now: int) -> None:
-        # Stored already claimed, it skips the claim query: one write fewer per job.
-        job.status, job.attempts, job.started_at = JobStatus.in_progress, 1, now
-        job.lease_until = now + self._lease_ms
 
     async def get(self, job_id: str) -> Job:
         """The stored job; raises ``NotFound``."""
@@ -266,14 +242,15 @@ class JobEngine:
                 return await self._cancel_held(running)
             held = self._ready.remove(job_id)
             if held is not None:
-                return await self._cancel_held(_Running(held, None))
+                return await self._cancel_held(Running(held, None))
             cancelled = await self._cancel_pending([job_id])
             if cancelled:
                 return cancelled[0]
             job = await self.get(job_id)
-            if job.status is not JobStatus.in_progress or self._claim_done is None:
+            claiming = self._feeder.claim_done
+            if job.status is not JobStatus.in_progress or claiming is None:
                 break
-            await asyncio.shield(self._claim_done)  # it is being claimed: ask again after
+            await asyncio.shield(claiming)  # it is being claimed: ask again after
         raise Conflict(REFUSE_CANCEL.format(id=job_id, status=job.status.value))
 
     async def retry(self, job_id: str) -> Job:
@@ -292,7 +269,7 @@ class JobEngine:
             self._publish(JOB_UPDATE, job)
         self.counters["retried"] += len(touched)
         if touched:
-            self._signal_due()
+            self._feeder.due()
         return BatchResult(touched, await self._refusals(ids, touched, REFUSE_RETRY))
 
     async def cancel_many(self, ids: Sequence[str]) -> BatchResult:
@@ -308,27 +285,25 @@ class JobEngine:
 
     def pause(self) -> None:
         """Stop starting jobs (urgent ones excepted); running ones finish."""
-        if self._paused:
+        if self._feeder.paused:
             return
-        self._paused = True
-        held = self._ready.take_all()
-        if held:
-            self._spawn(self._release(held), "release")
+        self._feeder.paused = True
+        self._release_soon(self._ready.take_all())
         log.info("queue paused")
         self._changed()
 
     def resume(self) -> None:
-        self._paused = False
+        self._feeder.paused = False
         log.info("queue resumed")
-        self._signal_due()
+        self._feeder.due()
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        return self._feeder.paused
 
     def wake(self) -> None:
         """Look for due jobs now (after the injected clock moved, or a scheduled time)."""
-        self._signal_due()
+        self._feeder.due()
 
     async def join(self) -> None:
         """Wait until nothing is running, queued or due now (later schedules are not waited)."""
@@ -340,7 +315,7 @@ class JobEngine:
         """Queue depth, running jobs, counts per status and counters since start."""
         return {
             "workers": self._workers,
-            "paused": self._paused,
+            "paused": self._feeder.paused,
             "running": len(self._running),
             "queued": len(self._ready),
             "queue_depth": self.status_counts.get("pending", 0) + len(self._ready),
@@ -349,71 +324,13 @@ class JobEngine:
             "rates": dict(self._rates),
         }
 
-    # -- internals: claiming --------------------------------------------------------------
-
-    async def _feed(self) -> None:
-        while True:
-            await self._feed_wanted.wait()
-            self._feed_wanted.clear()
-            if self._stopping:
-                return
-            room = self._prefetch - len(self._ready)
-            if room > 0:
-                await self._claim(room)
-            self._changed()
-
-    async def _claim(self, room: int) -> None:
-        gen, urgent_only = self._due_gen, self._paused
-        now = self._clock()
-        lease = now + self._lease_ms
-
-        def claim(conn: Any) -> tuple[list[Job], int | None]:
-            jobs = store.claim(conn, now, room, lease, urgent_only=urgent_only)
-            return jobs, store.next_due(conn) if len(jobs) < room else None
-
-        self._claim_done = asyncio.get_running_loop().create_future()
-        try:
-            jobs, next_due = await self._db.write(claim)
-        except Exception:
-            log.exception("claiming jobs failed")
-            return
-        finally:
-            self._claim_done.set_result(None)
-            self._claim_done = None
-        if self._stopping or (self._paused and not urgent_only):
-            self._spawn(self._release(jobs), "release")
-            return
-        self._ready.push(jobs)
-        if len(jobs) < room and gen == self._due_gen:
-            self._queue_empty = True
-        if next_due is not None and not urgent_only:
-            self._wake_at(next_due)
-
-    def _signal_due(self) -> None:
-        self._due_gen += 1
-        self._queue_empty = False
-        self._feed_wanted.set()
-
-    def _wake_at(self, due: int) -> None:
-        if self._timer is not None and self._timer_due <= due:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        delay = max(0.0, (due - self._clock()) / 1000)
-        self._timer = asyncio.get_running_loop().call_later(delay, self._timer_fired)
-        self._timer_due = due
-
-    def _timer_fired(self) -> None:
-        self._timer = None
-        self._signal_due()
-
     # -- internals: running ---------------------------------------------------------------
 
     async def _work(self) -> None:
-        low_water = self._prefetch // 2
+        low_water = self._feeder.prefetch // 2
         while (job := await self._ready.take()) is not None:
             if len(self._ready) < low_water:
-                self._feed_wanted.set()
+                self._feeder.want()
             await self._run(job)
 
     async def _run_urgent(self, job_id: str) -> None:
@@ -425,7 +342,7 @@ class JobEngine:
 
     async def _run(self, job: Job) -> None:
         task = asyncio.current_task()
-        running = _Running(job, task)
+        running = Running(job, task)
         self._running[job.id] = running
         self.counters["started"] += 1
         if job.id in self._announced:  # its job_created already said "in_progress"
@@ -443,32 +360,31 @@ class JobEngine:
             task.uncancel()
         self._end(running, result)
 
-    async def _attempt(self, running: _Running) -> Outcome | _Failure | None:
+    async def _attempt(self, running: Running) -> Outcome | Failure | None:
         job = running.job
         if job.kind not in self.registry:
-            return _Failure(f"no handler for job kind {job.kind!r}", final=True)
+            return Failure(f"no handler for job kind {job.kind!r}", final=True)
         kind: JobKind = self.registry.get(job.kind)
         ctx = JobContext(
             job=job, db=self._db, cache=self._cache,
             log=logging.LoggerAdapter(handler_log, {"job_id": job.id, "kind": job.kind}),
-            _progress=lambda percent, message: self._report(running, percent, message),
+            _progress=lambda percent, message: self._progress.report(running, percent, message),
         )
         try:
             async with asyncio.timeout(kind.timeout if kind.timeout > 0 else None):
                 return await kind.run(ctx)
         except TimeoutError:
-            return _Failure(f"timed out after {kind.timeout:g} s")
+            return Failure(f"timed out after {kind.timeout:g} s")
         except Exception as exc:
-            return _Failure(f"{type(exc).__name__}: {exc}")
+            return Failure(f"{type(exc).__name__}: {exc}")
 
-    def _end(self, running: _Running, result: Outcome | _Failure | None) -> None:
+    def _end(self, running: Running, result: Outcome | Failure | None) -> None:
         job, now = running.job, self._clock()
         self._running.pop(job.id, None)
-        if running.progress_timer is not None:
-            running.progress_timer.cancel()
+        self._progress.forget(running)
         if running.cancel_requested:
             transitions.cancel(job, now)
-        elif isinstance(result, _Failure):
+        elif isinstance(result, Failure):
             transitions.fail(job, result.error, now, self._retry_at(job, now, result.final))
         else:
             transitions.succeed(job, result, now)
@@ -481,26 +397,7 @@ class JobEngine:
             return None
         return now + int(self._backoff.delay(job.attempts, self._random()) * 1000)
 
-    async def _report(self, running: _Running, percent: float, message: str) -> None:
-        """A handler's progress: kept at once, stored and published at most every 100 ms."""
-        running.job.progress_percent, running.job.progress_message = percent, message
-        if running.progress_timer is not None:
-            return  # a report is already due; it will carry these latest values
-        loop = asyncio.get_running_loop()
-        wait = running.progress_at + PROGRESS_INTERVAL - loop.time()
-        if wait <= 0:
-            self._store_progress(running)
-        else:
-            running.progress_timer = loop.call_later(wait, self._store_progress, running)
-
-    def _store_progress(self, running: _Running) -> None:
-        running.progress_timer = None
-        if running.job.id in self._running:
-            running.progress_at = asyncio.get_running_loop().time()
-            running.job.updated_at = self._clock()
-            self._progress.add(running.job)
-
-    async def _cancel_held(self, running: _Running) -> Job:
+    async def _cancel_held(self, running: Running) -> Job:
         job = running.job
         if running.saved is None:
             running.saved = asyncio.get_running_loop().create_future()
@@ -530,6 +427,10 @@ class JobEngine:
             self._publish(JOB_CANCELLED, job)
         self._changed()
         return cancelled
+
+    def _release_soon(self, jobs: list[Job]) -> None:
+        if jobs:
+            self._spawn(self._release(jobs), "release")
 
     async def _release(self, jobs: Sequence[Job]) -> None:
         """Back to pending, attempt not counted (pause, stop)."""
@@ -573,14 +474,14 @@ class JobEngine:
             self._announced.update(job.id for job in claimed)
             self._hand_over(claimed)
         if due_now:
-            self._signal_due()
-        if later is not None and self._started:
-            self._wake_at(later)
+            self._feeder.due(backlog=False)  # ``submit`` already held newer jobs back
+        if later is not None and self._feeder.started:
+            self._feeder.wake_at(later)
         self._changed()
 
     def _hand_over(self, jobs: list[Job]) -> None:
-        if self._stopping or self._paused:
-            self._spawn(self._release(jobs), "release")
+        if self._feeder.stopping or self._feeder.paused:
+            self._release_soon(jobs)
         else:
             self._ready.push(jobs)
 
@@ -594,18 +495,13 @@ class JobEngine:
                 self._publish(JOB_UPDATE, job)
                 due_now = due_now or due <= now
                 if due > now:
-                    self._wake_at(due)
+                    self._feeder.wake_at(due)
             else:
                 self.counters[job.status.value] += 1
                 self._publish(END_EVENTS[job.status], job)
         if due_now:
-            self._signal_due()
+            self._feeder.due()
         self._changed()
-
-    def _progressed(self, jobs: Sequence[Job], stored: list[bool]) -> None:
-        for job, ok in zip(jobs, stored, strict=True):
-            if ok and job.id in self._running:
-                self._publish(JOB_UPDATE, job)
 
     def _write_failed(self, items: Sequence[tuple[Job, int]], exc: Exception) -> None:
         for job, _due in items:
@@ -637,12 +533,13 @@ class JobEngine:
     def _is_idle(self) -> bool:
         busy = (
             self._running or self._finishing or len(self._ready) or self._side or self._urgent
-            or self._claim_done is not None
-            or not (self._inserts.idle and self._saves.idle and self._progress.idle)
+            or self._feeder.claim_done is not None
+            or not (self._inserts.idle and self._saves.idle and self._progress.batcher.idle)
         )
-        if busy:
-            return False
-        return self._paused or self._queue_empty or not self._started or self._stopping
+        feeder = self._feeder
+        return not busy and (
+            feeder.paused or feeder.queue_empty or not feeder.started or feeder.stopping
+        )
 
     def _changed(self) -> None:
         if self._is_idle():

@@ -1,7 +1,7 @@
 """Listing jobs: the filter, the SQL of a page, and a total that stays cheap.
 
 Pages are newest first (ids are time-sortable) and every filter is an index ending in
-``id``: status ``(status, id)``, kind ``(kind, id)``, ``q`` the primary key, ``(document_id,
+``id``: status ``(status, id)``, kind ``(kind, status, id)``, ``q`` the primary key, ``(document_id,
 id)`` and ``(correlation_id, id)``, and a time range is an id range. Several statuses are one
 ordered sub-select each, merged: never a sort of the whole table. ``total`` is exact from the
 per-status counters when the filter is statuses only, else counted up to :data:`COUNT_CAP`.
@@ -10,14 +10,15 @@ per-status counters when the filter is statuses only, else counted up to :data:`
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..ids import id_floor
-from .model import Job
+from .model import Job, JobStatus
 from .store import COLUMNS, row_to_job
 
 COUNT_CAP = 10_000
+ALL_STATUSES = tuple(status.value for status in JobStatus)
 _TOP = "\U0010ffff"  # sorts after every character: [q, q + _TOP) is "starts with q"
 
 
@@ -73,16 +74,20 @@ def page_sql(
 ) -> tuple[str, list[Any]]:
     """The SQL and parameters of one page (``before``: the cursor, an id)."""
     terms, params = _conditions(flt, before)
+    if flt.kind is not None and not flt.statuses:
+        # (kind, status, id) is ordered by id within each status: merge one range per status.
+        flt = replace(flt, statuses=ALL_STATUSES)
     if len(flt.statuses) <= 1:
         status_terms = ["status = ?"] if flt.statuses else []
         return _select(status_terms + terms, columns, limit, offset), [*flt.statuses, *params]
+    # Merge the ids only (each arm reads its index alone), then read the page's rows.
     parts, values = [], []
     for status in flt.statuses:
-        inner = _select(["status = ?", *terms], columns, limit + offset)
-        parts.append(f"SELECT * FROM ({inner})")
+        parts.append(f"SELECT id FROM ({_select(['status = ?', *terms], 'id', limit + offset)})")
         values += [status, *params]
     tail = f" OFFSET {offset}" if offset else ""
-    return " UNION ALL ".join(parts) + f" ORDER BY id DESC LIMIT {limit}{tail}", values
+    ids = " UNION ALL ".join(parts) + f" ORDER BY id DESC LIMIT {limit}{tail}"
+    return f"SELECT {columns} FROM jobs WHERE id IN ({ids}) ORDER BY id DESC", values
 
 
 def page(

@@ -38,7 +38,8 @@ CREATE INDEX jobs_due ON jobs (due_at) WHERE status = 'pending';
 CREATE UNIQUE INDEX jobs_idempotency ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- The list's filters, each ending in id so that pages come out in order.
 CREATE INDEX jobs_status ON jobs (status, id);
-CREATE INDEX jobs_kind ON jobs (kind, id);
+-- kind with or without statuses: one ordered range per (kind, status), merged.
+CREATE INDEX jobs_kind ON jobs (kind, status, id);
 CREATE INDEX jobs_document ON jobs (document_id, id) WHERE document_id IS NOT NULL;
 CREATE INDEX jobs_correlation ON jobs (correlation_id, id) WHERE correlation_id IS NOT NULL;
 

@@ -1,0 +1,94 @@
+"""The content API: read, edit with versions, delete, templates."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from conftest import Client, auth
+
+from toombos_edge.appkeys import CONTENT
+from toombos_edge.content.store import ContentItem, new_item
+
+
+async def _stored(client: Client) -> ContentItem:
+    item = new_item("email", {"subject": "Launch", "text": "Plain", "html": "<p>x</p>"},
+                    job_id="job_1", document_id=None, style="modern", tone="casual",
+                    content_type="update")
+    return await client.app[CONTENT].store.add(item)
+
+
+async def test_read_edit_versions_delete(
+    client: Client, make_key: Callable[[str], Awaitable[str]]
+) -> None:
+    viewer, operator = await make_key("viewer"), await make_key("operator")
+    item = await _stored(client)
+    for path in (f"/api/v1/content/{item.id}", f"/api/v2/content/{item.id}"):
+        got = await client.get(path, headers=auth(viewer))
+        body = await got.json()
+        assert got.status == 200 and body["content_id"] == item.id and body["version"] == 1
+    denied = await client.put(f"/api/v2/content/{item.id}", json={"subject": "x"},
+                              headers=auth(viewer))
+    assert denied.status == 403
+    edited = await client.put(f"/api/v2/content/{item.id}", headers=auth(operator),
+                              json={"subject": "Launch day", "expected_version": 1})
+    body = await edited.json()
+    assert edited.status == 200 and body["version"] == 2
+    assert body["body"] == {"subject": "Launch day", "text": "Plain", "html": "<p>x</p>"}
+    stale = await client.put(f"/api/v2/content/{item.id}", headers=auth(operator),
+                             json={"subject": "lost", "expected_version": 1})
+    assert stale.status == 409
+    versions = await (await client.get(f"/api/v2/content/{item.id}/versions",
+                                       headers=auth(viewer))).json()
+    assert [v["body"]["subject"] for v in versions["versions"]] == ["Launch day", "Launch"]
+    gone = await client.delete(f"/api/v2/content/{item.id}", headers=auth(operator))
+    assert (await gone.json())["deleted"] is True
+    missing = await client.get(f"/api/v2/content/{item.id}", headers=auth(viewer))
+    assert missing.status == 404 and "detail" in await missing.json()
+
+
+async def test_list_by_job_and_channel(
+    client: Client, make_key: Callable[[str], Awaitable[str]]
+) -> None:
+    viewer = await make_key("viewer")
+    first, second = await _stored(client), await _stored(client)
+    listed = await (await client.get("/api/v2/content", headers=auth(viewer),
+                                     params={"job_id": "job_1", "channel": "email"})).json()
+    assert [c["content_id"] for c in listed["content"]] == [second.id, first.id]
+    assert listed["total"] == 2
+    page = await (await client.get("/api/v2/content", headers=auth(viewer),
+                                   params={"limit": "1", "offset": "1"})).json()
+    assert [c["content_id"] for c in page["content"]] == [first.id] and page["total"] == 2
+    none = await (await client.get("/api/v2/content", headers=auth(viewer),
+                                   params={"status": "published"})).json()
+    assert none == {"content": [], "total": 0, "limit": 50, "offset": 0}
+    for bad in ({"limit": "0"}, {"limit": "201"}, {"offset": "-1"}):
+        assert (await client.get("/api/v2/content", headers=auth(viewer),
+                                 params=bad)).status == 422
+
+
+async def test_bad_edits_change_nothing(
+    client: Client, make_key: Callable[[str], Awaitable[str]]
+) -> None:
+    operator = await make_key("operator")
+    item = await _stored(client)
+    for bad in ({"status": "published"}, {"posts": "not a list"}, {"subject": 3}, {},
+                {"subject": "x", "expected_version": "1"}):
+        response = await client.put(f"/api/v2/content/{item.id}", json=bad,
+                                    headers=auth(operator))
+        assert response.status == 422, bad
+    broken = await client.put(f"/api/v2/content/{item.id}", data=b"{nope",
+                              headers=auth(operator))
+    assert broken.status == 400
+    assert (await client.app[CONTENT].store.get(item.id)).version == 1
+
+
+async def test_templates_on_both_paths(
+    client: Client, make_key: Callable[[str], Awaitable[str]]
+) -> None:
+    viewer = await make_key("viewer")
+    for path in ("/api/v2/templates", "/api/templates"):
+        body = await (await client.get(path, headers=auth(viewer))).json()
+        assert body["total"] == len(body["templates"]) >= 10 and body["version"]
+        first = body["templates"][0]
+        assert {"id", "name", "description", "style", "supported_channels",
+                "variables"} <= set(first)

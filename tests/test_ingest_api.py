@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import FormData, web
+from aiohttp.test_utils import TestClient
+from conftest import Client, ClientFactory, auth
+from samples import make_pdf
+
+from toombos_edge.app import create_app
+from toombos_edge.appkeys import DOCUMENTS, ENGINE
+from toombos_edge.settings import Settings
+
+
+def form(data: bytes, filename: str, metadata: str | None = None,
+         content_type: str = "application/octet-stream") -> FormData:
+    body = FormData()
+    body.add_field("file", io.BytesIO(data), filename=filename, content_type=content_type)
+    if metadata is not None:
+        body.add_field("metadata", metadata)
+    return body
+
+
+async def finished(client: Client, key: str, job_id: str) -> dict[str, Any]:
+    """The job as GET /api/status answers once the engine has run everything queued."""
+    await client.app[ENGINE].join()
+    response = await client.get(f"/api/status/{job_id}", headers=auth(key))
+    assert response.status == 200
+    return dict(await response.json())
+
+
+async def ingest(client: Client, key: str, **kwargs: Any) -> dict[str, Any]:
+    headers = {**auth(key), **kwargs.pop("headers", {})}
+    response = await client.post("/api/ingest", headers=headers, **kwargs)
+    assert response.status == 202, await response.text()
+    accepted = await response.json()
+    assert accepted["status"] in {"pending", "in_progress", "completed"}
+    return await finished(client, key, accepted["job_id"])
+
+
+def stored_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+async def test_multipart_upload_becomes_a_document(client: Client, admin_key: str) -> None:
+    pdf = make_pdf(["Quarterly numbers went up"], title="Q3")
+    job = await ingest(client, admin_key, data=form(pdf, "q3.pdf", '{"team": "finance"}'))
+    assert job["status"] == "completed", job
+    result = job["results"]
+    assert (result["format"], result["duplicate"], result["bytes"]) == ("pdf", False, len(pdf))
+    assert result["sha256"] == hashlib.sha256(pdf).hexdigest()
+    doc = await (await client.get(f"/api/documents/{result['document_id']}",
+                                  headers=auth(admin_key))).json()
+    assert (doc["title"], doc["metadata"], doc["filename"]) == ("Q3", {"team": "finance"},
+                                                                 "q3.pdf")
+    assert "Quarterly numbers" in doc["text"]
+    raw = await client.get(f"/api/documents/{doc['id']}/raw", headers=auth(admin_key))
+    assert await raw.read() == pdf
+    assert raw.headers["Content-Type"] == "application/pdf"
+
+
+async def test_same_upload_twice_is_a_duplicate(client: Client, admin_key: str) -> None:
+    first = await ingest(client, admin_key, data=form(b"twice", "a.txt"))
+    second = await ingest(client, admin_key, data=form(b"twice", "b.txt"))
+    assert second["results"]["duplicate"] is True
+    assert second["results"]["document_id"] == first["results"]["document_id"]
+    assert second["document_id"] == first["document_id"]
+    assert len(stored_files(client.app[DOCUMENTS].blobs.root)) == 1
+
+
+async def test_corrupt_upload_fails_the_job_clearly(client: Client, admin_key: str) -> None:
+    job = await ingest(client, admin_key, data=form(b"%PDF-1.4 garbage", "bad.pdf"))
+    assert job["status"] == "failed"
+    assert "corrupt or unreadable PDF" in job["last_error"]
+    docs = client.app[DOCUMENTS]
+    assert stored_files(docs.uploads.root) == stored_files(docs.blobs.root) == []
+    # the worker survived: the next job runs
+    assert (await ingest(client, admin_key, data=form(b"fine", "ok.txt")))["status"] == \
+        "completed"
+
+
+def multipart(disposition: str, content: bytes) -> tuple[bytes, dict[str, str]]:
+    """A hand-made body, so that names no client library would send can be sent."""
+    body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; " +
+            disposition.encode() + b"\r\nContent-Type: text/plain\r\n\r\n" + content +
+            b"\r\n--XyZ--\r\n")
+    return body, {"Content-Type": "multipart/form-data; boundary=XyZ"}
+
+
+async def test_hostile_filenames_never_reach_the_file_system(
+    client: Client, admin_key: str, settings: Settings
+) -> None:
+    hostile = [
+        'filename="../../../../tmp/evil.txt"', 'filename="/etc/passwd"',
+        'filename="..\\\\..\\\\win.ini"', 'filename=".."',
+        "filename*=UTF-8''..%2F..%2Fevil%00name%07%1B.txt",  # decoded by the parser: NUL, /
+        'filename="\u202egnp.exe\u0085"',  # right-to-left override, next-line (UTF-8)
+    ]
+    for index, disposition in enumerate(hostile):
+        body, headers = multipart(disposition, f"hostile {index}".encode())
+        job = await ingest(client, admin_key, data=body, headers=headers)
+        assert job["status"] == "completed", (disposition, job)
+        doc = await client.app[DOCUMENTS].get(job["results"]["document_id"])
+        assert doc.filename is not None
+        assert "/" not in doc.filename and "\\" not in doc.filename, doc.filename
+        assert not doc.filename.startswith(".")
+        assert all(ch.isprintable() for ch in doc.filename), doc.filename
+    outside = [p for p in settings.data_dir.parent.rglob("*")
+               if settings.data_dir not in p.parents and p != settings.data_dir]
+    assert outside == []
+
+
+async def test_raw_control_bytes_in_a_part_header_are_refused(
+    client: Client, admin_key: str
+) -> None:
+    body, headers = multipart('filename="a\x01b\x1b.txt"', b"x")
+    response = await client.post("/api/ingest", data=body, headers={**auth(admin_key),
+                                                                     **headers})
+    assert response.status == 400
+    assert "malformed multipart body" in (await response.json())["detail"]
+    assert stored_files(client.app[DOCUMENTS].uploads.root) == []
+
+
+@pytest.fixture
+async def small_client(
+    aiohttp_client: ClientFactory, tmp_path: Path
+) -> AsyncIterator[TestClient[Any, web.Application]]:
+    settings = Settings.load({}, overrides={
+        "data_dir": str(tmp_path / "small"), "access_log": "false", "max_upload_mb": "1"})
+    yield await aiohttp_client(create_app(settings))
+
+
+async def test_past_the_size_limit_is_413_and_nothing_is_kept(
+    small_client: Client, tmp_path: Path
+) -> None:
+    key = (tmp_path / "small" / "admin.key").read_text().strip()
+    big = b"x" * ((1 << 20) + 1)
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: caught while streaming
+        yield b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.txt\"\r\n\r\n"
+        for start in range(0, len(big), 65536):
+            yield big[start : start + 65536]
+        yield b"\r\n--B--\r\n"
+
+    for kwargs in ({"data": form(big, "big.txt")},  # with Content-Length: refused up front
+                   {"data": chunked(), "headers": {"Content-Type": "multipart/form-data; "
+                                                               "boundary=B"}}):
+        headers = {**auth(key), **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+        response = await small_client.post("/api/ingest", headers=headers, **kwargs)
+        assert response.status == 413
+        assert "limit of 1 MiB" in (await response.json())["detail"]
+    docs = small_client.app[DOCUMENTS]
+    assert stored_files(docs.uploads.root) == []
+    assert small_client.app[ENGINE].stats()["since_start"]["submitted"] == 0
+    listed = await (await small_client.get("/api/jobs", headers=auth(key))).json()
+    assert listed["total"] == 0  # nothing recorded
+    ok = await small_client.post("/api/ingest", headers=auth(key), data=form(b"small", "s.txt"))
+    assert ok.status == 202
+
+
+async def test_metadata_must_be_an_object(client: Client, admin_key: str) -> None:
+    for metadata in ("[1, 2]", '"text"', "{broken", "42"):
+        response = await client.post("/api/ingest", headers=auth(admin_key),
+                                     data=form(b"data", "m.txt", metadata))
+        assert response.status == 422, metadata
+        assert "metadata" in (await response.json())["detail"]
+        response = await client.post("/api/ingest", headers=auth(admin_key),
+                                     json={"metadata": metadata})
+        assert response.status == 422
+    assert stored_files(client.app[DOCUMENTS].uploads.root) == []
+
+
+async def test_json_and_form_bodies(client: Client, admin_key: str) -> None:
+    job = await ingest(client, admin_key, json={"metadata": {"a": 1}, "title": "Memo",
+                                                "text": "# Heading\nbody", "format": "md"})
+    doc = await client.app[DOCUMENTS].get(job["results"]["document_id"])
+    assert (doc.title, doc.format, doc.metadata, doc.source) == ("Memo", "markdown", {"a": 1},
+                                                                 "api")
+    job = await ingest(client, admin_key, data={"metadata": "{}"})  # PowerShell's -Body @{}
+    assert job["status"] == "completed"
+
+
+async def test_roles_and_bad_bodies(
+    client: Client, admin_key: str, make_key: Callable[[str], Awaitable[str]]
+) -> None:
+    viewer = await make_key("viewer")
+    assert (await client.post("/api/ingest", json={})).status == 401
+    assert (await client.post("/api/ingest", json={}, headers=auth(viewer))).status == 403
+    response = await client.post("/api/ingest", data=b"{nope", headers={
+        **auth(admin_key), "Content-Type": "application/json"})
+    assert response.status == 400
+    response = await client.post("/api/ingest", data=b"--B\r\ngarbage", headers={
+        **auth(admin_key), "Content-Type": "multipart/form-data; boundary=B"})
+    assert response.status == 400

@@ -1,0 +1,160 @@
+"""The seed's curl examples, run as written by the real curl against a real server process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
+
+# From seeds/003 ("Using cURL"), verbatim but for host, port and token.
+SEED_JSON = r"""curl -X POST "http://localhost:8000/api/ingest" \
+     -H "Authorization: Bearer REPLACE_WITH_PROD_TOKEN" \
+     -H "Content-Type: application/json" \
+     -d '{"metadata": "{\"test\":\"data\"}"}'"""
+SEED_FILE = r"""curl -X POST "http://localhost:8000/api/ingest" \
+     -H "Authorization: Bearer REPLACE_WITH_PROD_TOKEN" \
+     -F "file=@test.txt" \
+     -F "metadata={\"source\":\"curl\"}" """
+SEED_STATUS = r"""curl "http://localhost:8000/api/status/JOB_ID" \
+     -H "Authorization: Bearer REPLACE_WITH_PROD_TOKEN" """
+# What PowerShell's Invoke-RestMethod -Method Post -Body @{ metadata = "{}" } sends: the
+# hashtable form-encoded (application/x-www-form-urlencoded).
+POWERSHELL_EQUIVALENT = r"""curl -X POST "http://localhost:8000/api/ingest" \
+     -H "Authorization: Bearer REPLACE_WITH_PROD_TOKEN" \
+     --data-urlencode "metadata={}" """
+TERMINAL = {"completed", "partial", "failed", "cancelled"}
+
+
+@dataclass
+class Server:
+    base: str
+    key: str
+    data_dir: Path
+    workdir: Path
+
+    def run(self, command: str, job_id: str = "") -> dict[str, Any]:
+        """Run a seed command in bash (in ``workdir``); returns the JSON it printed."""
+        command = (command.replace("http://localhost:8000", self.base)
+                   .replace("REPLACE_WITH_PROD_TOKEN", self.key).replace("JOB_ID", job_id))
+        out = subprocess.run(["bash", "-c", command + " -sS"], cwd=self.workdir, check=True,
+                             capture_output=True, timeout=60)
+        return dict(json.loads(out.stdout))
+
+    def wait_job(self, job_id: str, deadline: float = 30.0) -> dict[str, Any]:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            job = self.run(SEED_STATUS, job_id)
+            if job["status"] in TERMINAL:
+                return job
+            time.sleep(0.05)  # polling a real server over HTTP, as the seed's client does
+        raise AssertionError(f"job {job_id} did not finish within {deadline}s")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], deadline: float = 30.0) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        assert proc.poll() is None, "server exited"
+        try:
+            with urllib.request.urlopen(base + "/ready", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("server did not become ready")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("curl")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOMBOS_")}
+    env.update(TOOMBOS_ACCESS_LOG="false", TOOMBOS_MAX_UPLOAD_MB="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toombos_edge", "serve", "--port", str(port), "--data-dir",
+         str(root / "data")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_ready(base, proc)
+        key = (root / "data" / "admin.key").read_text().strip()
+        yield Server(base, key, root / "data", root)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_seed_json_example(server: Server) -> None:
+    accepted = server.run(SEED_JSON)
+    assert accepted["job_id"].startswith("job_")
+    assert accepted["status"] in {"pending", "in_progress", "completed"}
+    job = server.wait_job(accepted["job_id"])
+    assert job["status"] == "completed", job
+    assert job["metadata"] == {"test": "data"}
+
+
+def test_seed_file_example(server: Server) -> None:
+    (server.workdir / "test.txt").write_text("Hello from the seed's test file.\n")
+    accepted = server.run(SEED_FILE)
+    assert accepted["upload"]["filename"] == "test.txt"
+    job = server.wait_job(accepted["job_id"])
+    assert job["status"] == "completed", job
+    document = server.run(
+        f'curl "{server.base}/api/documents/{job["results"]["document_id"]}" '
+        '-H "Authorization: Bearer REPLACE_WITH_PROD_TOKEN"')
+    assert document["text"] == "Hello from the seed's test file."
+    assert document["metadata"] == {"source": "curl"}
+    again = server.wait_job(server.run(SEED_FILE)["job_id"])
+    assert again["results"]["duplicate"] is True
+    assert again["results"]["document_id"] == job["results"]["document_id"]
+
+
+def test_powershell_form_body(server: Server) -> None:
+    accepted = server.run(POWERSHELL_EQUIVALENT)
+    assert server.wait_job(accepted["job_id"])["status"] == "completed"
+
+
+def test_curl_sees_the_413(server: Server) -> None:
+    (server.workdir / "big.bin").write_bytes(b"z" * (3 << 20))
+    answer = server.run(SEED_FILE.replace("test.txt", "big.bin"))
+    assert answer["error"]["status"] == 413
+    assert list((server.data_dir / "uploads").iterdir()) == []
+
+
+async def test_seed_websocket_status_stream(server: Server) -> None:
+    """wscat -c "ws://localhost:8000/ws/status/JOB_ID?token=..." after the file example."""
+    (server.workdir / "test.txt").write_text("Watched over a WebSocket.\n")
+    job_id = server.run(SEED_FILE)["job_id"]
+    url = f"{server.base.replace('http', 'ws')}/ws/status/{job_id}?token={server.key}"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        statuses = [json.loads(message.data) async for message in ws
+                    if message.type == aiohttp.WSMsgType.TEXT]
+        assert ws.close_code == 1000
+    jobs = [event["job"] for event in statuses if "job" in event]
+    assert jobs and all(job["job_id"] == job_id for job in jobs)
+    assert jobs[-1]["status"] == "completed"
+    assert jobs[-1]["results"]["document_id"].startswith("doc_")

@@ -1,0 +1,65 @@
+"""Stored content: read, edit (each edit keeps the prior version), delete, versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..appkeys import CONTENT
+from ..content.store import LIST_FILTERS
+from ..errors import Invalid
+from .responses import json_object, json_response
+
+MAX_PAGE = 200
+
+
+async def list_content(request: web.Request) -> web.Response:
+    """Content items, newest first, by ``job_id``, ``document_id``, ``channel``, ``status``."""
+    query = request.query
+    limit, offset = query.get("limit", "50"), query.get("offset", "0")
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+        raise Invalid(f"'limit' must be an integer from 1 to {MAX_PAGE}")
+    if not offset.isdigit():
+        raise Invalid("'offset' must be a non-negative integer")
+    filters = {name: query[name] for name in LIST_FILTERS if name in query}
+    items, total = await request.app[CONTENT].store.find(filters, int(limit), int(offset))
+    return json_response({"content": [item.to_json() for item in items], "total": total,
+                          "limit": int(limit), "offset": int(offset)})
+
+
+async def get_content(request: web.Request) -> web.Response:
+    """One content item with its current body, version and publication state."""
+    service = request.app[CONTENT]
+    item = await service.store.get(request.match_info["content_id"])
+    body: dict[str, Any] = item.to_json()
+    if item.channel == "website" and item.slug:
+        views = await service.store.views(item.slug)
+        body["views"] = {"total": sum(views.values()), "by_day": views}
+    return json_response(body)
+
+
+async def update_content(request: web.Request) -> web.Response:
+    """Change fields of the body (``subject``, ``html``, ``posts`` …) as a new version."""
+    changes = await json_object(request)
+    item = await request.app[CONTENT].update(request.match_info["content_id"], changes)
+    return json_response(item.to_json())
+
+
+async def delete_content(request: web.Request) -> web.Response:
+    """Delete an item and all its versions."""
+    content_id = request.match_info["content_id"]
+    await request.app[CONTENT].store.delete(content_id)
+    return json_response({"deleted": True, "content_id": content_id})
+
+
+async def versions(request: web.Request) -> web.Response:
+    """Every version of an item, newest (current) first."""
+    content_id = request.match_info["content_id"]
+    found = await request.app[CONTENT].store.versions(content_id)
+    return json_response({"content_id": content_id, "versions": found, "total": len(found)})
+
+
+async def templates(request: web.Request) -> web.Response:
+    """The templates per channel and style, with their variables and where they come from."""
+    return json_response(await request.app[CONTENT].templates())

@@ -1,0 +1,5 @@
+"""The content cache."""
+
+from .content_cache import ContentCache
+
+__all__ = ["ContentCache"]

@@ -1,0 +1,92 @@
+"""The content-addressed blob store: each original upload once, at ``blobs/ab/cd/<sha256>``.
+
+A blob is named by the SHA-256 of its bytes, so two uploads of the same content share one
+file. Blobs are adopted by an atomic rename from the uploads folder (same file system), so a
+blob path either holds the complete content or does not exist. Documents count as the
+references: the document service removes a blob when the last document using it goes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+from pathlib import Path
+
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+HASH_CHUNK = 1 << 20
+
+
+def is_sha256(value: str) -> bool:
+    return bool(_SHA256_RE.match(value))
+
+
+def hash_file(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB steps (blocking: call it off the event loop)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class BlobStore:
+    """Files under ``root`` named by their SHA-256. Methods block: call them off the loop."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.adopted = 0
+        self.deduplicated = 0
+        self.removed = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<BlobStore {self.root} adopted={self.adopted} "
+            f"deduplicated={self.deduplicated} removed={self.removed}>"
+        )
+
+    def path(self, sha256: str) -> Path:
+        """Where the blob of this hash lives (whether or not it exists)."""
+        if not is_sha256(sha256):
+            raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def adopt(self, source: Path, sha256: str) -> bool:
+        """Move ``source`` in as the blob ``sha256``; True if new, False if already stored.
+
+        The caller vouches that ``sha256`` is the hash of ``source``. When the blob already
+        exists, ``source`` is deleted: the bytes are the same.
+        """
+        target = self.path(sha256)
+        if target.is_file():
+            source.unlink(missing_ok=True)
+            self.deduplicated += 1
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        _fsync_dir(target.parent)
+        self.adopted += 1
+        return True
+
+    def remove(self, sha256: str) -> bool:
+        """Delete the blob; True if it existed."""
+        try:
+            self.path(sha256).unlink()
+        except FileNotFoundError:
+            return False
+        self.removed += 1
+        return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (the directory entry), where the platform allows it."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,56 @@
+"""The ``generate`` and ``publish`` job kinds and their handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import Invalid
+from ..jobs.kinds import JobContext, JobKind, Outcome
+from .request import GenerateRequest, validate_params
+from .service import ContentService
+
+GENERATE_TIMEOUT = 300.0
+PUBLISH_TIMEOUT = 60.0
+PUBLISH_ATTEMPTS = 5
+
+
+def _final(ctx: JobContext) -> bool:
+    return ctx.job.attempts >= ctx.job.max_attempts
+
+
+def validate_publish(params: dict[str, Any]) -> dict[str, Any]:
+    content_id = params.get("content_id")
+    recipients = params.get("recipients", [])
+    if not isinstance(content_id, str) or not content_id:
+        raise Invalid("a publish job needs a 'content_id'", {"field": "content_id"})
+    if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
+        raise Invalid("'recipients' must be a list of strings", {"field": "recipients"})
+    return {"content_id": content_id, "recipients": recipients}
+
+
+def kinds(service: ContentService) -> list[JobKind]:
+    """The kinds content owns, bound to its service."""
+
+    async def run_generate(ctx: JobContext) -> Outcome:
+        request = GenerateRequest.from_params(ctx.params)
+        final = _final(ctx)
+        async with service.batches.slot(request.batch, final):
+            results, partial = await service.generate(
+                request, job_id=ctx.job.id, progress=ctx.progress, final_attempt=final)
+        await ctx.progress(100, "done")
+        return Outcome(results, partial, request.document_id)
+
+    async def run_publish(ctx: JobContext) -> Outcome:
+        params = ctx.params
+        item = await service.store.get(params["content_id"])
+        publication = await service.publish(item.id, tuple(params.get("recipients", [])))
+        key = item.channel.removeprefix("social_")
+        result = {"status": "success", "error": None, "version": item.version,
+                  **publication.to_json()}
+        return Outcome({key: result}, False, item.document_id)
+
+    return [
+        JobKind("generate", run_generate, timeout=GENERATE_TIMEOUT, validate=validate_params),
+        JobKind("publish", run_publish, timeout=PUBLISH_TIMEOUT, max_attempts=PUBLISH_ATTEMPTS,
+                validate=validate_publish),
+    ]

@@ -1,0 +1,174 @@
+"""The ``ingest`` job kind: an upload or a text becomes a document.
+
+An upload waits in ``uploads/`` (streamed there by the API, already hashed). The job looks
+for a document made from the same bytes (then it is a duplicate and the upload is dropped),
+else extracts the text off the event loop, moves the file into the blob store and records
+the document. Extraction errors are final: retrying cannot change the bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import Invalid, NotFound
+from ..jobs.kinds import JobContext, JobKind, Outcome
+from .blobs import hash_file
+from .documents import DocumentService, Stored
+from .extract import Extracted, ExtractionError, extract_file, extract_text, normalize_format
+from .uploads import Upload
+
+KIND = "ingest"
+TIMEOUT_SECONDS = 900.0
+
+
+def parse_metadata(raw: Any) -> dict[str, Any]:
+    """``metadata`` as an object, or a JSON string of one; anything else is ``Invalid``."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise Invalid(f"'metadata' is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise Invalid(f"'metadata' must be a JSON object, not {type(raw).__name__}")
+    return raw
+
+
+def _optional_text(params: dict[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    if value is not None and not isinstance(value, str):
+        raise Invalid(f"'{name}' must be a string")
+    return value
+
+
+def validate_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Normalise an ingest job's parameters; ``Invalid`` (422) names the bad field."""
+    out: dict[str, Any] = {"metadata": parse_metadata(params.get("metadata"))}
+    for name in ("title", "text"):
+        value = _optional_text(params, name)
+        if value is not None:
+            out[name] = value
+    declared = _optional_text(params, "format")
+    if declared:
+        try:
+            out["format"] = normalize_format(declared)
+        except ExtractionError as exc:
+            raise Invalid(str(exc)) from None
+    if params.get("upload") is not None:
+        if "text" in out:
+            raise Invalid("send either a file or 'text', not both")
+        out["upload"] = Upload.from_json(params["upload"]).to_json()
+    return out
+
+
+class Ingestor:
+    """Runs ingest jobs against the document service."""
+
+    def __init__(self, documents: DocumentService, *, max_text_bytes: int) -> None:
+        self.documents = documents
+        self.max_text_bytes = max_text_bytes
+
+    def __repr__(self) -> str:
+        return f"<Ingestor max_text_bytes={self.max_text_bytes}>"
+
+    def kind(self) -> JobKind:
+        return JobKind(KIND, self.run, timeout=TIMEOUT_SECONDS, max_attempts=1,
+                       validate=validate_params)
+
+    async def run(self, ctx: JobContext) -> Outcome:
+        params = validate_params(ctx.params)
+        if "upload" in params:
+            upload = Upload.from_json(params["upload"])
+            try:
+                stored, extracted = await self._from_upload(ctx, upload, params)
+            except Exception:
+                # A final failure drops the upload; a cancellation (a stop that requeues
+                # the job) keeps it for the next attempt.
+                if ctx.job.attempts >= ctx.job.max_attempts:
+                    await self.documents.discard_upload(upload)
+                raise
+            size, sha256 = upload.size, upload.sha256
+        else:
+            stored, extracted = await self._from_text(ctx, params)
+            size, sha256 = stored.document.size, stored.document.sha256
+        self.documents.publish_ingested(stored, size, sha256, ctx.job.id)
+        await ctx.progress(100, "duplicate of an existing document" if stored.duplicate
+                           else "document stored")
+        return Outcome(results=_results(stored, size, sha256, extracted),
+                       document_id=stored.document.id)
+
+    async def _from_upload(
+        self, ctx: JobContext, upload: Upload, params: dict[str, Any]
+    ) -> tuple[Stored, Extracted | None]:
+        source = await self._source(upload)
+        await ctx.progress(2, "verifying the upload's SHA-256")
+        await self._verify(ctx, source, upload)
+        existing = await self.documents.find_upload(upload.sha256)
+        if existing is not None:
+            await self.documents.discard_upload(upload)
+            return Stored(existing, duplicate=True), None
+        await ctx.progress(10, f"extracting text from {upload.filename}")
+        read = functools.partial(
+            extract_file, source, filename=upload.filename, content_type=upload.content_type,
+            declared=params.get("format"), max_bytes=self.max_text_bytes,
+        )
+        extracted = await ctx.run_blocking(read)
+        await ctx.progress(80, "indexing")
+        stored = await self.documents.store_upload(
+            upload, extracted, title=params.get("title"), metadata=params["metadata"]
+        )
+        return stored, extracted
+
+    @staticmethod
+    async def _verify(ctx: JobContext, source: Path, upload: Upload) -> None:
+        """The bytes must hash to the name they will be stored under, whoever sent the job."""
+        size, actual = await ctx.run_blocking(_size_and_hash, source)
+        if (size, actual) != (upload.size, upload.sha256):
+            raise Invalid(
+                f"the upload of {upload.filename!r} does not match its recorded size and "
+                "SHA-256", {"expected": upload.sha256, "actual": actual},
+            )
+
+    async def _from_text(
+        self, ctx: JobContext, params: dict[str, Any]
+    ) -> tuple[Stored, Extracted]:
+        await ctx.progress(10, "reading text")
+        text, fmt = params.get("text", ""), params.get("format") or "text"
+        extracted = await ctx.run_blocking(extract_text, text, fmt)
+        await ctx.progress(80, "indexing")
+        stored = await self.documents.store_text(
+            extracted, title=params.get("title"), metadata=params["metadata"]
+        )
+        return stored, extracted
+
+    async def _source(self, upload: Upload) -> Path:
+        """The upload's file; or its blob, if an earlier attempt moved it there already."""
+        for path in (self.documents.uploads.path(upload.name),
+                     self.documents.blobs.path(upload.sha256)):
+            if await asyncio.to_thread(path.is_file):
+                return path
+        raise NotFound(f"the upload of {upload.filename!r} is gone; send the file again")
+
+
+def _size_and_hash(path: Path) -> tuple[int, str]:
+    return path.stat().st_size, hash_file(path)
+
+
+def _results(
+    stored: Stored, size: int, sha256: str, extracted: Extracted | None
+) -> dict[str, Any]:
+    doc = stored.document
+    out: dict[str, Any] = {
+        "document_id": doc.id, "duplicate": stored.duplicate, "bytes": size, "sha256": sha256,
+        "format": doc.format, "title": doc.title, "text_length": len(doc.body),
+    }
+    if extracted is not None:
+        out.update(encoding=extracted.encoding, truncated=extracted.truncated,
+                   pages=extracted.pages)
+    return out

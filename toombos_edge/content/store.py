@@ -1,0 +1,255 @@
+"""Content items and their versions. Every change of a body keeps the body it replaced.
+
+SQL lives here as functions of a ``sqlite3.Connection``; ``ContentStore`` runs them through
+the database's group-committing writer and its readers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from ..errors import Conflict, NotFound
+from ..ids import iso, new_id, now_ms
+from ..store import Database
+
+LIST_FILTERS = ("job_id", "document_id", "channel", "status")
+_COLUMNS = ("id, job_id, document_id, channel, style, tone, content_type, slug, body, "
+            "version, status, published_url, published_at, created_at, updated_at")
+
+
+@dataclass(frozen=True, slots=True)
+class ContentItem:
+    id: str
+    job_id: str | None
+    document_id: str | None
+    channel: str
+    style: str
+    tone: str
+    content_type: str
+    slug: str | None
+    body: dict[str, Any]
+    version: int
+    status: str
+    published_url: str | None
+    published_at: int | None
+    created_at: int
+    updated_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "content_id": self.id, "id": self.id, "job_id": self.job_id,
+            "document_id": self.document_id, "channel": self.channel, "style": self.style,
+            "tone": self.tone, "content_type": self.content_type, "slug": self.slug,
+            "body": self.body, "version": self.version, "status": self.status,
+            "published_url": self.published_url, "published_at": iso(self.published_at),
+            "created_at": iso(self.created_at), "updated_at": iso(self.updated_at),
+        }
+
+
+def new_item(
+    channel: str, body: dict[str, Any], *, job_id: str | None, document_id: str | None,
+    style: str, tone: str, content_type: str,
+) -> ContentItem:
+    at = now_ms()
+    return ContentItem(new_id("cnt"), job_id, document_id, channel, style, tone, content_type,
+                       body.get("slug"), body, 1, "draft", None, None, at, at)
+
+
+def _row(row: tuple[Any, ...]) -> ContentItem:
+    values = list(row)
+    values[8] = orjson.loads(values[8])
+    return ContentItem(*values)
+
+
+def insert(conn: sqlite3.Connection, item: ContentItem) -> ContentItem:
+    conn.execute(
+        f"INSERT INTO content ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (item.id, item.job_id, item.document_id, item.channel, item.style, item.tone,
+         item.content_type, item.slug, orjson.dumps(item.body).decode(), item.version,
+         item.status, item.published_url, item.published_at, item.created_at, item.updated_at),
+    )
+    return item
+
+
+def fetch(conn: sqlite3.Connection, content_id: str) -> ContentItem:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM content WHERE id = ?", (content_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no content with id {content_id!r}")
+    return _row(row)
+
+
+def for_job(conn: sqlite3.Connection, job_id: str) -> list[ContentItem]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM content WHERE job_id = ? ORDER BY id", (job_id,)
+    ).fetchall()
+    return [_row(r) for r in rows]
+
+
+def listing(
+    conn: sqlite3.Connection, filters: dict[str, str], limit: int, offset: int
+) -> tuple[list[ContentItem], int]:
+    """Items matching every filter (job_id, document_id, channel, status), newest first."""
+    terms = [f"{name} = ?" for name in filters if name in LIST_FILTERS]
+    where = f"WHERE {' AND '.join(terms)}" if terms else ""
+    values = [filters[name] for name in filters if name in LIST_FILTERS]
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM content {where} ORDER BY id DESC "
+                        "LIMIT ? OFFSET ?", (*values, limit, offset)).fetchall()
+    total = conn.execute(f"SELECT count(*) FROM content {where}", values).fetchone()[0]
+    return [_row(r) for r in rows], total
+
+
+def replace_body(
+    conn: sqlite3.Connection, content_id: str, body: dict[str, Any],
+    expected_version: int | None = None,
+) -> ContentItem:
+    """Store ``body`` as the next version; the current one goes to ``content_versions``."""
+    current = fetch(conn, content_id)
+    if expected_version is not None and expected_version != current.version:
+        raise Conflict(f"content {content_id} is at version {current.version}, "
+                       f"not {expected_version}", {"version": current.version})
+    at = now_ms()
+    conn.execute(
+        "INSERT INTO content_versions (content_id, version, body, created_at, replaced_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (current.id, current.version, orjson.dumps(current.body).decode(),
+         current.updated_at, at),
+    )
+    updated = replace(current, body=body, version=current.version + 1, updated_at=at,
+                      slug=body.get("slug", current.slug))
+    conn.execute(
+        "UPDATE content SET body = ?, version = ?, slug = ?, updated_at = ? WHERE id = ?",
+        (orjson.dumps(body).decode(), updated.version, updated.slug, at, current.id),
+    )
+    return updated
+
+
+def versions(conn: sqlite3.Connection, content_id: str) -> list[dict[str, Any]]:
+    """Every version of an item, newest first; the current one is marked ``current``."""
+    current = fetch(conn, content_id)
+    rows = conn.execute(
+        "SELECT version, body, created_at, replaced_at FROM content_versions "
+        "WHERE content_id = ? ORDER BY version DESC", (content_id,),
+    ).fetchall()
+    out = [{"version": current.version, "current": True, "body": current.body,
+            "created_at": iso(current.updated_at), "replaced_at": None}]
+    out += [{"version": r[0], "current": False, "body": orjson.loads(r[1]),
+             "created_at": iso(r[2]), "replaced_at": iso(r[3])} for r in rows]
+    return out
+
+
+def prior_body(
+    conn: sqlite3.Connection, content_id: str, to_version: int | None
+) -> dict[str, Any]:
+    """The body of ``to_version``, or of the version before the current one."""
+    if to_version is None:
+        row = conn.execute(
+            "SELECT body FROM content_versions WHERE content_id = ? "
+            "ORDER BY version DESC LIMIT 1", (content_id,)).fetchone()
+    else:
+        row = conn.execute(
+            "SELECT body FROM content_versions WHERE content_id = ? AND version = ?",
+            (content_id, to_version)).fetchone()
+    if row is None:
+        fetch(conn, content_id)  # NotFound for an unknown item
+        wanted = "an earlier version" if to_version is None else f"version {to_version}"
+        raise Conflict(f"content {content_id} has no {wanted} to roll back to")
+    body: dict[str, Any] = orjson.loads(row[0])
+    return body
+
+
+def mark_published(conn: sqlite3.Connection, content_id: str, url: str | None) -> ContentItem:
+    at = now_ms()
+    conn.execute(
+        "UPDATE content SET status = 'published', published_url = ?, published_at = ?, "
+        "updated_at = ? WHERE id = ?", (url, at, at, content_id))
+    return fetch(conn, content_id)
+
+
+def delete(conn: sqlite3.Connection, content_id: str) -> None:
+    if conn.execute("DELETE FROM content WHERE id = ?", (content_id,)).rowcount == 0:
+        raise NotFound(f"no content with id {content_id!r}")
+
+
+def published_page(conn: sqlite3.Connection, slug: str) -> ContentItem | None:
+    """The website item last published under ``slug``."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM content WHERE slug = ? AND status = 'published' "
+        "AND channel = 'website' ORDER BY published_at DESC LIMIT 1", (slug,)).fetchone()
+    return None if row is None else _row(row)
+
+
+def count_view(conn: sqlite3.Connection, slug: str, day: str) -> None:
+    conn.execute(
+        "INSERT INTO site_views (slug, day, views) VALUES (?, ?, 1) "
+        "ON CONFLICT (slug, day) DO UPDATE SET views = views + 1", (slug, day))
+
+
+def views(conn: sqlite3.Connection, slug: str) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT day, views FROM site_views WHERE slug = ? ORDER BY day", (slug,)).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+class ContentStore:
+    """The content table, behind the database's writer and readers."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def __repr__(self) -> str:
+        return f"<ContentStore {self._db!r}>"
+
+    async def add(self, item: ContentItem) -> ContentItem:
+        return await self._db.write(lambda c: insert(c, item))
+
+    async def add_many(self, items: list[ContentItem]) -> list[ContentItem]:
+        """Several items in one transaction (a job's channels)."""
+        if not items:
+            return []
+        return await self._db.write(lambda c: [insert(c, item) for item in items])
+
+    async def get(self, content_id: str) -> ContentItem:
+        return await self._db.read(lambda c: fetch(c, content_id))
+
+    async def for_job(self, job_id: str) -> list[ContentItem]:
+        return await self._db.read(lambda c: for_job(c, job_id))
+
+    async def find(
+        self, filters: dict[str, str], limit: int = 50, offset: int = 0
+    ) -> tuple[list[ContentItem], int]:
+        return await self._db.read(lambda c: listing(c, filters, limit, offset))
+
+    async def update(
+        self, content_id: str, body: dict[str, Any], expected_version: int | None = None
+    ) -> ContentItem:
+        return await self._db.write(lambda c: replace_body(c, content_id, body, expected_version))
+
+    async def rollback(self, content_id: str, to_version: int | None = None) -> ContentItem:
+        """Make an earlier body current again (as a new version; nothing is lost)."""
+        def op(conn: sqlite3.Connection) -> ContentItem:
+            return replace_body(conn, content_id, prior_body(conn, content_id, to_version))
+
+        return await self._db.write(op)
+
+    async def versions(self, content_id: str) -> list[dict[str, Any]]:
+        return await self._db.read(lambda c: versions(c, content_id))
+
+    async def mark_published(self, content_id: str, url: str | None) -> ContentItem:
+        return await self._db.write(lambda c: mark_published(c, content_id, url))
+
+    async def delete(self, content_id: str) -> None:
+        await self._db.write(lambda c: delete(c, content_id))
+
+    async def page(self, slug: str) -> ContentItem | None:
+        return await self._db.read(lambda c: published_page(c, slug))
+
+    async def count_view(self, slug: str) -> None:
+        day = iso(now_ms())[:10]  # type: ignore[index]
+        await self._db.write(lambda c: count_view(c, slug, day))
+
+    async def views(self, slug: str) -> dict[str, int]:
+        return await self._db.read(lambda c: views(c, slug))
