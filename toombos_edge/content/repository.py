@@ -118,6 +118,16 @@ def blob_users(conn: sqlite3.Connection, blob_sha256: str) -> int:
     ).fetchone()[0])
 
 
+def live_upload_names(conn: sqlite3.Connection) -> set[str]:
+    """Uploads that an ingest job not yet ended will read (the jobs table, read only)."""
+    rows = conn.execute(
+        "SELECT json_extract(params, '$.upload.name') FROM jobs WHERE kind = 'ingest' "
+        "AND status IN ('pending', 'in_progress') AND json_extract(params, '$.upload.name') "
+        "IS NOT NULL"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
 def search(
     conn: sqlite3.Connection, match: str, limit: int, offset: int, marks: tuple[str, str]
 ) -> tuple[list[tuple[Document, float, str, str]], int]:
