@@ -87,7 +87,38 @@ def seed_keys(conn: sqlite3.Connection) -> None:
         "revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
 
-WORKLOADS = {"keys": Workload("keys", "/admin/keys?limit=50", seed_keys)}
+def seed_jobs(conn: sqlite3.Connection) -> None:
+    """ROWS finished jobs through the engine's own insert (its schema, its triggers)."""
+    from toombos_edge.ids import new_id, now_ms
+    from toombos_edge.jobs import store
+    from toombos_edge.jobs.model import Job, JobStatus
+
+    now = now_ms()
+    ended = [JobStatus.completed] * 8 + [JobStatus.failed, JobStatus.cancelled]
+    channels = [["email", "website"], ["social_twitter"], ["email"]]
+
+    def job(n: int) -> tuple[Job, int]:
+        created = now - (ROWS - n) * 1000
+        return Job(
+            id=new_id("job"), kind="generate", status=ended[n % 10], created_at=created,
+            updated_at=created + 900, document_id=f"doc_{n // 4:08d}",
+            channels=channels[n % 3], params={"document_id": f"doc_{n // 4:08d}"},
+            correlation_id=f"corr-{n:08d}", metadata={"source": "bench"},
+            started_at=created + 100, completed_at=created + 900, attempts=1,
+        ), created
+
+    conn.execute("BEGIN")
+    for first in range(0, ROWS, 10_000):
+        store.insert(conn, (job(n) for n in range(first, min(ROWS, first + 10_000))))
+    conn.execute("COMMIT")
+
+
+WORKLOADS = {
+    # The jobs list of the engine: GET /api/jobs?limit=50 (jobs, total, page, page_size …).
+    "jobs": Workload("jobs", "/api/jobs?limit=50", seed_jobs),
+    # Before the engine existed: the API keys list, paged the same way.
+    "keys": Workload("keys", "/admin/keys?limit=50", seed_keys),
+}
 
 
 def cli(data_dir: Path, *args: str) -> str:
@@ -100,7 +131,7 @@ def prepare(data_dir: Path, workload: Workload) -> str:
     """Migrate, make an admin key, seed the table; returns the key."""
     cli(data_dir, "migrate")
     secret = cli(data_dir, "keys", "create", "--name", "bench", "--role", "admin")
-    with sqlite3.connect(data_dir / "edge.db") as conn:
+    with sqlite3.connect(data_dir / "edge.db", isolation_level=None) as conn:
         workload.seed(conn)
     return secret
 

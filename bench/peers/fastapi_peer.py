@@ -20,9 +20,15 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
+from toombos_edge.api.job_params import paging, query_filter
 from toombos_edge.api.responses import error_body
+from toombos_edge.app import _engine_check
+from toombos_edge.cache import ContentCache
 from toombos_edge.events import EventBus
 from toombos_edge.health import HealthService, Lifecycle
+from toombos_edge.jobs import listing
+from toombos_edge.jobs.engine import JobEngine
+from toombos_edge.jobs.kinds import KindRegistry
 from toombos_edge.keys import KeyService, Role
 from toombos_edge.store import Database
 
@@ -34,11 +40,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     data_dir = Path(sys.argv[2])
     db = Database(data_dir / "edge.db")
     await db.open()
-    keys = KeyService(db, EventBus())
+    bus = EventBus()
+    keys = KeyService(db, bus)
     await keys.refresh()
-    lifecycle = Lifecycle(started=True, ready=True)
-    state.update(db=db, keys=keys, health=HealthService(db, data_dir, lifecycle))
+    health = HealthService(db, data_dir, Lifecycle(started=True, ready=True))
+    # The server's extra checks, built from the same code: its cache's, and its engine's
+    # (an engine that runs no worker here: the check reads its counters only).
+    cache = ContentCache(data_dir / "cache", db=db, bus=bus)
+    await cache.open()
+    health.register("cache", cache.check)
+    engine = JobEngine(db, bus, KindRegistry(), cache=cache)
+    health.register("jobs", lambda: _engine_check(engine))
+    state.update(db=db, keys=keys, health=health)
     yield
+    await cache.close()
     await db.close()
 
 
@@ -78,6 +93,26 @@ async def list_keys(request: Request, limit: int = 500, offset: int = 0) -> Resp
         return denied
     keys = await state["keys"].list_keys(limit, offset)
     return json({"keys": [key.to_json() for key in keys], "limit": limit, "offset": offset})
+
+
+@app.get("/api/jobs")
+async def list_jobs(request: Request) -> Response:
+    """The server's jobs list: same filter and paging parsers, same read, same JSON."""
+    denied = authorize(request, Role.viewer)
+    if denied is not None:
+        return denied
+    query = request.query_params
+    flt, paged = query_filter(query), paging(query)
+    page = await listing.list_page(state["db"], flt, paged.limit, paged.offset, paged.cursor)
+    return json({
+        "jobs": [job.to_json() for job in page.jobs],
+        "total": page.total,
+        "total_exact": page.total_exact,
+        "page": paged.page,
+        "page_size": paged.limit,
+        "offset": paged.offset,
+        "next_cursor": page.next_cursor,
+    })
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The request pipeline: correlation id and errors, then auth; CORS on every response."""
+"""The request pipeline: correlation id, errors and auth in one middleware; CORS headers."""
 
 from __future__ import annotations
 
@@ -53,7 +53,11 @@ def _request_id() -> str:
 
 @web.middleware
 async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Correlation id for logs and the response; every failure becomes a JSON error."""
+    """Correlation id, CORS preflight, auth by route role; every failure a JSON error.
+
+    One middleware, not three: each aiohttp middleware layer costs a coroutine per request,
+    measurable on the probes (bench/http.py).
+    """
     sent = request.headers.get("X-Correlation-ID")
     cid = sent if sent and _CORRELATION_RE.match(sent) else _request_id()
     request[CORRELATION_ID] = cid
@@ -61,6 +65,7 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     try:
         if request.method == hdrs.METH_OPTIONS and _is_preflight(request):
             return _preflight(request)
+        authorize(request)
         return await handler(request)
     except EdgeError as exc:
         response = error_response(exc.status, exc.code, exc.message, exc.details)
@@ -86,12 +91,14 @@ def _from_http_exception(exc: web.HTTPException) -> web.StreamResponse:
     return response
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every route needs a key of at least its role, except those marked public."""
+def authorize(request: web.Request) -> None:
+    """Every route needs a key of at least its role, except those marked public.
+
+    Raises Unauthorized or Forbidden; on success the key is the request's PRINCIPAL.
+    """
     role = _required_role(request)
     if role is None or _gated_upgrade(request):
-        return await handler(request)
+        return
     header = request.headers.get(hdrs.AUTHORIZATION, "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
@@ -102,7 +109,6 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if key.role < role:
         raise Forbidden(f"this needs the {role.name} role; the key has {key.role.name}")
     request[PRINCIPAL] = key
-    return await handler(request)
 
 
 def _gated_upgrade(request: web.Request) -> bool:
