@@ -4,6 +4,7 @@ Starts the real server as a subprocess, generates a file of random bytes in a te
 directory (deleted at the end), and per round:
 
 * times ``sha256sum FILE`` (the peer: reading and hashing the same bytes on this machine),
+  and Python's hashlib over the same file (OpenSSL, what the server itself uses),
 * uploads the file with ``curl -F file=@FILE`` and reports MB/s and the ratio to the peer,
 * samples the server's RSS every 5 ms (peak growth over its RSS before the upload),
 * polls ``/health`` every 20 ms from another thread during the upload (p50/p99/max).
@@ -15,20 +16,25 @@ Goals (issue 5): upload at least half the sha256sum rate; under 30 MB memory gro
 
 from __future__ import annotations
 
-import argparse
-import http.client
-import json
-import os
-import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from pathlib import Path
+
+# This folder's http.py (the HTTP bench) would shadow the standard library's http package.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import argparse  # noqa: E402
+import http.client  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +50,12 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def make_file(path: Path, mb: int) -> None:
@@ -117,6 +129,22 @@ def sha256sum_rate(path: Path, mb: int) -> float:
     return mb / (time.perf_counter() - began)
 
 
+HASHLIB_PEER = """
+import hashlib, sys
+digest = hashlib.sha256()
+with open(sys.argv[1], "rb") as source:
+    while chunk := source.read(1 << 20):
+        digest.update(chunk)
+"""
+
+
+def hashlib_rate(path: Path, mb: int) -> float:
+    """A second peer: OpenSSL's SHA-256 (what the server uses) reading the same file."""
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", HASHLIB_PEER, str(path)], check=True)
+    return mb / (time.perf_counter() - began)
+
+
 def upload(port: int, key: str, path: Path) -> tuple[float, dict[str, object]]:
     began = time.perf_counter()
     out = subprocess.run(
@@ -147,12 +175,14 @@ def percentile(values: list[float], pct: float) -> float:
 
 def one_round(port: int, key: str, pid: int, path: Path, mb: int) -> dict[str, float]:
     peer = sha256sum_rate(path, mb)
-    base = rss_kb(pid)
+    openssl = hashlib_rate(path, mb)
+    base, cpu = rss_kb(pid), cpu_seconds(pid)
     memory = Sampler(0.005, lambda: rss_kb(pid))
     health = Sampler(0.02, health_probe(port))
     memory.start()
     health.start()
     seconds, answer = upload(port, key, path)
+    server_cpu = cpu_seconds(pid) - cpu
     latencies, rss = health.stop(), memory.stop()
     if "job_id" not in answer:
         raise RuntimeError(f"upload refused: {answer}")
@@ -160,7 +190,9 @@ def one_round(port: int, key: str, pid: int, path: Path, mb: int) -> dict[str, f
     rate = mb / seconds
     return {
         "upload_mb_s": rate, "sha256sum_mb_s": peer, "ratio": rate / peer,
-        "rss_growth_mb": (max(rss) - base) / 1024, "health_n": len(latencies),
+        "hashlib_mb_s": openssl, "ratio_hashlib": rate / openssl,
+        "server_cpu_share": server_cpu / seconds, "rss_growth_mb": (max(rss) - base) / 1024,
+        "health_n": len(latencies),
         "health_p50_ms": statistics.median(latencies), "health_p99_ms": percentile(latencies, 99),
         "health_max_ms": max(latencies), "job_status": job["status"],  # type: ignore[dict-item]
     }

@@ -14,12 +14,22 @@ Measured: latency from sending the trigger to the last socket's receipt (p50/p99
 single broadcasts with the system idle between them), messages delivered per second with
 broadcasts fired back to back, and server RSS per socket (after connecting, minus before).
 
+Then, on the same sockets, the real job path ("edge jobs", no peer): ``POST /api/jobs`` of a
+no-op kind (a throwaway plugin, as bench/jobs.py loads it); the engine commits and publishes
+job_created, job_update and job_completed, each to every socket. Latency is submit to the
+last socket's job_completed; the rate counts all three events.
+
 Usage: python bench/ws.py [--sizes 1000,5000,9000] [--rounds 2]
 Goals (issue 4): rate >= 0.8 x bare, p99 <= 1.25 x bare at every N, < 20 KB per socket.
 """
 
 from __future__ import annotations
 
+import sys
+
+# bench/http.py would shadow the standard library's http (which aiohttp imports): take this
+# folder off sys.path while the libraries load, as bench/http.py does.
+_BENCH = sys.path.pop(0)
 import argparse
 import asyncio
 import base64
@@ -34,10 +44,13 @@ from typing import Any
 import aiohttp
 import orjson
 import uvloop
-from common import PY, ROOT, free_port, rss_mb, start, stop, wait_url
 
 from toombos_edge.ids import iso, new_id, now_ms
 from toombos_edge.jobs.model import Job, JobStatus
+
+sys.path.append(_BENCH)
+from common import PY, ROOT, free_port, rss_mb, start, stop, wait_url
+from jobs import make_plugin
 
 CONNECT_BATCH = 100
 SETTLE_SECONDS = 1.0
@@ -57,29 +70,35 @@ def job_payload() -> dict[str, object]:
     return job.to_json()
 
 
+COMPLETED = b'{"type":"job_completed"'
+
+
 class Bench:
-    """Counts, per frame number, how many sockets have it; notes when all N do."""
+    """Counts, per frame number (or job_completed number), how many sockets have it; notes
+    when all N do."""
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.have: dict[int, int] = {}
-        self.done: dict[int, float] = {}
-        self.waiters: dict[int, asyncio.Future[float]] = {}
+        self.have: dict[tuple[str, int], int] = {}
+        self.done: dict[tuple[str, int], float] = {}
+        self.waiters: dict[tuple[str, int], asyncio.Future[float]] = {}
 
-    def frame(self, number: int) -> None:
-        count = self.have.get(number, 0) + 1
-        self.have[number] = count
+    def frame(self, number: int, kind: str = "frame") -> None:
+        key = (kind, number)
+        count = self.have.get(key, 0) + 1
+        self.have[key] = count
         if count == self.n:
             now = time.perf_counter()
-            self.done[number] = now
-            waiter = self.waiters.pop(number, None)
+            self.done[key] = now
+            waiter = self.waiters.pop(key, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(now)
 
-    async def all_have(self, number: int) -> float:
-        if number in self.done:
-            return self.done[number]
-        waiter = self.waiters.setdefault(number, asyncio.get_running_loop().create_future())
+    async def all_have(self, number: int, kind: str = "frame") -> float:
+        key = (kind, number)
+        if key in self.done:
+            return self.done[key]
+        waiter = self.waiters.setdefault(key, asyncio.get_running_loop().create_future())
         return await asyncio.wait_for(waiter, WAIT)
 
 
@@ -92,6 +111,7 @@ class Sock(asyncio.Protocol):
         self.buf = b""
         self.skip = 0
         self.frames = 0
+        self.completions = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -133,6 +153,9 @@ class Sock(asyncio.Protocol):
                 return
             size = short if head == 2 else int.from_bytes(data[i + 2:i + head], "big")
             i += head
+            if data.startswith(COMPLETED, i):  # the payload's start is almost always here
+                self.completions += 1
+                self.bench.frame(self.completions, "completed")
             if size:
                 self.skip = size
             else:
@@ -141,6 +164,12 @@ class Sock(asyncio.Protocol):
     def counted(self) -> None:
         self.frames += 1
         self.bench.frame(self.frames)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used: steadier than wall time on a busy box."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def upgrade_request(port: int, path: str) -> bytes:
@@ -158,9 +187,12 @@ class Result:
     post_ms: list[float] = field(default_factory=list)
     rate: float = 0.0
     kb_per_socket: float = 0.0
+    job_latencies_ms: list[float] = field(default_factory=list)
+    job_rate: float = 0.0
+    cpu_us_per_message: float = 0.0  #: server CPU (user + system) during the burst
 
-    def p(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
+    def p(self, q: float, jobs: bool = False) -> float:
+        ordered = sorted(self.job_latencies_ms if jobs else self.latencies_ms)
         return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
@@ -210,16 +242,41 @@ async def measure(target: Target, n: int, singles: int, burst: int, pid: int) ->
                 assert response.status == 202, await response.text()
             result.post_ms.append((time.perf_counter() - began) * 1000)
             result.latencies_ms.append((await bench.all_have(frame) - began) * 1000)
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), cpu_seconds(pid)
         for _ in range(burst):
             frame += 1
             async with http.post(url, data=target.body) as response:
                 assert response.status == 202
         result.rate = n * burst / (await bench.all_have(frame) - began)
+        result.cpu_us_per_message = (cpu_seconds(pid) - cpu) * 1e6 / (n * burst)
+        if target.name == "toombos-edge":
+            await job_path(http, target, bench, socks, singles, burst, result)
     for sock in socks:
         assert sock.transport is not None
         sock.transport.abort()
     return result
+
+
+async def job_path(http: aiohttp.ClientSession, target: Target, bench: Bench,
+                   socks: list[Sock], singles: int, burst: int, result: Result) -> None:
+    """Submit no-op jobs; each brings job_created, job_update, job_completed to every socket."""
+    url = f"http://127.0.0.1:{target.port}/api/jobs"
+    done = 0
+    for _ in range(singles):
+        began = time.perf_counter()
+        async with http.post(url, json={"kind": "noop"}) as response:
+            assert response.status == 202, await response.text()
+        done += 1
+        result.job_latencies_ms.append((await bench.all_have(done, "completed") - began) * 1000)
+    frames_before = sum(sock.frames for sock in socks)
+    began = time.perf_counter()
+    for _ in range(burst):
+        async with http.post(url, json={"kind": "noop"}) as response:
+            assert response.status == 202
+    done += burst
+    ended = await bench.all_have(done, "completed")
+    delivered = sum(sock.frames for sock in socks) - frames_before
+    result.job_rate = delivered / (ended - began)
 
 
 def targets(payload: dict[str, object], data_dir: Path) -> list[Target]:
@@ -257,9 +314,13 @@ async def run_one(target: Target, n: int, data_dir: Path) -> Result:
 def report(bare: Result, edge: Result, round_no: int) -> None:
     for r in (bare, edge):
         print(f"{round_no:>5} {r.n:>6} {r.name:<13} {r.rate:>11,.0f} {r.p(0.5):>8.2f} "
-              f"{r.p(0.99):>8.2f} {r.kb_per_socket:>8.1f}")
+              f"{r.p(0.99):>8.2f} {r.kb_per_socket:>8.1f} {r.cpu_us_per_message:>9.2f}")
     print(f"{'':>5} {'':>6} {'ratio':<13} {edge.rate / bare.rate:>11.2f} "
-          f"{edge.p(0.5) / bare.p(0.5):>8.2f} {edge.p(0.99) / bare.p(0.99):>8.2f}")
+          f"{edge.p(0.5) / bare.p(0.5):>8.2f} {edge.p(0.99) / bare.p(0.99):>8.2f} "
+          f"{edge.kb_per_socket / bare.kb_per_socket:>8.2f} "
+          f"{edge.cpu_us_per_message / bare.cpu_us_per_message:>9.2f}")
+    print(f"{round_no:>5} {edge.n:>6} {'edge jobs':<13} {edge.job_rate:>11,.0f} "
+          f"{edge.p(0.5, jobs=True):>8.2f} {edge.p(0.99, jobs=True):>8.2f}")
 
 
 async def main() -> None:
@@ -272,10 +333,12 @@ async def main() -> None:
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
     payload = job_payload()
+    plugin = make_plugin(Path(tempfile.mkdtemp(prefix="ws-bench-")) / "plugin")
+    os.environ["PYTHONPATH"] = str(plugin)  # the servers' no-op kind
     print(f"event: {len(orjson.dumps(payload))} bytes of job JSON; server on CPU 0, "
           f"client on CPU 1; p50/p99 ms from trigger to the last socket's receipt")
     print(f"{'round':>5} {'N':>6} {'server':<13} {'messages/s':>11} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'KB/sock':>8}")
+          f"{'p99 ms':>8} {'KB/sock':>8} {'CPU us/msg':>9}")
     for round_no in range(1, args.rounds + 1):
         for n in (int(x) for x in args.sizes.split(",")):
             with tempfile.TemporaryDirectory() as tmp:

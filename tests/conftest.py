@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from toombos_edge.app import create_app
 from toombos_edge.appkeys import KEYS
@@ -195,3 +197,31 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
             server.stop()
         except subprocess.TimeoutExpired:
             server.stop(signal.SIGKILL)
+
+
+class Inbox:
+    """A real local SMTP server's handler (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content or b"")))
+        return "250 OK"
+
+
+@pytest.fixture
+async def make_smtp() -> AsyncIterator[Callable[[], Awaitable[tuple[Inbox, int]]]]:
+    servers: list[asyncio.Server] = []
+
+    async def make() -> tuple[Inbox, int]:
+        inbox = Inbox()
+        server = await asyncio.get_running_loop().create_server(
+            lambda: SMTP(inbox), "127.0.0.1", 0)
+        servers.append(server)
+        return inbox, server.sockets[0].getsockname()[1]
+
+    yield make
+    for server in servers:
+        server.close()
+        await server.wait_closed()

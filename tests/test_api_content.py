@@ -46,6 +46,26 @@ async def test_read_edit_versions_delete(
     assert missing.status == 404 and "detail" in await missing.json()
 
 
+async def test_list_by_job_and_channel(
+    client: Client, make_key: Callable[[str], Awaitable[str]]
+) -> None:
+    viewer = await make_key("viewer")
+    first, second = await _stored(client), await _stored(client)
+    listed = await (await client.get("/api/v2/content", headers=auth(viewer),
+                                     params={"job_id": "job_1", "channel": "email"})).json()
+    assert [c["content_id"] for c in listed["content"]] == [second.id, first.id]
+    assert listed["total"] == 2
+    page = await (await client.get("/api/v2/content", headers=auth(viewer),
+                                   params={"limit": "1", "offset": "1"})).json()
+    assert [c["content_id"] for c in page["content"]] == [first.id] and page["total"] == 2
+    none = await (await client.get("/api/v2/content", headers=auth(viewer),
+                                   params={"status": "published"})).json()
+    assert none == {"content": [], "total": 0, "limit": 50, "offset": 0}
+    for bad in ({"limit": "0"}, {"limit": "201"}, {"offset": "-1"}):
+        assert (await client.get("/api/v2/content", headers=auth(viewer),
+                                 params=bad)).status == 422
+
+
 async def test_bad_edits_change_nothing(
     client: Client, make_key: Callable[[str], Awaitable[str]]
 ) -> None:

@@ -82,6 +82,18 @@ async def test_emergency_publish_runs_while_the_queue_is_paused(
     assert missing.status == 404
 
 
+async def test_emergency_generate_and_publish_from_text(
+    client: Client, keys: dict[str, Any]
+) -> None:
+    client.app[ENGINE].pause()
+    response = await client.post("/api/critical/emergency-publish", headers=keys["admin"],
+                                 json={"title": "Outage notice", "text": "We are on it.",
+                                       "channels": ["website"]})
+    job = await finished(client, (await response.json())["jobs"][0]["job_id"])
+    assert job["status"] == "completed" and job["results"]["website"]["sent"] is True
+    assert "We are on it." in await (await client.get("/site/outage-notice")).text()
+
+
 async def test_rollback_restores_and_republishes(client: Client, keys: dict[str, Any]) -> None:
     content_id = await draft_page(client, keys)
     publish = await client.post("/api/critical/emergency-publish", headers=keys["admin"],

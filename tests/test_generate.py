@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from conftest import Client, auth
 
+from toombos_edge.app import create_app
 from toombos_edge.appkeys import BUS, CONTENT, ENGINE
 from toombos_edge.events import Event
 from toombos_edge.settings import Settings
@@ -92,6 +97,63 @@ async def test_sync_generates_and_publishes(client: Client, operator: dict[str, 
     assert len(list(outbox.glob("*.eml"))) == 1  # no SMTP configured: the outbox
 
 
+async def test_a_content_socket_sees_the_publication(
+    client: Client, operator: dict[str, str]
+) -> None:
+    token = operator["Authorization"].removeprefix("Bearer ")
+    ws = await client.ws_connect("/ws/content/reader-1", params={"token": token})
+    try:
+        response = await client.post("/api/v2/content/sync", headers=operator,
+                                     json=body(channels=["website"]))
+        job = await finished(client, (await response.json())["job_id"])
+        async with asyncio.timeout(10):
+            while (message := await ws.receive_json())["type"] != "content_published":
+                pass
+        assert message["data"]["content_id"] == job["results"]["website"]["content_id"]
+        assert message["data"]["url"].endswith("/site/offline-sync-arrives")
+    finally:
+        await ws.close()
+
+
+async def test_sync_to_every_sink_through_the_server(
+    aiohttp_client: Any, tmp_path: Path, make_smtp: Any
+) -> None:
+    """SMTP to a real local server, the page on /site, a post to a receiver that checks the
+    signature with the secret it shares with the server."""
+    inbox, smtp_port = await make_smtp()
+    secret = "shared-webhook-secret"
+    received: list[dict[str, Any]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        raw, stamp = await request.read(), request.headers["X-Toombos-Timestamp"]
+        mac = hmac.new(secret.encode(), f"{stamp}.".encode() + raw, hashlib.sha256)
+        if not hmac.compare_digest("sha256=" + mac.hexdigest(),
+                                   request.headers["X-Toombos-Signature"]):
+            return web.json_response({"error": "bad signature"}, status=401)
+        received.append(await request.json())
+        return web.json_response({"url": "https://social.example/thread/1"})
+
+    receiver = web.Application()
+    receiver.router.add_post("/twitter", receive)
+    async with TestServer(receiver, host="127.0.0.1") as hook:
+        settings = Settings.load({}, overrides={
+            "data_dir": str(tmp_path / "sinks"), "access_log": "false",
+            "smtp_host": "127.0.0.1", "smtp_port": str(smtp_port),
+            "smtp_from": "news@edge.test", "smtp_to": "team@edge.test",
+            "webhook_twitter": str(hook.make_url("/twitter")), "webhook_secret": secret})
+        server = await aiohttp_client(create_app(settings))
+        admin = auth((settings.data_dir / "admin.key").read_text().strip())
+        response = await server.post("/api/v2/content/sync", headers=admin, json=body(
+            channels=["email", "website", "twitter"], recipients=["reader@example.org"]))
+        job = await finished(server, (await response.json())["job_id"])
+    assert job["status"] == "completed"
+    assert {r["sent"] for r in job["results"].values()} == {True}
+    [(recipients, raw)] = inbox.messages
+    assert recipients == ["reader@example.org"] and b"Offline sync arrives" in raw
+    assert received[0]["posts"] and job["results"]["twitter"]["url"].startswith("https://social")
+    assert (await server.get("/site/offline-sync-arrives")).status == 200
+
+
 async def test_a_failing_channel_makes_the_job_partial(
     client: Client, operator: dict[str, str]
 ) -> None:
@@ -160,10 +222,26 @@ async def test_batches_parallel_and_in_order(client: Client, operator: dict[str,
     assert (await refused.json())["error"]["details"]["errors"][0]["index"] == 3
 
 
-async def test_a_document_that_is_not_there_is_refused_up_front(
-    client: Client, operator: dict[str, str]
-) -> None:
-    response = await client.post("/api/v2/content/generate", headers=operator,
-                                 json={"document_id": "doc_missing", "channels": ["email"]})
-    assert response.status == 503 and "documents" in (await response.json())["detail"]
-    assert client.app[ENGINE].stats()["since_start"]["submitted"] == 0
+async def test_generate_from_a_stored_document(client: Client, operator: dict[str, str]) -> None:
+    created = await client.post("/api/documents", headers=operator, json={
+        "title": "Field guide", "text": FIXTURE, "format": "markdown",
+        "metadata": {"tags": ["field teams", "offline sync"]}})
+    document = await created.json()
+    response = await client.post("/api/v2/content/generate", headers=operator, json={
+        "living_doc_id": document["id"], "channel": "twitter", "tone": "casual"})
+    job = await finished(client, (await response.json())["job_id"])
+    assert job["status"] == "completed" and job["document_id"] == document["id"]
+    item = await (await client.get(
+        f"/api/v2/content/{job['results']['twitter']['content_id']}", headers=operator)).json()
+    assert item["document_id"] == document["id"]
+    assert "Field guide" in item["body"]["posts"][0] and "#FieldTeams" in item["body"]["posts"][0]
+    preview = await client.get("/api/v1/preview", headers=operator,
+                               params={"document_id": document["id"], "channels": "email"})
+    shown = await preview.json()
+    assert shown["document_id"] == document["id"] and shown["title"] == "Field guide"
+    assert "Field guide" in shown["previews"]["email"]["subject"]
+    missing = await client.post("/api/v2/content/generate", headers=operator,
+                                json={"document_id": "doc_missing", "channels": ["email"]})
+    assert missing.status == 404
+    assert (await client.get("/api/v1/preview", headers=operator,
+                             params={"document_id": "doc_missing"})).status == 404

@@ -135,3 +135,4 @@ async def test_a_forged_hash_is_refused_before_anything_is_stored(client: Client
     docs = client.app[DOCUMENTS]
     assert hash_file(docs.blobs.path(honest["sha256"])) == honest["sha256"]
     assert (await docs.list(source=None, fmt=None, limit=5, offset=0))[1] == 1
+    assert files(docs.uploads.root) == []  # a final failure drops the upload

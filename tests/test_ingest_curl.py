@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
@@ -142,3 +143,18 @@ def test_curl_sees_the_413(server: Server) -> None:
     answer = server.run(SEED_FILE.replace("test.txt", "big.bin"))
     assert answer["error"]["status"] == 413
     assert list((server.data_dir / "uploads").iterdir()) == []
+
+
+async def test_seed_websocket_status_stream(server: Server) -> None:
+    """wscat -c "ws://localhost:8000/ws/status/JOB_ID?token=..." after the file example."""
+    (server.workdir / "test.txt").write_text("Watched over a WebSocket.\n")
+    job_id = server.run(SEED_FILE)["job_id"]
+    url = f"{server.base.replace('http', 'ws')}/ws/status/{job_id}?token={server.key}"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        statuses = [json.loads(message.data) async for message in ws
+                    if message.type == aiohttp.WSMsgType.TEXT]
+        assert ws.close_code == 1000
+    jobs = [event["job"] for event in statuses if "job" in event]
+    assert jobs and all(job["job_id"] == job_id for job in jobs)
+    assert jobs[-1]["status"] == "completed"
+    assert jobs[-1]["results"]["document_id"].startswith("doc_")

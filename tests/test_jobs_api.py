@@ -177,6 +177,8 @@ async def test_batch_by_ids_and_by_filter(client: Client, operator: dict[str, st
     body = await response.json()
     assert (body["touched"], body["refused"]) == (1, 1)
     assert body["refusals"]["job_00000000000000000000000000"].startswith("no job")
+    response = await client.post("/api/jobs/batch/cancel", headers=operator, json={})
+    assert response.status == 422  # an empty body never means "every job"
     response = await client.post("/api/jobs/batch/cancel", headers=operator,
                                  json={"filter": {"status": ["pending", "cancelled"]}})
     body = await response.json()

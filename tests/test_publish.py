@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from conftest import Inbox
 
 from toombos_edge.content.channels import Channel
 from toombos_edge.content.publish import (
@@ -36,26 +35,10 @@ SECRET = b"test-webhook-secret"
 FIXTURE = (Path(__file__).parent / "fixtures" / "launch.md").read_text()
 
 
-class Inbox:
-    """An aiosmtpd handler that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content or b"")))
-        return "250 OK"
-
-
 @pytest.fixture
-async def smtp_server() -> AsyncIterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(inbox), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    yield inbox, port
-    server.close()
-    await server.wait_closed()
+async def smtp_server(make_smtp: Any) -> tuple[Inbox, int]:
+    inbox, port = await make_smtp()
+    return inbox, port
 
 
 @pytest.fixture
@@ -138,6 +121,18 @@ async def test_without_smtp_email_goes_to_the_outbox(
     message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
     assert message["Subject"] == item.body["subject"]
     assert message.get_body(("plain",)) is not None
+
+
+async def test_a_title_cannot_inject_headers(
+    make_publisher: Callable[..., Publisher], db: Database, tmp_path: Path
+) -> None:
+    item = new_item("email", {"subject": "Hi\r\nBcc: everyone@example.org", "text": "t",
+                              "html": "<p>t</p>"}, job_id=None, document_id=None,
+                    style="modern", tone="casual", content_type="update")
+    await make_publisher().publish(await ContentStore(db).add(item))
+    [eml] = list((tmp_path / "outbox").glob("*.eml"))
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert message["Bcc"] is None and message["Subject"] == "Hi Bcc: everyone@example.org"
 
 
 async def test_social_webhook_signature_verifies(

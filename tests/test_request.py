@@ -42,6 +42,8 @@ def test_defaults_and_inline_text() -> None:
     {"document_id": "d", "metadata": "x"},
     {"document_id": "d", "dry_run": "yes"},
     {"document_id": "d", "link": "javascript:alert(1)"},
+    {"document_id": "d", "recipients": ["a@b.example\nBcc: everyone@example.org"]},
+    {"document_id": "d", "recipients": ["not-an-address"]},
 ])
 def test_bad_requests_are_refused(body: dict[str, object]) -> None:
     with pytest.raises(Invalid):

@@ -55,12 +55,12 @@ async def test_every_channel_is_stored_as_a_draft(service: ContentService) -> No
 
 async def test_the_second_generation_comes_from_the_cache(service: ContentService) -> None:
     await service.generate(parse(request()), job_id="job_a")
-    assert (service.rendered, service.cache_hits) == (5, 0)
+    assert (service.rendering.rendered, service.rendering.cache_hits) == (5, 0)
     await service.generate(parse(request()), job_id="job_b")
-    assert (service.rendered, service.cache_hits) == (5, 5)
+    assert (service.rendering.rendered, service.rendering.cache_hits) == (5, 5)
     assert service.cache is not None
     await service.generate(parse(request(tone="encouraging")), job_id="job_c")
-    assert service.rendered == 10  # a different tone is a different render
+    assert service.rendering.rendered == 10  # a different tone is a different render
 
 
 async def test_dry_run_stores_nothing(service: ContentService) -> None:
@@ -100,6 +100,19 @@ async def test_sync_publishes_to_a_webhook(service: ContentService) -> None:
             parse(request(channels=["linkedin"], publish=True)), job_id="job_s")
     assert not partial and results["linkedin"]["sent"] is True
     assert results["linkedin"]["url"] == "https://social.example/1" and len(posts) == 1
+
+
+async def test_a_broken_template_fails_only_its_channel(
+    service: ContentService, tmp_path: Path
+) -> None:
+    (tmp_path / "templates" / "social").mkdir(parents=True)
+    (tmp_path / "templates" / "social" / "modern.txt").write_text("{{ no_such_function() }}")
+    results, partial = await service.generate(
+        parse(request(channels=["email", "twitter", "linkedin"])), job_id="job_t")
+    assert partial and results["email"]["status"] == "success"
+    assert results["twitter"]["status"] == results["linkedin"]["status"] == "failed"
+    assert "Undefined" in results["twitter"]["error"]
+    assert [i.channel for i in await service.store.for_job("job_t")] == ["email"]
 
 
 async def test_all_channels_failing_fails_the_job(service: ContentService) -> None:

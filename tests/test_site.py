@@ -18,7 +18,7 @@ async def test_a_published_page_is_served_and_counted(
 ) -> None:
     service = client.app[CONTENT]
     source = inline_source("Field notes, week 12", "We *visited* three sites.\n\n## Next\n\nMore.")
-    body = await service.render(source, Channel.website, RenderOptions())
+    body = await service.rendering.render(source, Channel.website, RenderOptions())
     item = await service.store.add(new_item("website", body, job_id=None, document_id=None,
                                             style="modern", tone="casual", content_type="blog"))
     assert (await client.get("/site/field-notes-week-12")).status == 404  # a draft

@@ -21,9 +21,10 @@ from ws_support import (
     upgrade,
 )
 
-from toombos_edge.appkeys import BUS, HUB
+from toombos_edge.appkeys import BUS, ENGINE, HUB
 from toombos_edge.events import INGESTION_COMPLETE, JOB_CREATED, JOB_UPDATE, Event
 from toombos_edge.ids import now_ms
+from toombos_edge.jobs.kinds import JobContext, JobKind
 from toombos_edge.jobs.model import Job, JobStatus
 
 
@@ -168,3 +169,97 @@ async def test_seed_004_dashboard_examples(client: Client) -> None:
         await other.close()
     await ws.send_json({"type": "ping"})
     assert (await until_type(ws, "pong"))["type"] == "pong"
+
+
+# -- with the real job engine -------------------------------------------------------------
+
+
+def register_kinds(client: Client) -> asyncio.Event:
+    """A "slow" kind that reports progress, then waits for the returned event; a "noop"."""
+    release = asyncio.Event()
+
+    async def slow(ctx: JobContext) -> None:
+        await ctx.progress(50, "half way")
+        await release.wait()
+
+    async def noop(ctx: JobContext) -> None:
+        return None
+
+    registry = client.app[ENGINE].registry
+    registry.register(JobKind("slow", slow))
+    registry.register(JobKind("noop", noop))
+    return release
+
+
+async def test_status_streams_one_job_then_closes_with_1000(client: Client) -> None:
+    """Seed 003: `wscat -c "ws://localhost:8000/ws/status/JOB_ID?token=TOKEN"`."""
+    release = register_kinds(client)
+    key = admin_secret(client)
+    response = await client.post("/api/jobs", json={"kind": "slow"},
+                                 headers={"Authorization": f"Bearer {key}"})
+    job_id = (await response.json())["job_id"]
+    other = await client.app[ENGINE].submit("noop")
+    ws = await client.ws_connect(f"/ws/status/{job_id}?token={key}")
+    first = await next_json(ws)
+    assert first["type"] == "job_update" and first["job"]["job_id"] == job_id
+    assert first["job"]["status"] in ("pending", "in_progress")
+    seen = [first]
+    async with asyncio.timeout(5):
+        while seen[-1]["job"]["progress"]["percent"] < 50:
+            seen.append(await next_json(ws))
+    assert seen[-1]["job"]["progress"]["message"] == "half way"
+    release.set()
+    last = await until_type(ws, "job_completed")
+    assert last["job"]["status"] == "completed"
+    assert await closed(ws) == 1000
+    assert other.id not in {m["job"]["job_id"] for m in seen}
+
+
+async def test_status_of_an_ended_job_is_its_state_then_1000(client: Client) -> None:
+    register_kinds(client)
+    job = await client.app[ENGINE].submit("noop")
+    await client.app[ENGINE].join()
+    ws = await client.ws_connect(f"/ws/status/{job.id}",
+                                 params={"token": admin_secret(client)})
+    message = await next_json(ws)
+    assert message["job"]["status"] == "completed" and message["job"]["job_id"] == job.id
+    assert await closed(ws) == 1000
+
+
+async def test_status_of_an_unknown_job_is_404_before_the_upgrade(client: Client) -> None:
+    key = admin_secret(client)
+    response = await client.get(f"/ws/status/job_nope?token={key}", headers=upgrade())
+    body = await response.json()
+    assert response.status == 404 and body["error"]["code"] == "not_found"
+    hub = client.app[HUB]
+    assert hub.gate.refused == {"not_found": 1} and hub.gate.slots.counts() == {}
+
+
+async def test_the_jobs_feed_sees_jobs_submitted_over_http(client: Client) -> None:
+    register_kinds(client)
+    key = admin_secret(client)
+    ws = await client.ws_connect("/ws/jobs", params={"token": key})
+    response = await client.post("/api/jobs", json={"kind": "noop"},
+                                 headers={"Authorization": f"Bearer {key}"})
+    job_id = (await response.json())["job_id"]
+    created = await until_type(ws, "job_created")
+    completed = await until_type(ws, "job_completed")
+    assert created["job"]["job_id"] == completed["job"]["job_id"] == job_id
+
+
+async def test_stats_update_carries_the_engine_figures(
+    aiohttp_client: ClientFactory, tmp_path: Path
+) -> None:
+    client = await start(aiohttp_client, tmp_path, ws_stats_interval=0.05)
+    release = register_kinds(client)
+    await client.app[ENGINE].submit("slow")
+    board = await client.ws_connect("/ws/dashboard", params={"token": admin_secret(client)})
+    async with asyncio.timeout(5):
+        while True:
+            stats = (await until_type(board, "stats_update"))["data"]
+            if stats["running"] == 1:
+                break
+    assert stats["queue_depth"] == 0 and stats["jobs"]["workers"] >= 1
+    assert stats["connections"]["total"] == 1 and "messages_per_second" in stats["rates"]
+    release.set()
+    await client.app[ENGINE].join()

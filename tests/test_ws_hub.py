@@ -91,6 +91,12 @@ async def test_subscribe_unsubscribe_and_star(client: Client) -> None:
     bus.publish(job_event(JOB_UPDATE, "job_d"))
     await nothing_more(feed, client)
     assert client.app[HUB].snapshot(5)["connections"][0]["subscriptions"] == []
+    await feed.send_json({"type": "subscribe", "job_id": "job_e"})
+    await next_json(feed)
+    assert set(client.app[HUB].sockets.by_job) == {"job_e"}
+    await feed.close()
+    await eventually(lambda: not client.app[HUB].sockets.all)
+    assert client.app[HUB].sockets.by_job == {}  # nothing left behind for closed sockets
 
 
 async def test_content_events_and_personal_messages(client: Client) -> None:
@@ -140,7 +146,7 @@ async def test_a_socket_that_never_reads_is_dropped_and_the_rest_keep_up(
     readers = [await session.ws_connect(url) for _ in range(100)]
     stalled = await session.ws_connect(url)  # reads its connection_ack, then nothing more
     assert (await next_json(stalled))["type"] == "connection_ack"
-    stalled_conn = max(hub._all, key=lambda c: c.id)  # ids sort by creation time
+    stalled_conn = max(hub.sockets.all, key=lambda c: c.id)  # ids sort by creation time
     counts = [0] * len(readers)
 
     async def read(i: int, ws: ClientWebSocketResponse) -> None:
@@ -159,8 +165,8 @@ async def test_a_socket_that_never_reads_is_dropped_and_the_rest_keep_up(
     await eventually(lambda: min(counts) == total)
     assert hub.slow_closed == 1 and stalled_conn.close_code == 1013
     assert peak <= limit  # what the server held for it never passed its queue bound
-    assert all(c.close_code is None for c in hub._all if c is not stalled_conn)
-    await eventually(lambda: stalled_conn not in hub._all)
+    assert all(c.close_code is None for c in hub.sockets.all if c is not stalled_conn)
+    await eventually(lambda: stalled_conn not in hub.sockets.all)
     snapshot = hub.snapshot(1)
     assert snapshot["slow_closed"] == 1 and snapshot["total"] == 100
     for task in tasks:

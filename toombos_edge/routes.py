@@ -111,6 +111,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/preview", generate.preview, OPERATOR),
     Route("POST", "/api/v2/content/validate", generate.validate, OPERATOR),
     # content
+    Route("GET", "/api/v2/content", content.list_content, VIEWER),
     Route("GET", "/api/v1/content/{content_id}", content.get_content, VIEWER),
     Route("GET", "/api/v2/content/{content_id}", content.get_content, VIEWER),
     Route("PUT", "/api/v2/content/{content_id}", content.update_content, OPERATOR),

@@ -7,7 +7,25 @@ from typing import Any
 from aiohttp import web
 
 from ..appkeys import CONTENT
+from ..content.store import LIST_FILTERS
+from ..errors import Invalid
 from .responses import json_object, json_response
+
+MAX_PAGE = 200
+
+
+async def list_content(request: web.Request) -> web.Response:
+    """Content items, newest first, by ``job_id``, ``document_id``, ``channel``, ``status``."""
+    query = request.query
+    limit, offset = query.get("limit", "50"), query.get("offset", "0")
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+        raise Invalid(f"'limit' must be an integer from 1 to {MAX_PAGE}")
+    if not offset.isdigit():
+        raise Invalid("'offset' must be a non-negative integer")
+    filters = {name: query[name] for name in LIST_FILTERS if name in query}
+    items, total = await request.app[CONTENT].store.find(filters, int(limit), int(offset))
+    return json_response({"content": [item.to_json() for item in items], "total": total,
+                          "limit": int(limit), "offset": int(offset)})
 
 
 async def get_content(request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ MAX_IDS = 10_000
 _ID = re.compile(r"^job_[0-9a-z]{26}$")
 _STATUSES = {status.value for status in JobStatus}
 _DAY_MS = 86_400_000
+_FILTER_FIELDS = {"status", "kind", "q", "from", "to"}
 GetAll = Callable[[str], list[Any]]
 
 
@@ -145,6 +146,9 @@ def body_filter(body: Mapping[str, Any]) -> JobFilter:
     source = body.get("filter", body)
     if not isinstance(source, dict):
         raise Invalid("'filter' must be an object")
+    if "filter" not in body and not set(body) & _FILTER_FIELDS:
+        # An empty body must not mean "every job": everything is {"filter": {}}.
+        raise Invalid("send 'job_ids', or a 'filter' ({} selects every job)")
     return job_filter(lambda name: [source[name]] if source.get(name) is not None else [])
 
 

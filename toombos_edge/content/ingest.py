@@ -85,7 +85,14 @@ class Ingestor:
         params = validate_params(ctx.params)
         if "upload" in params:
             upload = Upload.from_json(params["upload"])
-            stored, extracted = await self._from_upload(ctx, upload, params)
+            try:
+                stored, extracted = await self._from_upload(ctx, upload, params)
+            except Exception:
+                # A final failure drops the upload; a cancellation (a stop that requeues
+                # the job) keeps it for the next attempt.
+                if ctx.job.attempts >= ctx.job.max_attempts:
+                    await self.documents.discard_upload(upload)
+                raise
             size, sha256 = upload.size, upload.sha256
         else:
             stored, extracted = await self._from_text(ctx, params)
@@ -111,12 +118,7 @@ class Ingestor:
             extract_file, source, filename=upload.filename, content_type=upload.content_type,
             declared=params.get("format"), max_bytes=self.max_text_bytes,
         )
-        try:
-            extracted = await ctx.run_blocking(read)
-        except ExtractionError:
-            if ctx.job.attempts >= ctx.job.max_attempts:
-                await self.documents.discard_upload(upload)
-            raise
+        extracted = await ctx.run_blocking(read)
         await ctx.progress(80, "indexing")
         stored = await self.documents.store_upload(
             upload, extracted, title=params.get("title"), metadata=params["metadata"]

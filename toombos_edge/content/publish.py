@@ -207,7 +207,8 @@ def build_email(
     """A multipart/alternative message: the plain-text part, then the HTML part."""
     body = item.body
     message = EmailMessage()
-    message["Subject"] = str(body.get("subject") or body.get("title") or "(no subject)")
+    subject = " ".join(str(body.get("subject") or body.get("title") or "").split())
+    message["Subject"] = subject or "(no subject)"  # one line: no header injection
     message["From"] = config.smtp_from
     message["To"] = ", ".join(recipients or config.smtp_to) or "undisclosed-recipients:;"
     message["Date"] = formatdate(localtime=False, usegmt=True)

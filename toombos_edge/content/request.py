@@ -8,6 +8,7 @@ what a ``generate`` job stores and its handler reads.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,7 @@ MAX_TITLE = 500
 MAX_TEXT = 1_000_000
 MAX_TAGS = 50
 MAX_RECIPIENTS = 100
+_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +97,7 @@ def parse(body: dict[str, Any], *, publish: bool | None = None) -> GenerateReque
         dry_run=_flag(body, "dry_run"),
         publish=_flag(body, "publish") if publish is None else publish,
         link=_link(body),
-        recipients=_strings(body, "recipients", MAX_RECIPIENTS),
+        recipients=_recipients(body),
         scheduled_for=_schedule(body),
         metadata=_metadata(body),
         batch=_batch(body.get("batch")),
@@ -143,6 +145,14 @@ def _strings(body: dict[str, Any], name: str, limit: int) -> tuple[str, ...]:
     if len(value) > limit:
         raise Invalid(f"'{name}' has more than {limit} items", {"field": name})
     return tuple(v.strip()[:100] for v in value if v.strip())
+
+
+def _recipients(body: dict[str, Any]) -> tuple[str, ...]:
+    recipients = _strings(body, "recipients", MAX_RECIPIENTS)
+    for address in recipients:
+        if not _EMAIL.match(address):
+            raise Invalid(f"not an email address: {address!r}", {"field": "recipients"})
+    return recipients
 
 
 def _flag(body: dict[str, Any], name: str) -> bool:

@@ -11,8 +11,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-import orjson
-
 from ..errors import Invalid, Unavailable
 from ..ids import iso, now_ms
 from ..jobs.kinds import Cache
@@ -20,7 +18,8 @@ from .batch import BatchGate, BatchPlan
 from .channels import Channel
 from .edits import parse_edit
 from .publish import Publication, Publisher, PublishError
-from .render import Renderer, RenderOptions, cache_key, cache_tags
+from .render import Renderer, RenderOptions
+from .rendering import CachedRenderer, Rendered
 from .request import GenerateRequest, parse
 from .source import DocumentLookup, Source, resolve
 from .store import ContentItem, ContentStore, new_item
@@ -74,13 +73,13 @@ class ContentService:
         self.renderer = renderer
         self.publisher = publisher
         self.cache = cache
+        self.rendering = CachedRenderer(renderer, cache)
         self.documents = documents
         self.jobs: JobSubmitter | None = None
         self.batches = BatchGate()
-        self.rendered = self.cache_hits = 0
 
     def __repr__(self) -> str:
-        return f"<ContentService rendered={self.rendered} cache_hits={self.cache_hits}>"
+        return f"<ContentService {self.rendering!r}>"
 
     # -- rendering --------------------------------------------------------------------
 
@@ -93,31 +92,16 @@ class ContentService:
             link = self.publisher.config.site_url(slugify(source.title))
         return RenderOptions(request.style, request.tone, request.content_type, link)
 
-    async def render(
-        self, source: Source, channel: Channel, options: RenderOptions
-    ) -> dict[str, Any]:
-        """The channel's body, from the cache when the same inputs were rendered before."""
-        version = await asyncio.to_thread(self.renderer.templates.version)
-        key = cache_key(source, channel, options, version)
-        if self.cache is not None:
-            cached = await self.cache.get(key)
-            if cached is not None:
-                self.cache_hits += 1
-                body: dict[str, Any] = orjson.loads(cached)
-                return body
-        body = await asyncio.to_thread(self.renderer.render, source, channel, options)
-        self.rendered += 1
-        if self.cache is not None:
-            await self.cache.set(key, orjson.dumps(body), cache_tags(source, channel, options))
-        return body
-
     async def preview(self, request: GenerateRequest) -> dict[str, Any]:
         """Every requested channel rendered, nothing stored (the preview call)."""
         source = await self.source(request)
         options = self.options(request, source)
         previews: dict[str, Any] = {}
-        for channel in request.channels:
-            previews[channel.result_key] = await self.render(source, channel, options)
+        rendered = await self.rendering.render_many(source, request.channels, options)
+        for channel, body in rendered.items():
+            if isinstance(body, Exception):
+                raise body
+            previews[channel.result_key] = body
         return {"document_id": source.document_id, "title": source.title,
                 "channels": [c.value for c in request.channels], "previews": previews,
                 "template_style": request.style.value, "tone": request.tone.value,
@@ -141,17 +125,33 @@ class ContentService:
         source = await self.source(request)
         options = self.options(request, source)
         existing = {i.channel: i for i in await self.store.for_job(job_id)} if job_id else {}
+        await progress(5, "rendering")
+        todo = [c for c in request.channels if c.value not in existing]
+        bodies = await self.rendering.render_many(source, todo, options) if todo else {}
+        items = {**existing, **await self._store_new(request, source, bodies, job_id)}
         results: dict[str, Any] = {}
         retryable: list[str] = []
-        total = len(request.channels)
         for index, channel in enumerate(request.channels):
-            await progress(100 * index / total, f"rendering {channel.value}")
-            result = await self._one_channel(request, source, options, channel,
-                                             existing=existing.get(channel.value), job_id=job_id)
+            await progress(10 + 90 * index / len(request.channels), channel.value)
+            result = await self._channel_result(request, bodies.get(channel),
+                                                items.get(channel.value))
             if result.pop("_retryable", False):
                 retryable.append(channel.result_key)
             results[channel.result_key] = result
         return self._conclude(results, retryable, final_attempt)
+
+    async def _store_new(
+        self, request: GenerateRequest, source: Source, bodies: dict[Channel, Rendered],
+        job_id: str | None,
+    ) -> dict[str, ContentItem]:
+        """Store the fresh renders as drafts, in one write (none for a dry run)."""
+        if request.dry_run:
+            return {}
+        fresh = [new_item(channel.value, body, job_id=job_id, document_id=source.document_id,
+                          style=request.style.value, tone=request.tone.value,
+                          content_type=request.content_type.value)
+                 for channel, body in bodies.items() if not isinstance(body, Exception)]
+        return {item.channel: item for item in await self.store.add_many(fresh)}
 
     @staticmethod
     def _conclude(
@@ -165,23 +165,14 @@ class ContentService:
             raise PublishError(f"publishing failed for {', '.join(retryable)}; retrying")
         return results, bool(failed)
 
-    async def _one_channel(
-        self, request: GenerateRequest, source: Source, options: RenderOptions,
-        channel: Channel, *, existing: ContentItem | None, job_id: str | None,
+    async def _channel_result(
+        self, request: GenerateRequest, body: Rendered | None, item: ContentItem | None
     ) -> dict[str, Any]:
-        try:
-            item = existing
-            if item is None:
-                body = await self.render(source, channel, options)
-                if request.dry_run:
-                    return _result(sent=False, content=body, url=body.get("url"))
-                item = await self.store.add(new_item(
-                    channel.value, body, job_id=job_id, document_id=source.document_id,
-                    style=request.style.value, tone=request.tone.value,
-                    content_type=request.content_type.value))
-        except Exception as exc:  # one channel's failure must not sink the others
-            log.warning("rendering %s failed: %s", channel.value, exc)
-            return _result(status="failed", error=f"{type(exc).__name__}: {exc}")
+        if isinstance(body, Exception):
+            return _result(status="failed", error=f"{type(body).__name__}: {body}")
+        if item is None:  # a dry run: the render is the result
+            assert body is not None
+            return _result(sent=False, content=body, url=body.get("url"))
         if not request.publish or item.status == "published":
             return _result(content_id=item.id, version=item.version,
                            sent=item.status == "published", url=item.published_url)

@@ -16,6 +16,7 @@ from ..errors import Conflict, NotFound
 from ..ids import iso, new_id, now_ms
 from ..store import Database
 
+LIST_FILTERS = ("job_id", "document_id", "channel", "status")
 _COLUMNS = ("id, job_id, document_id, channel, style, tone, content_type, slug, body, "
             "version, status, published_url, published_at, created_at, updated_at")
 
@@ -86,6 +87,19 @@ def for_job(conn: sqlite3.Connection, job_id: str) -> list[ContentItem]:
         f"SELECT {_COLUMNS} FROM content WHERE job_id = ? ORDER BY id", (job_id,)
     ).fetchall()
     return [_row(r) for r in rows]
+
+
+def listing(
+    conn: sqlite3.Connection, filters: dict[str, str], limit: int, offset: int
+) -> tuple[list[ContentItem], int]:
+    """Items matching every filter (job_id, document_id, channel, status), newest first."""
+    terms = [f"{name} = ?" for name in filters if name in LIST_FILTERS]
+    where = f"WHERE {' AND '.join(terms)}" if terms else ""
+    values = [filters[name] for name in filters if name in LIST_FILTERS]
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM content {where} ORDER BY id DESC "
+                        "LIMIT ? OFFSET ?", (*values, limit, offset)).fetchall()
+    total = conn.execute(f"SELECT count(*) FROM content {where}", values).fetchone()[0]
+    return [_row(r) for r in rows], total
 
 
 def replace_body(
@@ -192,11 +206,22 @@ class ContentStore:
     async def add(self, item: ContentItem) -> ContentItem:
         return await self._db.write(lambda c: insert(c, item))
 
+    async def add_many(self, items: list[ContentItem]) -> list[ContentItem]:
+        """Several items in one transaction (a job's channels)."""
+        if not items:
+            return []
+        return await self._db.write(lambda c: [insert(c, item) for item in items])
+
     async def get(self, content_id: str) -> ContentItem:
         return await self._db.read(lambda c: fetch(c, content_id))
 
     async def for_job(self, job_id: str) -> list[ContentItem]:
         return await self._db.read(lambda c: for_job(c, job_id))
+
+    async def find(
+        self, filters: dict[str, str], limit: int = 50, offset: int = 0
+    ) -> tuple[list[ContentItem], int]:
+        return await self._db.read(lambda c: listing(c, filters, limit, offset))
 
     async def update(
         self, content_id: str, body: dict[str, Any], expected_version: int | None = None

@@ -151,6 +151,7 @@ class JobEngine:
         self._feeder.stop()
         if self._tasks:
             await self._tasks[self._workers]  # the feeder ends after its current claim
+        await self._inserts.drain()  # jobs handed over in flight land, and are released
         held = self._ready.take_all()
         self._ready.close()
         if held:
@@ -163,9 +164,10 @@ class JobEngine:
         if interrupted:
             log.warning("requeueing %d jobs still running at stop", len(interrupted))
             await self._release(interrupted)
-        await asyncio.gather(*self._side, return_exceptions=True)
         for batcher in (self._inserts, self._progress.batcher, self._saves):
             await batcher.drain()
+        while self._side:
+            await asyncio.gather(*self._side, return_exceptions=True)
         self._lock.release()
 
     # -- submitting and reading -----------------------------------------------------------

@@ -80,13 +80,14 @@ def page_sql(
     if len(flt.statuses) <= 1:
         status_terms = ["status = ?"] if flt.statuses else []
         return _select(status_terms + terms, columns, limit, offset), [*flt.statuses, *params]
+    # Merge the ids only (each arm reads its index alone), then read the page's rows.
     parts, values = [], []
     for status in flt.statuses:
-        inner = _select(["status = ?", *terms], columns, limit + offset)
-        parts.append(f"SELECT * FROM ({inner})")
+        parts.append(f"SELECT id FROM ({_select(['status = ?', *terms], 'id', limit + offset)})")
         values += [status, *params]
     tail = f" OFFSET {offset}" if offset else ""
-    return " UNION ALL ".join(parts) + f" ORDER BY id DESC LIMIT {limit}{tail}", values
+    ids = " UNION ALL ".join(parts) + f" ORDER BY id DESC LIMIT {limit}{tail}"
+    return f"SELECT {columns} FROM jobs WHERE id IN ({ids}) ORDER BY id DESC", values
 
 
 def page(

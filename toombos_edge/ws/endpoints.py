@@ -179,9 +179,9 @@ def _subscription(hub: Hub, conn: Connection, kind: str, job_id: Any) -> None:
             _error(hub, conn, "too_many_subscriptions",
                    f"at most {MAX_SUBSCRIPTIONS} jobs per socket; subscribe to \"*\" instead")
             return
-        hub.subscribe(conn, job_id)
+        hub.sockets.subscribe(conn, job_id)
     else:
-        hub.unsubscribe(conn, job_id)
+        hub.sockets.unsubscribe(conn, job_id)
     chosen = "*" if conn.subscriptions is None else sorted(conn.subscriptions)
     hub.reply(conn, kind + "d", {"job_id": job_id, "subscriptions": chosen})
 

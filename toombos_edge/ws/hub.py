@@ -28,7 +28,6 @@ from ..events import (
     RESTARTING,
     STATS_UPDATE,
     WS_CONNECTION,
-    Address,
     Event,
     EventBus,
 )
@@ -36,6 +35,7 @@ from ..ids import now_ms
 from ..jobs.model import Job, JobStatus
 from .connection import Connection, Endpoint, text_frame
 from .gate import Gate
+from .registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +72,7 @@ class Hub:
         self.jobs: JobSource | None = None
         self._close_timeout = close_timeout
         self._clock = clock
-        self._all: set[Connection] = set()
-        self._dashboards: set[Connection] = set()
-        self._job_feeds: set[Connection] = set()  # /ws/jobs taking every job event
-        self._by_job: dict[str, set[Connection]] = {}  # chosen jobs, and /ws/status
-        self._content: set[Connection] = set()
-        self._personal: dict[Address, set[Connection]] = {}
+        self.sockets = Registry()
         self._closing: dict[Connection, asyncio.Task[None]] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self.shutdown_code: int = WSCloseCode.GOING_AWAY
@@ -87,7 +82,7 @@ class Hub:
         self._rate_mark = (clock(), 0, 0)
 
     def __repr__(self) -> str:
-        return (f"<Hub open={len(self._all)} accepted={self.accepted} "
+        return (f"<Hub open={len(self.sockets.all)} accepted={self.accepted} "
                 f"slow_closed={self.slow_closed} messages={self.messages}>")
 
     def start(self) -> None:
@@ -102,67 +97,19 @@ class Hub:
     # -- registry ---------------------------------------------------------------------------
 
     def add(self, conn: Connection) -> None:
-        self._all.add(conn)
-        self._index(conn).add(conn)
+        self.sockets.add(conn)
         self.accepted += 1
         self._publish("accepted", conn)
 
     def remove(self, conn: Connection) -> None:
-        if conn not in self._all:
+        if not self.sockets.remove(conn):
             return
-        self._all.discard(conn)
-        self._unindex(conn)
         self.closed += 1
         if conn.close_code is None:
             conn.close_code = conn.ws.close_code or WSCloseCode.OK
             conn.close_reason = _client_reason(conn)
         self._publish("closed", conn, code=conn.close_code, reason=conn.close_reason,
                       duration_ms=now_ms() - conn.opened_at, sent=conn.sent)
-
-    def _index(self, conn: Connection) -> set[Connection]:
-        if conn.endpoint is Endpoint.dashboard:
-            return self._dashboards
-        if conn.endpoint is Endpoint.jobs:
-            return self._job_feeds
-        if conn.endpoint is Endpoint.status:
-            return self._by_job.setdefault(str(conn.target), set())
-        self._content.add(conn)
-        return self._personal.setdefault(_address(conn), set())
-
-    def _unindex(self, conn: Connection) -> None:
-        self._dashboards.discard(conn)
-        self._job_feeds.discard(conn)
-        self._content.discard(conn)
-        for job_id in conn.subscriptions or ():
-            _discard(self._by_job, job_id, conn)
-        if conn.endpoint is Endpoint.status:
-            _discard(self._by_job, str(conn.target), conn)
-        elif conn.endpoint in (Endpoint.content, Endpoint.session):
-            _discard(self._personal, _address(conn), conn)
-
-    def subscribe(self, conn: Connection, job_id: str) -> None:
-        """Narrow a /ws/jobs socket to chosen jobs; ``*`` takes every job again."""
-        if job_id == "*":
-            self.unsubscribe(conn, "*")
-            conn.subscriptions = None
-            self._job_feeds.add(conn)
-            return
-        if conn.subscriptions is None:
-            self._job_feeds.discard(conn)
-            conn.subscriptions = set()
-        conn.subscriptions.add(job_id)
-        self._by_job.setdefault(job_id, set()).add(conn)
-
-    def unsubscribe(self, conn: Connection, job_id: str) -> None:
-        """Stop one job (``*``: stop everything, chosen jobs included)."""
-        if job_id == "*":
-            self._job_feeds.discard(conn)
-            for chosen in conn.subscriptions or ():
-                _discard(self._by_job, chosen, conn)
-            conn.subscriptions = set()
-        elif conn.subscriptions is not None and job_id in conn.subscriptions:
-            conn.subscriptions.discard(job_id)
-            _discard(self._by_job, job_id, conn)
 
     # -- delivery ---------------------------------------------------------------------------
 
@@ -173,26 +120,26 @@ class Hub:
                 self.close_key(str(event.body["data"]["key_id"]))
             return
         self.events += 1
-        if not self._all:
+        if not self.sockets.all:
             return
         if event.address is not None:
             self.send_personal(event)
         elif event.type in JOB_EVENTS:
             self._job_event(event)
         elif event.type == RESTARTING:
-            self.deliver(event, text_frame(event.encoded), self._all)
+            self.deliver(event, text_frame(event.encoded), self.sockets.all)
         else:
             frame = text_frame(event.encoded)
-            self.deliver(event, frame, self._dashboards)
+            self.deliver(event, frame, self.sockets.dashboards)
             if event.type in CONTENT_EVENTS:
-                self.deliver(event, frame, self._content)
+                self.deliver(event, frame, self.sockets.content)
 
     def _job_event(self, event: Event) -> None:
         job = event.body.get("job") or {}
         frame = text_frame(event.encoded)
-        self.deliver(event, frame, self._dashboards)
-        self.deliver(event, frame, self._job_feeds)
-        chosen = self._by_job.get(str(job.get("job_id")))
+        self.deliver(event, frame, self.sockets.dashboards)
+        self.deliver(event, frame, self.sockets.job_feeds)
+        chosen = self.sockets.by_job.get(str(job.get("job_id")))
         if chosen:
             self.deliver(event, frame, chosen)
             if job.get("status") in TERMINAL_STATUSES:
@@ -203,7 +150,7 @@ class Hub:
     def send_personal(self, event: Event) -> int:
         """Deliver an addressed event to that client's or session's sockets only."""
         assert event.address is not None
-        targets = self._personal.get(event.address, ())
+        targets = self.sockets.personal.get(event.address, ())
         if targets:
             self.deliver(event, text_frame(event.encoded), targets)
         return len(targets)
@@ -264,7 +211,7 @@ class Hub:
 
     def close_key(self, key_id: str) -> int:
         """Close every socket opened with this key (it was revoked)."""
-        doomed = [conn for conn in self._all if conn.peer.key_id == key_id]
+        doomed = [conn for conn in self.sockets.all if conn.peer.key_id == key_id]
         for conn in doomed:
             self.close(conn, WSCloseCode.POLICY_VIOLATION, "API key revoked")
         return len(doomed)
@@ -278,7 +225,7 @@ class Hub:
         """Close every socket (1001 on shutdown) and wait for the closes, bounded."""
         code = self.shutdown_code if code is None else code
         reason = "server restarting" if code == WSCloseCode.SERVICE_RESTART else "server going away"
-        for conn in list(self._all):
+        for conn in list(self.sockets.all):
             self.close(conn, code, reason)
         if self._closing:
             await asyncio.wait(list(self._closing.values()), timeout=self._close_timeout + 1)
@@ -301,10 +248,7 @@ class Hub:
         }
 
     def connection_counts(self) -> dict[str, Any]:
-        by_endpoint = dict.fromkeys((e.value for e in Endpoint), 0)
-        for conn in self._all:
-            by_endpoint[conn.endpoint.value] += 1
-        return {"total": len(self._all), "by_endpoint": by_endpoint,
+        return {"total": len(self.sockets.all), "by_endpoint": self.sockets.by_endpoint(),
                 "ips": len(self.gate.slots.counts()), "slow_closed": self.slow_closed}
 
     def tick_rates(self) -> None:
@@ -317,9 +261,9 @@ class Hub:
 
     def broadcast_stats(self) -> None:
         self.tick_rates()
-        if self._dashboards:
+        if self.sockets.dashboards:
             event = Event.data(STATS_UPDATE, self.stats())
-            self.deliver(event, text_frame(event.encoded), self._dashboards)
+            self.deliver(event, text_frame(event.encoded), self.sockets.dashboards)
 
     async def run_stats(self, interval: float) -> None:
         while True:
@@ -331,7 +275,7 @@ class Hub:
 
     def snapshot(self, limit: int) -> dict[str, Any]:
         """``GET /admin/connections``: counts, refusals and the first ``limit`` sockets."""
-        conns = sorted(self._all, key=lambda c: c.id)[:limit]
+        conns = sorted(self.sockets.all, key=lambda c: c.id)[:limit]
         return {
             **self.connection_counts(),
             "per_ip": self.gate.slots.counts(),
@@ -350,18 +294,6 @@ class Hub:
             "target": conn.target, "ip": conn.peer.ip, "key_id": conn.peer.key_id,
             "auth": conn.peer.via, "origin": conn.peer.origin, **extra,
         }))
-
-
-def _discard(index: dict[Any, set[Connection]], key: Any, conn: Connection) -> None:
-    conns = index.get(key)
-    if conns is not None:
-        conns.discard(conn)
-        if not conns:
-            del index[key]
-
-
-def _address(conn: Connection) -> Address:
-    return ("client" if conn.endpoint is Endpoint.content else "session", str(conn.target))
 
 
 def _client_reason(conn: Connection) -> str:
