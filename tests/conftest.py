@@ -23,7 +23,8 @@ from aiohttp.test_utils import TestClient
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from toombos_edge.app import create_app
-from toombos_edge.appkeys import KEYS
+from toombos_edge.appkeys import BUS, ENGINE, KEYS
+from toombos_edge.events import Event
 from toombos_edge.keys import Role
 from toombos_edge.settings import Settings
 from toombos_edge.store import Database
@@ -225,3 +226,28 @@ async def make_smtp() -> AsyncIterator[Callable[[], Awaitable[tuple[Inbox, int]]
     for server in servers:
         server.close()
         await server.wait_closed()
+
+
+TERMINAL = {"completed", "partial", "failed", "cancelled"}
+
+
+async def finished(client: Client, job_id: str) -> dict[str, Any]:
+    """The job (its JSON) once it reached a terminal state, retries included: from its last
+    event, or at once when it already ended. No polling."""
+    ended: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    def seen(event: Event) -> None:
+        job = event.body.get("job")
+        if (job and job["job_id"] == job_id and job["status"] in TERMINAL
+                and not ended.done()):
+            ended.set_result(job)
+
+    unsubscribe = client.app[BUS].subscribe(seen)
+    try:
+        current = (await client.app[ENGINE].get(job_id)).to_json()
+        if current["status"] in TERMINAL:
+            return current
+        async with asyncio.timeout(30):
+            return await ended
+    finally:
+        unsubscribe()

@@ -463,3 +463,30 @@ async def test_leases_of_running_jobs_are_renewed(
         await engine.join()
     finally:
         await engine.stop(1.0)
+
+
+async def test_status_counters_match_the_table_after_every_kind_of_change(
+    make_engine: Factory, db: Database
+) -> None:
+    engine = await make_engine(workers=1)
+    await engine.submit("noop")
+    failed = await engine.submit("boom", max_attempts=1)
+    await engine.submit("half")
+    await engine.join()
+    engine.pause()
+    waiting = await engine.submit("noop")
+    await engine.cancel(waiting.id)
+    await engine.retry(failed.id)
+    await engine.submit("noop", scheduled_for=now_ms() + 60_000)
+
+    def both(conn: sqlite3.Connection) -> tuple[dict[str, int], dict[str, int]]:
+        actual = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"))
+        by_kind = dict(conn.execute(
+            "SELECT kind || '/' || status, n FROM job_counts WHERE n > 0"))
+        real_by_kind = dict(conn.execute(
+            "SELECT kind || '/' || status, count(*) FROM jobs GROUP BY kind, status"))
+        assert by_kind == real_by_kind
+        return {k: v for k, v in store.counts(conn).items() if v}, actual
+
+    counted, actual = await db.read(both)
+    assert counted == actual == {"completed": 1, "partial": 1, "cancelled": 1, "pending": 2}
