@@ -337,10 +337,17 @@ async def test_scheduled_job_starts_on_time_without_polling(
 async def test_progress_is_stored_and_published_at_most_every_100ms(
     make_engine: Factory, registry: KindRegistry, events: list[Event]
 ) -> None:
+    def last_report_published() -> bool:
+        return any(e.type == "job_update" and e.body["job"]["progress"]["message"] == "step 99"
+                   for e in events)
+
     async def chatty(ctx: JobContext) -> None:
         for percent in range(100):
             await ctx.progress(percent, f"step {percent}")
-        await asyncio.sleep(0.25)  # the handler's own work, so the last report is flushed
+        deadline = asyncio.get_running_loop().time() + 5
+        while not last_report_published():  # the handler keeps working until it is out
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
 
     registry.register(JobKind("chatty", chatty))
     engine = await make_engine()
@@ -490,3 +497,4 @@ async def test_status_counters_match_the_table_after_every_kind_of_change(
 
     counted, actual = await db.read(both)
     assert counted == actual == {"completed": 1, "partial": 1, "cancelled": 1, "pending": 2}
+
