@@ -142,7 +142,7 @@ class ServerProcess:
         command = [sys.executable, "-m", "toombos_edge", "serve", "--port", str(self.port)]
         command += ["--data-dir", str(self.data_dir), *self.args]
         with out, err:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=_clean_env())
+            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=clean_env())
 
     def wait_ready(self, deadline: float = 20.0) -> float:
         """Seconds until this process (not another on the port) is ready; fails if it died."""
@@ -177,7 +177,7 @@ class ServerProcess:
         return self.proc.wait(timeout)
 
 
-def _clean_env() -> dict[str, str]:
+def clean_env() -> dict[str, str]:
     """The test's environment without TOOMBOS_* settings a developer may have exported."""
     return {k: v for k, v in os.environ.items() if not k.startswith("TOOMBOS_")}
 

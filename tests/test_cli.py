@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import ServerProcess, _clean_env, http
+from conftest import ServerProcess, clean_env, http
 
 from toombos_edge.store import migrations
 
@@ -25,7 +25,7 @@ def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
-        env=_clean_env(),
+        env=clean_env(),
         check=False,
     )
 

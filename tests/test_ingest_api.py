@@ -221,3 +221,19 @@ async def test_a_restart_sweeps_uploads_that_no_job_will_read(
     doc = await second.app[DOCUMENTS].get(job["results"]["document_id"])
     assert doc.body == "kept for its job"
     assert stored_files(uploads.root) == []
+
+
+async def test_idempotency_key_gives_the_same_job_and_keeps_one_upload(
+    client: Client, admin_key: str
+) -> None:
+    client.app[ENGINE].pause()
+    headers = {**auth(admin_key), "Idempotency-Key": "upload-1"}
+    first = await client.post("/api/ingest", headers=headers, data=form(b"once", "a.txt"))
+    again = await client.post("/api/ingest", headers=headers, data=form(b"once", "a.txt"))
+    assert (first.status, again.status) == (202, 202)
+    assert (await first.json())["job_id"] == (await again.json())["job_id"]
+    assert len(stored_files(client.app[DOCUMENTS].uploads.root)) == 1
+    client.app[ENGINE].resume()
+    job = await finished(client, admin_key, (await first.json())["job_id"])
+    assert job["status"] == "completed"
+    assert stored_files(client.app[DOCUMENTS].uploads.root) == []

@@ -14,7 +14,7 @@ from ws_support import (
     closed,
     eventually,
     next_json,
-    raw_open_and_drop,
+    raw_cycle,
     start,
     until_type,
     upgrade,
@@ -118,21 +118,14 @@ async def test_ten_thousand_open_close_cycles_leave_no_count_behind(client: Clie
     paths = [f"/ws/jobs?token={key}", f"/ws/dashboard?token={key}", f"/ws/session/s?token={key}"]
 
     async def worker(w: int) -> list[int]:
-        statuses = []
-        for i in range(1000):
-            path = paths[(w + i) % 3]
-            if i % 2:
-                statuses.append(await raw_open_and_drop(host, port, path))
-            else:
-                ws = await client.ws_connect(path)
-                statuses.append(101)
-                await ws.close()
-        return statuses
+        return [await raw_cycle(host, port, paths[(w + i) % 3], graceful=i % 2 == 0)
+                for i in range(1000)]
 
-    results = await asyncio.gather(*(worker(w) for w in range(10)))
+    results = await asyncio.gather(*(worker(w) for w in range(10)))  # 10 = the per-IP limit
     assert sum(len(r) for r in results) == 10_000 and {s for r in results for s in r} == {101}
     await eventually(lambda: hub.snapshot(1)["total"] == 0, within=10)
     assert hub.gate.slots.counts() == {} and hub.accepted == hub.closed == 10_000
+    assert not hub.sockets.all and not hub.sockets.personal
 
 
 async def test_seed_000_browser_client_on_ws_jobs(
