@@ -1,11 +1,14 @@
 """The job engine: durable queue, workers, retries, scheduling, cancel, recovery.
 
 A job is committed before ``submit`` returns. A feeder claims due jobs from the database in
-batches (``in_progress`` under a lease) into an in-memory ready queue; N workers take from
-it, so nobody polls. Outcomes, progress and new jobs are written in coalesced batches
-(:mod:`.batcher`) and each is published on the bus only after its commit. Jobs scheduled for
-later wake the feeder with one timer at the earliest due time. At start, jobs whose lease
-expired (their process died) go back to pending with their attempt counted.
+batches (a lease; still ``pending`` to clients) into an in-memory ready queue; N workers
+take from it, so nobody polls. A worker marks a job ``in_progress`` (attempt counted,
+``started_at``) and waits for that to commit before it calls the handler: the starts of one
+loop turn are one statement. So ``in_progress`` means running, and after a crash only jobs
+that really started are charged an attempt. Outcomes, progress and new jobs are written in
+coalesced batches (:mod:`.batcher`) and each is published on the bus only after its commit.
+Jobs scheduled for later wake the feeder with one timer at the earliest due time. At start,
+jobs whose lease expired (their process died) go back to pending with their attempt counted.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from ..store import Database
 from . import store, transitions
 from .batcher import Batcher
 from .feeder import Feeder
-from .kinds import Cache, JobContext, JobKind, KindRegistry, Outcome
+from .kinds import Cache, JobContext, JobKind, KindRegistry, Outcome, PermanentFailure
 from .lock import EngineLock
 from .model import Job, JobStatus
 from .queue import ReadyQueue
@@ -94,6 +97,7 @@ class JobEngine:
         self._finishing: dict[str, Running] = {}
         self._inserts = Batcher(db, store.insert, self._inserted, "insert", self._write_failed)
         self._saves = Batcher(db, store.save, self._saved, "save", self._write_failed)
+        self._starts: Batcher[Job] = Batcher(db, store.start, self._started, "start")
         self._progress = ProgressReports(
             db, clock, self._running.__contains__, lambda job: self._publish(JOB_UPDATE, job)
         )
@@ -111,7 +115,7 @@ class JobEngine:
         self.status_counts: dict[str, int] = {}
         self._rates: dict[str, float] = {}
         self._urgent: set[asyncio.Task[Any]] = set()
-        self._announced: set[str] = set()
+        self._unstarted: set[str] = set()
 
     def __repr__(self) -> str:
         c = self.counters
@@ -161,10 +165,11 @@ class JobEngine:
             await asyncio.wait(runners, timeout=grace)
         interrupted = [running.job for running in self._running.values()]
         await _cancel_all([*self._tasks, *self._urgent])
+        await self._starts.drain()  # a start in flight lands first, then is undone
         if interrupted:
             log.warning("requeueing %d jobs still running at stop", len(interrupted))
             await self._release(interrupted)
-        for batcher in (self._inserts, self._progress.batcher, self._saves):
+        for batcher in (self._inserts, self._starts, self._progress.batcher, self._saves):
             await batcher.drain()
         while self._side:
             await asyncio.gather(*self._side, return_exceptions=True)
@@ -248,7 +253,7 @@ class JobEngine:
                 return cancelled[0]
             job = await self.get(job_id)
             claiming = self._feeder.claim_done
-            if job.status is not JobStatus.in_progress or claiming is None:
+            if job.status.terminal or claiming is None:
                 break
             await asyncio.shield(claiming)  # it is being claimed: ask again after
         raise Conflict(REFUSE_CANCEL.format(id=job_id, status=job.status.value))
@@ -337,8 +342,8 @@ class JobEngine:
                 log.exception("worker failed on job %s", job.id)
 
     async def _run_urgent(self, job_id: str) -> None:
-        now = self._clock()
-        job = await self._db.write(lambda c: store.claim_one(c, job_id, now, now + self._lease_ms))
+        lease = self._clock() + self._lease_ms
+        job = await self._db.write(lambda c: store.claim_one(c, job_id, lease))
         if job is not None:
             await self._run(job)
         self._changed()
@@ -347,12 +352,9 @@ class JobEngine:
         task = asyncio.current_task()
         running = Running(job, task)
         self._running[job.id] = running
-        self.counters["started"] += 1
-        if job.id in self._announced:  # its job_created already said "in_progress"
-            self._announced.discard(job.id)
-        else:
-            self._publish(JOB_UPDATE, job)
         try:
+            if not await self._start(job):
+                return
             result = await self._attempt(running)
         except asyncio.CancelledError:
             if not running.cancel_requested:  # stopping: ``stop`` requeues it
@@ -362,6 +364,24 @@ class JobEngine:
         if running.cancel_requested and task is not None and task.cancelling():
             task.uncancel()
         self._end(running, result)
+
+    async def _start(self, job: Job) -> bool:
+        """Mark ``job`` started and wait for the commit; False: not ours any more, skip it."""
+        transitions.start(job, self._clock())
+        try:
+            await self._starts.add_and_wait(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not start job %s; giving it back", job.id)
+            self._running.pop(job.id, None)
+            self._release_soon([job])
+            return False
+        if job.id in self._unstarted:
+            self._unstarted.discard(job.id)
+            self._running.pop(job.id, None)
+            return False
+        return True
 
     async def _attempt(self, running: Running) -> Outcome | Failure | None:
         job = running.job
@@ -378,6 +398,8 @@ class JobEngine:
                 return await kind.run(ctx)
         except TimeoutError:
             return Failure(f"timed out after {kind.timeout:g} s")
+        except PermanentFailure as exc:
+            return Failure(f"{type(exc).__name__}: {exc}", final=True, outcome=exc.outcome)
         except Exception as exc:
             return Failure(f"{type(exc).__name__}: {exc}")
 
@@ -388,7 +410,8 @@ class JobEngine:
         if running.cancel_requested:
             transitions.cancel(job, now)
         elif isinstance(result, Failure):
-            transitions.fail(job, result.error, now, self._retry_at(job, now, result.final))
+            retry_at = self._retry_at(job, now, result.final)
+            transitions.fail(job, result.error, now, retry_at, result.outcome)
         else:
             transitions.succeed(job, result, now)
         self._finishing[job.id] = running
@@ -438,7 +461,6 @@ class JobEngine:
     async def _release(self, jobs: Sequence[Job]) -> None:
         """Back to pending, attempt not counted (pause, stop)."""
         ids, now = [job.id for job in jobs], self._clock()
-        self._announced.difference_update(ids)
         for job in await self._db.write(lambda c: store.release(c, ids, now)):
             self._publish(JOB_UPDATE, job)
         self._changed()
@@ -466,7 +488,7 @@ class JobEngine:
         claimed = []
         for job, due in items:
             self._publish(JOB_CREATED, job)
-            if job.status is JobStatus.in_progress:
+            if job.lease_until is not None:
                 claimed.append(job)
             elif due <= now:
                 due_now = True
@@ -474,7 +496,6 @@ class JobEngine:
                 later = due
         self.counters["submitted"] += len(items)
         if claimed:
-            self._announced.update(job.id for job in claimed)
             self._hand_over(claimed)
         if due_now:
             self._feeder.due(backlog=False)  # ``submit`` already held newer jobs back
@@ -487,6 +508,15 @@ class JobEngine:
             self._release_soon(jobs)
         else:
             self._ready.push(jobs)
+
+    def _started(self, jobs: Sequence[Job], unstarted: set[str]) -> None:
+        for job in jobs:
+            if job.id in unstarted:
+                log.warning("job %s was no longer claimed at its start; skipped", job.id)
+                self._unstarted.add(job.id)
+            else:
+                self.counters["started"] += 1
+                self._publish(JOB_UPDATE, job)
 
     def _saved(self, items: Sequence[tuple[Job, int]], _result: object) -> None:
         now, due_now = self._clock(), False
@@ -537,7 +567,8 @@ class JobEngine:
         busy = (
             self._running or self._finishing or len(self._ready) or self._side or self._urgent
             or self._feeder.claim_done is not None
-            or not (self._inserts.idle and self._saves.idle and self._progress.batcher.idle)
+            or not (self._inserts.idle and self._starts.idle and self._saves.idle
+                    and self._progress.batcher.idle)
         )
         feeder = self._feeder
         return not busy and (
