@@ -571,3 +571,20 @@ async def test_a_permanent_failure_with_partial_results_ends_partial(
     assert done.results == results and done.completed_at is not None
     assert done.errors[0]["error"] == "PermanentFailure: twitter: bad template"
     assert types(events, job.id)[-1] == "job_completed"
+
+
+async def test_a_fresh_job_for_an_idle_worker_is_stored_started(
+    make_engine: Factory, db: Database, events: list[Event]
+) -> None:
+    """Nothing queued, a worker idle: the insert is the start (no separate start write)."""
+    engine = await make_engine()
+    await engine.join()  # the first claim found nothing: new jobs may skip the queue
+    job = await engine.submit("noop")
+    assert (await engine.get(job.id)).status in {JobStatus.in_progress, JobStatus.completed}
+    await engine.join()
+    done = await engine.get(job.id)
+    assert done.status is JobStatus.completed and done.attempts == 1
+    created = next(e for e in events if e.type == "job_created"
+                   and e.body["job"]["job_id"] == job.id)
+    assert created.body["job"]["status"] == "in_progress"
+    assert engine.stats()["since_start"]["started"] == 1

@@ -55,7 +55,9 @@ class Attempts(EngineCore):
         running = Running(job, task)
         self._running[job.id] = running
         try:
-            if not await self._start(job):
+            if job.status is JobStatus.in_progress:  # stored started, for this worker
+                self.counters["started"] += 1
+            elif not await self._start(job):
                 return
             result = await self._attempt(running)
         except asyncio.CancelledError:
@@ -154,6 +156,9 @@ class Attempts(EngineCore):
 
     def _write_failed(self, items: Sequence[tuple[Job, int]], exc: Exception) -> None:
         for job, _due in items:
+            worker = self._reserved.pop(job.id, None)
+            if worker is not None:  # its insert failed: the reserved worker goes back
+                self._ready.give(worker, None)
             running = self._finishing.pop(job.id, None)
             if running is not None and running.saved is not None:
                 running.saved.set_exception(exc)

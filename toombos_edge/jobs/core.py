@@ -55,6 +55,7 @@ class EngineCore:
     _side: set[asyncio.Task[Any]]
     _urgent: set[asyncio.Task[Any]]
     _unstarted: set[str]
+    _reserved: dict[str, asyncio.Future[Job | None]]  #: idle workers held for a fresh job
     _idle: asyncio.Event
     _lock: EngineLock
     _rates: dict[str, float]

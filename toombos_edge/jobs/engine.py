@@ -91,6 +91,7 @@ class JobEngine(Submission, Attempts, Operations):
         self._rates: dict[str, float] = {}
         self._urgent: set[asyncio.Task[Any]] = set()
         self._unstarted: set[str] = set()
+        self._reserved = {}
 
     def __repr__(self) -> str:
         c = self.counters

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+from collections import deque
 from typing import Any
 
 from .model import Job
@@ -15,12 +16,16 @@ from .store import queue_order
 
 
 class ReadyQueue:
-    """Claimed jobs in queue order. Removing a job (cancel, pause) is O(1): it is skipped."""
+    """Claimed jobs in queue order. Removing a job (cancel, pause) is O(1): it is skipped.
+
+    An idle worker can be reserved for one job (:meth:`reserve`, :meth:`give`): the engine
+    stores a fresh job already started when a worker is waiting for exactly that job.
+    """
 
     def __init__(self) -> None:
         self._heap: list[tuple[tuple[Any, ...], Job]] = []
         self._held: dict[str, Job] = {}
-        self._event = asyncio.Event()
+        self._idle: deque[asyncio.Future[Job | None]] = deque()  #: workers waiting
         self._closed = False
 
     def __len__(self) -> int:
@@ -36,8 +41,26 @@ class ReadyQueue:
         for job in jobs:
             self._held[job.id] = job
             heapq.heappush(self._heap, (queue_order(job), job))
-        if jobs:
-            self._event.set()
+        for _ in jobs:
+            if not self._wake_one(None):
+                break
+
+    def reserve(self) -> asyncio.Future[Job | None] | None:
+        """Take an idle worker off the queue: it runs only what :meth:`give` hands it."""
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                return waiter
+        return None
+
+    def give(self, worker: asyncio.Future[Job | None], job: Job | None) -> None:
+        """Hand ``job`` to a reserved worker (None: let it go back to the queue)."""
+        if job is not None:
+            self._held[job.id] = job
+        if not worker.done():
+            worker.set_result(job)
+        elif job is not None:  # the worker is gone (stop): the job waits in the queue
+            heapq.heappush(self._heap, (queue_order(job), job))
 
     def remove(self, job_id: str) -> Job | None:
         """Take a job out before any worker starts it (None if it is not here)."""
@@ -53,7 +76,8 @@ class ReadyQueue:
     def close(self) -> None:
         """Wake every waiting worker; ``take`` returns None from now on when empty."""
         self._closed = True
-        self._event.set()
+        while self._wake_one(None):
+            pass
 
     async def take(self) -> Job | None:
         """The next job, waiting for one; None once closed and empty."""
@@ -66,5 +90,21 @@ class ReadyQueue:
                     return job
             if self._closed:
                 return None
-            self._event.clear()
-            await self._event.wait()
+            waiter: asyncio.Future[Job | None] = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            try:
+                given = await waiter
+            finally:
+                if waiter in self._idle:
+                    self._idle.remove(waiter)
+            if given is not None and self._held.get(given.id) is given:
+                del self._held[given.id]
+                return given
+
+    def _wake_one(self, job: Job | None) -> bool:
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(job)
+                return True
+        return False

@@ -1,8 +1,10 @@
 """Submitting jobs: validated, committed before the caller hears the id, idempotent by key.
 
 A new job with nothing older due goes straight to the ready queue, stored already claimed
-(no claim query); an idempotency key makes the insert one transaction that returns the job
-already stored under that key. After the commit each job is announced on the bus.
+(no claim query), or already started when a worker is idle: that worker is reserved for it
+and runs it as soon as the insert commits (so ``in_progress`` is still "running", and the
+job costs one write fewer); an idempotency key makes the insert one transaction that returns
+the job already stored under that key. After the commit each job is announced on the bus.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from ..events import JOB_CREATED
 from ..ids import id_ms, new_id
-from . import store
+from . import store, transitions
 from .core import EngineCore
 from .model import Job, JobStatus
 
@@ -59,6 +61,10 @@ class Submission(EngineCore):
         keyed = job.idempotency_key is not None
         if not keyed and not job.urgent and due <= now and self._feeder.may_hand_over():
             self._feeder.claim_fresh(job, now)
+            worker = self._ready.reserve()
+            if worker is not None:
+                transitions.start(job, now)
+                self._reserved[job.id] = worker
         elif due <= now and not job.urgent:
             self._feeder.held_back()
         if keyed:
@@ -95,7 +101,15 @@ class Submission(EngineCore):
         self._changed()
 
     def _hand_over(self, jobs: list[Job]) -> None:
-        if self._feeder.stopping or self._feeder.paused:
-            self._release_soon(jobs)
+        keep = not (self._feeder.stopping or self._feeder.paused)
+        queued = []
+        for job in jobs:
+            worker = self._reserved.pop(job.id, None)
+            if worker is not None:
+                self._ready.give(worker, job if keep else None)
+            else:
+                queued.append(job)
+        if keep:
+            self._ready.push(queued)
         else:
-            self._ready.push(jobs)
+            self._release_soon(jobs)
