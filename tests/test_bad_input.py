@@ -64,6 +64,8 @@ BAD_QUERIES = ("limit=-1", "limit=0", "limit=1000000000", "limit=NaN", "limit=1e
                "status=nope", "status=pending,zzz", "format=exe", "source=mars", "mode=regex",
                "q=" + "x" * 5000, "q=%00%FF", "from=NaN", "to=yesterday",
                "from=2030-01-01&to=2020-01-01",
+               # str.isdigit() is true for these, int() refuses the first two
+               "limit=%C2%B2", "offset=%C2%B9", "from=%C2%B2", "to=%E2%91%A0", "limit=%D9%A3",
                "document_id=..%2F..%2Fetc", "document_id=doc_missing", "channels=nope",
                "channel=", "content_type=zzz", "template_style=zzz", "tags=" + ",".join("t" * 50),
                "kind=" + "k" * 500, "zzz=1&unknown[]=2", "%FF=%FE")

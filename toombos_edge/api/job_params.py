@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import BadRequest, Invalid
 from ..jobs.model import JobStatus
 from ..jobs.query import JobFilter
+from .paging import parse_int
 
 MAX_LIMIT, DEFAULT_LIMIT, MAX_OFFSET = 500, 50, 100_000
 MAX_IDS = 10_000
@@ -40,8 +41,8 @@ def parse_time(name: str, raw: Any, *, end_of_day: bool = False) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
     text = str(raw).strip()
-    if text.isdigit():
-        return int(text)
+    if (ms := parse_int(text)) is not None and text[:1] not in "+-":
+        return ms
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
