@@ -150,7 +150,11 @@ def body_filter(body: Mapping[str, Any]) -> JobFilter:
     if "filter" not in body and not set(body) & _FILTER_FIELDS:
         # An empty body must not mean "every job": everything is {"filter": {}}.
         raise Invalid("send 'job_ids', or a 'filter' ({} selects every job)")
-    return job_filter(lambda name: [source[name]] if source.get(name) is not None else [])
+    flt = job_filter(lambda name: [source[name]] if source.get(name) is not None else [])
+    if "filter" not in body and flt == JobFilter():
+        # {"status": ""} or {"status": []} names a filter yet selects everything.
+        raise Invalid("the filter fields are empty; everything is {\"filter\": {}}")
+    return flt
 
 
 def _object(name: str, raw: Any) -> dict[str, Any]:
