@@ -184,6 +184,11 @@ def _channels(raw: Any) -> list[str]:
     return list(raw)
 
 
+def idempotency_key(raw: Any) -> str | None:
+    """An ``Idempotency-Key`` header (or field): a string of at most 200 characters."""
+    return _text("Idempotency-Key", raw, 200)
+
+
 def new_job(body: Mapping[str, Any], idempotency_header: str | None) -> dict[str, Any]:
     """Keyword arguments for ``JobEngine.submit`` from a ``POST /api/jobs`` body."""
     kind = _text("kind", body.get("kind"), 100)
@@ -199,7 +204,7 @@ def new_job(body: Mapping[str, Any], idempotency_header: str | None) -> dict[str
         ),
         "max_attempts": _int_field(body, "max_attempts", 1, 100),
         "idempotency_key": _text("idempotency_key", body.get("idempotency_key"), 200)
-        or _text("Idempotency-Key", idempotency_header, 200),
+        or idempotency_key(idempotency_header),
         "correlation_id": _text("correlation_id", body.get("correlation_id"), 128),
         "metadata": _object("metadata", body.get("metadata")),
         "document_id": _text("document_id", body.get("document_id"), 100),
