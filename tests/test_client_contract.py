@@ -141,6 +141,23 @@ async def test_generate_publishes_per_channel_and_the_socket_tells(dashboard: Da
     await ws.close()
 
 
+async def test_a_job_that_fails_everywhere_is_a_job_failed_event(dashboard: Dashboard) -> None:
+    ws = await ws_open(dashboard)
+    status, job = await dashboard.call("POST", "/api/v2/content/sync", {
+        "channels": ["social_twitter"], "title": "Nowhere", "text": TEXT})
+    assert status == 202
+    failed = await until_type(ws, "job_failed", within=20)
+    assert failed["job"]["job_id"] == job["job_id"] and is_iso(failed["timestamp"])
+    assert_job(failed["job"])
+    assert failed["job"]["status"] == "failed"
+    # results are optional in the contract; a job that failed everywhere has none, and
+    # says why per channel in errors[] (the engine keeps no results of a failed attempt)
+    errors = failed["job"]["errors"]
+    assert len(errors) == failed["job"]["max_attempts"]  # each attempt's, retries included
+    assert "twitter" in errors[-1]["error"] and is_iso(errors[-1]["at"])
+    await ws.close()
+
+
 async def test_the_older_channel_names_and_a_dry_run(dashboard: Dashboard) -> None:
     body = {"channels": ["twitter", "linkedin", "facebook"], "dry_run": True,
             "title": "Dry", "text": TEXT, "schedule_time": None}
@@ -299,3 +316,8 @@ def test_cors_preflight_from_the_dashboard_origin(
     assert headers["Access-Control-Allow-Origin"] == ORIGIN
     assert headers["X-Correlation-ID"] == "dash-cors"
     assert "X-Correlation-ID" in headers["Access-Control-Expose-Headers"]
+    # Errors too: without the CORS header the browser would hide the JSON detail it shows.
+    status, headers, body = raw_request("GET", server.base + "/api/v2/jobs/job_x", {
+        "Origin": ORIGIN, "Content-Type": "application/json"})
+    assert status == 401 and headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert json.loads(body)["detail"]
