@@ -7,7 +7,9 @@ directory (deleted at the end), and per round:
   and Python's hashlib over the same file (OpenSSL, what the server itself uses),
 * uploads the file with ``curl -F file=@FILE`` and reports MB/s and the ratio to the peer,
 * samples the server's RSS every 5 ms (peak growth over its RSS before the upload),
-* polls ``/health`` every 20 ms from another thread during the upload (p50/p99/max).
+* polls ``/health`` every 20 ms from another thread during the upload (p50/p99/max), and
+  for 5 s before it with nothing else running (the idle p99: what the machine's load alone
+  costs).
 
 Goals (issue 5): upload at least half the sha256sum rate; under 30 MB memory growth;
 /health p99 under 50 ms during the upload. Usage: ``python bench/ingest.py [--mb 1024]
@@ -37,6 +39,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+IDLE_SECONDS = 5.0
 
 
 def free_port() -> int:
@@ -174,6 +177,10 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def one_round(port: int, key: str, pid: int, path: Path, mb: int) -> dict[str, float]:
+    idle = Sampler(0.02, health_probe(port))  # /health on the same machine, no upload
+    idle.start()
+    time.sleep(IDLE_SECONDS)
+    idle_latencies = idle.stop()
     peer = sha256sum_rate(path, mb)
     openssl = hashlib_rate(path, mb)
     base, cpu = rss_kb(pid), cpu_seconds(pid)
@@ -192,7 +199,7 @@ def one_round(port: int, key: str, pid: int, path: Path, mb: int) -> dict[str, f
         "upload_mb_s": rate, "sha256sum_mb_s": peer, "ratio": rate / peer,
         "hashlib_mb_s": openssl, "ratio_hashlib": rate / openssl,
         "server_cpu_share": server_cpu / seconds, "rss_growth_mb": (max(rss) - base) / 1024,
-        "health_n": len(latencies),
+        "idle_health_p99_ms": percentile(idle_latencies, 99), "health_n": len(latencies),
         "health_p50_ms": statistics.median(latencies), "health_p99_ms": percentile(latencies, 99),
         "health_max_ms": max(latencies), "job_status": job["status"],  # type: ignore[dict-item]
     }
@@ -203,6 +210,9 @@ def main() -> int:
     parser.add_argument("--mb", type=int, default=1024, help="file size in MiB")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    if shutil.which("curl") is None:  # the client; installed as the brief allows (root)
+        subprocess.run(["apt-get", "update", "-q"], check=False)
+        subprocess.run(["apt-get", "install", "-y", "-q", "curl"], check=False)
     for tool in ("curl", "sha256sum"):
         if shutil.which(tool) is None:
             print(f"needs {tool}", file=sys.stderr)

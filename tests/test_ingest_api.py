@@ -10,6 +10,7 @@ import pytest
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 from conftest import Client, ClientFactory, auth
+from ingesting import stage
 from samples import make_pdf
 
 from toombos_edge.app import create_app
@@ -197,3 +198,42 @@ async def test_roles_and_bad_bodies(
     response = await client.post("/api/ingest", data=b"--B\r\ngarbage", headers={
         **auth(admin_key), "Content-Type": "multipart/form-data; boundary=B"})
     assert response.status == 400
+
+
+async def test_a_restart_sweeps_uploads_that_no_job_will_read(
+    aiohttp_client: ClientFactory, settings: Settings
+) -> None:
+    first = await aiohttp_client(create_app(settings))
+    key = (settings.data_dir / "admin.key").read_text().strip()
+    first.app[ENGINE].pause()  # the job stays pending across the restart
+    response = await first.post("/api/ingest", headers=auth(key),
+                                data=form(b"kept for its job", "kept.txt"))
+    job_id = (await response.json())["job_id"]
+    orphan = await stage(first.app, b"no job will read this", "orphan.txt")
+    uploads = first.app[DOCUMENTS].uploads
+    assert len(stored_files(uploads.root)) == 2
+    await first.close()
+
+    second = await aiohttp_client(create_app(settings))
+    assert not uploads.path(orphan.name).exists()
+    job = await finished(second, key, job_id)
+    assert job["status"] == "completed", job
+    doc = await second.app[DOCUMENTS].get(job["results"]["document_id"])
+    assert doc.body == "kept for its job"
+    assert stored_files(uploads.root) == []
+
+
+async def test_idempotency_key_gives_the_same_job_and_keeps_one_upload(
+    client: Client, admin_key: str
+) -> None:
+    client.app[ENGINE].pause()
+    headers = {**auth(admin_key), "Idempotency-Key": "upload-1"}
+    first = await client.post("/api/ingest", headers=headers, data=form(b"once", "a.txt"))
+    again = await client.post("/api/ingest", headers=headers, data=form(b"once", "a.txt"))
+    assert (first.status, again.status) == (202, 202)
+    assert (await first.json())["job_id"] == (await again.json())["job_id"]
+    assert len(stored_files(client.app[DOCUMENTS].uploads.root)) == 1
+    client.app[ENGINE].resume()
+    job = await finished(client, admin_key, (await first.json())["job_id"])
+    assert job["status"] == "completed"
+    assert stored_files(client.app[DOCUMENTS].uploads.root) == []

@@ -186,6 +186,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CONTENT] = service
     app[HEALTH].features.append("content")
     yield
+    await asyncio.to_thread(service.rendering.close)
 
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -254,14 +255,15 @@ async def close_websockets(app: web.Application) -> None:
 
 
 async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Blob store, uploads (partial ones of a crash swept), documents, search, ``ingest``."""
+    """Blob store, uploads (those no job will read swept), documents, search, ``ingest``."""
     settings = app[SETTINGS]
     uploads = UploadFolder(settings.data_dir / "uploads")
-    swept = await asyncio.to_thread(uploads.prepare)
-    if swept:
-        log.info("removed %d partial uploads left by an earlier run", swept)
+    partial = await asyncio.to_thread(uploads.prepare)
     blobs = BlobStore(settings.data_dir / "blobs")
     documents = DocumentService(app[DATABASE], app[BUS], blobs, uploads)
+    orphaned = await documents.sweep_uploads()  # before workers_ctx starts any job
+    if partial or orphaned:
+        log.info("removed %d partial and %d orphaned uploads", partial, orphaned)
     app[DOCUMENTS] = documents
     app[SEARCH] = SearchService(app[DATABASE], app[BUS])
     ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20)

@@ -43,6 +43,8 @@ async def ingest(request: web.Request) -> web.Response:
         if upload is not None:
             await documents.discard_upload(upload)
         raise
+    if upload is not None and (job.params.get("upload") or {}).get("name") != upload.name:
+        await documents.discard_upload(upload)  # an Idempotency-Key gave an earlier job
     body = job.to_json()
     if upload is not None:
         body["upload"] = {"filename": upload.filename, "bytes": upload.size,

@@ -186,6 +186,11 @@ class DocumentService:
         )
         return await self.db.write(lambda conn: _insert_unless_stored(conn, doc))
 
+    async def sweep_uploads(self) -> int:
+        """At start, before any worker runs: drop uploads no pending job refers to."""
+        keep = await self.db.read(repository.live_upload_names)
+        return await asyncio.to_thread(self.uploads.sweep, keep)
+
     async def discard_upload(self, upload: Upload) -> None:
         """Remove an upload that will not become a document (refused, failed, duplicate)."""
         await asyncio.to_thread(self.uploads.path(upload.name).unlink, True)

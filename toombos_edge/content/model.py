@@ -38,7 +38,6 @@ class Document:
     content_type: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     text_edited: bool = False  #: the text was changed after ingestion
-    text_length: int | None = None  #: set when listed without the body
 
     def to_json(self, *, with_text: bool = True) -> dict[str, Any]:
         """The API's document object; ``text`` only when asked (lists leave it out)."""
@@ -55,10 +54,10 @@ class Document:
             "content_type": self.content_type,
             "metadata": self.metadata,
             "text_edited": self.text_edited,
-            "text_length": len(self.body) if self.text_length is None else self.text_length,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
         }
         if with_text:
             out["text"] = self.body
+            out["text_length"] = len(self.body)
         return out

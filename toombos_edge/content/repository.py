@@ -18,10 +18,9 @@ _NAMES = ("id", "title", "body", "format", "sha256", "size", "source", "created_
 
 
 def _select(prefix: str = "", *, with_body: bool = True) -> str:
-    """The column list; without the body, its length is appended instead (for listings)."""
+    """The column list; listings leave the body out (not even its length: counting the
+    characters of a TEXT value reads all of it)."""
     cols = [prefix + name if with_body or name != "body" else "''" for name in _NAMES]
-    if not with_body:
-        cols.append(f"length({prefix}body)")
     return ", ".join(cols)
 
 
@@ -30,15 +29,12 @@ _LIST_COLUMNS = _select(with_body=False)
 
 
 def _row(row: tuple[Any, ...]) -> Document:
-    doc = Document(
+    return Document(
         id=row[0], title=row[1], body=row[2], format=row[3], sha256=row[4], size=row[5],
         source=Source(row[6]), created_at=row[7], updated_at=row[8], blob_sha256=row[9],
         filename=row[10], content_type=row[11], metadata=orjson.loads(row[12]),
         text_edited=bool(row[13]),
     )
-    if len(row) > 14:
-        doc.text_length = row[14]
-    return doc
 
 
 def insert(conn: sqlite3.Connection, doc: Document) -> None:
@@ -122,6 +118,16 @@ def blob_users(conn: sqlite3.Connection, blob_sha256: str) -> int:
     ).fetchone()[0])
 
 
+def live_upload_names(conn: sqlite3.Connection) -> set[str]:
+    """Uploads that an ingest job not yet ended will read (the jobs table, read only)."""
+    rows = conn.execute(
+        "SELECT json_extract(params, '$.upload.name') FROM jobs WHERE kind = 'ingest' "
+        "AND status IN ('pending', 'in_progress') AND json_extract(params, '$.upload.name') "
+        "IS NOT NULL"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
 def search(
     conn: sqlite3.Connection, match: str, limit: int, offset: int, marks: tuple[str, str]
 ) -> tuple[list[tuple[Document, float, str, str]], int]:
@@ -140,4 +146,4 @@ def search(
         "WHERE documents_fts MATCH ? ORDER BY score LIMIT ? OFFSET ?",
         (*marks, *marks, match, limit, offset),
     ).fetchall()
-    return [(_row(row[:15]), -row[15], row[16], row[17]) for row in rows], total
+    return [(_row(row[:14]), -row[14], row[15], row[16]) for row in rows], total

@@ -94,6 +94,16 @@ class UploadFolder:
             swept += 1
         return swept
 
+    def sweep(self, keep: set[str]) -> int:
+        """Remove finished uploads that no job will read (its job was cancelled before it
+        ran, or the process died between the upload and the job's commit)."""
+        removed = 0
+        for path in self.root.iterdir():
+            if _UPLOAD_NAME_RE.match(path.name) and path.name not in keep:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def path(self, name: str) -> Path:
         if not _UPLOAD_NAME_RE.match(name):
             raise ValueError(f"not an upload name: {name!r}")
