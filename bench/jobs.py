@@ -228,6 +228,11 @@ def huey_run(jobs: int, workers: int) -> None:
     }))
 
 
+def ensure_wrk() -> None:
+    if shutil.which("wrk") is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True)
+
+
 def ensure_huey() -> None:
     try:
         import huey  # noqa: F401
@@ -376,6 +381,7 @@ def main() -> None:
         if "inproc" not in skip:
             _report_inproc(args)
         if "http" not in skip:
+            ensure_wrk()
             rates = [over_http(args.workers, args.http_seconds, folder)
                      for _ in range(args.rounds)]
             print(f"(b) over HTTP, 64 connections: {spread(rates)} jobs/s "

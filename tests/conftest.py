@@ -23,7 +23,8 @@ from aiohttp.test_utils import TestClient
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from toombos_edge.app import create_app
-from toombos_edge.appkeys import KEYS
+from toombos_edge.appkeys import BUS, ENGINE, KEYS
+from toombos_edge.events import Event
 from toombos_edge.keys import Role
 from toombos_edge.settings import Settings
 from toombos_edge.store import Database
@@ -120,29 +121,51 @@ class ServerProcess:
         return (self.data_dir.parent / f"serve-{self.port}.err").read_text(errors="replace")
 
     def start(self, *, wait: bool = True) -> ServerProcess:
+        """Spawn it; with ``wait``, until it answers (a new port if another process took it)."""
+        for _attempt in range(3):
+            self._spawn()
+            if not wait:
+                return self
+            try:
+                self.wait_ready()
+                return self
+            except AssertionError:
+                if "address already in use" not in self.stderr:
+                    raise
+            self.port = free_port()  # lost the race for the port to another process
+        raise AssertionError(f"no free port after 3 tries: {self.stderr}")
+
+    def _spawn(self) -> None:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.data_dir.parent / f"serve-{self.port}.out", "wb")  # noqa: SIM115
         err = open(self.data_dir.parent / f"serve-{self.port}.err", "wb")  # noqa: SIM115
         command = [sys.executable, "-m", "toombos_edge", "serve", "--port", str(self.port)]
         command += ["--data-dir", str(self.data_dir), *self.args]
         with out, err:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=_clean_env())
-        if wait:
-            self.wait_ready()
-        return self
+            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=clean_env())
 
     def wait_ready(self, deadline: float = 20.0) -> float:
-        """Seconds until /ready said true; fails if the process died or the deadline passed."""
+        """Seconds until this process (not another on the port) is ready; fails if it died."""
         began = time.monotonic()
         while time.monotonic() - began < deadline:
             assert self.proc is not None and self.proc.poll() is None, self.stderr
             try:
-                if http("GET", self.base + "/ready", timeout=1)[1] == {"ready": True}:
+                if self._ready_and_ours():
                     return time.monotonic() - began
             except (urllib.error.URLError, ConnectionError):
                 pass
             time.sleep(0.02)  # polling a condition with a deadline, not waiting out a delay
         raise AssertionError(f"server not ready within {deadline}s: {self.stderr}")
+
+    def _ready_and_ours(self) -> bool:
+        """/ready is true, and the server knows this data dir's admin key: other test runs
+        on this machine bind free ports too, and one may answer on a port we chose."""
+        if http("GET", self.base + "/ready", timeout=1)[1] != {"ready": True}:
+            return False
+        key_file = self.data_dir / "admin.key"
+        if not key_file.exists():
+            return False
+        return http("GET", self.base + "/admin/keys?limit=1", key=self.admin_key())[0] == 200
 
     def admin_key(self) -> str:
         return (self.data_dir / "admin.key").read_text().strip()
@@ -154,7 +177,7 @@ class ServerProcess:
         return self.proc.wait(timeout)
 
 
-def _clean_env() -> dict[str, str]:
+def clean_env() -> dict[str, str]:
     """The test's environment without TOOMBOS_* settings a developer may have exported."""
     return {k: v for k, v in os.environ.items() if not k.startswith("TOOMBOS_")}
 
@@ -203,3 +226,28 @@ async def make_smtp() -> AsyncIterator[Callable[[], Awaitable[tuple[Inbox, int]]
     for server in servers:
         server.close()
         await server.wait_closed()
+
+
+TERMINAL = {"completed", "partial", "failed", "cancelled"}
+
+
+async def finished(client: Client, job_id: str) -> dict[str, Any]:
+    """The job (its JSON) once it reached a terminal state, retries included: from its last
+    event, or at once when it already ended. No polling."""
+    ended: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    def seen(event: Event) -> None:
+        job = event.body.get("job")
+        if (job and job["job_id"] == job_id and job["status"] in TERMINAL
+                and not ended.done()):
+            ended.set_result(job)
+
+    unsubscribe = client.app[BUS].subscribe(seen)
+    try:
+        current = (await client.app[ENGINE].get(job_id)).to_json()
+        if current["status"] in TERMINAL:
+            return current
+        async with asyncio.timeout(30):
+            return await ended
+    finally:
+        unsubscribe()

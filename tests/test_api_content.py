@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from conftest import Client, auth
+from conftest import Client, auth, finished
 
 from toombos_edge.appkeys import CONTENT
 from toombos_edge.content.store import ContentItem, new_item
@@ -64,6 +64,27 @@ async def test_list_by_job_and_channel(
     for bad in ({"limit": "0"}, {"limit": "201"}, {"offset": "-1"}):
         assert (await client.get("/api/v2/content", headers=auth(viewer),
                                  params=bad)).status == 422
+
+
+async def test_publishing_a_reviewed_draft(
+    client: Client, make_key: Callable[[str], Awaitable[str]]
+) -> None:
+    viewer, operator = auth(await make_key("viewer")), auth(await make_key("operator"))
+    page = new_item("website", {"slug": "reviewed", "html": "<p>Reviewed page</p>"},
+                    job_id=None, document_id=None, style="modern", tone="casual",
+                    content_type="blog")
+    item = await client.app[CONTENT].store.add(page)
+    path = f"/api/v2/content/{item.id}/publish"
+    assert (await client.post(path, headers=viewer)).status == 403
+    bad = await client.post(path, headers=operator, json={"recipients": ["nobody"]})
+    assert bad.status == 422
+    missing = await client.post("/api/v2/content/cnt_none/publish", headers=operator)
+    assert missing.status == 404
+    response = await client.post(path, headers=operator)
+    job = await finished(client, (await response.json())["job_id"])
+    assert job["status"] == "completed" and job["channels"] == ["website"]
+    assert job["results"]["website"]["url"].endswith("/site/reviewed")
+    assert "Reviewed page" in await (await client.get("/site/reviewed")).text()
 
 
 async def test_bad_edits_change_nothing(

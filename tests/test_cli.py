@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import ServerProcess, _clean_env, http
+from conftest import ServerProcess, clean_env, http
 
 from toombos_edge.store import migrations
 
@@ -24,7 +25,7 @@ def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
-        env=_clean_env(),
+        env=clean_env(),
         check=False,
     )
 
@@ -157,3 +158,14 @@ def test_serve_stops_cleanly_on_sigterm(server_process: Callable[..., ServerProc
     assert "Traceback" not in server.stderr
     assert "Warning" not in server.stderr and "warning" not in server.stderr.lower()
     assert server.stderr.count("\n") == 2  # only the first-start admin key notice
+
+
+def test_serve_on_a_taken_port_says_so(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = cli("serve", "--port", str(port), data_dir=tmp_path / "data")
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "address already in use" in done.stderr and "Traceback" not in done.stderr

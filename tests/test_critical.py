@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Client, auth
+from conftest import Client, auth, finished
 
-from toombos_edge.appkeys import BUS, CONTENT, ENGINE
-from toombos_edge.events import Event
+from toombos_edge.appkeys import CONTENT, ENGINE
 from toombos_edge.settings import Settings
 
-TERMINAL = {"completed", "partial", "failed", "cancelled"}
 TEXT = "The first version of the page.\n\nIt has **two** paragraphs."
 
 
@@ -29,25 +26,6 @@ def settings(tmp_path: Path) -> Settings:
 async def keys(make_key: Callable[[str], Awaitable[str]], admin_key: str) -> dict[str, Any]:
     return {"admin": auth(admin_key), "operator": auth(await make_key("operator")),
             "viewer": auth(await make_key("viewer"))}
-
-
-async def finished(client: Client, job_id: str) -> dict[str, Any]:
-    ended: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-
-    def seen(event: Event) -> None:
-        job = event.body.get("job")
-        if job and job["job_id"] == job_id and job["status"] in TERMINAL and not ended.done():
-            ended.set_result(job)
-
-    unsubscribe = client.app[BUS].subscribe(seen)
-    try:
-        current = (await client.app[ENGINE].get(job_id)).to_json()
-        if current["status"] in TERMINAL:
-            return current
-        async with asyncio.timeout(30):
-            return await ended
-    finally:
-        unsubscribe()
 
 
 async def draft_page(client: Client, keys: dict[str, Any]) -> str:

@@ -337,10 +337,17 @@ async def test_scheduled_job_starts_on_time_without_polling(
 async def test_progress_is_stored_and_published_at_most_every_100ms(
     make_engine: Factory, registry: KindRegistry, events: list[Event]
 ) -> None:
+    def last_report_published() -> bool:
+        return any(e.type == "job_update" and e.body["job"]["progress"]["message"] == "step 99"
+                   for e in events)
+
     async def chatty(ctx: JobContext) -> None:
         for percent in range(100):
             await ctx.progress(percent, f"step {percent}")
-        await asyncio.sleep(0.25)  # the handler's own work, so the last report is flushed
+        deadline = asyncio.get_running_loop().time() + 5
+        while not last_report_published():  # the handler keeps working until it is out
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
 
     registry.register(JobKind("chatty", chatty))
     engine = await make_engine()
@@ -463,3 +470,31 @@ async def test_leases_of_running_jobs_are_renewed(
         await engine.join()
     finally:
         await engine.stop(1.0)
+
+
+async def test_status_counters_match_the_table_after_every_kind_of_change(
+    make_engine: Factory, db: Database
+) -> None:
+    engine = await make_engine(workers=1)
+    await engine.submit("noop")
+    failed = await engine.submit("boom", max_attempts=1)
+    await engine.submit("half")
+    await engine.join()
+    engine.pause()
+    waiting = await engine.submit("noop")
+    await engine.cancel(waiting.id)
+    await engine.retry(failed.id)
+    await engine.submit("noop", scheduled_for=now_ms() + 60_000)
+
+    def both(conn: sqlite3.Connection) -> tuple[dict[str, int], dict[str, int]]:
+        actual = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"))
+        by_kind = dict(conn.execute(
+            "SELECT kind || '/' || status, n FROM job_counts WHERE n > 0"))
+        real_by_kind = dict(conn.execute(
+            "SELECT kind || '/' || status, count(*) FROM jobs GROUP BY kind, status"))
+        assert by_kind == real_by_kind
+        return {k: v for k, v in store.counts(conn).items() if v}, actual
+
+    counted, actual = await db.read(both)
+    assert counted == actual == {"completed": 1, "partial": 1, "cancelled": 1, "pending": 2}
+

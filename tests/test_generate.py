@@ -12,18 +12,16 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from conftest import Client, auth
+from conftest import Client, auth, finished
 
 from toombos_edge.app import create_app
-from toombos_edge.appkeys import BUS, CONTENT, ENGINE
-from toombos_edge.events import Event
+from toombos_edge.appkeys import CONTENT, ENGINE
 from toombos_edge.settings import Settings
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "launch.md").read_text()
 CHANNELS = ["email", "website", "social_twitter", "social_linkedin", "social_facebook"]
 
 
-TERMINAL = {"completed", "partial", "failed", "cancelled"}
 
 
 @pytest.fixture
@@ -37,27 +35,6 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 async def operator(make_key: Callable[[str], Awaitable[str]]) -> dict[str, str]:
     return auth(await make_key("operator"))
-
-
-async def finished(client: Client, job_id: str) -> dict[str, Any]:
-    """The job once it reached a terminal state (retries included), from its last event."""
-    ended: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-
-    def seen(event: Event) -> None:
-        job = event.body.get("job")
-        if (job and job["job_id"] == job_id and job["status"] in TERMINAL
-                and not ended.done()):
-            ended.set_result(job)
-
-    unsubscribe = client.app[BUS].subscribe(seen)
-    try:
-        current = (await client.app[ENGINE].get(job_id)).to_json()
-        if current["status"] in TERMINAL:
-            return current
-        async with asyncio.timeout(30):
-            return await ended
-    finally:
-        unsubscribe()
 
 
 def body(**extra: Any) -> dict[str, Any]:

@@ -91,7 +91,8 @@ def test_email_reads_well_in_a_mail_client(
     assert {"p", "a", "td", "body"} <= page.styled
     assert LINK in page.links and "https://docs.example.org/offline-sync" in page.links
     assert body["preheader"] in "".join(page.text)
-    assert "Drafts are kept on the device" in body["text"]
+    assert "\n- Drafts are kept on the device" in body["text"]  # a list stays a list
+    assert "What changes for you:\n" in body["text"]
     assert "**" not in body["text"] and "<" not in body["text"]
     assert LINK in body["text"]
     item = new_item("email", body, job_id=None, document_id=None, style=style.value,
@@ -135,7 +136,7 @@ def test_social_posts_fit_their_platform(
     assert "#OfflineSync" in posts[0] and len(body["hashtags"]) <= platform.max_hashtags
     if platform.threads:
         assert body["thread"] and posts[0].endswith(f"1/{len(posts)}")
-        assert any("Drafts are kept on the device" in p for p in posts)
+        assert any("What changes for you: Drafts are kept" in p for p in posts)
     else:
         assert len(posts) == 1
     if style is Style.minimal or tone is Tone.professional:

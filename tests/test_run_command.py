@@ -11,7 +11,7 @@ import urllib.error
 from pathlib import Path
 
 import pytest
-from conftest import _clean_env, free_port, http
+from conftest import clean_env, free_port, http
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The issue's budget is 30 s from a cold start (measured by hand: bench/README.md); the
@@ -37,7 +37,7 @@ def test_make_run_serves_health_from_a_fresh_copy(tmp_path: Path) -> None:
     copy = fresh_copy(tmp_path / "clone")
     assert not (copy / ".venv").exists() and not (copy / "data").exists()
     port = free_port()  # the only change from the README: port 8000 may be taken here
-    env = {**_clean_env(), "TOOMBOS_PORT": str(port)}
+    env = {**clean_env(), "TOOMBOS_PORT": str(port)}
     log = (tmp_path / "make-run.log").open("wb")
     began = time.monotonic()
     proc = subprocess.Popen(["make", "run"], cwd=copy, env=env, stdout=log,

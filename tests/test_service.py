@@ -33,6 +33,7 @@ async def service(tmp_path: Path, db: Database) -> AsyncIterator[ContentService]
     made = ContentService(store, Renderer(TemplateLibrary(tmp_path / "templates")),
                           Publisher(config, store, EventBus()), cache=cache)
     yield made
+    made.rendering.close()
     await cache.close()
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import _clean_env
+from conftest import clean_env
 
 from toombos_edge.errors import SettingsError
 from toombos_edge.settings import SPECS, Settings, defaults_table
@@ -151,7 +151,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         capture_output=True,
         text=True,
         timeout=30,
-        env={**_clean_env(), **(env or {})},
+        env={**clean_env(), **(env or {})},
         check=False,
     )
 

@@ -79,11 +79,19 @@ async def eventually(check: Callable[[], bool], within: float = TIMEOUT) -> None
             await asyncio.sleep(0.005)
 
 
-async def raw_open_and_drop(host: str, port: int, path: str) -> int:
-    """Handshake over a bare TCP socket, then vanish without a close frame; the status."""
+async def raw_cycle(host: str, port: int, path: str, *, graceful: bool) -> int:
+    """Open a socket over bare TCP, then close it properly (a close frame, the server's
+    reply) or vanish without a word; the handshake's status."""
     reader, writer = await asyncio.open_connection(host, port)
     headers = "".join(f"{k}: {v}\r\n" for k, v in upgrade(Host=f"{host}:{port}").items())
     writer.write(f"GET {path} HTTP/1.1\r\n{headers}\r\n".encode())
     head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    if graceful and status == 101:
+        mask = os.urandom(4)
+        code = bytes(b ^ mask[i] for i, b in enumerate((1000).to_bytes(2, "big")))
+        writer.write(bytes([0x88, 0x82]) + mask + code)  # a masked close frame, code 1000
+        while (await reader.read(4096)) and not writer.is_closing():
+            pass  # frames, then the server's close reply, then EOF
     writer.transport.abort()
-    return int(head.split(b" ", 2)[1])
+    return status

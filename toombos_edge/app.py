@@ -186,6 +186,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CONTENT] = service
     app[HEALTH].features.append("content")
     yield
+    await asyncio.to_thread(service.rendering.close)
 
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -98,6 +98,11 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     except SchemaTooNew as exc:
         logging.getLogger(__name__).error("cannot start: %s", exc)
         return 1
+    except OSError as exc:  # the port is taken, or the host is not an address of this machine
+        logging.getLogger(__name__).error("cannot listen: %s", exc.strerror or exc)
+        print(f"toombos-edge: cannot listen on {settings.host}:{settings.port}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -117,6 +117,7 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "/api/v2/content/{content_id}", content.update_content, OPERATOR),
     Route("DELETE", "/api/v2/content/{content_id}", content.delete_content, OPERATOR),
     Route("GET", "/api/v2/content/{content_id}/versions", content.versions, VIEWER),
+    Route("POST", "/api/v2/content/{content_id}/publish", content.publish_content, OPERATOR),
     Route("GET", "/api/v2/templates", content.templates, VIEWER),
     Route("GET", "/api/templates", content.templates, VIEWER),
     # cache

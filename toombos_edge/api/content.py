@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..appkeys import CONTENT
+from ..appkeys import CONTENT, CORRELATION_ID
 from ..content.store import LIST_FILTERS
 from ..errors import Invalid
 from .responses import json_object, json_response
@@ -44,6 +44,15 @@ async def update_content(request: web.Request) -> web.Response:
     changes = await json_object(request)
     item = await request.app[CONTENT].update(request.match_info["content_id"], changes)
     return json_response(item.to_json())
+
+
+async def publish_content(request: web.Request) -> web.Response:
+    """Publish a stored item through a ``publish`` job (retried if its sink fails)."""
+    body = await json_object(request)
+    job = await request.app[CONTENT].submit_publish(
+        request.match_info["content_id"], body.get("recipients", []),
+        correlation_id=request.get(CORRELATION_ID))
+    return json_response(job.to_json(), status=202)
 
 
 async def delete_content(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import Invalid
 from ..jobs.kinds import JobContext, JobKind, Outcome
-from .request import GenerateRequest, validate_params
+from .request import GenerateRequest, parse_recipients, validate_params
 from .service import ContentService
 
 GENERATE_TIMEOUT = 300.0
@@ -20,12 +20,10 @@ def _final(ctx: JobContext) -> bool:
 
 def validate_publish(params: dict[str, Any]) -> dict[str, Any]:
     content_id = params.get("content_id")
-    recipients = params.get("recipients", [])
     if not isinstance(content_id, str) or not content_id:
         raise Invalid("a publish job needs a 'content_id'", {"field": "content_id"})
-    if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
-        raise Invalid("'recipients' must be a list of strings", {"field": "recipients"})
-    return {"content_id": content_id, "recipients": recipients}
+    return {"content_id": content_id,
+            "recipients": list(parse_recipients(params.get("recipients")))}
 
 
 def kinds(service: ContentService) -> list[JobKind]:

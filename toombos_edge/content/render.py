@@ -16,7 +16,16 @@ from .channels import PLATFORMS, Channel, ContentType, Style, Tone
 from .social import hashtags, single_post, thread
 from .source import Source
 from .templates import TemplateLibrary
-from .text import markdown_html, paragraphs, reading_minutes, slugify, summary, truncate, words
+from .text import (
+    markdown_html,
+    paragraphs,
+    plain_text,
+    reading_minutes,
+    slugify,
+    summary,
+    truncate,
+    words,
+)
 
 SUBJECT_MAX = 78
 PREHEADER_MAX = 100
@@ -139,7 +148,7 @@ class Renderer:
         safe_body = Markup(html_body)  # noqa: S704
         html = self.templates.render("email", options.style, body_html=safe_body, **variables)
         text = self.templates.render("email_text", options.style,
-                                     body_text="\n\n".join(paragraphs(body)), **variables)
+                                     body_text=plain_text(body), **variables)
         return {"channel": Channel.email.value, "title": source.title, "subject": subject,
                 "preheader": variables["preheader"], "html": html, "text": text,
                 "link": options.link}

@@ -148,7 +148,12 @@ def _strings(body: dict[str, Any], name: str, limit: int) -> tuple[str, ...]:
 
 
 def _recipients(body: dict[str, Any]) -> tuple[str, ...]:
-    recipients = _strings(body, "recipients", MAX_RECIPIENTS)
+    return parse_recipients(body.get("recipients"))
+
+
+def parse_recipients(value: Any) -> tuple[str, ...]:
+    """Email addresses (a list, or one comma-separated string); 422 for anything else."""
+    recipients = _strings({"recipients": value}, "recipients", MAX_RECIPIENTS)
     for address in recipients:
         if not _EMAIL.match(address):
             raise Invalid(f"not an email address: {address!r}", {"field": "recipients"})

@@ -248,6 +248,15 @@ class ContentService:
 
     # -- content items ------------------------------------------------------------------
 
+    async def submit_publish(self, content_id: str, recipients: Any, **options: Any) -> Any:
+        """Queue a ``publish`` job for a stored item (a reviewed draft, say)."""
+        if self.jobs is None:
+            raise Unavailable("the job engine is not running")
+        item = await self.store.get(content_id)  # NotFound before anything is queued
+        return await self.jobs.submit("publish", {"content_id": item.id, "recipients": recipients},
+                                      document_id=item.document_id, channels=[item.channel],
+                                      **options)
+
     async def publish(self, content_id: str, recipients: tuple[str, ...] = ()) -> Publication:
         """Publish one stored item now (the ``publish`` job); raises ``PublishError``."""
         return await self.publisher.publish(await self.store.get(content_id), recipients)

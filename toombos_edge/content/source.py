@@ -30,7 +30,8 @@ class Source:
 
 def inline_source(title: str | None, text: str, tags: tuple[str, ...] = ()) -> Source:
     """A source from request fields; the title defaults to the text's first line."""
-    first = paragraphs(text)[0] if paragraphs(text) else "Untitled"
+    found = paragraphs(text)
+    first = found[0].rstrip(":") if found else "Untitled"
     name = (title or truncate(first, 90)).strip() or "Untitled"
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Source(name, text, tags, digest)

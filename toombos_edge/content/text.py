@@ -39,15 +39,38 @@ def _style_tokens(tokens: list[Token], styles: Mapping[str, str]) -> None:
             _style_tokens(token.children, styles)
 
 
-def plain_text(text: str) -> str:
-    """Markdown as readable plain text: paragraphs kept, markup dropped, links as ``t (url)``."""
+def plain_text(text: str, bullets: bool = True) -> str:
+    """Markdown as readable plain text: paragraphs kept, markup dropped, links as ``t (url)``.
+
+    Headings end with a colon and list items with a full stop when they have no closing
+    punctuation, so that the blocks still read as prose when joined on one line (a post, a
+    summary); ``bullets`` keeps list items marked with ``- `` (the email's text part).
+    """
     blocks: list[str] = []
+    context: list[str] = []
     for token in _md.parse(text):
+        if token.nesting == 1:
+            context.append(token.type)
+        elif token.nesting == -1 and context:
+            context.pop()
         if token.type == "inline":
-            blocks.append(_inline_text(token))
+            line = _block_text(_inline_text(token), context, bullets)
+            if bullets and "list_item_open" in context and blocks and blocks[-1].startswith("- "):
+                blocks[-1] += "\n" + line  # one list, one block
+            else:
+                blocks.append(line)
         elif token.type in {"fence", "code_block"}:
             blocks.append(token.content.rstrip("\n"))
     return "\n\n".join(b for b in blocks if b.strip())
+
+
+def _block_text(line: str, context: list[str], bullets: bool) -> str:
+    closed = line.rstrip().endswith((".", "!", "?", ":", "…", ";"))
+    if "heading_open" in context:
+        return line if closed else line.rstrip() + ":"
+    if "list_item_open" in context:
+        return ("- " if bullets else "") + (line if closed else line.rstrip() + ".")
+    return line
 
 
 def _inline_text(token: Token) -> str:
@@ -68,9 +91,10 @@ def _inline_text(token: Token) -> str:
     return "".join(out)
 
 
-def paragraphs(text: str) -> list[str]:
+def paragraphs(text: str, bullets: bool = False) -> list[str]:
     """The plain-text paragraphs of a Markdown text, whitespace collapsed."""
-    return [_SPACES.sub(" ", p).strip() for p in plain_text(text).split("\n\n") if p.strip()]
+    blocks = plain_text(text, bullets).split("\n\n")
+    return [_SPACES.sub(" ", p).strip() for p in blocks if p.strip()]
 
 
 def sentences(paragraph: str) -> list[str]:

@@ -331,7 +331,10 @@ class JobEngine:
         while (job := await self._ready.take()) is not None:
             if len(self._ready) < low_water:
                 self._feeder.want()
-            await self._run(job)
+            try:
+                await self._run(job)
+            except Exception:  # a bug here must not cost a worker; the lease recovers the job
+                log.exception("worker failed on job %s", job.id)
 
     async def _run_urgent(self, job_id: str) -> None:
         now = self._clock()
@@ -551,11 +554,14 @@ class JobEngine:
         while True:
             await asyncio.sleep(1.0)
             ticks += 1
-            self.status_counts = await self._db.read(store.counts)
             self._rates = {k: float(v - last[k]) for k, v in self.counters.items()}
             last = dict(self.counters)
-            if ticks % max(1, self._lease_ms // 3000) == 0:
-                await self._renew_leases()
+            try:
+                self.status_counts = await self._db.read(store.counts)
+                if ticks % max(1, self._lease_ms // 3000) == 0:
+                    await self._renew_leases()
+            except Exception:  # the database is having a moment: try again next tick
+                log.exception("job housekeeping failed")
 
     async def _renew_leases(self) -> None:
         ids = [*self._running, *self._finishing, *self._ready.ids()]

@@ -121,7 +121,8 @@ class Feeder:
         try:
             jobs, next_due = await self._db.write(claim)
         except Exception:
-            log.exception("claiming jobs failed")
+            log.exception("claiming jobs failed; trying again in a second")
+            self.wake_at(now + 1000)
             return
         finally:
             self.claim_done.set_result(None)

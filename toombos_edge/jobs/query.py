@@ -4,7 +4,8 @@ Pages are newest first (ids are time-sortable) and every filter is an index endi
 ``id``: status ``(status, id)``, kind ``(kind, status, id)``, ``q`` the primary key, ``(document_id,
 id)`` and ``(correlation_id, id)``, and a time range is an id range. Several statuses are one
 ordered sub-select each, merged: never a sort of the whole table. ``total`` is exact from the
-per-status counters when the filter is statuses only, else counted up to :data:`COUNT_CAP`.
+per-kind-and-status counters when the filter is statuses and kind only, else counted up to
+:data:`COUNT_CAP`.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ class JobFilter:
     until: int | None = None  #: created at or before (ms)
 
     @property
-    def statuses_only(self) -> bool:
-        return self.kind is None and self.q is None and self.since is None and self.until is None
+    def counted(self) -> bool:
+        """Only statuses and kind: the counters answer ``total`` exactly."""
+        return self.q is None and self.since is None and self.until is None
 
 
 def _conditions(flt: JobFilter, before: str | None) -> tuple[list[str], list[Any]]:
@@ -110,10 +112,17 @@ def count_sql(flt: JobFilter) -> tuple[str, list[Any]]:
 
 def total(conn: sqlite3.Connection, flt: JobFilter) -> tuple[int, bool]:
     """(matching jobs, exact?): exact from the counters, else capped at ``COUNT_CAP``."""
-    if flt.statuses_only:
-        wanted = set(flt.statuses)
-        rows = conn.execute("SELECT status, n FROM job_counts").fetchall()
-        return sum(n for status, n in rows if not wanted or status in wanted), True
+    if flt.counted:
+        terms, params = [], []
+        if flt.kind is not None:
+            terms.append("kind = ?")
+            params.append(flt.kind)
+        if flt.statuses:
+            terms.append(f"status IN ({','.join('?' * len(flt.statuses))})")
+            params += flt.statuses
+        where = " WHERE " + " AND ".join(terms) if terms else ""
+        exact = conn.execute(f"SELECT sum(n) FROM job_counts{where}", params).fetchone()[0]
+        return int(exact or 0), True
     sql, params = count_sql(flt)
     found: int = conn.execute(sql, params).fetchone()[0]
     return min(found, COUNT_CAP), found <= COUNT_CAP

@@ -60,7 +60,9 @@ class ReadyQueue:
         while True:
             while self._heap:
                 job = heapq.heappop(self._heap)[1]
-                if self._held.pop(job.id, None) is not None:
+                # Identity, not id: a job removed then claimed again has a newer entry.
+                if self._held.get(job.id) is job:
+                    del self._held[job.id]
                     return job
             if self._closed:
                 return None

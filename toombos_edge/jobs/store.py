@@ -251,4 +251,5 @@ def statuses(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, JobStatu
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
     """Jobs per status (kept by triggers: no table scan)."""
-    return dict(conn.execute("SELECT status, n FROM job_counts").fetchall())
+    rows = conn.execute("SELECT status, sum(n) FROM job_counts GROUP BY status").fetchall()
+    return {status.value: 0 for status in JobStatus} | dict(rows)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from aiohttp import ServerTimeoutError, WSCloseCode
+from aiohttp import WSCloseCode
 
 from ..events import (
     CACHE_INVALIDATED,
@@ -298,7 +298,7 @@ class Hub:
 
 def _client_reason(conn: Connection) -> str:
     error = conn.ws.exception()
-    if isinstance(error, ServerTimeoutError):
+    if isinstance(error, TimeoutError):  # aiohttp's "no PONG received"
         return "heartbeat timeout"
     if error is not None:
         return f"error: {type(error).__name__}"

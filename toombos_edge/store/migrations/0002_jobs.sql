@@ -43,22 +43,25 @@ CREATE INDEX jobs_kind ON jobs (kind, status, id);
 CREATE INDEX jobs_document ON jobs (document_id, id) WHERE document_id IS NOT NULL;
 CREATE INDEX jobs_correlation ON jobs (correlation_id, id) WHERE correlation_id IS NOT NULL;
 
--- Exact counts per status, kept by triggers, so a list's total never counts a million rows.
+-- Exact counts per kind and status, kept by triggers: a list's total for any status and
+-- kind filter is a sum over a handful of rows, never a count over a million.
 CREATE TABLE job_counts (
-    status TEXT PRIMARY KEY,
-    n      INTEGER NOT NULL DEFAULT 0
+    kind   TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, status)
 ) WITHOUT ROWID;
-INSERT INTO job_counts (status) VALUES
-    ('pending'), ('in_progress'), ('completed'), ('partial'), ('failed'), ('cancelled');
 
 CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
-    UPDATE job_counts SET n = n + 1 WHERE status = NEW.status;
+    INSERT INTO job_counts (kind, status, n) VALUES (NEW.kind, NEW.status, 1)
+        ON CONFLICT (kind, status) DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER jobs_count_update AFTER UPDATE OF status ON jobs
     WHEN OLD.status <> NEW.status BEGIN
-    UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;
-    UPDATE job_counts SET n = n + 1 WHERE status = NEW.status;
+    UPDATE job_counts SET n = n - 1 WHERE kind = OLD.kind AND status = OLD.status;
+    INSERT INTO job_counts (kind, status, n) VALUES (NEW.kind, NEW.status, 1)
+        ON CONFLICT (kind, status) DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
-    UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;
+    UPDATE job_counts SET n = n - 1 WHERE kind = OLD.kind AND status = OLD.status;
 END;
