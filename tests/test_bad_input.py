@@ -159,6 +159,14 @@ def with_auth(key: str, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 async def sweep_path_ids(client: Client, key: str, tally: Tally) -> None:
+    """Ids that name nothing or name it oddly; methods no route has; paths no one serves."""
+    for route in http_routes():
+        for method in ("PATCH", "TRACE", "PROPFIND"):
+            status = await send(client, tally, method, fill(route), headers=with_auth(key))
+            if status != 405:
+                tally.problems.append(f"{method} {route.path}: {status}, not 405")
+    for path in ("/nothing", "/api/v3/jobs", "/api/jobs/x/y/z", "/%00", "/ws/../health/.."):
+        await send(client, tally, "GET", path, headers=with_auth(key))
     for route in http_routes():
         if "{" not in route.path:
             continue
