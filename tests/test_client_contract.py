@@ -205,6 +205,19 @@ async def test_list_get_retry_and_cancel(dashboard: Dashboard) -> None:
     engine.resume()
 
 
+async def test_a_scheduled_generate_waits_for_its_time(dashboard: Dashboard) -> None:
+    status, job = await dashboard.call("POST", "/api/v2/content/sync", {
+        "channels": ["website"], "title": "Later", "text": TEXT,
+        "schedule_time": "2099-01-02T03:04:05Z"})
+    assert status == 202
+    assert_job(job)
+    assert job["status"] == "pending" and job["scheduled_for"] == "2099-01-02T03:04:05.000Z"
+    status, error = await dashboard.call("POST", "/api/v2/content/sync", {
+        "channels": ["website"], "title": "Later", "text": TEXT, "schedule_time": "soon"})
+    assert status == 422
+    assert_error(error)
+
+
 async def test_preview_of_a_document_and_validate(dashboard: Dashboard) -> None:
     status, doc = await dashboard.call("POST", "/api/documents",
                                        {"title": "Launch notes", "text": TEXT})
