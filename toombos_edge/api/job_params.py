@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import BadRequest, Invalid
+from ..jobs.fields import JOB_FIELDS, Fieldset, UnknownFields, fieldset
 from ..jobs.model import JobStatus
 from ..jobs.query import JobFilter
 from .paging import parse_int
@@ -100,6 +101,22 @@ def query_filter(query: Mapping[str, str]) -> JobFilter:
     if getall is None:
         return job_filter(lambda name: [query[name]] if name in query else [])
     return job_filter(lambda name: list(getall(name, [])))
+
+
+def query_fieldset(query: Mapping[str, str]) -> Fieldset | None:
+    """``fields=job_id,status,…`` (comma-separated, may repeat); None: the whole object."""
+    getall = getattr(query, "getall", None)
+    values = list(getall("fields", [])) if getall else [query.get("fields", "")]
+    names = [name.strip() for value in values for name in value.split(",")]
+    if not any(names):
+        return None
+    try:
+        return fieldset(names)
+    except UnknownFields as exc:
+        raise Invalid(
+            f"unknown field{'s' if len(exc.names) > 1 else ''} {', '.join(exc.names)}",
+            {"unknown": exc.names, "known": list(JOB_FIELDS)},
+        ) from None
 
 
 def _integer(name: str, raw: str | None, default: int, low: int, high: int) -> int:
