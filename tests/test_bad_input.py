@@ -69,7 +69,9 @@ BAD_QUERIES = ("limit=-1", "limit=0", "limit=1000000000", "limit=NaN", "limit=1e
                "limit=%C2%B2", "offset=%C2%B9", "from=%C2%B2", "to=%E2%91%A0", "limit=%D9%A3",
                "document_id=..%2F..%2Fetc", "document_id=doc_missing", "channels=nope",
                "channel=", "content_type=zzz", "template_style=zzz", "tags=" + ",".join("t" * 50),
-               "kind=" + "k" * 500, "zzz=1&unknown[]=2", "%FF=%FE")
+               "kind=" + "k" * 500, "zzz=1&unknown[]=2", "%FF=%FE",
+               "fields=nope", "fields=job_id,zzz", "fields=" + "," * 2000, "fields=%00",
+               "fields=job_id&fields=status&fields=", "fields=" + "job_id," * 500)
 
 
 @dataclass
