@@ -150,10 +150,12 @@ async def test_a_job_that_fails_everywhere_is_a_job_failed_event(dashboard: Dash
     assert failed["job"]["job_id"] == job["job_id"] and is_iso(failed["timestamp"])
     assert_job(failed["job"])
     assert failed["job"]["status"] == "failed"
-    # no webhook is set up: a retry cannot cure that, so it failed at once, results kept
+    # no webhook is set up: a retry cannot cure that, so the first attempt is the last,
+    # and the per-channel results are kept
     twitter = failed["job"]["results"]["twitter"]
     assert twitter["status"] == "failed" and "webhook" in twitter["error"]
     errors = failed["job"]["errors"]
+    assert len(errors) == failed["job"]["attempts"] == 1
     assert "twitter" in errors[-1]["error"] and is_iso(errors[-1]["at"])
     await ws.close()
 
