@@ -237,3 +237,22 @@ async def test_dashboards_get_stats_updates(
     assert set(stats["rates"]) >= {"events_per_second", "messages_per_second"}
     assert {"queue_depth", "running", "jobs"} <= set(stats)
     assert (await next_json(feed))["type"] == JOB_COMPLETED  # no stats on job feeds
+
+
+async def test_accepts_and_closes_are_events_for_the_activity_log(client: Client) -> None:
+    seen: list[dict[str, object]] = []
+    client.app[BUS].subscribe(
+        lambda e: seen.append(e.body["data"]) if e.type == WS_CONNECTION else None
+    )
+    key = admin_secret(client)
+    ws = await connect(client, "/ws/session/s9", key)
+    await ws.close()
+    await eventually(lambda: len(seen) == 2)
+    accepted, done = seen
+    assert accepted["action"] == "accepted" and done["action"] == "closed"
+    assert accepted["connection_id"] == done["connection_id"]
+    assert (accepted["endpoint"], accepted["target"], accepted["ip"]) == ("session", "s9",
+                                                                          "127.0.0.1")
+    assert accepted["auth"] == "api_key" and str(accepted["key_id"]).startswith("key_")
+    assert (done["code"], done["reason"]) == (1000, "client") and done["sent"] == 1
+    assert key not in repr(seen)

@@ -7,19 +7,29 @@ from aiohttp import web
 from ..appkeys import CORRELATION_ID, DATABASE, ENGINE
 from ..errors import Invalid
 from ..jobs import export, listing
-from .job_params import body_filter, job_ids, new_job, paging, query_filter
+from .job_params import body_filter, job_ids, new_job, paging, query_fieldset, query_filter
 from .responses import json_object, json_response
 
 
 async def list_jobs(request: web.Request) -> web.Response:
-    """Jobs newest first, filtered by status, kind, q, from/to; offset or cursor paging."""
-    flt = query_filter(request.query)
-    paged = paging(request.query)
-    page = await listing.list_page(
-        request.app[DATABASE], flt, paged.limit, paged.offset, paged.cursor
-    )
+    """Jobs newest first, filtered by status, kind, q, from/to; offset or cursor paging.
+
+    ``fields=job_id,status,…`` returns each job with only those keys (a light list).
+    """
+    query = request.query
+    flt, paged, fieldset = query_filter(query), paging(query), query_fieldset(query)
+    db = request.app[DATABASE]
+    page: listing.Page | listing.FieldsPage
+    if fieldset is None:
+        page = await listing.list_page(db, flt, paged.limit, paged.offset, paged.cursor)
+        jobs = [job.to_json() for job in page.jobs]
+    else:
+        page = await listing.list_fields_page(
+            db, flt, fieldset, paged.limit, offset=paged.offset, cursor=paged.cursor
+        )
+        jobs = page.jobs
     return json_response({
-        "jobs": [job.to_json() for job in page.jobs],
+        "jobs": jobs,
         "total": page.total,
         "total_exact": page.total_exact,
         "page": paged.page,
@@ -89,13 +99,13 @@ async def export_jobs(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "csv")
     if fmt not in export.CONTENT_TYPES:
         raise Invalid(f"'format' must be csv or json, got {fmt!r}")
-    flt = query_filter(request.query)
+    flt, fieldset = query_filter(request.query), query_fieldset(request.query)
     response = web.StreamResponse(headers={
         "Content-Type": export.CONTENT_TYPES[fmt],
         "Content-Disposition": f'attachment; filename="jobs.{fmt}"',
     })
     await response.prepare(request)
-    async for chunk in export.export(request.app[DATABASE], flt, fmt):
+    async for chunk in export.export(request.app[DATABASE], flt, fmt, fieldset):
         await response.write(chunk)
     await response.write_eof()
     return response

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 
 from ..store import Database
-from .listing import walk
-from .model import Job
+from .fields import Fieldset
+from .listing import walk, walk_fields
 from .query import JobFilter
 
 CSV_COLUMNS = (
@@ -21,11 +22,19 @@ CSV_COLUMNS = (
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
 
-def _csv_row(job: Job) -> list[object]:
-    data = job.to_json()
-    data["channels"] = " ".join(job.channels)
-    data["progress"] = job.progress_percent
-    return [_safe(data[column]) for column in CSV_COLUMNS]
+def csv_columns(fieldset: Fieldset | None) -> tuple[str, ...]:
+    """The CSV's columns: all of them, or those the fieldset asks for."""
+    if fieldset is None:
+        return CSV_COLUMNS
+    return tuple(column for column in CSV_COLUMNS if column in fieldset.fields)
+
+
+def _csv_row(data: dict[str, Any], columns: tuple[str, ...]) -> list[object]:
+    if "channels" in data:
+        data["channels"] = " ".join(data["channels"])
+    if "progress" in data:
+        data["progress"] = data["progress"]["percent"]
+    return [_safe(data[column]) for column in columns]
 
 
 def _safe(value: object) -> object:
@@ -35,31 +44,47 @@ def _safe(value: object) -> object:
     return "" if value is None else value
 
 
-async def export(db: Database, flt: JobFilter, fmt: str) -> AsyncIterator[bytes]:
-    """Chunks of the export; ``fmt`` is ``csv`` or ``json``."""
+async def export(
+    db: Database, flt: JobFilter, fmt: str, fieldset: Fieldset | None = None
+) -> AsyncIterator[bytes]:
+    """Chunks of the export; ``fmt`` is ``csv`` or ``json``; ``fieldset`` cuts the keys."""
+    pages = _pages(db, flt, fieldset)
     if fmt == "csv":
-        async for chunk in _csv(db, flt):
+        async for chunk in _csv(pages, csv_columns(fieldset)):
             yield chunk
     else:
-        async for chunk in _json(db, flt):
+        async for chunk in _json(pages):
             yield chunk
 
 
-async def _csv(db: Database, flt: JobFilter) -> AsyncIterator[bytes]:
+async def _pages(
+    db: Database, flt: JobFilter, fieldset: Fieldset | None
+) -> AsyncIterator[list[dict[str, Any]]]:
+    if fieldset is not None:
+        async for rows in walk_fields(db, flt, fieldset):
+            yield rows
+        return
+    async for jobs in walk(db, flt):
+        yield [job.to_json() for job in jobs]
+
+
+async def _csv(
+    pages: AsyncIterator[list[dict[str, Any]]], columns: tuple[str, ...]
+) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     yield buffer.getvalue().encode()
-    async for jobs in walk(db, flt):
+    async for rows in pages:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows(_csv_row(job) for job in jobs)
+        writer.writerows(_csv_row(data, columns) for data in rows)
         yield buffer.getvalue().encode()
 
 
-async def _json(db: Database, flt: JobFilter) -> AsyncIterator[bytes]:
+async def _json(pages: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[bytes]:
     opening = b"["
-    async for jobs in walk(db, flt):
-        yield opening + b",".join(orjson.dumps(job.to_json()) for job in jobs)
+    async for rows in pages:
+        yield opening + b",".join(orjson.dumps(data) for data in rows)
         opening = b","
     yield b"[]" if opening == b"[" else b"]"

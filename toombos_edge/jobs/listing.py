@@ -9,6 +9,7 @@ from typing import Any
 
 from ..store import Database
 from . import query
+from .fields import Fieldset
 from .model import Job
 from .query import JobFilter
 
@@ -37,6 +38,31 @@ async def list_page(
     return await db.read(read)
 
 
+@dataclass(frozen=True, slots=True)
+class FieldsPage:
+    """A page of job objects cut down to a fieldset (``?fields=``)."""
+
+    jobs: list[dict[str, Any]]
+    total: int
+    total_exact: bool
+    next_cursor: str | None
+
+
+async def list_fields_page(
+    db: Database, flt: JobFilter, fieldset: Fieldset, limit: int, *, offset: int = 0,
+    cursor: str | None = None,
+) -> FieldsPage:
+    """Like :func:`list_page`, each job with only the fieldset's keys."""
+
+    def read(conn: Any) -> FieldsPage:
+        jobs = query.page_fields(conn, flt, fieldset, limit, offset=offset, before=cursor)
+        total, exact = query.total(conn, flt)
+        last = jobs[-1]["job_id"] if len(jobs) == limit else None
+        return FieldsPage(jobs, total, exact, last)
+
+    return await db.read(read)
+
+
 async def walk(db: Database, flt: JobFilter, size: int = PAGE) -> AsyncIterator[list[Job]]:
     """Every matching job, newest first, ``size`` at a time (flat memory for any count)."""
     cursor: str | None = None
@@ -47,6 +73,22 @@ async def walk(db: Database, flt: JobFilter, size: int = PAGE) -> AsyncIterator[
         if len(jobs) < size:
             return
         cursor = jobs[-1].id
+
+
+async def walk_fields(
+    db: Database, flt: JobFilter, fieldset: Fieldset, size: int = PAGE
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Like :func:`walk`, each job with only the fieldset's keys."""
+    cursor: str | None = None
+    while True:
+        jobs = await db.read(
+            partial(query.page_fields, flt=flt, fieldset=fieldset, limit=size, before=cursor)
+        )
+        if jobs:
+            yield jobs
+        if len(jobs) < size:
+            return
+        cursor = jobs[-1]["job_id"]
 
 
 @dataclass(slots=True)

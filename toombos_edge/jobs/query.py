@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..ids import id_floor
+from .fields import Fieldset
 from .model import Job, JobStatus
 from .store import COLUMNS, row_to_job
 
@@ -98,6 +99,15 @@ def page(
 ) -> list[Job]:
     sql, params = page_sql(flt, limit, offset, before)
     return [row_to_job(row) for row in conn.execute(sql, params)]
+
+
+def page_fields(
+    conn: sqlite3.Connection, flt: JobFilter, fieldset: Fieldset, limit: int, *,
+    offset: int = 0, before: str | None = None,
+) -> list[dict[str, Any]]:
+    """One page as job objects with only the fieldset's keys (no :class:`Job` built)."""
+    sql, params = page_sql(flt, limit, offset, before, columns=fieldset.columns)
+    return fieldset.render_all(conn.execute(sql, params))
 
 
 def count_sql(flt: JobFilter) -> tuple[str, list[Any]]:
