@@ -68,6 +68,11 @@ class Fieldset:
         return [render(row) for row in rows]
 
 
+def whole() -> Fieldset:
+    """Every key: the whole job object, rendered without building a :class:`Job`."""
+    return _compiled(frozenset(JOB_FIELDS))
+
+
 def fieldset(names: Iterable[str]) -> Fieldset:
     """The fieldset of ``names``; raises :class:`UnknownFields` naming the unknown ones."""
     asked = dict.fromkeys(name for name in names if name)
