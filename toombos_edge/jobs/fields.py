@@ -87,7 +87,7 @@ def _compiled(asked: frozenset[str]) -> Fieldset:
     fields = tuple(name for name in JOB_FIELDS if name in asked or name == "job_id")
     columns = [_FIELDS[name][0] for name in fields]
     if "progress" in fields:
-        columns.append("progress_message")  # after the keyed columns: zip() leaves it out
+        columns.append("progress_message")  # last: progress reads it as row[last]
     return Fieldset(fields, ", ".join(columns), _renderer(fields, len(columns) - 1))
 
 
