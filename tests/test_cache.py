@@ -27,6 +27,12 @@ async def cache(tmp_path: Path, db: Database) -> AsyncIterator[ContentCache]:
     await made.close()
 
 
+async def test_an_empty_cache_reports_numbers_not_nulls(cache: ContentCache) -> None:
+    stats = await cache.stats()
+    assert stats["total_keys"] == 0 and stats["oldest_key_age_seconds"] == 0.0
+    assert all(value is not None for value in stats.values())
+
+
 async def test_hits_and_misses_are_counted(cache: ContentCache) -> None:
     assert await cache.get("content:a") is None
     await cache.set("content:a", b"rendered", tags=["doc:1"])

@@ -15,7 +15,7 @@ from toombos_edge.events import Event, EventBus
 from toombos_edge.ids import new_id, now_ms
 from toombos_edge.jobs import store
 from toombos_edge.jobs.engine import JobEngine
-from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry, Outcome
+from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry, Outcome, PermanentFailure
 from toombos_edge.jobs.model import Job, JobStatus
 from toombos_edge.jobs.retry import Backoff
 from toombos_edge.store import Database
@@ -329,7 +329,7 @@ async def test_scheduled_job_starts_on_time_without_polling(
         await asyncio.wait_for(done.wait(), 5)
         finished = await engine.get(job.id)
         assert finished.started_at is not None and due <= finished.started_at < due + 1000
-        assert db.writes - writes <= 3  # one claim and one save: nobody polled meanwhile
+        assert db.writes - writes <= 4  # a claim, a start, a save: nobody polled meanwhile
     finally:
         await engine.stop(1.0)
 
@@ -498,3 +498,76 @@ async def test_status_counters_match_the_table_after_every_kind_of_change(
     counted, actual = await db.read(both)
     assert counted == actual == {"completed": 1, "partial": 1, "cancelled": 1, "pending": 2}
 
+
+
+async def test_claimed_jobs_stay_pending_until_a_worker_starts_them(
+    make_engine: Factory, gate: Gate, db: Database, clock: Clock, events: list[Event]
+) -> None:
+    """Jobs claimed into memory behind a busy worker are not shown running nor charged."""
+    engine = await make_engine(workers=1)
+    await engine.submit("gate")
+    await gate.started.wait()
+    waiting = [await engine.submit("noop") for _ in range(3)]
+    assert engine.stats()["queued"] == 3 and engine.stats()["running"] == 1
+    for job in waiting:
+        row = stored(db.path, job.id)
+        assert row is not None and row.status is JobStatus.pending
+        assert row.attempts == 0 and row.started_at is None
+    counts = await db.read(store.counts)
+    assert counts["in_progress"] == 1 and counts["pending"] == 3
+    clock.advance(5)
+    gate.opened.set()
+    await engine.join()
+    for job in waiting:
+        done = await engine.get(job.id)
+        assert done.status is JobStatus.completed and done.attempts == 1
+        assert done.started_at == clock.now  # when it started, not when it was claimed
+        assert types(events, job.id) == ["job_created", "job_update", "job_completed"]
+
+
+async def test_a_claim_left_by_a_dead_process_costs_no_attempt(
+    make_engine: Factory, db: Database, clock: Clock, events: list[Event]
+) -> None:
+    claimed = Job(new_id("job"), "noop", JobStatus.pending, now_ms(), now_ms(), max_attempts=1,
+                  lease_until=clock.now + 60_000)
+    await db.write(lambda c: store.insert(c, [(claimed, clock.now)]))
+    engine = await make_engine()
+    await engine.join()
+    done = await engine.get(claimed.id)
+    assert done.status is JobStatus.completed and done.attempts == 1 and done.errors == []
+
+
+async def test_a_permanent_failure_is_not_retried(
+    make_engine: Factory, registry: KindRegistry, events: list[Event]
+) -> None:
+    async def unconfigured(ctx: JobContext) -> None:
+        raise PermanentFailure("no webhook configured for twitter")
+
+    registry.register(JobKind("unconfigured", unconfigured, max_attempts=3))
+    engine = await make_engine()
+    job = await engine.submit("unconfigured")
+    await engine.join()
+    failed = await engine.get(job.id)
+    assert failed.status is JobStatus.failed and failed.attempts == 1
+    assert failed.last_error == "PermanentFailure: no webhook configured for twitter"
+    assert [e["attempt"] for e in failed.errors] == [1]
+    assert types(events, job.id)[-1] == "job_failed"
+
+
+async def test_a_permanent_failure_with_partial_results_ends_partial(
+    make_engine: Factory, registry: KindRegistry, events: list[Event]
+) -> None:
+    results = {"email": {"status": "success"}, "twitter": {"status": "failed"}}
+
+    async def half_refused(ctx: JobContext) -> None:
+        raise PermanentFailure("twitter: bad template", Outcome(results, partial=True))
+
+    registry.register(JobKind("half_refused", half_refused, max_attempts=3))
+    engine = await make_engine()
+    job = await engine.submit("half_refused")
+    await engine.join()
+    done = await engine.get(job.id)
+    assert done.status is JobStatus.partial and done.attempts == 1
+    assert done.results == results and done.completed_at is not None
+    assert done.errors[0]["error"] == "PermanentFailure: twitter: bad template"
+    assert types(events, job.id)[-1] == "job_completed"

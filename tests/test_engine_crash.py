@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 
 JOBS = 1000
+WORKERS = 8
 PLUGIN = '''
 import asyncio, os
 from toombos_edge.jobs.kinds import JobKind, Outcome
@@ -67,7 +68,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {key: value for key, value in os.environ.items()
                if not key.startswith("TOOMBOS_")}
-        env.update(PYTHONPATH=str(plugin_dir), TOOMBOS_JOB_WORKERS="8",
+        env.update(PYTHONPATH=str(plugin_dir), TOOMBOS_JOB_WORKERS=str(WORKERS),
                    TOOMBOS_ACCESS_LOG="false", TOOMBOS_LOG_LEVEL="warning")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "toombos_edge", "serve", "--port", str(self.port),
@@ -153,8 +154,11 @@ async def test_kill_9_half_way_loses_nothing(tmp_path: Path, servers: list[Serve
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             held = {row[0] for row in conn.execute(
                 "SELECT id FROM jobs WHERE status = 'in_progress'")}
+            claimed = {row[0] for row in conn.execute(
+                "SELECT id FROM jobs WHERE status = 'pending' AND lease_until IS NOT NULL")}
             stored = {row[0] for row in conn.execute("SELECT id FROM jobs")}
         assert stored == acknowledged  # every acknowledged job is in the file
+        assert len(held) <= WORKERS  # in_progress means a worker runs it, not "claimed"
         ran_before = ledger_runs(ledger)
         assert 0 < len(ran_before) < JOBS
 
@@ -175,9 +179,17 @@ async def test_kill_9_half_way_loses_nothing(tmp_path: Path, servers: list[Serve
     with sqlite3.connect(data / "edge.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         statuses = Counter(row[0] for row in conn.execute("SELECT status FROM jobs"))
+        attempts = dict(conn.execute("SELECT id, attempts FROM jobs").fetchall())
+        interrupted = {row[0] for row in conn.execute(
+            "SELECT id FROM jobs WHERE errors LIKE '%interrupted%'")}
     assert statuses == {"completed": JOBS}
     runs = ledger_runs(ledger)
     assert set(runs) == acknowledged  # each ran at least once
     extra = {job_id: count - 1 for job_id, count in runs.items() if count > 1}
     assert set(extra) <= held  # only jobs held at the kill ran again …
     assert all(count == 1 for count in extra.values())  # … and at most once more
+    assert interrupted <= held  # only a job that had started is charged for the kill …
+    assert claimed.isdisjoint(interrupted)  # … not one merely claimed into memory
+    for job_id, ran in runs.items():  # an attempt is counted when, and only when, it ran
+        # (a job started at the kill may have been charged just before its handler wrote)
+        assert ran <= attempts[job_id] <= ran + (job_id in held)

@@ -137,9 +137,60 @@ async def test_a_failing_channel_makes_the_job_partial(
     response = await client.post("/api/v2/content/sync", headers=operator,
                                  json=body(channels=["website", "twitter"]))
     job = await finished(client, (await response.json())["job_id"])
-    assert job["status"] == "partial" and job["attempts"] == 3  # retried, then partial
+    assert job["status"] == "partial"
+    assert job["attempts"] == 1  # no webhook configured: a retry cannot help
     assert job["results"]["website"]["status"] == "success"
     assert "TOOMBOS_WEBHOOK_TWITTER" in job["results"]["twitter"]["error"]
+
+
+async def test_a_channel_that_cannot_work_fails_the_job_at_once(
+    client: Client, operator: dict[str, str]
+) -> None:
+    response = await client.post("/api/v2/content/sync", headers=operator,
+                                 json=body(channels=["twitter"]))
+    job = await finished(client, (await response.json())["job_id"])
+    assert job["status"] == "failed" and job["attempts"] == 1
+    assert [e["attempt"] for e in job["errors"]] == [1]
+    assert "TOOMBOS_WEBHOOK_TWITTER" in job["last_error"]
+    assert job["results"]["twitter"]["status"] == "failed"  # kept for the client
+
+
+async def test_publishing_to_an_unconfigured_channel_is_not_retried(
+    client: Client, operator: dict[str, str]
+) -> None:
+    response = await client.post("/api/v2/content/generate", headers=operator,
+                                 json=body(channels=["linkedin"]))
+    draft = await finished(client, (await response.json())["job_id"])
+    content_id = draft["results"]["linkedin"]["content_id"]
+    response = await client.post(f"/api/v2/content/{content_id}/publish", headers=operator,
+                                 json={})
+    job = await finished(client, (await response.json())["job_id"])
+    assert job["status"] == "failed" and job["attempts"] == 1
+    assert "PublishRefused" in job["last_error"] and "TOOMBOS_WEBHOOK_LINKEDIN" in job["last_error"]
+
+
+async def test_a_webhook_answering_5xx_is_retried(aiohttp_client: Any, tmp_path: Path) -> None:
+    hits: list[int] = []
+
+    async def down(request: web.Request) -> web.Response:
+        hits.append(1)
+        return web.json_response({"error": "maintenance"}, status=503)
+
+    receiver = web.Application()
+    receiver.router.add_post("/twitter", down)
+    async with TestServer(receiver, host="127.0.0.1") as hook:
+        settings = Settings.load({}, overrides={
+            "data_dir": str(tmp_path / "down"), "access_log": "false",
+            "job_retry_base": "0.01", "job_retry_cap": "0.05",
+            "webhook_twitter": str(hook.make_url("/twitter"))})
+        server = await aiohttp_client(create_app(settings))
+        admin = auth((settings.data_dir / "admin.key").read_text().strip())
+        response = await server.post("/api/v2/content/sync", headers=admin,
+                                     json=body(channels=["website", "twitter"]))
+        job = await finished(server, (await response.json())["job_id"])
+    assert job["status"] == "partial" and job["attempts"] == 3 and len(hits) == 3
+    assert [e["attempt"] for e in job["errors"]] == [1, 2]  # the last attempt ended partial
+    assert "503" in job["results"]["twitter"]["error"]
 
 
 async def test_seed_form_spellings_and_dry_run(client: Client, operator: dict[str, str]) -> None:

@@ -237,3 +237,14 @@ async def test_idempotency_key_gives_the_same_job_and_keeps_one_upload(
     job = await finished(client, admin_key, (await first.json())["job_id"])
     assert job["status"] == "completed"
     assert stored_files(client.app[DOCUMENTS].uploads.root) == []
+
+
+async def test_an_overlong_idempotency_key_is_refused_before_the_upload(
+    client: Client, admin_key: str
+) -> None:
+    headers = {**auth(admin_key), "Idempotency-Key": "k" * 201}
+    response = await client.post("/api/ingest", headers=headers, data=form(b"x", "a.txt"))
+    assert response.status == 422 and "Idempotency-Key" in (await response.json())["detail"]
+    assert stored_files(client.app[DOCUMENTS].uploads.root) == []
+    listed = await (await client.get("/api/jobs", headers=auth(admin_key))).json()
+    assert listed["total"] == 0

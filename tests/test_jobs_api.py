@@ -179,6 +179,9 @@ async def test_batch_by_ids_and_by_filter(client: Client, operator: dict[str, st
     assert body["refusals"]["job_00000000000000000000000000"].startswith("no job")
     response = await client.post("/api/jobs/batch/cancel", headers=operator, json={})
     assert response.status == 422  # an empty body never means "every job"
+    for empty in ({"status": ""}, {"status": []}, {"kind": " "}, {"q": "", "from": None}):
+        response = await client.post("/api/jobs/batch/cancel", headers=operator, json=empty)
+        assert response.status == 422, empty  # nor do filter fields left empty
     response = await client.post("/api/jobs/batch/cancel", headers=operator,
                                  json={"filter": {"status": ["pending", "cancelled"]}})
     body = await response.json()

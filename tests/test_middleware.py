@@ -166,3 +166,16 @@ async def test_configured_origins_replace_the_default(
     assert ok.headers["Access-Control-Allow-Origin"] == "https://ops.example"
     old = await client.get("/live", headers={"Origin": DASHBOARD})
     assert "Access-Control-Allow-Origin" not in old.headers
+
+
+async def test_a_body_that_lies_about_its_encoding_is_a_400(
+    client: Client, admin_key: str
+) -> None:
+    headers = {**auth(admin_key), "Content-Type": "application/json",
+               "Content-Encoding": "gzip"}
+    response = await client.post("/api/v2/content/validate", data=io.BytesIO(b'{"a": 1}'),
+                                 headers=headers)
+    body = await response.json()
+    assert response.status == 400
+    assert_error(body, 400, "bad_request")
+    assert "Content-Encoding" in body["detail"]

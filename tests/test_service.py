@@ -14,7 +14,7 @@ from toombos_edge.cache import ContentCache
 from toombos_edge.content.publish import PublishConfig, Publisher, PublishError
 from toombos_edge.content.render import Renderer
 from toombos_edge.content.request import parse
-from toombos_edge.content.service import ContentService, GenerationFailed
+from toombos_edge.content.service import ContentService, GenerationFailed, GenerationImpossible
 from toombos_edge.content.store import ContentStore
 from toombos_edge.content.templates import TemplateLibrary
 from toombos_edge.errors import Invalid, Unavailable
@@ -73,17 +73,33 @@ async def test_dry_run_stores_nothing(service: ContentService) -> None:
 
 
 async def test_publish_failures_retry_then_end_partial(service: ContentService) -> None:
+    async def down(request: web.Request) -> web.Response:
+        return web.json_response({"error": "maintenance"}, status=502)
+
+    app = web.Application()
+    app.router.add_post("/hook", down)
     wanted = parse(request(channels=["website", "social_twitter"], publish=True))
-    with pytest.raises(PublishError, match="twitter"):
-        await service.generate(wanted, job_id="job_p", final_attempt=False)
-    first = {i.channel: i for i in await service.store.for_job("job_p")}
-    assert first["website"].status == "published"  # done once, kept
-    results, partial = await service.generate(wanted, job_id="job_p", final_attempt=True)
+    async with TestServer(app, host="127.0.0.1") as server:
+        service.publisher.config.webhooks["twitter"] = str(server.make_url("/hook"))
+        with pytest.raises(PublishError, match="twitter"):
+            await service.generate(wanted, job_id="job_p", final_attempt=False)
+        first = {i.channel: i for i in await service.store.for_job("job_p")}
+        assert first["website"].status == "published"  # done once, kept
+        results, partial = await service.generate(wanted, job_id="job_p", final_attempt=True)
     assert partial and results["twitter"]["status"] == "failed"
-    assert "TOOMBOS_WEBHOOK_TWITTER" in results["twitter"]["error"]
+    assert "webhook answered 502" in results["twitter"]["error"]
     assert results["website"]["url"] == "http://edge.test/site/offline-sync"
     assert {i.id for i in await service.store.for_job("job_p")} == {i.id for i in
                                                                      first.values()}
+
+
+async def test_an_unconfigured_channel_ends_partial_without_retrying(
+    service: ContentService,
+) -> None:
+    wanted = parse(request(channels=["website", "social_twitter"], publish=True))
+    results, partial = await service.generate(wanted, job_id="job_u", final_attempt=False)
+    assert partial and results["website"]["sent"] is True
+    assert "TOOMBOS_WEBHOOK_TWITTER" in results["twitter"]["error"]
 
 
 async def test_sync_publishes_to_a_webhook(service: ContentService) -> None:
@@ -117,9 +133,11 @@ async def test_a_broken_template_fails_only_its_channel(
 
 
 async def test_all_channels_failing_fails_the_job(service: ContentService) -> None:
-    with pytest.raises(GenerationFailed):
+    with pytest.raises(GenerationImpossible) as raised:  # no webhook: no retry either
         await service.generate(parse(request(channels=["facebook"], publish=True)),
                                job_id="job_f")
+    assert isinstance(raised.value, GenerationFailed) and raised.value.outcome is not None
+    assert raised.value.outcome.results["facebook"]["status"] == "failed"
 
 
 async def test_edit_and_rollback(service: ContentService) -> None:

@@ -179,8 +179,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("job_workers", _integer(1, 256), "an integer from 1 to 256",
          "Jobs that run at the same time."),
     Spec("job_prefetch", _integer(1, 10_000), "an integer from 1 to 10000",
-         "Due jobs claimed ahead into memory (they show in_progress while they wait): high "
-         "for many short jobs, near job_workers for long ones."),
+         "Due jobs claimed ahead into memory (they stay pending until a worker starts "
+         "them): high for many short jobs, near job_workers for long ones."),
     Spec("job_lease_seconds", _number(5, 3600), "a number of seconds from 5 to 3600",
          "Lease on a running job, renewed while it runs; an expired one is requeued."),
     Spec("job_retry_base", _number(0, 3600), "a number of seconds from 0 to 3600",

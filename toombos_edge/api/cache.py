@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ..appkeys import CACHE, PRINCIPAL
 from ..errors import Invalid
+from .paging import int_param
 from .responses import json_object, json_response
 
 MAX_KEYS = 10_000
@@ -41,10 +42,8 @@ async def clear(request: web.Request) -> web.Response:
 
 async def history(request: web.Request) -> web.Response:
     """Invalidations and clears, newest first (``limit`` up to 500)."""
-    raw = request.query.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
-        raise Invalid("'limit' must be an integer from 1 to 500")
-    entries = await request.app[CACHE].history(int(raw))
+    limit = int_param(request, "limit", 100, 1, 500, error=Invalid)
+    entries = await request.app[CACHE].history(limit)
     return json_response({"history": entries, "total": len(entries)})
 
 

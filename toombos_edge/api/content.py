@@ -9,6 +9,7 @@ from aiohttp import web
 from ..appkeys import CONTENT, CORRELATION_ID
 from ..content.store import LIST_FILTERS
 from ..errors import Invalid
+from .paging import int_param
 from .responses import json_object, json_response
 
 MAX_PAGE = 200
@@ -17,15 +18,12 @@ MAX_PAGE = 200
 async def list_content(request: web.Request) -> web.Response:
     """Content items, newest first, by ``job_id``, ``document_id``, ``channel``, ``status``."""
     query = request.query
-    limit, offset = query.get("limit", "50"), query.get("offset", "0")
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
-        raise Invalid(f"'limit' must be an integer from 1 to {MAX_PAGE}")
-    if not offset.isdigit():
-        raise Invalid("'offset' must be a non-negative integer")
+    limit = int_param(request, "limit", 50, 1, MAX_PAGE, error=Invalid)
+    offset = int_param(request, "offset", 0, 0, 10**9, error=Invalid)
     filters = {name: query[name] for name in LIST_FILTERS if name in query}
-    items, total = await request.app[CONTENT].store.find(filters, int(limit), int(offset))
+    items, total = await request.app[CONTENT].store.find(filters, limit, offset)
     return json_response({"content": [item.to_json() for item in items], "total": total,
-                          "limit": int(limit), "offset": int(offset)})
+                          "limit": limit, "offset": offset})
 
 
 async def get_content(request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ from ..content.documents import DocumentService
 from ..content.ingest import KIND, validate_params
 from ..content.uploads import Upload, safe_filename
 from ..errors import BadRequest, PayloadTooLarge
+from .job_params import idempotency_key
 from .responses import json_object, json_response
 
 FIELDS = ("metadata", "title", "text", "format")
@@ -31,12 +32,13 @@ _MEDIA_TYPE_RE = re.compile(r"^[\w.+-]+/[\w.+-]+(?:\s*;\s*charset=\"?[\w.:-]+\"?
 async def ingest(request: web.Request) -> web.Response:
     """Start an ingestion; 202 ``{"job_id", "status", ...}`` at once."""
     documents = request.app[DOCUMENTS]
+    idempotency = idempotency_key(request.headers.get("Idempotency-Key"))  # before the upload
     params, upload = await _read_body(request, documents)
     try:
         params = validate_params({**params, "upload": upload.to_json() if upload else None})
         job = await request.app[ENGINE].submit(
             KIND, params, correlation_id=request[CORRELATION_ID],
-            idempotency_key=request.headers.get("Idempotency-Key") or None,
+            idempotency_key=idempotency,
             metadata=params["metadata"],
         )
     except BaseException:

@@ -15,6 +15,7 @@ from ..errors import BadRequest, Invalid
 from ..jobs.fields import JOB_FIELDS, Fieldset, UnknownFields, fieldset, whole
 from ..jobs.model import JobStatus
 from ..jobs.query import JobFilter
+from .paging import parse_int
 
 MAX_LIMIT, DEFAULT_LIMIT, MAX_OFFSET = 500, 50, 100_000
 MAX_IDS = 10_000
@@ -41,8 +42,8 @@ def parse_time(name: str, raw: Any, *, end_of_day: bool = False) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
     text = str(raw).strip()
-    if text.isdigit():
-        return int(text)
+    if (ms := parse_int(text)) is not None and text[:1] not in "+-":
+        return ms
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -166,7 +167,11 @@ def body_filter(body: Mapping[str, Any]) -> JobFilter:
     if "filter" not in body and not set(body) & _FILTER_FIELDS:
         # An empty body must not mean "every job": everything is {"filter": {}}.
         raise Invalid("send 'job_ids', or a 'filter' ({} selects every job)")
-    return job_filter(lambda name: [source[name]] if source.get(name) is not None else [])
+    flt = job_filter(lambda name: [source[name]] if source.get(name) is not None else [])
+    if "filter" not in body and flt == JobFilter():
+        # {"status": ""} or {"status": []} names a filter yet selects everything.
+        raise Invalid("the filter fields are empty; everything is {\"filter\": {}}")
+    return flt
 
 
 def _object(name: str, raw: Any) -> dict[str, Any]:
@@ -196,6 +201,11 @@ def _channels(raw: Any) -> list[str]:
     return list(raw)
 
 
+def idempotency_key(raw: Any) -> str | None:
+    """An ``Idempotency-Key`` header (or field): a string of at most 200 characters."""
+    return _text("Idempotency-Key", raw, 200)
+
+
 def new_job(body: Mapping[str, Any], idempotency_header: str | None) -> dict[str, Any]:
     """Keyword arguments for ``JobEngine.submit`` from a ``POST /api/jobs`` body."""
     kind = _text("kind", body.get("kind"), 100)
@@ -211,7 +221,7 @@ def new_job(body: Mapping[str, Any], idempotency_header: str | None) -> dict[str
         ),
         "max_attempts": _int_field(body, "max_attempts", 1, 100),
         "idempotency_key": _text("idempotency_key", body.get("idempotency_key"), 200)
-        or _text("Idempotency-Key", idempotency_header, 200),
+        or idempotency_key(idempotency_header),
         "correlation_id": _text("correlation_id", body.get("correlation_id"), 128),
         "metadata": _object("metadata", body.get("metadata")),
         "document_id": _text("document_id", body.get("document_id"), 100),

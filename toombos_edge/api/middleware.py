@@ -9,7 +9,9 @@ import re
 import secrets
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 
 from ..appkeys import CORRELATION_ID, GATED_ROUTES, KEYS, PRINCIPAL, ROUTE_ROLES, SETTINGS
 from ..errors import EdgeError, Forbidden, Unauthorized
@@ -73,6 +75,11 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return response
     except web.HTTPException as exc:
         return _from_http_exception(exc)
+    except (RequestPayloadError, HttpProcessingError):
+        # Raised by request.read() and friends in any handler: a body that lies about its
+        # Content-Encoding, or one cut short. The client's fault, so never a 500.
+        return error_response(400, "bad_request", "the request body could not be read: "
+                              "a wrong Content-Encoding, or the body was cut short")
     except asyncio.CancelledError:
         raise
     except Exception:

@@ -8,6 +8,7 @@ from ..appkeys import BUS, HUB, PRINCIPAL, WS_TOKENS
 from ..errors import Invalid
 from ..events import ANNOUNCEMENT, Event
 from ..ids import iso
+from .paging import int_param
 from .responses import json_object, json_response
 
 MAX_LISTED = 10_000
@@ -28,10 +29,8 @@ async def ws_token(request: web.Request) -> web.Response:
 
 async def connections(request: web.Request) -> web.Response:
     """Open WebSockets: counts per endpoint and IP, refusals, and the sockets themselves."""
-    raw = request.query.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LISTED:
-        raise Invalid(f"'limit' must be an integer from 1 to {MAX_LISTED}")
-    return json_response(request.app[HUB].snapshot(int(raw)))
+    limit = int_param(request, "limit", 100, 1, MAX_LISTED, error=Invalid)
+    return json_response(request.app[HUB].snapshot(limit))
 
 
 async def broadcast(request: web.Request) -> web.Response:

@@ -146,7 +146,8 @@ class ContentCache:
             "errors": self.errors,
             "memory_usage_mb": memory_mb,
             "avg_ttl_seconds": self.ttl_seconds,
-            "oldest_key_age_seconds": oldest,
+            # A number even when empty: the dashboard formats it without a null check.
+            "oldest_key_age_seconds": 0.0 if oldest is None else oldest,
             "cache_targets": {
                 TARGET: {
                     "enabled": True, "hit_rate": hit_rate,

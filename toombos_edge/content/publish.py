@@ -6,7 +6,9 @@
 - social channels: POSTed as JSON to the channel's webhook, signed with HMAC-SHA256 over
   ``"{timestamp}." + body`` (header ``X-Toombos-Signature: sha256=<hex>``).
 
-A failure raises ``PublishError`` so that the ``publish`` job is retried by the engine.
+A failure raises ``PublishError`` so that the ``publish`` job is retried by the engine (a
+sink down, a webhook answering 5xx); a sink that is not set up raises ``PublishRefused``, a
+``PermanentFailure``: retrying the same request cannot help, so the job fails at once.
 Blocking I/O (SMTP, HTTP, files) runs in threads, never on the event loop.
 """
 
@@ -32,6 +34,7 @@ import orjson
 
 from ..events import CONTENT_PUBLISHED, Event, EventBus
 from ..ids import iso, now_ms
+from ..jobs.kinds import PermanentFailure
 from ..settings import Settings
 from .channels import Channel, parse_channel
 from .store import ContentItem, ContentStore
@@ -43,6 +46,10 @@ MAX_WEBHOOK_REPLY = 64 * 1024
 
 class PublishError(Exception):
     """A sink refused or could not be reached; the publish job retries."""
+
+
+class PublishRefused(PublishError, PermanentFailure):
+    """The sink is not set up for this item (no webhook, no recipients, no slug): no retry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +129,7 @@ class Publisher:
     ) -> tuple[str | None, str]:
         if channel is Channel.website:
             if not item.slug:
-                raise PublishError(f"website content {item.id} has no slug")
+                raise PublishRefused(f"website content {item.id} has no slug")
             return self.config.site_url(item.slug), "served by this server"
         if channel is Channel.email:
             message = build_email(item, self.config, recipients)
@@ -136,7 +143,7 @@ class Publisher:
             return f"written to {write_eml(self.config.outbox, message, item)}"
         recipients = [a.strip() for a in message["To"].split(",") if "@" in a]
         if not recipients:
-            raise PublishError("no email recipients: send 'recipients' or set TOOMBOS_SMTP_TO")
+            raise PublishRefused("no email recipients: send 'recipients' or set TOOMBOS_SMTP_TO")
         try:
             self._smtp_send(message)
         except (OSError, smtplib.SMTPException) as exc:
@@ -158,7 +165,7 @@ class Publisher:
     def _post_webhook(self, channel: Channel, item: ContentItem) -> tuple[str | None, str]:
         url = self.config.webhooks.get(channel.result_key, "")
         if not url.startswith(("http://", "https://")):
-            raise PublishError(f"no webhook configured for {channel.result_key} "
+            raise PublishRefused(f"no webhook configured for {channel.result_key} "
                                f"(set TOOMBOS_WEBHOOK_{channel.result_key.upper()})")
         body = orjson.dumps(webhook_payload(item, channel))
         stamp = str(int(time.time()))

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from ..errors import Invalid, Unavailable
 from ..ids import iso, now_ms
-from ..jobs.kinds import Cache
+from ..jobs.kinds import Cache, Outcome, PermanentFailure
 from .batch import BatchGate, BatchPlan
 from .channels import Channel
 from .edits import parse_edit
@@ -33,6 +33,11 @@ Progress = Callable[[float, str], Awaitable[None]]
 
 class GenerationFailed(Exception):
     """Every channel of a generate job failed; the job fails (and may be retried)."""
+
+
+class GenerationImpossible(GenerationFailed, PermanentFailure):
+    """Every channel failed for a reason a retry cannot cure (a template that does not
+    render, a sink that is not set up): the job fails at once, its results kept."""
 
 
 class JobSubmitter(Protocol):
@@ -119,8 +124,9 @@ class ContentService:
         """Render, store and (when asked) publish each channel; returns (results, partial).
 
         Idempotent per job: a retried job reuses the items it stored and skips those it
-        already published. Raises ``GenerationFailed`` when every channel failed, and
-        ``PublishError`` when a sink failed and attempts remain (so the engine retries).
+        already published. Raises ``GenerationFailed`` when every channel failed
+        (``GenerationImpossible`` when none of them can succeed on a retry), and
+        ``PublishError`` when a sink failed in a way a retry may cure and attempts remain.
         """
         source = await self.source(request)
         options = self.options(request, source)
@@ -160,7 +166,9 @@ class ContentService:
         failed = [name for name, r in results.items() if r["status"] == "failed"]
         if failed and len(failed) == len(results):
             errors = "; ".join(f"{n}: {results[n]['error']}" for n in failed)
-            raise GenerationFailed(f"every channel failed: {errors}")
+            if retryable:
+                raise GenerationFailed(f"every channel failed: {errors}")
+            raise GenerationImpossible(f"every channel failed: {errors}", Outcome(results))
         if retryable and not final_attempt:
             raise PublishError(f"publishing failed for {', '.join(retryable)}; retrying")
         return results, bool(failed)
@@ -185,7 +193,7 @@ class ContentService:
             publication = await self.publisher.publish(item, recipients)
         except PublishError as exc:
             return _result(status="failed", content_id=item.id, version=item.version,
-                           error=str(exc), _retryable=True)
+                           error=str(exc), _retryable=not isinstance(exc, PermanentFailure))
         return _result(content_id=item.id, version=item.version, sent=True,
                        url=publication.url, detail=publication.detail)
 

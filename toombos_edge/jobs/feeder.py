@@ -1,9 +1,10 @@
 """The feeder: keeps the ready queue topped up from the database, without polling.
 
-It claims due jobs in one statement per batch (``in_progress`` under a lease) when told that
-jobs became due (a submit, a retry, a timer) or that the ready queue runs low, and sets one
-timer for the earliest job scheduled later. It also decides when a brand-new job may skip
-the database queue and go straight to the ready queue: only when no older job is due.
+It claims due jobs in one statement per batch (a lease: they stay ``pending`` until a worker
+starts them) when told that jobs became due (a submit, a retry, a timer) or that the ready
+queue runs low, and sets one timer for the earliest job scheduled later. It also decides
+when a brand-new job may skip the database queue and go straight to the ready queue: only
+when no older job is due.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 from ..store import Database
 from . import store
-from .model import Job, JobStatus
+from .model import Job
 from .queue import ReadyQueue
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,6 @@ class Feeder:
 
     def claim_fresh(self, job: Job, now: int) -> None:
         """Mark a new job claimed: stored that way, it skips the claim query."""
-        job.status, job.attempts, job.started_at = JobStatus.in_progress, 1, now
         job.lease_until = now + self.lease_ms
 
     def _timer_fired(self) -> None:

@@ -4,6 +4,15 @@ A kind is registered by the feature that owns it (documents register ``ingest``,
 registers ``generate`` and ``publish``), or by a third-party package through the entry point
 group ``toombos_edge.handlers``: the entry point names a ``JobKind`` or a callable returning
 an iterable of them.
+
+A handler returns an :class:`Outcome` (``partial`` when some of its parts failed). Any
+exception it raises fails the attempt, and the engine retries with backoff while attempts
+remain: right for a sink that is down or answered 5xx. When retrying cannot help (a channel
+with no webhook configured, a template that does not render, params that name nothing), it
+raises :class:`PermanentFailure`: the attempt fails with no retry, its message is kept in the
+job's ``errors``, and the job ends ``failed``, or ``partial`` when the exception carries an
+``Outcome`` with ``partial=True`` (what the parts that worked produced). Plugins import it
+from here, or subclass it for their own errors.
 """
 
 from __future__ import annotations
@@ -40,6 +49,18 @@ class Outcome:
     results: Mapping[str, Any] = field(default_factory=dict)
     partial: bool = False
     document_id: str | None = None
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler: this attempt failed and trying again cannot succeed.
+
+    The job ends at once, without the retries it has left: ``failed``, or ``partial`` when
+    ``outcome`` says some parts succeeded (its results are kept on the job either way).
+    """
+
+    def __init__(self, message: str, outcome: Outcome | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 ProgressFn = Callable[[float, str], Awaitable[None]]

@@ -10,8 +10,8 @@ from ..ids import iso
 
 
 class JobStatus(StrEnum):
-    pending = "pending"  #: waiting for a worker (new, retry scheduled, or requeued)
-    in_progress = "in_progress"  #: a worker runs it under a lease
+    pending = "pending"  #: waiting for a worker (maybe claimed: queued in memory, not started)
+    in_progress = "in_progress"  #: a worker runs it (started, attempt counted) under a lease
     completed = "completed"  #: every part succeeded
     partial = "partial"  #: some channels (parts) failed, others succeeded
     failed = "failed"  #: the last attempt failed; stays here until retried

@@ -15,6 +15,7 @@ from typing import Any
 from ..store import Database
 from . import store
 from .batcher import Batcher
+from .kinds import Outcome
 from .model import Job
 
 PROGRESS_INTERVAL = 0.1  # seconds between stored progress reports of one job
@@ -35,7 +36,8 @@ class Failure:
     """An attempt that failed, and why."""
 
     error: str
-    final: bool = False  #: no point in trying again (its kind is gone)
+    final: bool = False  #: no point in trying again (its kind is gone, PermanentFailure)
+    outcome: Outcome | None = None  #: what a PermanentFailure said the parts produced
 
 
 class ProgressReports:

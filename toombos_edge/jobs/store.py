@@ -1,7 +1,9 @@
 """The jobs table: every statement the engine runs, as functions of a ``sqlite3.Connection``.
 
-Kept narrow on purpose (insert, claim, save, transitions, recovery) so that a PostgreSQL
-implementation is a second module, not a rewrite. Each function runs inside the caller's
+A pending row with a ``lease_until`` is claimed: held in an engine's memory, not yet
+started; ``in_progress`` means a worker runs it. Kept narrow on purpose (insert, claim,
+start, save, transitions, recovery) so that a PostgreSQL implementation is a second module,
+not a rewrite. Each function runs inside the caller's
 transaction (``Database.write``) or snapshot (``Database.read``); none commits.
 """
 
@@ -68,8 +70,8 @@ _INSERT = (
 def insert(conn: sqlite3.Connection, jobs: Iterable[tuple[Job, int]]) -> None:
     """Insert new jobs, each with the time it becomes due (one statement for the batch).
 
-    A job may arrive already claimed (``in_progress`` with a lease): the engine hands fresh
-    jobs straight to its workers when nothing older is waiting.
+    A job may arrive already claimed (``pending`` with a lease): the engine hands fresh jobs
+    straight to its workers' queue when nothing older is waiting.
     """
     conn.executemany(_INSERT, [_insert_row(job, due_at) for job, due_at in jobs])
 
@@ -97,10 +99,9 @@ def get_many(conn: sqlite3.Connection, ids: Sequence[str]) -> list[Job]:
 
 
 _CLAIM = (
-    "UPDATE jobs SET status = 'in_progress', attempts = attempts + 1, started_at = :now, "
-    "updated_at = :now, lease_until = :lease, progress_percent = 0, progress_message = '' "
-    "WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' AND due_at <= :now {urgent} "
-    "ORDER BY urgent DESC, priority DESC, due_at, id LIMIT :limit) "
+    "UPDATE jobs SET lease_until = :lease "
+    "WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' AND lease_until IS NULL "
+    "AND due_at <= :now {urgent} ORDER BY urgent DESC, priority DESC, due_at, id LIMIT :limit) "
     f"RETURNING {COLUMNS}"
 )
 
@@ -108,7 +109,11 @@ _CLAIM = (
 def claim(
     conn: sqlite3.Connection, now: int, limit: int, lease_until: int, *, urgent_only: bool
 ) -> list[Job]:
-    """Take up to ``limit`` due pending jobs in queue order: in progress, under a lease."""
+    """Take up to ``limit`` due pending jobs in queue order under a lease; still ``pending``.
+
+    A claim is this process's reservation, invisible to clients: the job turns
+    ``in_progress`` (attempt counted) only when a worker starts it (:func:`start`).
+    """
     sql = _CLAIM.format(urgent="AND urgent = 1" if urgent_only else "")
     rows = conn.execute(sql, {"now": now, "lease": lease_until, "limit": limit}).fetchall()
     jobs = [row_to_job(row) for row in rows]
@@ -116,15 +121,33 @@ def claim(
     return jobs
 
 
-def claim_one(conn: sqlite3.Connection, job_id: str, now: int, lease_until: int) -> Job | None:
-    """Take one pending job by id (urgent jobs skip the queue)."""
+def claim_one(conn: sqlite3.Connection, job_id: str, lease_until: int) -> Job | None:
+    """Claim one pending job by id (urgent jobs skip the queue)."""
     row = conn.execute(
-        "UPDATE jobs SET status = 'in_progress', attempts = attempts + 1, started_at = ?, "
-        "updated_at = ?, lease_until = ? WHERE id = ? AND status = 'pending' "
-        f"RETURNING {COLUMNS}",
-        (now, now, lease_until, job_id),
+        "UPDATE jobs SET lease_until = ? WHERE id = ? AND status = 'pending' "
+        f"AND lease_until IS NULL RETURNING {COLUMNS}",
+        (lease_until, job_id),
     ).fetchone()
     return None if row is None else row_to_job(row)
+
+
+_START = (
+    "UPDATE jobs SET status = 'in_progress', attempts = ?, started_at = ?, updated_at = ?, "
+    "progress_percent = 0, progress_message = '' "
+    "WHERE id = ? AND status = 'pending' AND lease_until IS NOT NULL"
+)
+
+
+def start(conn: sqlite3.Connection, jobs: Sequence[Job]) -> set[str]:
+    """Claimed jobs a worker starts now: ``in_progress``, attempt counted, ``started_at``.
+
+    Returns the ids that could not be started (no longer claimed); normally empty.
+    """
+    rows = [(job.attempts, job.started_at, job.updated_at, job.id) for job in jobs]
+    if conn.executemany(_START, rows).rowcount == len(rows):
+        return set()
+    found = statuses(conn, [job.id for job in jobs])
+    return {job.id for job in jobs if found.get(job.id) is not JobStatus.in_progress}
 
 
 def queue_order(job: Job) -> tuple[int, int, int, str]:
@@ -133,11 +156,14 @@ def queue_order(job: Job) -> tuple[int, int, int, str]:
 
 
 def next_due(conn: sqlite3.Connection) -> int | None:
-    """When the earliest pending job becomes due (None when nothing is pending)."""
+    """When the earliest unclaimed pending job becomes due (None when there is none)."""
     value: int | None = conn.execute(
-        "SELECT min(due_at) FROM jobs WHERE status = 'pending'"
+        "SELECT min(due_at) FROM jobs WHERE status = 'pending' AND lease_until IS NULL"
     ).fetchone()[0]
     return value
+
+
+_HELD = "lease_until IS NOT NULL AND status IN ('pending', 'in_progress')"  # claimed or running
 
 
 def save(conn: sqlite3.Connection, jobs: Iterable[tuple[Job, int]]) -> None:
@@ -146,7 +172,7 @@ def save(conn: sqlite3.Connection, jobs: Iterable[tuple[Job, int]]) -> None:
         "UPDATE jobs SET status = ?, progress_percent = ?, progress_message = ?, attempts = ?, "
         "last_error = ?, errors = ?, results = ?, document_id = ?, updated_at = ?, "
         "scheduled_for = ?, due_at = ?, started_at = ?, completed_at = ?, lease_until = NULL "
-        "WHERE id = ? AND status = 'in_progress'",
+        f"WHERE id = ? AND {_HELD}",
         [
             (
                 job.status.value, job.progress_percent, job.progress_message, job.attempts,
@@ -174,15 +200,24 @@ def save_progress(conn: sqlite3.Connection, jobs: Sequence[Job]) -> list[bool]:
 
 def renew_leases(conn: sqlite3.Connection, ids: Sequence[str], lease_until: int) -> None:
     conn.executemany(
-        "UPDATE jobs SET lease_until = ? WHERE id = ? AND status = 'in_progress'",
+        f"UPDATE jobs SET lease_until = ? WHERE id = ? AND {_HELD}",
         [(lease_until, job_id) for job_id in ids],
     )
 
 
 def release(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> list[Job]:
-    """Give claimed jobs back to the queue, their attempt not counted (stop, pause)."""
+    """Give claimed or running jobs back to the queue, no attempt counted (stop, pause).
+
+    Returns the jobs that were running (their status changed); a claim alone was never
+    visible, so dropping it changes nothing a client sees.
+    """
     rows = []
     for job_id in ids:
+        conn.execute(
+            "UPDATE jobs SET lease_until = NULL, due_at = min(due_at, ?) "
+            "WHERE id = ? AND status = 'pending'",
+            (now, job_id),
+        )
         rows += conn.execute(
             "UPDATE jobs SET status = 'pending', attempts = max(attempts - 1, 0), "
             "lease_until = NULL, started_at = NULL, updated_at = ?, due_at = min(due_at, ?) "
@@ -211,16 +246,25 @@ def recover(conn: sqlite3.Connection, now: int, *, every_lease: bool) -> list[Jo
         f"RETURNING {COLUMNS}",
         {"now": now, "error": error, "every": int(every_lease)},
     ).fetchall()
+    conn.execute(  # claimed by the dead process, never started: no attempt to count
+        "UPDATE jobs SET lease_until = NULL WHERE status = 'pending' "
+        "AND lease_until IS NOT NULL AND (lease_until < ? OR ?)",
+        (now, int(every_lease)),
+    )
     return [row_to_job(row) for row in rows]
 
 
 def cancel_pending(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> list[Job]:
-    """Cancel those of ``ids`` that are pending; returns the cancelled jobs."""
+    """Cancel those of ``ids`` that are pending and not claimed; returns the cancelled jobs.
+
+    A claimed job is held by a worker's queue in memory: the engine cancels it there.
+    """
     rows = []
     for job_id in ids:
         rows += conn.execute(
             "UPDATE jobs SET status = 'cancelled', updated_at = ?, completed_at = ? "
-            f"WHERE id = ? AND status = 'pending' RETURNING {COLUMNS}",
+            "WHERE id = ? AND status = 'pending' AND lease_until IS NULL "
+            f"RETURNING {COLUMNS}",
             (now, now, job_id),
         ).fetchall()
     return [row_to_job(row) for row in rows]

@@ -12,12 +12,18 @@ from .kinds import Outcome
 from .model import Job, JobStatus
 
 
+def start(job: Job, now: int) -> None:
+    """A worker starts a claimed job: this attempt counts from now."""
+    job.status = JobStatus.in_progress
+    job.attempts += 1
+    job.started_at = job.updated_at = now
+    job.progress_percent, job.progress_message = 0.0, ""
+
+
 def succeed(job: Job, outcome: Outcome | None, now: int) -> None:
     """The handler returned: completed, or partial when it says some parts failed."""
     if outcome is not None:
-        job.results = dict(outcome.results)
-        if outcome.document_id is not None:
-            job.document_id = outcome.document_id
+        _keep(job, outcome)
     partial = outcome is not None and outcome.partial
     job.status = JobStatus.partial if partial else JobStatus.completed
     if not partial:
@@ -25,14 +31,19 @@ def succeed(job: Job, outcome: Outcome | None, now: int) -> None:
     _end(job, now)
 
 
-def fail(job: Job, error: str, now: int, retry_at: int | None) -> None:
-    """The attempt failed: pending again at ``retry_at``, or failed for good (None)."""
+def fail(
+    job: Job, error: str, now: int, retry_at: int | None, outcome: Outcome | None = None
+) -> None:
+    """The attempt failed: pending again at ``retry_at``, or over (None): failed, or partial
+    when the handler's ``outcome`` says some parts succeeded."""
     job.errors = [*job.errors, error_entry(job.attempts, error, now)]
     job.last_error = error
     job.updated_at = now
     job.lease_until = None
     if retry_at is None:
-        job.status = JobStatus.failed
+        if outcome is not None:
+            _keep(job, outcome)
+        job.status = JobStatus.partial if outcome and outcome.partial else JobStatus.failed
         job.completed_at = now
         return
     job.status = JobStatus.pending
@@ -47,6 +58,12 @@ def cancel(job: Job, now: int) -> None:
 def error_entry(attempt: int, error: str, now: int) -> dict[str, Any]:
     """One entry of ``errors``: which attempt, what went wrong, when."""
     return {"attempt": attempt, "error": error, "at": iso(now)}
+
+
+def _keep(job: Job, outcome: Outcome) -> None:
+    job.results = dict(outcome.results)
+    if outcome.document_id is not None:
+        job.document_id = outcome.document_id
 
 
 def _end(job: Job, now: int) -> None:

@@ -26,14 +26,14 @@ CREATE TABLE jobs (
     due_at           INTEGER NOT NULL,  -- when it may run next: scheduled_for, backoff or now
     started_at       INTEGER,
     completed_at     INTEGER,
-    lease_until      INTEGER
+    lease_until      INTEGER  -- pending: claimed into an engine's memory; in_progress: running
 );
 
--- The queue: only pending rows, in the order workers take them.
+-- The queue: only pending rows no engine has claimed, in the order workers take them.
 CREATE INDEX jobs_queue ON jobs (urgent DESC, priority DESC, due_at, id)
-    WHERE status = 'pending';
+    WHERE status = 'pending' AND lease_until IS NULL;
 -- The next scheduled wake-up.
-CREATE INDEX jobs_due ON jobs (due_at) WHERE status = 'pending';
+CREATE INDEX jobs_due ON jobs (due_at) WHERE status = 'pending' AND lease_until IS NULL;
 -- Same key, same job (jobs without a key cost this index nothing).
 CREATE UNIQUE INDEX jobs_idempotency ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- The list's filters, each ending in id so that pages come out in order.

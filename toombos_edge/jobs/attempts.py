@@ -1,0 +1,160 @@
+"""The workers and the life of an attempt: start, run the handler, end, store the outcome.
+
+A worker takes a claimed job from the ready queue, marks it started (``in_progress``,
+attempt counted) and waits for that commit, coalesced with the other starts of the loop
+turn, before it calls the handler under the kind's timeout. The end (completed, partial,
+failed with or without a retry, cancelled) is decided in memory (:mod:`.transitions`) and
+stored by the save batcher; events go out after each commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from ..events import JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, JOB_UPDATE
+from . import store, transitions
+from .core import EngineCore, log
+from .kinds import JobContext, JobKind, Outcome, PermanentFailure
+from .model import Job, JobStatus
+from .running import Failure, Running
+
+handler_log = logging.getLogger("toombos_edge.jobs.handler")
+
+END_EVENTS = {
+    JobStatus.completed: JOB_COMPLETED,
+    JobStatus.partial: JOB_COMPLETED,
+    JobStatus.failed: JOB_FAILED,
+    JobStatus.cancelled: JOB_CANCELLED,
+}
+
+
+class Attempts(EngineCore):
+    """The worker loop and each attempt's lifecycle."""
+
+    async def _work(self) -> None:
+        low_water = self._feeder.prefetch // 2
+        while (job := await self._ready.take()) is not None:
+            if len(self._ready) < low_water:
+                self._feeder.want()
+            try:
+                await self._run(job)
+            except Exception:  # a bug here must not cost a worker; the lease recovers the job
+                log.exception("worker failed on job %s", job.id)
+
+    async def _run_urgent(self, job_id: str) -> None:
+        lease = self._clock() + self._lease_ms
+        job = await self._db.write(lambda c: store.claim_one(c, job_id, lease))
+        if job is not None:
+            await self._run(job)
+        self._changed()
+
+    async def _run(self, job: Job) -> None:
+        task = asyncio.current_task()
+        running = Running(job, task)
+        self._running[job.id] = running
+        try:
+            if not await self._start(job):
+                return
+            result = await self._attempt(running)
+        except asyncio.CancelledError:
+            if not running.cancel_requested:  # stopping: ``stop`` requeues it
+                self._running.pop(job.id, None)
+                raise
+            result = None
+        if running.cancel_requested and task is not None and task.cancelling():
+            task.uncancel()
+        self._end(running, result)
+
+    async def _start(self, job: Job) -> bool:
+        """Mark ``job`` started and wait for the commit; False: not ours any more, skip it."""
+        transitions.start(job, self._clock())
+        try:
+            await self._starts.add_and_wait(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not start job %s; giving it back", job.id)
+            self._running.pop(job.id, None)
+            self._release_soon([job])
+            return False
+        if job.id in self._unstarted:
+            self._unstarted.discard(job.id)
+            self._running.pop(job.id, None)
+            return False
+        return True
+
+    async def _attempt(self, running: Running) -> Outcome | Failure | None:
+        job = running.job
+        if job.kind not in self.registry:
+            return Failure(f"no handler for job kind {job.kind!r}", final=True)
+        kind: JobKind = self.registry.get(job.kind)
+        ctx = JobContext(
+            job=job, db=self._db, cache=self._cache,
+            log=logging.LoggerAdapter(handler_log, {"job_id": job.id, "kind": job.kind}),
+            _progress=lambda percent, message: self._progress.report(running, percent, message),
+        )
+        try:
+            async with asyncio.timeout(kind.timeout if kind.timeout > 0 else None):
+                return await kind.run(ctx)
+        except TimeoutError:
+            return Failure(f"timed out after {kind.timeout:g} s")
+        except PermanentFailure as exc:
+            return Failure(f"{type(exc).__name__}: {exc}", final=True, outcome=exc.outcome)
+        except Exception as exc:
+            return Failure(f"{type(exc).__name__}: {exc}")
+
+    def _end(self, running: Running, result: Outcome | Failure | None) -> None:
+        job, now = running.job, self._clock()
+        self._running.pop(job.id, None)
+        self._progress.forget(running)
+        if running.cancel_requested:
+            transitions.cancel(job, now)
+        elif isinstance(result, Failure):
+            retry_at = self._retry_at(job, now, result.final)
+            transitions.fail(job, result.error, now, retry_at, result.outcome)
+        else:
+            transitions.succeed(job, result, now)
+        self._finishing[job.id] = running
+        pending = job.status is JobStatus.pending and job.scheduled_for is not None
+        self._saves.add((job, job.scheduled_for if pending and job.scheduled_for else now))
+
+    def _retry_at(self, job: Job, now: int, final: bool) -> int | None:
+        if final or job.attempts >= job.max_attempts:
+            return None
+        return now + int(self._backoff.delay(job.attempts, self._random()) * 1000)
+
+    def _started(self, jobs: Sequence[Job], unstarted: set[str]) -> None:
+        for job in jobs:
+            if job.id in unstarted:
+                log.warning("job %s was no longer claimed at its start; skipped", job.id)
+                self._unstarted.add(job.id)
+            else:
+                self.counters["started"] += 1
+                self._publish(JOB_UPDATE, job)
+
+    def _saved(self, items: Sequence[tuple[Job, int]], _result: object) -> None:
+        now, due_now = self._clock(), False
+        for job, due in items:
+            running = self._finishing.pop(job.id, None)
+            if running is not None and running.saved is not None:
+                running.saved.set_result(None)
+            if job.status is JobStatus.pending:
+                self._publish(JOB_UPDATE, job)
+                due_now = due_now or due <= now
+                if due > now:
+                    self._feeder.wake_at(due)
+            else:
+                self.counters[job.status.value] += 1
+                self._publish(END_EVENTS[job.status], job)
+        if due_now:
+            self._feeder.due()
+        self._changed()
+
+    def _write_failed(self, items: Sequence[tuple[Job, int]], exc: Exception) -> None:
+        for job, _due in items:
+            running = self._finishing.pop(job.id, None)
+            if running is not None and running.saved is not None:
+                running.saved.set_exception(exc)
+        self._changed()

@@ -1,0 +1,158 @@
+"""Changing jobs from outside: cancel, retry, the batch forms of both, pause and resume.
+
+A pending job is cancelled in the database at once; a claimed one is taken out of the
+ready queue; a running one has its task cancelled and is stored ``cancelled`` when its
+worker has stopped it. Whatever cannot be changed is refused with why (409).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import Conflict, NotFound
+from ..events import JOB_CANCELLED, JOB_UPDATE
+from . import store, transitions
+from .core import EngineCore, log
+from .model import Job, JobStatus
+from .running import Running
+
+CANCEL_WAIT = 10.0  # seconds a cancel waits for a running handler to stop
+REFUSE_CANCEL = "job {id} is already {status}: only pending or running jobs can be cancelled"
+REFUSE_RETRY = {
+    JobStatus.pending: "job {id} is pending: it is already waiting to run",
+    JobStatus.in_progress: "job {id} is running: cancel it first, then retry",
+    JobStatus.completed: "job {id} completed: there is nothing to retry",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What a batch operation changed, and what it refused with why."""
+
+    touched: list[Job]
+    refused: dict[str, str]
+
+
+class Operations(EngineCore):
+    """Cancel, retry (one or many), pause, resume, wake."""
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a pending job at once, or a running one cooperatively; 409 if it ended."""
+        for _ in range(3):
+            running = self._running.get(job_id) or self._finishing.get(job_id)
+            if running is not None:
+                return await self._cancel_held(running)
+            held = self._ready.remove(job_id)
+            if held is not None:
+                return await self._cancel_held(Running(held, None))
+            cancelled = await self._cancel_pending([job_id])
+            if cancelled:
+                return cancelled[0]
+            job = await self.get(job_id)
+            claiming = self._feeder.claim_done
+            if job.status.terminal or claiming is None:
+                break
+            await asyncio.shield(claiming)  # it is being claimed: ask again after
+        raise Conflict(REFUSE_CANCEL.format(id=job_id, status=job.status.value))
+
+    async def retry(self, job_id: str) -> Job:
+        """Start a failed, partial or cancelled job again with its attempts reset."""
+        result = await self.retry_many([job_id])
+        if result.touched:
+            return result.touched[0]
+        reason = result.refused.get(job_id, f"no job {job_id}")
+        raise NotFound(reason) if reason.startswith("no job") else Conflict(reason)
+
+    async def retry_many(self, ids: Sequence[str]) -> BatchResult:
+        """Retry each of ``ids`` that can be; the others are refused with the reason."""
+        now = self._clock()
+        touched = await self._db.write(lambda c: store.requeue(c, ids, now))
+        for job in touched:
+            self._publish(JOB_UPDATE, job)
+        self.counters["retried"] += len(touched)
+        if touched:
+            self._feeder.due()
+        return BatchResult(touched, await self._refusals(ids, touched, REFUSE_RETRY))
+
+    async def cancel_many(self, ids: Sequence[str]) -> BatchResult:
+        """Cancel each of ``ids`` that can be; the others are refused with the reason."""
+        touched = await self._cancel_pending(ids)
+        done = {job.id for job in touched}
+        for job_id in ids:
+            if job_id not in done and (job_id in self._running or job_id in self._ready):
+                with contextlib.suppress(Conflict, NotFound):
+                    touched.append(await self.cancel(job_id))
+        refusals = {s: REFUSE_CANCEL for s in JobStatus if s.terminal}
+        return BatchResult(touched, await self._refusals(ids, touched, refusals))
+
+    async def _cancel_held(self, running: Running) -> Job:
+        job = running.job
+        if running.saved is None:
+            running.saved = asyncio.get_running_loop().create_future()
+        if job.id in self._running and not running.cancel_requested:
+            running.cancel_requested = True
+            if running.task is not None:
+                running.task.cancel()
+        elif running.task is None:  # claimed but not started: cancel it here
+            transitions.cancel(job, self._clock())
+            self._finishing[job.id] = running
+            self._saves.add((job, job.updated_at))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(running.saved), CANCEL_WAIT)
+        if job.status is JobStatus.pending:  # it had ended with a retry scheduled
+            cancelled = await self._cancel_pending([job.id])
+            if cancelled:
+                return cancelled[0]
+        if job.status is not JobStatus.cancelled and job.status.terminal:
+            raise Conflict(REFUSE_CANCEL.format(id=job.id, status=job.status.value))
+        return job
+
+    async def _cancel_pending(self, ids: Sequence[str]) -> list[Job]:
+        now = self._clock()
+        cancelled = await self._db.write(lambda c: store.cancel_pending(c, ids, now))
+        for job in cancelled:
+            self.counters["cancelled"] += 1
+            self._publish(JOB_CANCELLED, job)
+        self._changed()
+        return cancelled
+
+    async def _refusals(
+        self, ids: Sequence[str], touched: Sequence[Job], reasons: dict[JobStatus, str]
+    ) -> dict[str, str]:
+        done = {job.id for job in touched}
+        rest = [job_id for job_id in ids if job_id not in done]
+        found = await self._db.read(lambda c: store.statuses(c, rest)) if rest else {}
+        refused = {}
+        for job_id in rest:
+            status = found.get(job_id)
+            if status is None:
+                refused[job_id] = f"no job {job_id}"
+            else:
+                reason = reasons.get(status, "job {id} is {status}")
+                refused[job_id] = reason.format(id=job_id, status=status.value)
+        return refused
+
+    def pause(self) -> None:
+        """Stop starting jobs (urgent ones excepted); running ones finish."""
+        if self._feeder.paused:
+            return
+        self._feeder.paused = True
+        self._release_soon(self._ready.take_all())
+        log.info("queue paused")
+        self._changed()
+
+    def resume(self) -> None:
+        self._feeder.paused = False
+        log.info("queue resumed")
+        self._feeder.due()
+
+    @property
+    def paused(self) -> bool:
+        return self._feeder.paused
+
+    def wake(self) -> None:
+        """Look for due jobs now (after the injected clock moved, or a scheduled time)."""
+        self._feeder.due()
