@@ -57,6 +57,10 @@ async def test_fields_are_exactly_those_asked_with_the_full_values(
 ) -> None:
     full = (await get_json(client, "/api/jobs?limit=500", viewer))["jobs"]
     assert len(full) == 8 and set(full[0]) == set(JOB_FIELDS)
+    # The list renders rows without building a Job: each entry is the engine's job object.
+    for job in full:
+        assert job == await get_json(client, f"/api/jobs/{job['job_id']}", viewer)
+        assert list(job) == list(JOB_FIELDS)
     for fields in [LIGHT, JOB_FIELDS, ("progress", "errors"), ("status",), ("results", "params",
                    "metadata", "channels", "last_error", "scheduled_for", "idempotency_key")]:
         for path in ("/api/jobs", "/api/v2/jobs"):

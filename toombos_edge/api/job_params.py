@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import BadRequest, Invalid
-from ..jobs.fields import JOB_FIELDS, Fieldset, UnknownFields, fieldset
+from ..jobs.fields import JOB_FIELDS, Fieldset, UnknownFields, fieldset, whole
 from ..jobs.model import JobStatus
 from ..jobs.query import JobFilter
 from .paging import parse_int
@@ -103,13 +103,13 @@ def query_filter(query: Mapping[str, str]) -> JobFilter:
     return job_filter(lambda name: list(getall(name, [])))
 
 
-def query_fieldset(query: Mapping[str, str]) -> Fieldset | None:
-    """``fields=job_id,status,…`` (comma-separated, may repeat); None: the whole object."""
+def query_fieldset(query: Mapping[str, str]) -> Fieldset:
+    """``fields=job_id,status,…`` (comma-separated, may repeat); absent: the whole object."""
     getall = getattr(query, "getall", None)
     values = list(getall("fields", [])) if getall else [query.get("fields", "")]
     names = [name.strip() for value in values for name in value.split(",")]
     if not any(names):
-        return None
+        return whole()
     try:
         return fieldset(names)
     except UnknownFields as exc:

@@ -18,18 +18,12 @@ async def list_jobs(request: web.Request) -> web.Response:
     """
     query = request.query
     flt, paged, fieldset = query_filter(query), paging(query), query_fieldset(query)
-    db = request.app[DATABASE]
-    page: listing.Page | listing.FieldsPage
-    if fieldset is None:
-        page = await listing.list_page(db, flt, paged.limit, paged.offset, paged.cursor)
-        jobs = [job.to_json() for job in page.jobs]
-    else:
-        page = await listing.list_fields_page(
-            db, flt, fieldset, paged.limit, offset=paged.offset, cursor=paged.cursor
-        )
-        jobs = page.jobs
+    page = await listing.list_fields_page(
+        request.app[DATABASE], flt, fieldset, paged.limit, offset=paged.offset,
+        cursor=paged.cursor,
+    )
     return json_response({
-        "jobs": jobs,
+        "jobs": page.jobs,
         "total": page.total,
         "total_exact": page.total_exact,
         "page": paged.page,

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 
 from ..store import Database
-from .fields import Fieldset
-from .listing import walk, walk_fields
+from .fields import Fieldset, whole
+from .listing import walk_fields
 from .query import JobFilter
 
 CSV_COLUMNS = (
@@ -22,10 +22,8 @@ CSV_COLUMNS = (
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
 
-def csv_columns(fieldset: Fieldset | None) -> tuple[str, ...]:
-    """The CSV's columns: all of them, or those the fieldset asks for."""
-    if fieldset is None:
-        return CSV_COLUMNS
+def csv_columns(fieldset: Fieldset) -> tuple[str, ...]:
+    """The CSV's columns that the fieldset asks for (all of them for the whole object)."""
     return tuple(column for column in CSV_COLUMNS if column in fieldset.fields)
 
 
@@ -48,24 +46,14 @@ async def export(
     db: Database, flt: JobFilter, fmt: str, fieldset: Fieldset | None = None
 ) -> AsyncIterator[bytes]:
     """Chunks of the export; ``fmt`` is ``csv`` or ``json``; ``fieldset`` cuts the keys."""
-    pages = _pages(db, flt, fieldset)
+    fieldset = fieldset or whole()
+    pages = walk_fields(db, flt, fieldset)
     if fmt == "csv":
         async for chunk in _csv(pages, csv_columns(fieldset)):
             yield chunk
     else:
         async for chunk in _json(pages):
             yield chunk
-
-
-async def _pages(
-    db: Database, flt: JobFilter, fieldset: Fieldset | None
-) -> AsyncIterator[list[dict[str, Any]]]:
-    if fieldset is not None:
-        async for rows in walk_fields(db, flt, fieldset):
-            yield rows
-        return
-    async for jobs in walk(db, flt):
-        yield [job.to_json() for job in jobs]
 
 
 async def _csv(

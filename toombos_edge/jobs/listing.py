@@ -63,22 +63,10 @@ async def list_fields_page(
     return await db.read(read)
 
 
-async def walk(db: Database, flt: JobFilter, size: int = PAGE) -> AsyncIterator[list[Job]]:
-    """Every matching job, newest first, ``size`` at a time (flat memory for any count)."""
-    cursor: str | None = None
-    while True:
-        jobs = await db.read(partial(query.page, flt=flt, limit=size, before=cursor))
-        if jobs:
-            yield jobs
-        if len(jobs) < size:
-            return
-        cursor = jobs[-1].id
-
-
 async def walk_fields(
     db: Database, flt: JobFilter, fieldset: Fieldset, size: int = PAGE
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Like :func:`walk`, each job with only the fieldset's keys."""
+    """Every match with the fieldset's keys, newest first, ``size`` at a time (flat memory)."""
     cursor: str | None = None
     while True:
         jobs = await db.read(
