@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,14 +16,6 @@ from toombos_edge.errors import SchemaTooNew
 from toombos_edge.store import Database, migrations
 
 LATEST = migrations()[-1][0]
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "edge.db")
-    await database.open()
-    yield database
-    await database.close()
 
 
 def insert_key(key_id: str) -> Callable[[sqlite3.Connection], str]:

@@ -72,14 +72,6 @@ Factory = Callable[..., Awaitable[JobEngine]]
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "edge.db")
-    await database.open()
-    yield database
-    await database.close()
-
-
-@pytest.fixture
 def events() -> list[Event]:
     return []
 
