@@ -33,9 +33,15 @@ Client = TestClient[Any, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
 
 
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+    """Test settings: a data dir under ``tmp_path``, no access log, then ``overrides``."""
+    values = {"data_dir": str(tmp_path / "data"), "access_log": "false", **overrides}
+    return Settings.load({}, overrides={k: str(v) for k, v in values.items()})
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings.load({}, overrides={"data_dir": str(tmp_path / "data"), "access_log": "false"})
+    return settings_for(tmp_path)
 
 
 @pytest.fixture

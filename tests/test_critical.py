@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Client, auth, finished
+from conftest import Client, auth, finished, settings_for
 
 from toombos_edge.appkeys import CONTENT, ENGINE
 from toombos_edge.settings import Settings
@@ -17,9 +17,7 @@ TEXT = "The first version of the page.\n\nIt has **two** paragraphs."
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings.load({}, overrides={
-        "data_dir": str(tmp_path / "data"), "access_log": "false",
-        "job_retry_base": "0.01", "job_retry_cap": "0.05"})
+    return settings_for(tmp_path, job_retry_base=0.01, job_retry_cap=0.05)
 
 
 @pytest.fixture

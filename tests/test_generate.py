@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from conftest import Client, auth, finished
+from conftest import Client, auth, finished, settings_for
 
 from toombos_edge.app import create_app
 from toombos_edge.appkeys import CONTENT, ENGINE
@@ -27,9 +27,7 @@ CHANNELS = ["email", "website", "social_twitter", "social_linkedin", "social_fac
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Retries after milliseconds, so that the failure paths finish quickly."""
-    return Settings.load({}, overrides={
-        "data_dir": str(tmp_path / "data"), "access_log": "false",
-        "job_retry_base": "0.01", "job_retry_cap": "0.05"})
+    return settings_for(tmp_path, job_retry_base=0.01, job_retry_cap=0.05)
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from conftest import settings_for
 from ws_support import (
     Client,
     ClientFactory,
     admin_secret,
     eventually,
     next_json,
-    settings_for,
     start,
     upgrade,
 )

@@ -12,18 +12,13 @@ from typing import Any
 import orjson
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 from aiohttp.test_utils import TestClient
+from conftest import settings_for
 
 from toombos_edge.app import create_app
-from toombos_edge.settings import Settings
 
 Client = TestClient[Any, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
 TIMEOUT = 5.0
-
-
-def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    values = {"data_dir": str(tmp_path / "data"), "access_log": "false", **overrides}
-    return Settings.load({}, overrides={k: str(v) for k, v in values.items()})
 
 
 async def start(aiohttp_client: ClientFactory, tmp_path: Path, **overrides: Any) -> Client:
