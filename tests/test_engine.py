@@ -41,8 +41,19 @@ class Gate:
         self.started = asyncio.Event()
         self.opened = asyncio.Event()
         self.cancelled = False
+        self.entered = 0
+        self._entry = asyncio.Event()
+
+    async def wait_entered(self, count: int) -> None:
+        """Until ``count`` handlers have entered the gate (5 s at most)."""
+        async with asyncio.timeout(5):
+            while self.entered < count:
+                self._entry.clear()
+                await self._entry.wait()
 
     async def run(self, ctx: JobContext) -> Outcome:
+        self.entered += 1
+        self._entry.set()
         self.started.set()
         try:
             await self.opened.wait()
@@ -402,7 +413,7 @@ async def test_a_job_whose_kind_is_gone_fails_without_retrying(
     assert failed.last_error == "no handler for job kind 'uninstalled'"
 
 
-async def test_cancel_a_claimed_job_before_it_starts(
+async def test_cancel_a_job_waiting_behind_a_busy_worker(
     make_engine: Factory, gate: Gate, registry: KindRegistry
 ) -> None:
     ran: list[str] = []
@@ -414,8 +425,7 @@ async def test_cancel_a_claimed_job_before_it_starts(
     engine = await make_engine(workers=1)
     await engine.submit("gate")
     await gate.started.wait()
-    waiting = await engine.submit("record")  # claimed, held in memory: the worker is busy
-    assert engine.stats()["queued"] == 1
+    waiting = await engine.submit("record")  # pending: the only worker is busy
     cancelled = await engine.cancel(waiting.id)
     assert cancelled.status is JobStatus.cancelled
     gate.opened.set()
@@ -423,7 +433,7 @@ async def test_cancel_a_claimed_job_before_it_starts(
     assert ran == [] and (await engine.get(waiting.id)).status is JobStatus.cancelled
 
 
-async def test_pause_gives_claimed_jobs_back_to_the_queue(
+async def test_pause_keeps_waiting_jobs_pending(
     make_engine: Factory, gate: Gate
 ) -> None:
     engine = await make_engine(workers=1)
@@ -492,19 +502,20 @@ async def test_status_counters_match_the_table_after_every_kind_of_change(
 
 
 
-async def test_claimed_jobs_stay_pending_until_a_worker_starts_them(
+async def test_jobs_behind_busy_workers_stay_pending_until_one_is_free(
     make_engine: Factory, gate: Gate, db: Database, clock: Clock, events: list[Event]
 ) -> None:
-    """Jobs claimed into memory behind a busy worker are not shown running nor charged."""
+    """Nothing is claimed ahead of a free worker: waiting jobs are not shown running nor
+    charged an attempt, and each starts (and is stamped) when a worker takes it."""
     engine = await make_engine(workers=1)
     await engine.submit("gate")
     await gate.started.wait()
     waiting = [await engine.submit("noop") for _ in range(3)]
-    assert engine.stats()["queued"] == 3 and engine.stats()["running"] == 1
+    assert engine.stats()["queued"] == 0 and engine.stats()["running"] == 1
     for job in waiting:
         row = stored(db.path, job.id)
         assert row is not None and row.status is JobStatus.pending
-        assert row.attempts == 0 and row.started_at is None
+        assert row.attempts == 0 and row.started_at is None and row.lease_until is None
     counts = await db.read(store.counts)
     assert counts["in_progress"] == 1 and counts["pending"] == 3
     clock.advance(5)
@@ -513,20 +524,23 @@ async def test_claimed_jobs_stay_pending_until_a_worker_starts_them(
     for job in waiting:
         done = await engine.get(job.id)
         assert done.status is JobStatus.completed and done.attempts == 1
-        assert done.started_at == clock.now  # when it started, not when it was claimed
+        assert done.started_at == clock.now  # when it started, not when it was submitted
         assert types(events, job.id) == ["job_created", "job_update", "job_completed"]
 
 
-async def test_a_claim_left_by_a_dead_process_costs_no_attempt(
-    make_engine: Factory, db: Database, clock: Clock, events: list[Event]
+async def test_a_claim_starts_no_more_jobs_than_idle_workers(
+    make_engine: Factory, gate: Gate, db: Database
 ) -> None:
-    claimed = Job(new_id("job"), "noop", JobStatus.pending, now_ms(), now_ms(), max_attempts=1,
-                  lease_until=clock.now + 60_000)
-    await db.write(lambda c: store.insert(c, [(claimed, clock.now)]))
-    engine = await make_engine()
+    engine = await make_engine(workers=3, start=False)
+    for _ in range(10):
+        await engine.submit("gate")
+    await engine.start()
+    await gate.wait_entered(3)
+    counts = await db.read(store.counts)
+    assert counts["in_progress"] == 3 and counts["pending"] == 7
+    gate.opened.set()
     await engine.join()
-    done = await engine.get(claimed.id)
-    assert done.status is JobStatus.completed and done.attempts == 1 and done.errors == []
+    assert (await db.read(store.counts))["completed"] == 10
 
 
 async def test_a_permanent_failure_is_not_retried(

@@ -199,7 +199,6 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         app[BUS],
         registry,
         workers=settings.job_workers,
-        prefetch=settings.job_prefetch,
         lease_seconds=settings.job_lease_seconds,
         backoff=Backoff(settings.job_retry_base, settings.job_retry_cap),
         cache=app[CACHE],

@@ -178,9 +178,6 @@ SPECS: tuple[Spec, ...] = (
          "How long a graceful stop waits for requests and jobs."),
     Spec("job_workers", _integer(1, 256), "an integer from 1 to 256",
          "Jobs that run at the same time."),
-    Spec("job_prefetch", _integer(1, 10_000), "an integer from 1 to 10000",
-         "Due jobs claimed ahead into memory (they stay pending until a worker starts "
-         "them): high for many short jobs, near job_workers for long ones."),
     Spec("job_lease_seconds", _number(5, 3600), "a number of seconds from 5 to 3600",
          "Lease on a running job, renewed while it runs; an expired one is requeued."),
     Spec("job_retry_base", _number(0, 3600), "a number of seconds from 0 to 3600",
@@ -260,7 +257,6 @@ class Settings:
     )
     shutdown_timeout: float = 10.0
     job_workers: int = 4
-    job_prefetch: int = 256
     job_lease_seconds: float = 60.0
     job_retry_base: float = 2.0
     job_retry_cap: float = 300.0

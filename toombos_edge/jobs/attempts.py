@@ -1,8 +1,8 @@
 """The workers and the life of an attempt: start, run the handler, end, store the outcome.
 
-A worker takes a claimed job from the ready queue, marks it started (``in_progress``,
-attempt counted) and waits for that commit, coalesced with the other starts of the loop
-turn, before it calls the handler under the kind's timeout. The end (completed, partial,
+A worker waits in the ready queue until the feeder (or a submit) gives it a job already
+stored started (``in_progress``, attempt counted), then calls the handler under the kind's
+timeout. The end (completed, partial,
 failed with or without a retry, cancelled) is decided in memory (:mod:`.transitions`) and
 stored by the save batcher; events go out after each commit.
 """
@@ -34,31 +34,27 @@ class Attempts(EngineCore):
     """The worker loop and each attempt's lifecycle."""
 
     async def _work(self) -> None:
-        low_water = self._feeder.prefetch // 2
         while (job := await self._ready.take()) is not None:
-            if len(self._ready) < low_water:
-                self._feeder.want()
             try:
                 await self._run(job)
             except Exception:  # a bug here must not cost a worker; the lease recovers the job
                 log.exception("worker failed on job %s", job.id)
 
     async def _run_urgent(self, job_id: str) -> None:
-        lease = self._clock() + self._lease_ms
-        job = await self._db.write(lambda c: store.claim_one(c, job_id, lease))
+        now = self._clock()
+        job = await self._db.write(lambda c: store.claim_one(c, job_id, now, now + self._lease_ms))
         if job is not None:
+            self._claimed([job])
             await self._run(job)
         self._changed()
 
     async def _run(self, job: Job) -> None:
+        """Run a job stored started for this worker, then store how it ended."""
         task = asyncio.current_task()
         running = Running(job, task)
         self._running[job.id] = running
+        self.counters["started"] += 1
         try:
-            if job.status is JobStatus.in_progress:  # stored started, for this worker
-                self.counters["started"] += 1
-            elif not await self._start(job):
-                return
             result = await self._attempt(running)
         except asyncio.CancelledError:
             if not running.cancel_requested:  # stopping: ``stop`` requeues it
@@ -68,24 +64,6 @@ class Attempts(EngineCore):
         if running.cancel_requested and task is not None and task.cancelling():
             task.uncancel()
         self._end(running, result)
-
-    async def _start(self, job: Job) -> bool:
-        """Mark ``job`` started and wait for the commit; False: not ours any more, skip it."""
-        transitions.start(job, self._clock())
-        try:
-            await self._starts.add_and_wait(job)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("could not start job %s; giving it back", job.id)
-            self._running.pop(job.id, None)
-            self._release_soon([job])
-            return False
-        if job.id in self._unstarted:
-            self._unstarted.discard(job.id)
-            self._running.pop(job.id, None)
-            return False
-        return True
 
     async def _attempt(self, running: Running) -> Outcome | Failure | None:
         job = running.job
@@ -127,14 +105,10 @@ class Attempts(EngineCore):
             return None
         return now + int(self._backoff.delay(job.attempts, self._random()) * 1000)
 
-    def _started(self, jobs: Sequence[Job], unstarted: set[str]) -> None:
+    def _claimed(self, jobs: Sequence[Job]) -> None:
+        """Jobs the feeder (or an urgent submit) stored started: announce them."""
         for job in jobs:
-            if job.id in unstarted:
-                log.warning("job %s was no longer claimed at its start; skipped", job.id)
-                self._unstarted.add(job.id)
-            else:
-                self.counters["started"] += 1
-                self._publish(JOB_UPDATE, job)
+            self._publish(JOB_UPDATE, job)
 
     def _saved(self, items: Sequence[tuple[Job, int]], _result: object) -> None:
         now, due_now = self._clock(), False

@@ -47,14 +47,12 @@ class EngineCore:
     _running: dict[str, Running]  #: jobs a worker holds (starting or running)
     _finishing: dict[str, Running]  #: ended, their outcome being stored
     _inserts: Batcher[tuple[Job, int]]
-    _starts: Batcher[Job]
     _saves: Batcher[tuple[Job, int]]
     _progress: ProgressReports
     _feeder: Feeder
     _tasks: list[asyncio.Task[None]]
     _side: set[asyncio.Task[Any]]
     _urgent: set[asyncio.Task[Any]]
-    _unstarted: set[str]
     _reserved: dict[str, asyncio.Future[Job | None]]  #: idle workers held for a fresh job
     _idle: asyncio.Event
     _lock: EngineLock
@@ -69,6 +67,9 @@ class EngineCore:
 
     async def _run_urgent(self, job_id: str) -> None:
         raise NotImplementedError  # the worker part (:mod:`.attempts`) runs jobs
+
+    def _claimed(self, jobs: Sequence[Job]) -> None:
+        raise NotImplementedError  # the worker part (:mod:`.attempts`) announces starts
 
     def _publish(self, type_: str, job: Job) -> None:
         self._bus.publish(Event.job(type_, job.to_json()))
@@ -103,7 +104,7 @@ class EngineCore:
         busy = (
             self._running or self._finishing or len(self._ready) or self._side or self._urgent
             or self._feeder.claim_done is not None
-            or not (self._inserts.idle and self._starts.idle and self._saves.idle
+            or not (self._inserts.idle and self._saves.idle
                     and self._progress.batcher.idle)
         )
         feeder = self._feeder

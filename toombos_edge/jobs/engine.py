@@ -1,12 +1,13 @@
 """The job engine: durable queue, workers, retries, scheduling, cancel, recovery.
 
-A job is committed before ``submit`` returns. A feeder claims due jobs from the database in
-batches (a lease; still ``pending`` to clients) into an in-memory ready queue; N workers
-take from it, so nobody polls. A worker marks a job ``in_progress`` (attempt counted,
-``started_at``) and waits for that to commit before it calls the handler: the starts of one
-loop turn are one statement. So ``in_progress`` means running, and after a crash only jobs
-that really started are charged an attempt. Outcomes, progress and new jobs are written in
-coalesced batches (:mod:`.batcher`) and each is published on the bus only after its commit.
+A job is committed before ``submit`` returns. N workers wait in an in-memory ready queue;
+nobody polls. When workers are idle and jobs are due, a feeder starts exactly that many jobs
+in one statement (``in_progress``, attempt counted, ``started_at``, a lease) and gives one
+to each idle worker; a fresh job with nothing older due goes straight to an idle worker,
+stored started by its insert. So ``in_progress`` means running, nothing is held in memory
+unstarted, and after a crash only jobs that really started are charged an attempt.
+Outcomes, progress and new jobs are written in coalesced batches (:mod:`.batcher`) and each
+is published on the bus only after its commit.
 Jobs scheduled for later wake the feeder with one timer at the earliest due time. At start,
 jobs whose lease expired (their process died) go back to pending with their attempt counted.
 """
@@ -54,7 +55,6 @@ class JobEngine(Submission, Attempts, Operations):
         registry: KindRegistry,
         *,
         workers: int = 4,
-        prefetch: int | None = None,
         lease_seconds: float = 60.0,
         backoff: Backoff | None = None,
         clock: Callable[[], int] = now_ms,
@@ -67,18 +67,17 @@ class JobEngine(Submission, Attempts, Operations):
         self._lease_ms = int(lease_seconds * 1000)
         self._backoff = backoff or Backoff()
         self._clock, self._random = clock, random
-        self._ready = ReadyQueue()
+        self._ready = ReadyQueue(on_idle=self._worker_idle)
         self._running: dict[str, Running] = {}
         self._finishing: dict[str, Running] = {}
         self._inserts = Batcher(db, store.insert, self._inserted, "insert", self._write_failed)
         self._saves = Batcher(db, store.save, self._saved, "save", self._write_failed)
-        self._starts = Batcher(db, store.start, self._started, "start")
         self._progress = ProgressReports(
             db, clock, self._running.__contains__, lambda job: self._publish(JOB_UPDATE, job)
         )
         self._feeder = Feeder(
-            db, self._ready, clock, prefetch=prefetch or max(256, workers * 4),
-            lease_ms=self._lease_ms, release=self._release_soon, changed=self._changed,
+            db, self._ready, clock, lease_ms=self._lease_ms, started=self._claimed,
+            release=self._release_soon, changed=self._changed,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._side: set[asyncio.Task[Any]] = set()
@@ -90,7 +89,6 @@ class JobEngine(Submission, Attempts, Operations):
         self.status_counts: dict[str, int] = {}
         self._rates: dict[str, float] = {}
         self._urgent: set[asyncio.Task[Any]] = set()
-        self._unstarted: set[str] = set()
         self._reserved = {}
 
     def __repr__(self) -> str:
@@ -141,11 +139,10 @@ class JobEngine(Submission, Attempts, Operations):
             await asyncio.wait(runners, timeout=grace)
         interrupted = [running.job for running in self._running.values()]
         await _cancel_all([*self._tasks, *self._urgent])
-        await self._starts.drain()  # a start in flight lands first, then is undone
         if interrupted:
             log.warning("requeueing %d jobs still running at stop", len(interrupted))
             await self._release(interrupted)
-        for batcher in (self._inserts, self._starts, self._progress.batcher, self._saves):
+        for batcher in (self._inserts, self._progress.batcher, self._saves):
             await batcher.drain()
         while self._side:
             await asyncio.gather(*self._side, return_exceptions=True)
@@ -169,6 +166,9 @@ class JobEngine(Submission, Attempts, Operations):
             "since_start": dict(self.counters),
             "rates": dict(self._rates),
         }
+
+    def _worker_idle(self) -> None:
+        self._feeder.want()
 
     async def _housekeep(self) -> None:
         """Every second: counts per status and rates; every third of a lease: renew leases."""

@@ -1,10 +1,12 @@
-"""The feeder: keeps the ready queue topped up from the database, without polling.
+"""The feeder: hands due jobs from the database to idle workers, without polling.
 
-It claims due jobs in one statement per batch (a lease: they stay ``pending`` until a worker
-starts them) when told that jobs became due (a submit, a retry, a timer) or that the ready
-queue runs low, and sets one timer for the earliest job scheduled later. It also decides
-when a brand-new job may skip the database queue and go straight to the ready queue: only
-when no older job is due.
+When workers are idle and jobs may be due (a submit, a retry, a timer, a worker that just
+finished), it reserves the idle workers and starts exactly that many due jobs in one
+statement (``in_progress``, attempt counted, under a lease), then gives one to each. So a
+claimed job is a running job: nothing waits in memory marked as started, and nothing started
+waits for a worker. It sets one timer for the earliest job scheduled later, and decides when
+a brand-new job may skip the database queue and go straight to an idle worker: only when no
+older job is due.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from asyncio import Future
 from collections.abc import Callable
+from itertools import zip_longest
 
 from ..store import Database
 from . import store
@@ -29,14 +33,14 @@ class Feeder:
         ready: ReadyQueue,
         clock: Callable[[], int],
         *,
-        prefetch: int,
         lease_ms: int,
+        started: Callable[[list[Job]], None],
         release: Callable[[list[Job]], None],
         changed: Callable[[], None],
     ) -> None:
         self._db, self._ready, self._clock = db, ready, clock
-        self.prefetch, self.lease_ms = prefetch, lease_ms
-        self._release, self._changed = release, changed
+        self.lease_ms = lease_ms
+        self._started, self._release, self._changed = started, release, changed
         self._wanted = asyncio.Event()
         self.claim_done: asyncio.Future[None] | None = None  #: set while a claim runs
         self._timer: asyncio.TimerHandle | None = None
@@ -44,6 +48,7 @@ class Feeder:
         self._generation = 0
         self.queue_empty = False  #: no due job left in the database (for ``join``)
         self._hand_over_ok = False  #: the last claim drained the due backlog
+        self._failing = False  #: the last claim failed: wait for the retry timer
         self.paused = self.started = self.stopping = False
 
     def __repr__(self) -> str:
@@ -56,14 +61,15 @@ class Feeder:
             self._wanted.clear()
             if self.stopping:
                 return
-            room = self.prefetch - len(self._ready)
-            if room > 0:
-                await self._claim(room)
+            workers = self._ready.reserve_idle()
+            if workers:
+                await self._claim(workers)
             self._changed()
 
     def want(self) -> None:
-        """The ready queue runs low: claim more."""
-        self._wanted.set()
+        """A worker is idle: claim a job for it, unless the database has none due."""
+        if not (self.queue_empty or self._failing):
+            self._wanted.set()
 
     def stop(self) -> None:
         self.stopping = True
@@ -76,7 +82,7 @@ class Feeder:
         if backlog:
             self._hand_over_ok = False
         self._generation += 1
-        self.queue_empty = False
+        self.queue_empty = self._failing = False
         self._wanted.set()
 
     def held_back(self) -> None:
@@ -95,21 +101,19 @@ class Feeder:
 
     def may_hand_over(self) -> bool:
         """May a new job go straight to a worker? Only when nothing older is due."""
-        return (
-            self._hand_over_ok and self.started and not self.paused and not self.stopping
-            and len(self._ready) < 2 * self.prefetch
-        )
+        return self._hand_over_ok and self.started and not self.paused and not self.stopping
 
     def claim_fresh(self, job: Job, now: int) -> None:
-        """Mark a new job claimed: stored that way, it skips the claim query."""
+        """Lease a new job an idle worker will run: stored that way, it skips the claim."""
         job.lease_until = now + self.lease_ms
 
     def _timer_fired(self) -> None:
         self._timer = None
         self.due()
 
-    async def _claim(self, room: int) -> None:
-        generation, urgent_only = self._generation, self.paused
+    async def _claim(self, workers: list[Future[Job | None]]) -> None:
+        """Start one due job for each reserved worker; give the workers left over back."""
+        generation, urgent_only, room = self._generation, self.paused, len(workers)
         now = self._clock()
         lease = now + self.lease_ms
 
@@ -122,16 +126,25 @@ class Feeder:
             jobs, next_due = await self._db.write(claim)
         except Exception:
             log.exception("claiming jobs failed; trying again in a second")
+            self._give(workers, [])
+            self._failing = True
             self.wake_at(now + 1000)
             return
         finally:
             self.claim_done.set_result(None)
             self.claim_done = None
         if self.stopping or (self.paused and not urgent_only):
-            self._release(jobs)
+            self._give(workers, [])
+            self._release(jobs)  # stopped or paused meanwhile: not started after all
             return
-        self._ready.push(jobs)
+        self._started(jobs)
+        self._give(workers, jobs)
         self._after_claim(len(jobs) < room, generation, urgent_only, next_due)
+
+    def _give(self, workers: list[Future[Job | None]], jobs: list[Job]) -> None:
+        for worker, job in zip_longest(workers, jobs):
+            if worker is not None:
+                self._ready.give(worker, job)
 
     def _after_claim(
         self, drained: bool, generation: int, urgent_only: bool, next_due: int | None

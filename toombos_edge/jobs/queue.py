@@ -1,7 +1,8 @@
-"""The in-memory ready queue: jobs claimed from the database, waiting for a free worker.
+"""The in-memory ready queue: where idle workers wait for the job they are given.
 
-Workers wait on it instead of polling the database; the engine's feeder keeps it topped up
-with a batch claim whenever it runs low.
+Workers wait on it instead of polling the database. The feeder reserves the idle workers,
+starts that many jobs in the database and gives one to each; a submit does the same for one
+fresh job. Jobs sit in the queue itself only when their worker went away (stop).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .model import Job
@@ -22,7 +24,8 @@ class ReadyQueue:
     stores a fresh job already started when a worker is waiting for exactly that job.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_idle: Callable[[], None] | None = None) -> None:
+        self._on_idle = on_idle  #: called each time a worker starts waiting
         self._heap: list[tuple[tuple[Any, ...], Job]] = []
         self._held: dict[str, Job] = {}
         self._idle: deque[asyncio.Future[Job | None]] = deque()  #: workers waiting
@@ -52,6 +55,13 @@ class ReadyQueue:
             if not waiter.done():
                 return waiter
         return None
+
+    def reserve_idle(self) -> list[asyncio.Future[Job | None]]:
+        """Reserve every idle worker (see :meth:`reserve`)."""
+        workers = []
+        while (worker := self.reserve()) is not None:
+            workers.append(worker)
+        return workers
 
     def give(self, worker: asyncio.Future[Job | None], job: Job | None) -> None:
         """Hand ``job`` to a reserved worker (None: let it go back to the queue)."""
@@ -92,6 +102,8 @@ class ReadyQueue:
                 return None
             waiter: asyncio.Future[Job | None] = asyncio.get_running_loop().create_future()
             self._idle.append(waiter)
+            if self._on_idle is not None:
+                self._on_idle()
             try:
                 given = await waiter
             finally:

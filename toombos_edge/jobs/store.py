@@ -1,9 +1,9 @@
 """The jobs table: every statement the engine runs, as functions of a ``sqlite3.Connection``.
 
-A pending row with a ``lease_until`` is claimed: held in an engine's memory, not yet
-started; ``in_progress`` means a worker runs it. Kept narrow on purpose (insert, claim,
-start, save, transitions, recovery) so that a PostgreSQL implementation is a second module,
-not a rewrite. Each function runs inside the caller's
+``in_progress`` means a worker runs it, under a lease (``lease_until``) its engine renews;
+pending rows have no lease. Kept narrow on purpose
+(insert, claim, save, transitions, recovery) so that a PostgreSQL implementation is a
+second module, not a rewrite. Each function runs inside the caller's
 transaction (``Database.write``) or snapshot (``Database.read``); none commits.
 """
 
@@ -98,9 +98,14 @@ def get_many(conn: sqlite3.Connection, ids: Sequence[str]) -> list[Job]:
     return [row_to_job(row) for row in rows]
 
 
+_STARTED = (
+    "status = 'in_progress', attempts = attempts + 1, started_at = :now, updated_at = :now, "
+    "progress_percent = 0, progress_message = '', lease_until = :lease"
+)
 _CLAIM = (
-    "UPDATE jobs SET lease_until = :lease "
-    "WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' AND lease_until IS NULL "
+    f"UPDATE jobs SET {_STARTED} "
+    "WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_queue "
+    "WHERE status = 'pending' AND lease_until IS NULL "
     "AND due_at <= :now {urgent} ORDER BY urgent DESC, priority DESC, due_at, id LIMIT :limit) "
     f"RETURNING {COLUMNS}"
 )
@@ -109,11 +114,9 @@ _CLAIM = (
 def claim(
     conn: sqlite3.Connection, now: int, limit: int, lease_until: int, *, urgent_only: bool
 ) -> list[Job]:
-    """Take up to ``limit`` due pending jobs in queue order under a lease; still ``pending``.
-
-    A claim is this process's reservation, invisible to clients: the job turns
-    ``in_progress`` (attempt counted) only when a worker starts it (:func:`start`).
-    """
+    """Start up to ``limit`` due pending jobs in queue order: ``in_progress``, attempt
+    counted, ``started_at``, under a lease. The engine claims only as many as it has idle
+    workers, so a claimed job is a running job."""
     sql = _CLAIM.format(urgent="AND urgent = 1" if urgent_only else "")
     rows = conn.execute(sql, {"now": now, "lease": lease_until, "limit": limit}).fetchall()
     jobs = [row_to_job(row) for row in rows]
@@ -121,33 +124,14 @@ def claim(
     return jobs
 
 
-def claim_one(conn: sqlite3.Connection, job_id: str, lease_until: int) -> Job | None:
-    """Claim one pending job by id (urgent jobs skip the queue)."""
+def claim_one(conn: sqlite3.Connection, job_id: str, now: int, lease_until: int) -> Job | None:
+    """Start one pending job by id (urgent jobs skip the queue)."""
     row = conn.execute(
-        "UPDATE jobs SET lease_until = ? WHERE id = ? AND status = 'pending' "
+        f"UPDATE jobs SET {_STARTED} WHERE id = :id AND status = 'pending' "
         f"AND lease_until IS NULL RETURNING {COLUMNS}",
-        (lease_until, job_id),
+        {"now": now, "lease": lease_until, "id": job_id},
     ).fetchone()
     return None if row is None else row_to_job(row)
-
-
-_START = (
-    "UPDATE jobs SET status = 'in_progress', attempts = ?, started_at = ?, updated_at = ?, "
-    "progress_percent = 0, progress_message = '' "
-    "WHERE id = ? AND status = 'pending' AND lease_until IS NOT NULL"
-)
-
-
-def start(conn: sqlite3.Connection, jobs: Sequence[Job]) -> set[str]:
-    """Claimed jobs a worker starts now: ``in_progress``, attempt counted, ``started_at``.
-
-    Returns the ids that could not be started (no longer claimed); normally empty.
-    """
-    rows = [(job.attempts, job.started_at, job.updated_at, job.id) for job in jobs]
-    if conn.executemany(_START, rows).rowcount == len(rows):
-        return set()
-    found = statuses(conn, [job.id for job in jobs])
-    return {job.id for job in jobs if found.get(job.id) is not JobStatus.in_progress}
 
 
 def queue_order(job: Job) -> tuple[int, int, int, str]:
@@ -156,14 +140,19 @@ def queue_order(job: Job) -> tuple[int, int, int, str]:
 
 
 def next_due(conn: sqlite3.Connection) -> int | None:
-    """When the earliest unclaimed pending job becomes due (None when there is none)."""
+    """When the earliest pending job scheduled for later becomes due (None: there is none).
+
+    Called after a claim found fewer due jobs than it wanted, so every pending job left is
+    due later; those all have a ``scheduled_for`` (the client's, or a retry's backoff).
+    """
     value: int | None = conn.execute(
-        "SELECT min(due_at) FROM jobs WHERE status = 'pending' AND lease_until IS NULL"
+        "SELECT min(due_at) FROM jobs INDEXED BY jobs_due "
+        "WHERE status = 'pending' AND lease_until IS NULL AND scheduled_for IS NOT NULL"
     ).fetchone()[0]
     return value
 
 
-_HELD = "lease_until IS NOT NULL AND status IN ('pending', 'in_progress')"  # claimed or running
+_HELD = "status = 'in_progress' AND lease_until IS NOT NULL"  # a worker of ours runs it
 
 
 def save(conn: sqlite3.Connection, jobs: Iterable[tuple[Job, int]]) -> None:
@@ -206,18 +195,12 @@ def renew_leases(conn: sqlite3.Connection, ids: Sequence[str], lease_until: int)
 
 
 def release(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> list[Job]:
-    """Give claimed or running jobs back to the queue, no attempt counted (stop, pause).
+    """Give started jobs back to the queue, their attempt not counted (stop, pause).
 
-    Returns the jobs that were running (their status changed); a claim alone was never
-    visible, so dropping it changes nothing a client sees.
+    Returns the jobs given back (those still running in the database).
     """
     rows = []
     for job_id in ids:
-        conn.execute(
-            "UPDATE jobs SET lease_until = NULL, due_at = min(due_at, ?) "
-            "WHERE id = ? AND status = 'pending'",
-            (now, job_id),
-        )
         rows += conn.execute(
             "UPDATE jobs SET status = 'pending', attempts = max(attempts - 1, 0), "
             "lease_until = NULL, started_at = NULL, updated_at = ?, due_at = min(due_at, ?) "
@@ -246,18 +229,13 @@ def recover(conn: sqlite3.Connection, now: int, *, every_lease: bool) -> list[Jo
         f"RETURNING {COLUMNS}",
         {"now": now, "error": error, "every": int(every_lease)},
     ).fetchall()
-    conn.execute(  # claimed by the dead process, never started: no attempt to count
-        "UPDATE jobs SET lease_until = NULL WHERE status = 'pending' "
-        "AND lease_until IS NOT NULL AND (lease_until < ? OR ?)",
-        (now, int(every_lease)),
-    )
     return [row_to_job(row) for row in rows]
 
 
 def cancel_pending(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> list[Job]:
-    """Cancel those of ``ids`` that are pending and not claimed; returns the cancelled jobs.
+    """Cancel those of ``ids`` that are pending; returns the cancelled jobs.
 
-    A claimed job is held by a worker's queue in memory: the engine cancels it there.
+    A running job is cancelled by its engine, which stops the handler first.
     """
     rows = []
     for job_id in ids:

@@ -1,10 +1,10 @@
 """Submitting jobs: validated, committed before the caller hears the id, idempotent by key.
 
-A new job with nothing older due goes straight to the ready queue, stored already claimed
-(no claim query), or already started when a worker is idle: that worker is reserved for it
-and runs it as soon as the insert commits (so ``in_progress`` is still "running", and the
-job costs one write fewer); an idempotency key makes the insert one transaction that returns
-the job already stored under that key. After the commit each job is announced on the bus.
+A new job with nothing older due and a worker idle is stored already started: that worker
+is reserved for it and runs it as soon as the insert commits (so ``in_progress`` is still
+"running", and the job costs no claim). Otherwise it is stored pending and the feeder
+starts it when a worker is free. An idempotency key makes the insert one transaction that
+returns the job already stored under that key. After the commit each job is announced.
 """
 
 from __future__ import annotations
@@ -59,12 +59,13 @@ class Submission(EngineCore):
     async def _store_new(self, job: Job, now: int) -> Job:
         due = now if job.scheduled_for is None else job.scheduled_for
         keyed = job.idempotency_key is not None
+        worker = None
         if not keyed and not job.urgent and due <= now and self._feeder.may_hand_over():
-            self._feeder.claim_fresh(job, now)
             worker = self._ready.reserve()
-            if worker is not None:
-                transitions.start(job, now)
-                self._reserved[job.id] = worker
+        if worker is not None:
+            self._feeder.claim_fresh(job, now)
+            transitions.start(job, now)
+            self._reserved[job.id] = worker
         elif due <= now and not job.urgent:
             self._feeder.held_back()
         if keyed:
