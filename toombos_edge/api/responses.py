@@ -14,6 +14,11 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
+def json_bytes(body: bytes, status: int = 200) -> web.Response:
+    """A response of JSON already encoded (a cached body)."""
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
 def error_body(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
     """``{"detail": msg, "error": {message, code, status, details}}`` (both clients read it)."""
     return {
