@@ -134,10 +134,11 @@ def _gated_upgrade(request: web.Request) -> bool:
 
 def _required_role(request: web.Request) -> Role | None:
     """The route's role; a route added outside the route table needs admin (fail closed)."""
-    roles = request.app[ROUTE_ROLES]
     match = request.match_info
-    if match.route in roles:
-        return roles[match.route]
+    try:
+        return request.app[ROUTE_ROLES][match.route]  # one lookup on the common path
+    except KeyError:
+        pass
     if match.http_exception is not None:
         return None  # aiohttp's own 404/405: answered as a JSON error, no key needed
     return Role.admin
