@@ -36,7 +36,8 @@ _HTTP_CODES = {
     503: "unavailable",
 }
 _REQUEST_PREFIX = f"req_{secrets.token_hex(6)}"  # random per process: unique across restarts
-_request_counter = itertools.count(1)
+# From 2**32: every id has at least nine hex digits without a padded format (which costs).
+_request_counter = itertools.count(1 << 32)
 CORRELATION_HEADER = "X-Correlation-ID"
 SERVER = "toombos-edge"
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -52,7 +53,7 @@ def error_response(status: int, code: str, message: str, details: object = None)
 
 def _request_id() -> str:
     """A unique id for a request that brought none (a counter: ids cost per request)."""
-    return f"{_REQUEST_PREFIX}{next(_request_counter):08x}"
+    return f"{_REQUEST_PREFIX}{next(_request_counter):x}"
 
 
 @web.middleware
