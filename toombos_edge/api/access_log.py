@@ -31,15 +31,18 @@ class AccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info(
-            "%s %s %s",
-            request.method,
-            loggable_url(request),
-            response.status,
+        logger = self.logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        # makeRecord + handle is logger.info without its search of the stack for the
+        # caller's file and line, which no formatter here prints (~5 us a request).
+        logger.handle(logger.makeRecord(
+            logger.name, logging.INFO, __file__, 0, "%s %s %s",
+            (request.method, loggable_url(request), response.status), None,
             extra={
                 "status": response.status,
                 "duration_ms": round(time * 1000, 3),
                 "remote": request.remote,
                 "request_id": request.get(CORRELATION_ID),
             },
-        )
+        ))
