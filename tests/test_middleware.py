@@ -179,3 +179,34 @@ async def test_a_body_that_lies_about_its_encoding_is_a_400(
     assert response.status == 400
     assert_error(body, 400, "bad_request")
     assert "Content-Encoding" in body["detail"]
+
+
+def assert_edge_headers(headers: object, correlation: str) -> None:
+    """What every answer carries: server, correlation id, Vary: Origin, the allowed origin."""
+    from multidict import CIMultiDictProxy
+
+    assert isinstance(headers, CIMultiDictProxy)
+    assert headers["Server"] == "toombos-edge"
+    assert headers["X-Correlation-ID"] == correlation
+    assert "Origin" in headers.getall("Vary")
+    assert headers["Access-Control-Allow-Origin"] == DASHBOARD
+    assert headers["Access-Control-Expose-Headers"] == "X-Correlation-ID"
+
+
+async def test_every_kind_of_answer_carries_the_edge_headers(
+    client: Client, admin_key: str
+) -> None:
+    """Ordinary, error, streamed (prepared by its handler) and WebSocket-handshake answers."""
+    sent = {"Origin": DASHBOARD, **auth(admin_key)}
+    for path, status in [("/health", 200), ("/nowhere", 404), ("/api/jobs/export", 200)]:
+        correlation = "c" + path.replace("/", ".")
+        response = await client.get(path, headers={**sent, "X-Correlation-ID": correlation})
+        assert response.status == status
+        assert_edge_headers(response.headers, correlation)
+    handshake = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Origin": DASHBOARD,
+                 "X-Correlation-ID": "ws-1"}
+    response = await client.get("/ws/jobs", params={"token": admin_key}, headers=handshake)
+    assert response.status == 101
+    assert_edge_headers(response.headers, "ws-1")
+    response.close()

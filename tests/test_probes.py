@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import pytest
 from aiohttp import web
 from conftest import Client, ClientFactory, auth
 
+from toombos_edge import health as health_module
 from toombos_edge.app import create_app
-from toombos_edge.appkeys import DATABASE, LIFECYCLE
+from toombos_edge.appkeys import DATABASE, HEALTH, LIFECYCLE
 from toombos_edge.settings import Settings
 
 
@@ -97,3 +99,26 @@ async def test_health_checks_are_cached_for_a_second(client: Client) -> None:
     second = await (await client.get("/health")).json()
     assert first["checks"] == second["checks"]  # same latencies: not measured again
     assert first["uptime"] <= second["uptime"]
+
+
+async def test_the_health_body_is_the_report(client: Client) -> None:
+    """The bytes /health sends (encoded once per snapshot) are the service's report."""
+    body = await (await client.get("/health")).json()
+    report = await client.app[HEALTH].report()
+    assert set(body) == set(report) == {"status", "timestamp", "checks", "uptime", "version"}
+    assert (body["status"], body["checks"], body["version"]) == (
+        report["status"], report["checks"], report["version"])
+    assert body["timestamp"] <= report["timestamp"] and body["uptime"] <= report["uptime"]
+
+
+async def test_a_sent_healthy_body_turns_503_once_the_database_fails(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(health_module, "CACHE_SECONDS", 0.0)  # every probe measures afresh
+    monkeypatch.setattr(health_module, "now_ms", lambda: 1_763_000_000_000)  # one millisecond
+    assert (await client.get("/health")).status == 200
+    await client.app[DATABASE].close()
+    response = await client.get("/health")
+    body = await response.json()
+    assert (response.status, body["status"]) == (503, "unhealthy")
+    assert body["checks"]["database"]["status"] == "fail"

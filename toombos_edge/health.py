@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from . import __version__
 from .errors import NotFound
 from .ids import iso, now_ms
@@ -79,6 +81,9 @@ class HealthService:
         }
         self._last: tuple[str, dict[str, dict[str, Any]]] = ("healthy", {})
         self._last_at = 0.0
+        self._checks_json = orjson.Fragment(b"{}")  # the rendered checks, encoded once
+        self._body = b""  # the last /health body, and the millisecond it was rendered in
+        self._body_ms = -1
         self._lock = asyncio.Lock()
 
     def register(self, name: str, check: CheckFn) -> None:
@@ -96,6 +101,27 @@ class HealthService:
             "uptime": round(self.lifecycle.uptime, 3),
             "version": __version__,
         }
+
+    async def report_json(self) -> tuple[str, bytes]:
+        """The overall status and the ``/health`` body as JSON bytes.
+
+        The same as ``orjson.dumps(report())``, but the checks are encoded once per
+        snapshot and the body once per millisecond: under a probe storm most requests
+        send bytes already made (the timestamp has millisecond resolution anyway).
+        """
+        if time.monotonic() - self._last_at >= CACHE_SECONDS:
+            await self._snapshot()
+        now = now_ms()
+        if now != self._body_ms:
+            self._body = orjson.dumps({
+                "status": self._last[0],
+                "timestamp": iso(now),
+                "checks": self._checks_json,
+                "uptime": round(self.lifecycle.uptime, 3),
+                "version": __version__,
+            })
+            self._body_ms = now
+        return self._last[0], self._body
 
     async def detailed(self) -> dict[str, Any]:
         """The ``/health/detailed`` body: every component, counts and features."""
@@ -126,6 +152,8 @@ class HealthService:
                 checks = dict(zip(names, results, strict=True))
                 rendered = {name: check.to_json() for name, check in checks.items()}
                 self._last = (overall(checks), rendered)
+                self._checks_json = orjson.Fragment(orjson.dumps(rendered))
+                self._body_ms = -1  # a new snapshot: the next body is rendered afresh
                 self._last_at = time.monotonic()
         return self._last
 

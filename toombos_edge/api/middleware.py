@@ -36,7 +36,10 @@ _HTTP_CODES = {
     503: "unavailable",
 }
 _REQUEST_PREFIX = f"req_{secrets.token_hex(6)}"  # random per process: unique across restarts
-_request_counter = itertools.count(1)
+# From 2**32: every id has at least nine hex digits without a padded format (which costs).
+_request_counter = itertools.count(1 << 32)
+CORRELATION_HEADER = "X-Correlation-ID"
+SERVER = "toombos-edge"
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, X-Correlation-ID"
 
@@ -50,7 +53,7 @@ def error_response(status: int, code: str, message: str, details: object = None)
 
 def _request_id() -> str:
     """A unique id for a request that brought none (a counter: ids cost per request)."""
-    return f"{_REQUEST_PREFIX}{next(_request_counter):08x}"
+    return f"{_REQUEST_PREFIX}{next(_request_counter):x}"
 
 
 @web.middleware
@@ -58,35 +61,39 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Correlation id, CORS preflight, auth by route role; every failure a JSON error.
 
     One middleware, not three: each aiohttp middleware layer costs a coroutine per request,
-    measurable on the probes (bench/http.py).
+    measurable on the probes (bench/http.py). The edge headers go on the answer here, not in
+    the ``on_prepare`` signal, which only catches responses a handler prepared itself.
     """
-    sent = request.headers.get("X-Correlation-ID")
+    sent = request.headers.get(CORRELATION_HEADER)
     cid = sent if sent and _CORRELATION_RE.match(sent) else _request_id()
     request[CORRELATION_ID] = cid
     token = correlation_id.set(cid)
     try:
         if request.method == hdrs.METH_OPTIONS and _is_preflight(request):
-            return _preflight(request)
-        authorize(request)
-        return await handler(request)
+            response: web.StreamResponse = _preflight(request)
+        else:
+            authorize(request)
+            response = await handler(request)
     except EdgeError as exc:
         response = error_response(exc.status, exc.code, exc.message, exc.details)
         response.headers.update(exc.headers)
-        return response
     except web.HTTPException as exc:
-        return _from_http_exception(exc)
+        response = _from_http_exception(exc)
     except (RequestPayloadError, HttpProcessingError):
         # Raised by request.read() and friends in any handler: a body that lies about its
         # Content-Encoding, or one cut short. The client's fault, so never a 500.
-        return error_response(400, "bad_request", "the request body could not be read: "
-                              "a wrong Content-Encoding, or the body was cut short")
+        response = error_response(400, "bad_request", "the request body could not be read: "
+                                  "a wrong Content-Encoding, or the body was cut short")
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "internal server error")
+        response = error_response(500, "internal_error", "internal server error")
     finally:
         correlation_id.reset(token)
+    if not response.prepared:
+        _edge_headers(request, response, cid)
+    return response
 
 
 def _from_http_exception(exc: web.HTTPException) -> web.StreamResponse:
@@ -128,10 +135,11 @@ def _gated_upgrade(request: web.Request) -> bool:
 
 def _required_role(request: web.Request) -> Role | None:
     """The route's role; a route added outside the route table needs admin (fail closed)."""
-    roles = request.app[ROUTE_ROLES]
     match = request.match_info
-    if match.route in roles:
-        return roles[match.route]
+    try:
+        return request.app[ROUTE_ROLES][match.route]  # one lookup on the common path
+    except KeyError:
+        pass
     if match.http_exception is not None:
         return None  # aiohttp's own 404/405: answered as a JSON error, no key needed
     return Role.admin
@@ -153,15 +161,22 @@ def _preflight(request: web.Request) -> web.Response:
 
 
 async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """The edge headers on a response a handler prepares itself (a stream, a WebSocket
+    handshake); the middleware puts them on every other answer before it is prepared."""
+    if CORRELATION_HEADER not in response.headers:  # the middleware always sets it
+        _edge_headers(request, response, request.get(CORRELATION_ID))
+
+
+def _edge_headers(request: web.Request, response: web.StreamResponse, cid: str | None) -> None:
     """Headers every response carries, WebSocket handshakes included."""
-    response.headers[hdrs.SERVER] = "toombos-edge"
-    cid = request.get(CORRELATION_ID)
+    headers = response.headers
+    headers[hdrs.SERVER] = SERVER
     if cid:
-        response.headers["X-Correlation-ID"] = cid
+        headers[CORRELATION_HEADER] = cid
     # Every answer may differ by Origin, so caches must key on it even when none was sent.
-    response.headers.add(hdrs.VARY, hdrs.ORIGIN)
+    headers.add(hdrs.VARY, hdrs.ORIGIN)
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is not None and origin in request.app[SETTINGS].allowed_origins:
         # The exact origin, never "*": browsers send the Authorization header with it.
-        response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
-        response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = "X-Correlation-ID"
+        headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+        headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = CORRELATION_HEADER

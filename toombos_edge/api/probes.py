@@ -6,13 +6,13 @@ from aiohttp import web
 
 from ..appkeys import HEALTH, LIFECYCLE
 from ..health import FAIL
-from .responses import json_response
+from .responses import json_bytes, json_response
 
 
 async def health(request: web.Request) -> web.Response:
     """Overall status with database, cache, disk and memory checks; 503 when unhealthy."""
-    body = await request.app[HEALTH].report()
-    return json_response(body, status=503 if body["status"] == "unhealthy" else 200)
+    status, body = await request.app[HEALTH].report_json()
+    return json_bytes(body, status=503 if status == "unhealthy" else 200)
 
 
 async def health_detailed(request: web.Request) -> web.Response:
