@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -44,24 +44,32 @@ INTERNAL = frozenset({KEY_REVOKED, WS_CONNECTION})
 Address = tuple[str, str]
 
 
+class Renders(Protocol):
+    """Something that renders itself as a JSON object when asked (a job's snapshot)."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
 class Event:
     """``{"type": …, "job" or "data": …, "timestamp": ISO}``; ``encoded`` is computed once.
 
     An event with an ``address`` is a personal message: only the WebSockets of that client
-    or session receive it.
+    or session receive it. A job event may carry a snapshot of the job instead of its JSON:
+    the body is rendered on first use, so an event nobody sends on costs no rendering.
     """
 
-    __slots__ = ("_encoded", "address", "body", "timestamp", "type")
+    __slots__ = ("_body", "_encoded", "_source", "address", "timestamp", "type")
 
     def __init__(
         self,
         type_: str,
-        body: dict[str, Any],
+        body: dict[str, Any] | Renders,
         timestamp: int | None = None,
         address: Address | None = None,
     ) -> None:
         self.type = type_
-        self.body = body
+        self._body: dict[str, Any] | None = body if isinstance(body, dict) else None
+        self._source: Renders | None = None if isinstance(body, dict) else body
         self.timestamp = now_ms() if timestamp is None else timestamp
         self.address = address
         self._encoded: bytes | None = None
@@ -71,8 +79,16 @@ class Event:
         return cls(type_, {"data": data})
 
     @classmethod
-    def job(cls, type_: str, job: dict[str, Any]) -> Event:
-        return cls(type_, {"job": job})
+    def job(cls, type_: str, job: dict[str, Any] | Renders) -> Event:
+        """A job event, from the job's JSON or from a snapshot that renders it later."""
+        return cls(type_, {"job": job} if isinstance(job, dict) else _JobBody(job))
+
+    @property
+    def body(self) -> dict[str, Any]:
+        if self._body is None:
+            assert self._source is not None
+            self._body = self._source.to_json()
+        return self._body
 
     @classmethod
     def personal(
@@ -103,6 +119,16 @@ class Event:
 
     def __repr__(self) -> str:
         return f"<Event {self.type}>"
+
+
+class _JobBody:
+    __slots__ = ("_job",)
+
+    def __init__(self, job: Renders) -> None:
+        self._job = job
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job": self._job.to_json()}
 
 
 Subscriber = Callable[[Event], None]

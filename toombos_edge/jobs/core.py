@@ -72,7 +72,7 @@ class EngineCore:
         raise NotImplementedError  # the worker part (:mod:`.attempts`) announces starts
 
     def _publish(self, type_: str, job: Job) -> None:
-        self._bus.publish(Event.job(type_, job.to_json()))
+        self._bus.publish(Event.job(type_, job.snapshot()))
 
     def _release_soon(self, jobs: list[Job]) -> None:
         if jobs:

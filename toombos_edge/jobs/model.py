@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 from ..ids import iso
@@ -55,6 +56,11 @@ class Job:
     lease_until: int | None = None
     urgent: bool = False  #: ahead of every other job; runs even when the queue is paused
 
+    def snapshot(self) -> Job:
+        """A copy as of now, for an event rendered later. Shallow: the engine replaces a
+        job's lists and dicts when they change, it never edits them in place."""
+        return Job(*_FIELDS(self))
+
     def to_json(self) -> dict[str, Any]:
         """The client contract's job object (plus ``kind``, ``progress`` and ``attempts``)."""
         return {
@@ -80,3 +86,6 @@ class Job:
             "started_at": iso(self.started_at),
             "completed_at": iso(self.completed_at),
         }
+
+
+_FIELDS = attrgetter(*(f.name for f in fields(Job)))
