@@ -158,7 +158,8 @@ async def test_kill_9_half_way_loses_nothing(tmp_path: Path, servers: list[Serve
                 "SELECT id FROM jobs WHERE status = 'pending' AND lease_until IS NOT NULL")}
             stored = {row[0] for row in conn.execute("SELECT id FROM jobs")}
         assert stored == acknowledged  # every acknowledged job is in the file
-        assert len(held) <= WORKERS  # in_progress means a worker runs it, not "claimed"
+        assert len(held) <= WORKERS  # in_progress means a worker runs it
+        assert not claimed  # nothing is reserved ahead of a free worker
         ran_before = ledger_runs(ledger)
         assert 0 < len(ran_before) < JOBS
 
@@ -188,8 +189,7 @@ async def test_kill_9_half_way_loses_nothing(tmp_path: Path, servers: list[Serve
     extra = {job_id: count - 1 for job_id, count in runs.items() if count > 1}
     assert set(extra) <= held  # only jobs held at the kill ran again …
     assert all(count == 1 for count in extra.values())  # … and at most once more
-    assert interrupted <= held  # only a job that had started is charged for the kill …
-    assert claimed.isdisjoint(interrupted)  # … not one merely claimed into memory
+    assert interrupted <= held  # only a job that had started is charged for the kill
     for job_id, ran in runs.items():  # an attempt is counted when, and only when, it ran
         # (a job started at the kill may have been charged just before its handler wrote)
         assert ran <= attempts[job_id] <= ran + (job_id in held)
