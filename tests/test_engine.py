@@ -594,3 +594,61 @@ async def test_a_fresh_job_for_an_idle_worker_is_stored_started(
                    and e.body["job"]["job_id"] == job.id)
     assert created.body["job"]["status"] == "in_progress"
     assert engine.stats()["since_start"]["started"] == 1
+
+
+async def within_turns(condition: Callable[[], bool], turns: int = 100) -> None:
+    """Let the loop run other tasks until ``condition`` holds, for a few turns at most (no
+    time passes: the engine's tasks step on each turn)."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"not true after {turns} loop turns")
+
+
+async def test_a_pending_lease_left_by_an_earlier_engine_is_dropped_at_start(
+    make_engine: Factory, db: Database, clock: Clock
+) -> None:
+    """Engines before migration 0005 leased due jobs ahead of their start."""
+    leased = Job(new_id("job"), "noop", JobStatus.pending, now_ms(), now_ms(), max_attempts=1,
+                 lease_until=clock.now + 60_000)
+    await db.write(lambda c: store.insert(c, [(leased, clock.now)]))
+    engine = await make_engine()
+    await engine.join()
+    done = await engine.get(leased.id)
+    assert done.status is JobStatus.completed and done.attempts == 1 and done.errors == []
+
+
+async def test_a_job_held_back_during_a_claim_is_not_overtaken(
+    make_engine: Factory, registry: KindRegistry
+) -> None:
+    order: list[str] = []
+
+    async def record(ctx: JobContext) -> None:
+        order.append(ctx.params["name"])
+
+    registry.register(JobKind("record", record))
+    engine = await make_engine(workers=1)
+    await engine.join()
+    engine.wake()  # a claim for the one idle worker, which will find nothing
+    await within_turns(lambda: engine._feeder.claim_done is not None)
+    await engine.submit("record", {"name": "older-high"}, priority=10)  # stored pending
+    await engine.submit("record", {"name": "newer-low"})
+    await engine.join()
+    assert order == ["older-high", "newer-low"]
+
+
+async def test_cancel_racing_the_claim_that_starts_the_job(
+    make_engine: Factory, gate: Gate, db: Database
+) -> None:
+    engine = await make_engine(workers=1)
+    await engine.submit("gate")
+    await gate.started.wait()
+    waiting = await engine.submit("gate")  # pending: the worker is busy
+    gate.opened.set()  # the first ends; its worker goes idle and the feeder claims `waiting`
+    await within_turns(lambda: engine._feeder.claim_done is not None)
+    gate.opened.clear()
+    cancelled = await engine.cancel(waiting.id)  # pending in the database a moment ago
+    assert cancelled.status is JobStatus.cancelled
+    await engine.join()
+    assert (await engine.get(waiting.id)).status is JobStatus.cancelled

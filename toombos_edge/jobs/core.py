@@ -3,7 +3,7 @@
 :class:`EngineCore` declares what the engine holds (database, bus, ready queue, the jobs
 workers run, the batchers, the feeder, counters); :class:`.engine.JobEngine` builds it, and
 the parts (:mod:`.submission`, :mod:`.attempts`, :mod:`.operations`) work on it. Here:
-publishing after commits, giving claimed jobs back, side tasks and the idle signal.
+publishing after commits, giving started jobs back, side tasks and the idle signal.
 """
 
 from __future__ import annotations
@@ -83,6 +83,8 @@ class EngineCore:
         ids, now = [job.id for job in jobs], self._clock()
         for job in await self._db.write(lambda c: store.release(c, ids, now)):
             self._publish(JOB_UPDATE, job)
+        if not self._feeder.stopping:
+            self._feeder.due()  # due again: claim them when a worker is free (and unpaused)
         self._changed()
 
     def _spawn(self, work: Any, name: str) -> None:

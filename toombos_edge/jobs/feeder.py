@@ -88,6 +88,7 @@ class Feeder:
     def held_back(self) -> None:
         """A due job was stored pending: newer jobs wait behind it until it is claimed."""
         self._hand_over_ok = False
+        self._generation += 1  # a claim in flight may not see it: it must not re-allow
 
     def wake_at(self, due: int) -> None:
         """One timer, for the earliest job scheduled later."""
@@ -149,9 +150,9 @@ class Feeder:
     def _after_claim(
         self, drained: bool, generation: int, urgent_only: bool, next_due: int | None
     ) -> None:
-        if drained and not urgent_only:
-            self._hand_over_ok = True
         if drained and generation == self._generation:
             self.queue_empty = True
+            if not urgent_only:
+                self._hand_over_ok = True
         if next_due is not None and not urgent_only:
             self.wake_at(next_due)

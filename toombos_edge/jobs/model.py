@@ -11,7 +11,7 @@ from ..ids import iso
 
 
 class JobStatus(StrEnum):
-    pending = "pending"  #: waiting for a worker (maybe claimed: queued in memory, not started)
+    pending = "pending"  #: waiting for a worker (no lease: nothing holds it)
     in_progress = "in_progress"  #: a worker runs it (started, attempt counted) under a lease
     completed = "completed"  #: every part succeeded
     partial = "partial"  #: some channels (parts) failed, others succeeded

@@ -1,8 +1,8 @@
 """Changing jobs from outside: cancel, retry, the batch forms of both, pause and resume.
 
-A pending job is cancelled in the database at once; a claimed one is taken out of the
-ready queue; a running one has its task cancelled and is stored ``cancelled`` when its
-worker has stopped it. Whatever cannot be changed is refused with why (409).
+A pending job is cancelled in the database at once; a started one given to a worker that
+has not taken it yet is taken back; a running one has its task cancelled and is stored
+``cancelled`` when its worker has stopped it. Whatever cannot be changed is refused with why (409).
 """
 
 from __future__ import annotations
@@ -53,9 +53,12 @@ class Operations(EngineCore):
                 return cancelled[0]
             job = await self.get(job_id)
             claiming = self._feeder.claim_done
-            if job.status.terminal or claiming is None:
+            if job.status.terminal:
                 break
-            await asyncio.shield(claiming)  # it is being claimed: ask again after
+            if claiming is not None:
+                await asyncio.shield(claiming)  # it may be being started: ask again after
+            elif not (job_id in self._running or job_id in self._ready):
+                break  # started by another engine, or ended meanwhile
         raise Conflict(REFUSE_CANCEL.format(id=job_id, status=job.status.value))
 
     async def retry(self, job_id: str) -> Job:
@@ -96,7 +99,8 @@ class Operations(EngineCore):
             running.cancel_requested = True
             if running.task is not None:
                 running.task.cancel()
-        elif running.task is None:  # claimed but not started: cancel it here
+        elif running.task is None:  # given to a worker, not taken: it never ran
+            job.attempts, job.started_at = max(job.attempts - 1, 0), None
             transitions.cancel(job, self._clock())
             self._finishing[job.id] = running
             self._saves.add((job, job.updated_at))

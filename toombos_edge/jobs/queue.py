@@ -18,10 +18,10 @@ from .store import queue_order
 
 
 class ReadyQueue:
-    """Claimed jobs in queue order. Removing a job (cancel, pause) is O(1): it is skipped.
-
-    An idle worker can be reserved for one job (:meth:`reserve`, :meth:`give`): the engine
-    stores a fresh job already started when a worker is waiting for exactly that job.
+    """Idle workers, and the started jobs given to them. An idle worker is reserved for one
+    job (:meth:`reserve`, :meth:`give`) before that job is started in the database, so a
+    started job never waits for a worker. Jobs queue (in queue order) only when given to a
+    worker that went away; removing a job (cancel, pause) is O(1): it is skipped.
     """
 
     def __init__(self, on_idle: Callable[[], None] | None = None) -> None:

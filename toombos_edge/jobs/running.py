@@ -24,7 +24,7 @@ PROGRESS_INTERVAL = 0.1  # seconds between stored progress reports of one job
 @dataclass(slots=True)
 class Running:
     job: Job
-    task: asyncio.Task[Any] | None  #: None: claimed, not started
+    task: asyncio.Task[Any] | None  #: None: given to a worker that has not taken it yet
     cancel_requested: bool = False
     saved: asyncio.Future[None] | None = None  #: made on demand: resolves once stored
     progress_at: float = 0.0

@@ -70,8 +70,8 @@ _INSERT = (
 def insert(conn: sqlite3.Connection, jobs: Iterable[tuple[Job, int]]) -> None:
     """Insert new jobs, each with the time it becomes due (one statement for the batch).
 
-    A job may arrive already claimed (``pending`` with a lease): the engine hands fresh jobs
-    straight to its workers' queue when nothing older is waiting.
+    A job may arrive already started (``in_progress`` with a lease): the engine hands a
+    fresh job straight to an idle worker when nothing older is waiting.
     """
     conn.executemany(_INSERT, [_insert_row(job, due_at) for job, due_at in jobs])
 
@@ -229,6 +229,11 @@ def recover(conn: sqlite3.Connection, now: int, *, every_lease: bool) -> list[Jo
         f"RETURNING {COLUMNS}",
         {"now": now, "error": error, "every": int(every_lease)},
     ).fetchall()
+    # A pending row never has a lease now, but engines before migration 0005 leased due
+    # jobs ahead of their start: such a row left by a crash would never be claimed.
+    conn.execute(
+        "UPDATE jobs SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL"
+    )
     return [row_to_job(row) for row in rows]
 
 
