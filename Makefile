@@ -20,7 +20,10 @@ $(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(RUN_STAMP) $@
 
+# Bytecode first (only what changed is recompiled): where writing it on import is off
+# (PYTHONDONTWRITEBYTECODE, usual in containers) every start would compile the package.
 run: $(RUN_STAMP)
+	$(VENV)/bin/python -m compileall -q toombos_edge
 	exec $(VENV)/bin/toombos-edge serve
 
 lint: $(TEST_STAMP)
