@@ -1,7 +1,9 @@
 """The jobs table: every statement the engine runs, as functions of a ``sqlite3.Connection``.
 
 ``in_progress`` means a worker runs it, under a lease (``lease_until``) its engine renews;
-pending rows have no lease. Kept narrow on purpose
+pending rows have no lease. A pending job due later (scheduled, or a retry's backoff) is
+``waiting``: out of the queue index until a claim finds it due, so the queue holds only jobs
+that may run now. Kept narrow on purpose
 (insert, claim, save, transitions, recovery) so that a PostgreSQL implementation is a
 second module, not a rewrite. Each function runs inside the caller's
 transaction (``Database.write``) or snapshot (``Database.read``); none commits.
@@ -49,21 +51,26 @@ def row_to_job(row: Sequence[Any]) -> Job:
     )
 
 
+def _waiting(job: Job, due_at: int) -> int:
+    """1 for a pending job due after the moment it is written (its ``updated_at``)."""
+    return int(due_at > job.updated_at and job.status is JobStatus.pending)
+
+
 def _insert_row(job: Job, due_at: int) -> tuple[Any, ...]:
     return (
         job.id, job.kind, job.status.value, job.priority, int(job.urgent), job.document_id,
         _dump(job.channels, _EMPTY_LIST), _dump(job.params, _EMPTY_OBJECT), job.attempts,
         job.max_attempts, job.idempotency_key, job.correlation_id,
         _dump(job.metadata, _EMPTY_OBJECT), job.created_at, job.updated_at, job.scheduled_for,
-        due_at, job.started_at, job.lease_until,
+        due_at, _waiting(job, due_at), job.started_at, job.lease_until,
     )
 
 
 _INSERT = (
     "INSERT INTO jobs (id, kind, status, priority, urgent, document_id, channels, params, "
     "attempts, max_attempts, idempotency_key, correlation_id, metadata, created_at, "
-    "updated_at, scheduled_for, due_at, started_at, lease_until) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "updated_at, scheduled_for, due_at, waiting, started_at, lease_until) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -105,9 +112,13 @@ _STARTED = (
 _CLAIM = (
     f"UPDATE jobs SET {_STARTED} "
     "WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_queue "
-    "WHERE status = 'pending' AND lease_until IS NULL "
-    "AND due_at <= :now {urgent} ORDER BY urgent DESC, priority DESC, due_at, id LIMIT :limit) "
+    "WHERE status = 'pending' AND waiting = 0 {urgent} "
+    "ORDER BY urgent DESC, priority DESC, due_at, id LIMIT :limit) "
     f"RETURNING {COLUMNS}"
+)
+_PROMOTE = (  # waiting jobs that came due join the queue
+    "UPDATE jobs INDEXED BY jobs_due SET waiting = 0 "
+    "WHERE status = 'pending' AND waiting = 1 AND due_at <= ?"
 )
 
 
@@ -117,6 +128,7 @@ def claim(
     """Start up to ``limit`` due pending jobs in queue order: ``in_progress``, attempt
     counted, ``started_at``, under a lease. The engine claims only as many as it has idle
     workers, so a claimed job is a running job."""
+    conn.execute(_PROMOTE, (now,))
     sql = _CLAIM.format(urgent="AND urgent = 1" if urgent_only else "")
     rows = conn.execute(sql, {"now": now, "lease": lease_until, "limit": limit}).fetchall()
     jobs = [row_to_job(row) for row in rows]
@@ -127,8 +139,8 @@ def claim(
 def claim_one(conn: sqlite3.Connection, job_id: str, now: int, lease_until: int) -> Job | None:
     """Start one pending job by id (urgent jobs skip the queue)."""
     row = conn.execute(
-        f"UPDATE jobs SET {_STARTED} WHERE id = :id AND status = 'pending' "
-        f"AND lease_until IS NULL RETURNING {COLUMNS}",
+        f"UPDATE jobs SET {_STARTED}, waiting = 0 WHERE id = :id AND status = 'pending' "
+        f"RETURNING {COLUMNS}",
         {"now": now, "lease": lease_until, "id": job_id},
     ).fetchone()
     return None if row is None else row_to_job(row)
@@ -140,14 +152,9 @@ def queue_order(job: Job) -> tuple[int, int, int, str]:
 
 
 def next_due(conn: sqlite3.Connection) -> int | None:
-    """When the earliest pending job scheduled for later becomes due (None: there is none).
-
-    Called after a claim found fewer due jobs than it wanted, so every pending job left is
-    due later; those all have a ``scheduled_for`` (the client's, or a retry's backoff).
-    """
+    """When the earliest waiting job becomes due (None: none is waiting)."""
     value: int | None = conn.execute(
-        "SELECT min(due_at) FROM jobs INDEXED BY jobs_due "
-        "WHERE status = 'pending' AND lease_until IS NULL AND scheduled_for IS NOT NULL"
+        "SELECT min(due_at) FROM jobs INDEXED BY jobs_due WHERE status = 'pending' AND waiting = 1"
     ).fetchone()[0]
     return value
 
@@ -160,14 +167,15 @@ def save(conn: sqlite3.Connection, jobs: Iterable[tuple[Job, int]]) -> None:
     conn.executemany(
         "UPDATE jobs SET status = ?, progress_percent = ?, progress_message = ?, attempts = ?, "
         "last_error = ?, errors = ?, results = ?, document_id = ?, updated_at = ?, "
-        "scheduled_for = ?, due_at = ?, started_at = ?, completed_at = ?, lease_until = NULL "
-        f"WHERE id = ? AND {_HELD}",
+        "scheduled_for = ?, due_at = ?, waiting = ?, started_at = ?, completed_at = ?, "
+        f"lease_until = NULL WHERE id = ? AND {_HELD}",
         [
             (
                 job.status.value, job.progress_percent, job.progress_message, job.attempts,
                 job.last_error, _dump(job.errors, _EMPTY_LIST),
                 _dump(job.results, _EMPTY_OBJECT), job.document_id, job.updated_at,
-                job.scheduled_for, due_at, job.started_at, job.completed_at, job.id,
+                job.scheduled_for, due_at, _waiting(job, due_at), job.started_at,
+                job.completed_at, job.id,
             )
             for job, due_at in jobs
         ],
@@ -202,7 +210,7 @@ def release(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> list[Job]
     rows = []
     for job_id in ids:
         rows += conn.execute(
-            "UPDATE jobs SET status = 'pending', attempts = max(attempts - 1, 0), "
+            "UPDATE jobs SET status = 'pending', attempts = max(attempts - 1, 0), waiting = 0, "
             "lease_until = NULL, started_at = NULL, updated_at = ?, due_at = min(due_at, ?) "
             f"WHERE id = ? AND status = 'in_progress' RETURNING {COLUMNS}",
             (now, now, job_id),
@@ -221,7 +229,7 @@ def recover(conn: sqlite3.Connection, now: int, *, every_lease: bool) -> list[Jo
     ).decode()
     rows = conn.execute(
         "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' "
-        "ELSE 'pending' END, lease_until = NULL, updated_at = :now, due_at = :now, "
+        "ELSE 'pending' END, lease_until = NULL, updated_at = :now, due_at = :now, waiting = 0, "
         "last_error = 'interrupted: the process running it stopped', "
         "completed_at = CASE WHEN attempts >= max_attempts THEN :now END, "
         "errors = json_insert(errors, '$[#]', json_set(json(:error), '$.attempt', attempts)) "
@@ -229,11 +237,6 @@ def recover(conn: sqlite3.Connection, now: int, *, every_lease: bool) -> list[Jo
         f"RETURNING {COLUMNS}",
         {"now": now, "error": error, "every": int(every_lease)},
     ).fetchall()
-    # A pending row never has a lease now, but engines before migration 0005 leased due
-    # jobs ahead of their start: such a row left by a crash would never be claimed.
-    conn.execute(
-        "UPDATE jobs SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL"
-    )
     return [row_to_job(row) for row in rows]
 
 
@@ -245,8 +248,8 @@ def cancel_pending(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> li
     rows = []
     for job_id in ids:
         rows += conn.execute(
-            "UPDATE jobs SET status = 'cancelled', updated_at = ?, completed_at = ? "
-            "WHERE id = ? AND status = 'pending' AND lease_until IS NULL "
+            "UPDATE jobs SET status = 'cancelled', updated_at = ?, completed_at = ?, waiting = 0 "
+            "WHERE id = ? AND status = 'pending' "
             f"RETURNING {COLUMNS}",
             (now, now, job_id),
         ).fetchall()
@@ -263,6 +266,7 @@ def requeue(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> list[Job]
         rows += conn.execute(
             "UPDATE jobs SET status = 'pending', attempts = 0, last_error = NULL, "
             "progress_percent = 0, progress_message = '', scheduled_for = NULL, due_at = ?, "
+            "waiting = 0, "
             "started_at = NULL, completed_at = NULL, updated_at = ? "
             f"WHERE id = ? AND status IN {RETRYABLE} RETURNING {COLUMNS}",
             (now, now, job_id),
