@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterator
 
+import pytest
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute, PrefixResource
-from conftest import Client, ClientFactory, auth
+from conftest import Client, auth
 
 from toombos_edge.app import create_app
-from toombos_edge.appkeys import KEYS, ROUTE_ROLES
+from toombos_edge.appkeys import ROUTE_ROLES
 from toombos_edge.keys import Role
 from toombos_edge.routes import ROUTES
 from toombos_edge.settings import Settings
@@ -26,6 +27,7 @@ PUBLIC_PATHS = {
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/site/{slug}"),
+    ("*", "/{unmatched}"),  # the catch-all: it only ever answers 404 or 405
 }
 _PARAM = re.compile(r"\{\w+(?::[^}]*)?\}")
 
@@ -101,18 +103,25 @@ async def _unlisted(request: web.Request) -> web.Response:
     return web.json_response({"reached": True})
 
 
-async def test_a_route_added_outside_the_table_needs_an_admin_key(
-    aiohttp_client: ClientFactory, settings: Settings
+async def test_a_route_added_outside_the_table_stops_the_server_at_start(
+    settings: Settings,
 ) -> None:
     app = create_app(settings)
     app.router.add_get("/sneaky", _unlisted)
-    client: Client = await aiohttp_client(app)
-    admin = (settings.data_dir / "admin.key").read_text().strip()
-    assert (await client.get("/sneaky")).status == 401
-    _key, operator = await client.app[KEYS].create("op", Role.operator)
-    assert (await client.get("/sneaky", headers=auth(operator))).status == 403
-    response = await client.get("/sneaky", headers=auth(admin))
-    assert (response.status, await response.json()) == (200, {"reached": True})
+    runner = web.AppRunner(app)
+    with pytest.raises(RuntimeError, match="/sneaky"):
+        await runner.setup()  # refused before any lifetime (database, engine) started
+    await runner.cleanup()
+    assert not (settings.data_dir / "edge.db").exists()
+
+
+async def test_what_no_route_matches_is_a_json_404_or_405(client: Client) -> None:
+    missing = await client.get("/no/such/path")
+    assert missing.status == 404 and (await missing.json())["error"]["code"] == "not_found"
+    wrong = await client.delete("/health")
+    assert wrong.status == 405 and (await wrong.json())["error"]["code"] == "method_not_allowed"
+    assert wrong.headers["Allow"] == "GET"
+    assert wrong.headers["X-Correlation-ID"] and "Origin" in wrong.headers["Vary"]
 
 
 async def test_openapi_lists_every_route_with_its_role(client: Client) -> None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .api.middleware import edge_middleware, on_prepare
+from .api.middleware import on_prepare, refuse_unwrapped_routes
 from .appkeys import (
     BUS,
     CACHE,
@@ -18,7 +18,6 @@ from .appkeys import (
     DATABASE,
     DOCUMENTS,
     ENGINE,
-    GATED_ROUTES,
     HEALTH,
     HUB,
     INGESTOR,
@@ -63,7 +62,6 @@ CACHE_EXPIRY_SECONDS = 600.0
 def create_app(settings: Settings) -> web.Application:
     """Build the application; nothing is opened until it starts."""
     app = web.Application(
-        middlewares=[edge_middleware],
         client_max_size=settings.max_body_kb * 1024,
         # Request bodies are read in up to 1 MiB steps (aiohttp's default is 64 KiB): a
         # streamed upload costs fewer loop iterations per byte (bench/ingest.py).
@@ -73,8 +71,8 @@ def create_app(settings: Settings) -> web.Application:
     app[LIFECYCLE] = Lifecycle()
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
-    app[GATED_ROUTES] = set()
     app.on_response_prepare.append(on_prepare)
+    app.on_startup.insert(0, refuse_unwrapped_routes)  # before any lifetime starts
     # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.

@@ -35,8 +35,6 @@ CACHE = web.AppKey("cache", ContentCache)
 CONTENT = web.AppKey("content", ContentService)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
-#: WebSocket routes whose upgrades the gate authenticates (see ``routes.socket``).
-GATED_ROUTES = web.AppKey("gated_routes", set[AbstractRoute])
 #: The OpenAPI document, built once from the route table.
 OPENAPI = web.AppKey("openapi", bytes)
 

@@ -24,7 +24,8 @@ from .api import (
     search,
     site,
 )
-from .appkeys import GATED_ROUTES, OPENAPI, ROUTE_ROLES
+from .api.middleware import edge, unmatched
+from .appkeys import OPENAPI, ROUTE_ROLES
 from .keys import Role
 from .ws import endpoints as ws
 
@@ -39,7 +40,7 @@ class Route:
     handler: Handler
     role: Role | None
     #: A WebSocket: its upgrade is authenticated by the gate (origin, per-IP limit, then a
-    #: header or ?token=), not by the auth middleware.
+    #: header or ?token=), not by the pipeline.
     gated: bool = False
 
 
@@ -147,11 +148,11 @@ ROUTES: tuple[Route, ...] = (
 
 
 def setup_routes(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> None:
-    """Register every route and remember the role each one needs."""
+    """Register every route behind the pipeline with its role, then the catch-all."""
     roles = app[ROUTE_ROLES]
     for route in routes:
-        registered = app.router.add_route(route.method, route.path, route.handler)
-        roles[registered] = route.role
-        if route.gated:
-            app[GATED_ROUTES].add(registered)
+        handler = edge(route.handler, route.role, gated=route.gated)
+        roles[app.router.add_route(route.method, route.path, handler)] = route.role
+    # Last: whatever no route matched (any method, any path) answers a JSON 404 or 405.
+    roles[app.router.add_route("*", "/{unmatched:.*}", edge(unmatched, PUBLIC))] = PUBLIC
     app[OPENAPI] = orjson.dumps(openapi.build(routes))
