@@ -1,4 +1,4 @@
-"""One error hierarchy. Services raise these; one middleware maps them to HTTP."""
+"""One error hierarchy. Services raise these; the request pipeline maps them to HTTP."""
 
 from __future__ import annotations
 
