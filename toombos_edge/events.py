@@ -68,8 +68,12 @@ class Event:
         address: Address | None = None,
     ) -> None:
         self.type = type_
-        self._body: dict[str, Any] | None = body if isinstance(body, dict) else None
-        self._source: Renders | None = None if isinstance(body, dict) else body
+        self._body: dict[str, Any] | None = None
+        self._source: Renders | None = None
+        if isinstance(body, dict):
+            self._body = body
+        else:
+            self._source = body
         self.timestamp = now_ms() if timestamp is None else timestamp
         self.address = address
         self._encoded: bytes | None = None

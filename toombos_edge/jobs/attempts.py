@@ -2,9 +2,9 @@
 
 A worker waits in the ready queue until the feeder (or a submit) gives it a job already
 stored started (``in_progress``, attempt counted), then calls the handler under the kind's
-timeout. The end (completed, partial,
-failed with or without a retry, cancelled) is decided in memory (:mod:`.transitions`) and
-stored by the save batcher; events go out after each commit.
+timeout. The end (completed, partial, failed with or without a retry, cancelled) is decided
+in memory (:mod:`.transitions`) and stored by the save batcher; events go out after each
+commit.
 """
 
 from __future__ import annotations

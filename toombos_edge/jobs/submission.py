@@ -102,15 +102,10 @@ class Submission(EngineCore):
         self._changed()
 
     def _hand_over(self, jobs: list[Job]) -> None:
+        """Each fresh job stored started goes to the worker reserved for it (a job gets a
+        lease only with a reserved worker); paused or stopping meanwhile: it is given back."""
         keep = not (self._feeder.stopping or self._feeder.paused)
-        queued = []
         for job in jobs:
-            worker = self._reserved.pop(job.id, None)
-            if worker is not None:
-                self._ready.give(worker, job if keep else None)
-            else:
-                queued.append(job)
-        if keep:
-            self._ready.push(queued)
-        else:
+            self._ready.give(self._reserved.pop(job.id), job if keep else None)
+        if not keep:
             self._release_soon(jobs)
