@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..events import JOB_CREATED
-from ..ids import id_ms, new_id
+from ..ids import stamped_id
 from . import store, transitions
 from .core import EngineCore
 from .model import Job, JobStatus
@@ -45,9 +45,9 @@ class Submission(EngineCore):
         """
         spec = self.registry.get(kind)
         now = self._clock()
-        job_id = new_id("job")
+        job_id, created_at = stamped_id("job")
         job = Job(
-            id=job_id, kind=kind, status=JobStatus.pending, created_at=id_ms(job_id),
+            id=job_id, kind=kind, status=JobStatus.pending, created_at=created_at,
             updated_at=now, priority=priority, params=spec.validate(dict(params or {})),
             document_id=document_id, channels=list(channels or ()),
             max_attempts=max_attempts or spec.max_attempts, idempotency_key=idempotency_key,
