@@ -116,14 +116,15 @@ class Attempts(EngineCore):
             running = self._finishing.pop(job.id, None)
             if running is not None and running.saved is not None:
                 running.saved.set_result(None)
+            # Stored: a retry is claimed from the database as a new object, an end is final.
             if job.status is JobStatus.pending:
-                self._publish(JOB_UPDATE, job)
+                self._publish_last(JOB_UPDATE, job)
                 due_now = due_now or due <= now
                 if due > now:
                     self._feeder.wake_at(due)
             else:
                 self.counters[job.status.value] += 1
-                self._publish(END_EVENTS[job.status], job)
+                self._publish_last(END_EVENTS[job.status], job)
         if due_now:
             self._feeder.due()
         self._changed()

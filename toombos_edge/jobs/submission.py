@@ -85,10 +85,12 @@ class Submission(EngineCore):
         now, due_now, later = self._clock(), False, None
         claimed = []
         for job, due in items:
-            self._publish(JOB_CREATED, job)
-            if job.lease_until is not None:
+            if job.lease_until is not None:  # a worker runs this very object
+                self._publish(JOB_CREATED, job)
                 claimed.append(job)
-            elif due <= now:
+                continue
+            self._publish_last(JOB_CREATED, job)  # the feeder claims a new object from the row
+            if due <= now:
                 due_now = True
             elif later is None or due < later:
                 later = due
