@@ -61,7 +61,7 @@ class Attempts(EngineCore):
                 self._running.pop(job.id, None)
                 raise
             result = None
-        if running.cancel_requested and task is not None and task.cancelling():
+        if (running.cancel_requested or running.timed_out) and task and task.cancelling():
             task.uncancel()
         self._end(running, result)
 
@@ -75,9 +75,14 @@ class Attempts(EngineCore):
             log=logging.LoggerAdapter(handler_log, {"job_id": job.id, "kind": job.kind}),
             _progress=lambda percent, message: self._progress.report(running, percent, message),
         )
+        if kind.timeout > 0:
+            self._deadlines.watch(running, kind.timeout)
         try:
-            async with asyncio.timeout(kind.timeout if kind.timeout > 0 else None):
-                return await kind.run(ctx)
+            return await kind.run(ctx)
+        except asyncio.CancelledError:
+            if not running.timed_out or running.cancel_requested:
+                raise
+            return Failure(f"timed out after {kind.timeout:g} s")
         except TimeoutError:
             return Failure(f"timed out after {kind.timeout:g} s")
         except PermanentFailure as exc:

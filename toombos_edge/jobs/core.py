@@ -24,7 +24,7 @@ from .lock import EngineLock
 from .model import Job
 from .queue import ReadyQueue
 from .retry import Backoff
-from .running import ProgressReports, Running
+from .running import Deadlines, ProgressReports, Running
 
 log = logging.getLogger("toombos_edge.jobs.engine")
 
@@ -49,6 +49,7 @@ class EngineCore:
     _inserts: Batcher[tuple[Job, int]]
     _saves: Batcher[tuple[Job, int]]
     _progress: ProgressReports
+    _deadlines: Deadlines
     _feeder: Feeder
     _tasks: list[asyncio.Task[None]]
     _side: set[asyncio.Task[Any]]

@@ -33,7 +33,7 @@ from .lock import EngineLock
 from .operations import BatchResult, Operations
 from .queue import ReadyQueue
 from .retry import Backoff
-from .running import ProgressReports, Running
+from .running import Deadlines, ProgressReports, Running
 from .submission import Submission
 
 __all__ = ["BatchResult", "JobEngine"]
@@ -75,6 +75,7 @@ class JobEngine(Submission, Attempts, Operations):
         self._progress = ProgressReports(
             db, clock, self._running.__contains__, lambda job: self._publish(JOB_UPDATE, job)
         )
+        self._deadlines = Deadlines(self._running)
         self._feeder = Feeder(
             db, self._ready, clock, lease_ms=self._lease_ms, started=self._claimed,
             release=self._release_soon, changed=self._changed,
@@ -139,6 +140,7 @@ class JobEngine(Submission, Attempts, Operations):
             await asyncio.wait(runners, timeout=grace)
         interrupted = [running.job for running in self._running.values()]
         await _cancel_all([*self._tasks, *self._urgent])
+        self._deadlines.close()
         if interrupted:
             log.warning("requeueing %d jobs still running at stop", len(interrupted))
             await self._release(interrupted)
