@@ -7,12 +7,13 @@ subscribe. An event is encoded to JSON once, however many subscribers send it on
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
 
-from .ids import iso, now_ms
+from .ids import iso
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ class Event:
             self._body = body
         else:
             self._source = body
-        self.timestamp = now_ms() if timestamp is None else timestamp
+        # now_ms(), inlined: a job makes three events, and a Python call costs more than this.
+        self.timestamp = time.time_ns() // 1_000_000 if timestamp is None else timestamp
         self.address = address
         self._encoded: bytes | None = None
 
@@ -142,7 +144,8 @@ class EventBus:
     """Synchronous fan-out to subscribers; each must return at once (queue, count, drop)."""
 
     def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
+        # A tuple, replaced on each change: publishing (every job state change) copies nothing.
+        self._subscribers: tuple[Subscriber, ...] = ()
         self.published = 0
 
     def __repr__(self) -> str:
@@ -150,17 +153,19 @@ class EventBus:
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add a subscriber; returns the function that removes it."""
-        self._subscribers.append(subscriber)
+        self._subscribers = (*self._subscribers, subscriber)
 
         def unsubscribe() -> None:
             if subscriber in self._subscribers:
-                self._subscribers.remove(subscriber)
+                subscribers = list(self._subscribers)
+                subscribers.remove(subscriber)
+                self._subscribers = tuple(subscribers)
 
         return unsubscribe
 
     def publish(self, event: Event) -> None:
         self.published += 1
-        for subscriber in tuple(self._subscribers):
+        for subscriber in self._subscribers:
             try:
                 subscriber(event)
             except Exception:  # one broken subscriber must not starve the others

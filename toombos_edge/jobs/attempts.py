@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from ..events import JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, JOB_UPDATE
 from . import store, transitions
 from .core import EngineCore, log
-from .kinds import JobContext, JobKind, Outcome, PermanentFailure
+from .kinds import JobContext, Outcome, PermanentFailure
 from .model import Job, JobStatus
 from .running import Failure, Running
 
@@ -34,9 +35,10 @@ class Attempts(EngineCore):
     """The worker loop and each attempt's lifecycle."""
 
     async def _work(self) -> None:
+        task = asyncio.current_task()
         while (job := await self._ready.take()) is not None:
             try:
-                await self._run(job)
+                await self._run(job, task)
             except Exception:  # a bug here must not cost a worker; the lease recovers the job
                 log.exception("worker failed on job %s", job.id)
 
@@ -45,12 +47,11 @@ class Attempts(EngineCore):
         job = await self._db.write(lambda c: store.claim_one(c, job_id, now, now + self._lease_ms))
         if job is not None:
             self._claimed([job])
-            await self._run(job)
+            await self._run(job, asyncio.current_task())
         self._changed()
 
-    async def _run(self, job: Job) -> None:
-        """Run a job stored started for this worker, then store how it ended."""
-        task = asyncio.current_task()
+    async def _run(self, job: Job, task: asyncio.Task[Any] | None) -> None:
+        """Run a job stored started for this worker (``task``), then store how it ended."""
         running = Running(job, task)
         self._running[job.id] = running
         self.counters["started"] += 1
@@ -67,9 +68,9 @@ class Attempts(EngineCore):
 
     async def _attempt(self, running: Running) -> Outcome | Failure | None:
         job = running.job
-        if job.kind not in self.registry:
+        kind = self.registry.find(job.kind)
+        if kind is None:
             return Failure(f"no handler for job kind {job.kind!r}", final=True)
-        kind: JobKind = self.registry.get(job.kind)
         ctx = JobContext(
             job=job, db=self._db, cache=self._cache,
             log=logging.LoggerAdapter(handler_log, {"job_id": job.id, "kind": job.kind}),
@@ -128,7 +129,7 @@ class Attempts(EngineCore):
                 if due > now:
                     self._feeder.wake_at(due)
             else:
-                self.counters[job.status.value] += 1
+                self.counters[job.status] += 1  # a StrEnum member is its value as a key
                 self._publish_last(END_EVENTS[job.status], job)
         if due_now:
             self._feeder.due()
