@@ -94,7 +94,8 @@ class Attempts(EngineCore):
     def _end(self, running: Running, result: Outcome | Failure | None) -> None:
         job, now = running.job, self._clock()
         self._running.pop(job.id, None)
-        self._progress.forget(running)
+        if running.progress_timer is not None:  # the final state carries the progress
+            self._progress.forget(running)
         if running.cancel_requested:
             transitions.cancel(job, now)
         elif isinstance(result, Failure):

@@ -67,7 +67,7 @@ class JobEngine(Submission, Attempts, Operations):
         self._lease_ms = int(lease_seconds * 1000)
         self._backoff = backoff or Backoff()
         self._clock, self._random = clock, random
-        self._ready = ReadyQueue(on_idle=self._worker_idle)
+        self._ready = ReadyQueue()
         self._running: dict[str, Running] = {}
         self._finishing: dict[str, Running] = {}
         self._inserts = Batcher(db, store.insert, self._inserted, "insert", self._write_failed)
@@ -80,6 +80,7 @@ class JobEngine(Submission, Attempts, Operations):
             db, self._ready, clock, lease_ms=self._lease_ms, started=self._claimed,
             release=self._release_soon, changed=self._changed,
         )
+        self._ready.on_idle = self._feeder.want  # an idle worker asks the feeder for a job
         self._tasks: list[asyncio.Task[None]] = []
         self._side: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
@@ -168,9 +169,6 @@ class JobEngine(Submission, Attempts, Operations):
             "since_start": dict(self.counters),
             "rates": dict(self._rates),
         }
-
-    def _worker_idle(self) -> None:
-        self._feeder.want()
 
     async def _housekeep(self) -> None:
         """Every second: counts per status and rates; every third of a lease: renew leases."""

@@ -54,19 +54,29 @@ class Submission(EngineCore):
             correlation_id=correlation_id, metadata=dict(metadata or {}),
             scheduled_for=scheduled_for, urgent=urgent,
         )
-        return await self._store_new(job, now)
+        due = now if scheduled_for is None else scheduled_for
+        if idempotency_key is None and not urgent:  # most jobs: no second coroutine
+            self._place(job, due, now)
+            await self._inserts.add_and_wait((job, due))
+            return job
+        return await self._store_keyed_or_urgent(job, due, now)
 
-    async def _store_new(self, job: Job, now: int) -> Job:
-        due = now if job.scheduled_for is None else job.scheduled_for
+    def _place(self, job: Job, due: int, now: int) -> None:
+        """A plain new job due now goes to an idle worker (stored started) if nothing older
+        is due; otherwise it is stored pending, and newer jobs wait behind it."""
+        if due > now:
+            return
+        worker = self._ready.reserve() if self._feeder.may_hand_over() else None
+        if worker is None:
+            self._feeder.held_back()
+            return
+        self._feeder.claim_fresh(job, now)
+        transitions.start(job, now)
+        self._reserved[job.id] = worker
+
+    async def _store_keyed_or_urgent(self, job: Job, due: int, now: int) -> Job:
         keyed = job.idempotency_key is not None
-        worker = None
-        if not keyed and not job.urgent and due <= now and self._feeder.may_hand_over():
-            worker = self._ready.reserve()
-        if worker is not None:
-            self._feeder.claim_fresh(job, now)
-            transitions.start(job, now)
-            self._reserved[job.id] = worker
-        elif due <= now and not job.urgent:
+        if due <= now and not job.urgent:
             self._feeder.held_back()
         if keyed:
             stored = await self._db.write(lambda c: store.insert_once(c, job, due))
