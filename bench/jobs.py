@@ -305,6 +305,8 @@ def fill(db_path: Path, rows: int) -> dict[str, str]:
             "updated_at, due_at, max_attempts, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 3, "
             "'{\"document\": \"x\"}')", batch)
         conn.execute("COMMIT")
+    conn.execute("INSERT INTO job_counts (kind, status, n) "  # the server's store keeps them
+                 "SELECT kind, status, count(*) FROM jobs GROUP BY kind, status")
     conn.execute("ANALYZE")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # serve from the main file, as in life
     conn.close()

@@ -502,6 +502,15 @@ async def test_leases_of_running_jobs_are_renewed(
         await engine.stop(1.0)
 
 
+def exact_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """The counters per kind and status, checked against a count of the table itself."""
+    counted = dict(conn.execute("SELECT kind || '/' || status, n FROM job_counts WHERE n <> 0"))
+    real = dict(conn.execute(
+        "SELECT kind || '/' || status, count(*) FROM jobs GROUP BY kind, status"))
+    assert counted == real
+    return counted
+
+
 async def test_status_counters_match_the_table_after_every_kind_of_change(
     make_engine: Factory, db: Database
 ) -> None:
@@ -518,16 +527,57 @@ async def test_status_counters_match_the_table_after_every_kind_of_change(
 
     def both(conn: sqlite3.Connection) -> tuple[dict[str, int], dict[str, int]]:
         actual = dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status"))
-        by_kind = dict(conn.execute(
-            "SELECT kind || '/' || status, n FROM job_counts WHERE n > 0"))
-        real_by_kind = dict(conn.execute(
-            "SELECT kind || '/' || status, count(*) FROM jobs GROUP BY kind, status"))
-        assert by_kind == real_by_kind
+        exact_counts(conn)
         return {k: v for k, v in store.counts(conn).items() if v}, actual
 
     counted, actual = await db.read(both)
     assert counted == actual == {"completed": 1, "partial": 1, "cancelled": 1, "pending": 2}
 
+
+async def test_status_counters_stay_exact_through_recovery_idempotency_urgency_and_stop(
+    make_engine: Factory, gate: Gate, db: Database, clock: Clock
+) -> None:
+    dead = Job(new_id("job"), "noop", JobStatus.in_progress, clock.now, clock.now, attempts=1,
+               max_attempts=1, started_at=clock.now, lease_until=clock.now + 60_000)
+    await db.write(lambda c: store.insert(c, [(dead, clock.now)]))
+    engine = await make_engine(workers=1)  # recovers ``dead``: failed, its last attempt used
+    await engine.join()
+    handed = await engine.submit("noop")  # an idle worker: stored started by its insert
+    await engine.join()
+    await engine.submit("noop", idempotency_key="k")
+    assert (await engine.submit("noop", idempotency_key="k")).idempotency_key == "k"
+    await engine.submit("noop", urgent=True)
+    await engine.join()
+    running = await engine.submit("gate")
+    await gate.started.wait()
+    await engine.stop(0.01)  # gives the running job back: pending
+    assert (await engine.get(dead.id)).status is JobStatus.failed
+    assert (await engine.get(handed.id)).attempts == 1
+    assert (await engine.get(running.id)).status is JobStatus.pending
+    assert await db.read(exact_counts) == {"noop/failed": 1, "noop/completed": 3,
+                                           "gate/pending": 1}
+
+
+async def test_a_save_that_finds_its_job_taken_counts_only_what_it_changed(
+    db: Database, clock: Clock
+) -> None:
+    """Another engine recovered one of two jobs this one still ran (its lease ran out):
+    the save leaves that job alone and counts only the other."""
+    now = clock.now
+    ours, taken = (Job(new_id("job"), "noop", JobStatus.in_progress, now, now, attempts=1,
+                       started_at=now, lease_until=now + 60_000) for _ in range(2))
+
+    def race(conn: sqlite3.Connection) -> None:
+        store.insert(conn, [(ours, now), (taken, now)])
+        store.release(conn, [taken.id], now)  # what a recovery elsewhere leaves: pending
+        for job in (ours, taken):
+            job.status, job.completed_at, job.lease_until = JobStatus.completed, now, None
+        store.save(conn, [(ours, now), (taken, now)])
+
+    await db.write(race)
+    assert await db.read(exact_counts) == {"noop/completed": 1, "noop/pending": 1}
+    left = await db.read(lambda c: store.get(c, taken.id))
+    assert left is not None and left.status is JobStatus.pending
 
 
 async def test_jobs_behind_busy_workers_stay_pending_until_one_is_free(
@@ -727,3 +777,31 @@ async def test_migration_0005_keeps_jobs_of_earlier_engines_runnable(
     finally:
         await engine.stop(1.0)
         await db.close()
+
+
+def test_migration_0006_rebuilds_jobs_with_counts_kept_by_the_store(tmp_path: Path) -> None:
+    """Jobs and counts carry over exact, no trigger is left to count twice, the status rule
+    still holds, and writing a job needs no temporary b-tree (the old ``IN`` list did)."""
+    now = now_ms()
+    with contextlib.closing(sqlite3.connect(tmp_path / "edge.db", isolation_level=None)) as conn:
+        for number, _name, sql in migrations()[:5]:
+            conn.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
+        for kind, status in [("noop", "completed"), ("noop", "completed"), ("gate", "failed")]:
+            conn.execute(
+                "INSERT INTO jobs (id, kind, status, max_attempts, created_at, updated_at, due_at) "
+                "VALUES (?, ?, ?, 1, ?, ?, ?)", (new_id("job"), kind, status, now, now, now))
+        conn.execute("UPDATE job_counts SET n = 7")  # drifted: rebuilt from the table
+        apply_migrations(conn)
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        triggers = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'jobs'")
+        assert triggers.fetchall() == []
+        assert exact_counts(conn) == {"noop/completed": 2, "gate/failed": 1}
+        job = Job(new_id("job"), "noop", JobStatus.pending, now, now)
+        store.insert(conn, [(job, now)])
+        assert exact_counts(conn) == {"noop/completed": 2, "gate/failed": 1, "noop/pending": 1}
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            conn.execute("UPDATE jobs SET status = 'done' WHERE id = ?", (job.id,))
+        for sql, arity in [(store._INSERT, 20), (store._SAVE, 15)]:
+            program = {row[1] for row in conn.execute(f"EXPLAIN {sql}", [None] * arity)}
+            assert "OpenEphemeral" not in program
