@@ -213,6 +213,32 @@ async def test_a_handler_that_times_out_fails(make_engine: Factory) -> None:
     assert failed.last_error == "timed out after 0.05 s"
 
 
+async def test_time_limits_of_overlapping_attempts(
+    make_engine: Factory, registry: KindRegistry
+) -> None:
+    # One timer serves every attempt: set for the earliest limit, it must still stop a job
+    # that outlives the quick one it was set for, and spare the quick one that ended.
+    async def quick(ctx: JobContext) -> None:
+        await asyncio.sleep(0)
+
+    async def stuck(ctx: JobContext) -> None:
+        await asyncio.Event().wait()
+
+    registry.register(JobKind("quick", quick, timeout=0.02, max_attempts=1))
+    registry.register(JobKind("stuck", stuck, timeout=0.08, max_attempts=1))
+    registry.register(JobKind("soon", stuck, timeout=0.01, max_attempts=1))
+    engine = await make_engine(workers=3)
+    first = await engine.submit("quick")
+    second = await engine.submit("stuck")
+    third = await engine.submit("soon")  # a shorter limit than the timer is set for
+    await engine.join()
+    assert (await engine.get(first.id)).status is JobStatus.completed
+    stopped = await engine.get(second.id)
+    assert stopped.status is JobStatus.failed
+    assert stopped.last_error == "timed out after 0.08 s"
+    assert (await engine.get(third.id)).last_error == "timed out after 0.01 s"
+
+
 async def test_partial_outcome(make_engine: Factory, events: list[Event]) -> None:
     engine = await make_engine()
     job = await engine.submit("half")

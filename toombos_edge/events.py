@@ -7,12 +7,13 @@ subscribe. An event is encoded to JSON once, however many subscribers send it on
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
 
-from .ids import iso, now_ms
+from .ids import iso
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,12 @@ class Event:
     """``{"type": …, "job" or "data": …, "timestamp": ISO}``; ``encoded`` is computed once.
 
     An event with an ``address`` is a personal message: only the WebSockets of that client
-    or session receive it. A job event may carry a snapshot of the job instead of its JSON:
-    the body is rendered on first use, so an event nobody sends on costs no rendering.
+    or session receive it. A job event may carry a snapshot of the job instead of its JSON
+    (``Event(type, snapshot)`` is ``Event.job(type, snapshot)``): the body is rendered on
+    first use, so an event nobody sends on costs no rendering.
     """
 
-    __slots__ = ("_body", "_encoded", "_source", "address", "timestamp", "type")
+    __slots__ = ("_body", "_encoded", "_job", "address", "timestamp", "type")
 
     def __init__(
         self,
@@ -69,12 +71,13 @@ class Event:
     ) -> None:
         self.type = type_
         self._body: dict[str, Any] | None = None
-        self._source: Renders | None = None
+        self._job: Renders | None = None  #: rendered under "job" on first use
         if isinstance(body, dict):
             self._body = body
         else:
-            self._source = body
-        self.timestamp = now_ms() if timestamp is None else timestamp
+            self._job = body
+        # now_ms(), inlined: a job makes three events, and a Python call costs more than this.
+        self.timestamp = time.time_ns() // 1_000_000 if timestamp is None else timestamp
         self.address = address
         self._encoded: bytes | None = None
 
@@ -85,13 +88,13 @@ class Event:
     @classmethod
     def job(cls, type_: str, job: dict[str, Any] | Renders) -> Event:
         """A job event, from the job's JSON or from a snapshot that renders it later."""
-        return cls(type_, {"job": job} if isinstance(job, dict) else _JobBody(job))
+        return cls(type_, {"job": job} if isinstance(job, dict) else job)
 
     @property
     def body(self) -> dict[str, Any]:
         if self._body is None:
-            assert self._source is not None
-            self._body = self._source.to_json()
+            assert self._job is not None
+            self._body = {"job": self._job.to_json()}
         return self._body
 
     @classmethod
@@ -125,16 +128,6 @@ class Event:
         return f"<Event {self.type}>"
 
 
-class _JobBody:
-    __slots__ = ("_job",)
-
-    def __init__(self, job: Renders) -> None:
-        self._job = job
-
-    def to_json(self) -> dict[str, Any]:
-        return {"job": self._job.to_json()}
-
-
 Subscriber = Callable[[Event], None]
 
 
@@ -142,7 +135,8 @@ class EventBus:
     """Synchronous fan-out to subscribers; each must return at once (queue, count, drop)."""
 
     def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
+        # A tuple, replaced on each change: publishing (every job state change) copies nothing.
+        self._subscribers: tuple[Subscriber, ...] = ()
         self.published = 0
 
     def __repr__(self) -> str:
@@ -150,17 +144,19 @@ class EventBus:
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add a subscriber; returns the function that removes it."""
-        self._subscribers.append(subscriber)
+        self._subscribers = (*self._subscribers, subscriber)
 
         def unsubscribe() -> None:
             if subscriber in self._subscribers:
-                self._subscribers.remove(subscriber)
+                subscribers = list(self._subscribers)
+                subscribers.remove(subscriber)
+                self._subscribers = tuple(subscribers)
 
         return unsubscribe
 
     def publish(self, event: Event) -> None:
         self.published += 1
-        for subscriber in tuple(self._subscribers):
+        for subscriber in self._subscribers:
             try:
                 subscriber(event)
             except Exception:  # one broken subscriber must not starve the others

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from functools import lru_cache
+from itertools import pairwise
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _lock = threading.Lock()
@@ -26,30 +27,47 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
-def _next() -> tuple[int, int]:
-    """Milliseconds and randomness, strictly increasing within one process."""
-    global _last_ms, _last_rand
-    now = time.time_ns() // 1_000_000
-    with _lock:
-        if now <= _last_ms:
-            now, rand = _last_ms, _last_rand + 1
-        else:
-            rand = int.from_bytes(os.urandom(10), "big") >> 1
-        _last_ms, _last_rand = now, rand
-    return now, rand
-
-
 # Ten bits (two characters) per lookup: 13 lookups make the 26 characters of an id.
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 _SHIFTS = tuple(range(120, -1, -10))
 _TO_INT = str.maketrans(_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+_SUCCESSOR = dict(pairwise(_ALPHABET))
+_last_text = ""
+
+
+def _next() -> tuple[int, str]:
+    """Milliseconds and the 26 characters of the next id, strictly increasing within one
+    process: a fresh random part each millisecond, plus one for each id after the first."""
+    global _last_ms, _last_rand, _last_text
+    now = time.time_ns() // 1_000_000
+    with _lock:
+        if now <= _last_ms:
+            now, rand, text = _last_ms, _last_rand + 1, _last_text
+            # Most increments change only the last character: no big-number arithmetic
+            # (encoding all 26 characters costs more than the rest of a job's submit).
+            last = _SUCCESSOR.get(text[-1])
+            text = text[:-1] + last if last is not None else _text(now, rand)
+        else:
+            rand = int.from_bytes(os.urandom(10), "big") >> 1
+            text = _text(now, rand)
+        _last_ms, _last_rand, _last_text = now, rand, text
+    return now, text
+
+
+def _text(ms: int, rand: int) -> str:
+    value = (ms << 80) | rand  # 10 characters of time, then 16 of randomness
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
 def new_id(prefix: str) -> str:
     """A new id such as ``job_01jb3k…`` (prefix, underscore, 26 characters)."""
-    ms, rand = _next()
-    value = (ms << 80) | rand  # 10 characters of time, then 16 of randomness
-    return prefix + "_" + "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+    return prefix + "_" + _next()[1]
+
+
+def stamped_id(prefix: str) -> tuple[str, int]:
+    """A new id and its creation time in ms (what :func:`id_ms` would read back from it)."""
+    ms, text = _next()
+    return prefix + "_" + text, ms
 
 
 def id_ms(ident: str) -> int:

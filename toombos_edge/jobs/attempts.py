@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from ..events import JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, JOB_UPDATE
 from . import store, transitions
 from .core import EngineCore, log
-from .kinds import JobContext, JobKind, Outcome, PermanentFailure
+from .kinds import JobContext, Outcome, PermanentFailure
 from .model import Job, JobStatus
 from .running import Failure, Running
 
@@ -34,9 +35,10 @@ class Attempts(EngineCore):
     """The worker loop and each attempt's lifecycle."""
 
     async def _work(self) -> None:
+        task = asyncio.current_task()
         while (job := await self._ready.take()) is not None:
             try:
-                await self._run(job)
+                await self._run(job, task)
             except Exception:  # a bug here must not cost a worker; the lease recovers the job
                 log.exception("worker failed on job %s", job.id)
 
@@ -45,12 +47,11 @@ class Attempts(EngineCore):
         job = await self._db.write(lambda c: store.claim_one(c, job_id, now, now + self._lease_ms))
         if job is not None:
             self._claimed([job])
-            await self._run(job)
+            await self._run(job, asyncio.current_task())
         self._changed()
 
-    async def _run(self, job: Job) -> None:
-        """Run a job stored started for this worker, then store how it ended."""
-        task = asyncio.current_task()
+    async def _run(self, job: Job, task: asyncio.Task[Any] | None) -> None:
+        """Run a job stored started for this worker (``task``), then store how it ended."""
         running = Running(job, task)
         self._running[job.id] = running
         self.counters["started"] += 1
@@ -61,23 +62,28 @@ class Attempts(EngineCore):
                 self._running.pop(job.id, None)
                 raise
             result = None
-        if running.cancel_requested and task is not None and task.cancelling():
+        if (running.cancel_requested or running.timed_out) and task and task.cancelling():
             task.uncancel()
         self._end(running, result)
 
     async def _attempt(self, running: Running) -> Outcome | Failure | None:
         job = running.job
-        if job.kind not in self.registry:
+        kind = self.registry.find(job.kind)
+        if kind is None:
             return Failure(f"no handler for job kind {job.kind!r}", final=True)
-        kind: JobKind = self.registry.get(job.kind)
         ctx = JobContext(
             job=job, db=self._db, cache=self._cache,
             log=logging.LoggerAdapter(handler_log, {"job_id": job.id, "kind": job.kind}),
             _progress=lambda percent, message: self._progress.report(running, percent, message),
         )
+        if kind.timeout > 0:
+            self._deadlines.watch(running, kind.timeout)
         try:
-            async with asyncio.timeout(kind.timeout if kind.timeout > 0 else None):
-                return await kind.run(ctx)
+            return await kind.run(ctx)
+        except asyncio.CancelledError:
+            if not running.timed_out or running.cancel_requested:
+                raise
+            return Failure(f"timed out after {kind.timeout:g} s")
         except TimeoutError:
             return Failure(f"timed out after {kind.timeout:g} s")
         except PermanentFailure as exc:
@@ -88,7 +94,8 @@ class Attempts(EngineCore):
     def _end(self, running: Running, result: Outcome | Failure | None) -> None:
         job, now = running.job, self._clock()
         self._running.pop(job.id, None)
-        self._progress.forget(running)
+        if running.progress_timer is not None:  # the final state carries the progress
+            self._progress.forget(running)
         if running.cancel_requested:
             transitions.cancel(job, now)
         elif isinstance(result, Failure):
@@ -116,14 +123,15 @@ class Attempts(EngineCore):
             running = self._finishing.pop(job.id, None)
             if running is not None and running.saved is not None:
                 running.saved.set_result(None)
+            # Stored: a retry is claimed from the database as a new object, an end is final.
             if job.status is JobStatus.pending:
-                self._publish(JOB_UPDATE, job)
+                self._publish_last(JOB_UPDATE, job)
                 due_now = due_now or due <= now
                 if due > now:
                     self._feeder.wake_at(due)
             else:
-                self.counters[job.status.value] += 1
-                self._publish(END_EVENTS[job.status], job)
+                self.counters[job.status] += 1  # a StrEnum member is its value as a key
+                self._publish_last(END_EVENTS[job.status], job)
         if due_now:
             self._feeder.due()
         self._changed()

@@ -64,9 +64,13 @@ class Batcher(Generic[T]):
 
     def add_and_wait(self, item: T) -> asyncio.Future[None]:
         """Queue ``item``; the future resolves once it is committed (or fails with the write)."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
         self._waiters.append(waiter)
-        self.add(item)
+        self._items.append(item)  # ``add``, inlined: one call fewer per submitted job
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
         return waiter
 
     async def drain(self) -> None:

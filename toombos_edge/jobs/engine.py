@@ -33,7 +33,7 @@ from .lock import EngineLock
 from .operations import BatchResult, Operations
 from .queue import ReadyQueue
 from .retry import Backoff
-from .running import ProgressReports, Running
+from .running import Deadlines, ProgressReports, Running
 from .submission import Submission
 
 __all__ = ["BatchResult", "JobEngine"]
@@ -67,7 +67,7 @@ class JobEngine(Submission, Attempts, Operations):
         self._lease_ms = int(lease_seconds * 1000)
         self._backoff = backoff or Backoff()
         self._clock, self._random = clock, random
-        self._ready = ReadyQueue(on_idle=self._worker_idle)
+        self._ready = ReadyQueue()
         self._running: dict[str, Running] = {}
         self._finishing: dict[str, Running] = {}
         self._inserts = Batcher(db, store.insert, self._inserted, "insert", self._write_failed)
@@ -75,10 +75,12 @@ class JobEngine(Submission, Attempts, Operations):
         self._progress = ProgressReports(
             db, clock, self._running.__contains__, lambda job: self._publish(JOB_UPDATE, job)
         )
+        self._deadlines = Deadlines(self._running)
         self._feeder = Feeder(
             db, self._ready, clock, lease_ms=self._lease_ms, started=self._claimed,
             release=self._release_soon, changed=self._changed,
         )
+        self._ready.on_idle = self._feeder.want  # an idle worker asks the feeder for a job
         self._tasks: list[asyncio.Task[None]] = []
         self._side: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
@@ -139,6 +141,7 @@ class JobEngine(Submission, Attempts, Operations):
             await asyncio.wait(runners, timeout=grace)
         interrupted = [running.job for running in self._running.values()]
         await _cancel_all([*self._tasks, *self._urgent])
+        self._deadlines.close()
         if interrupted:
             log.warning("requeueing %d jobs still running at stop", len(interrupted))
             await self._release(interrupted)
@@ -166,9 +169,6 @@ class JobEngine(Submission, Attempts, Operations):
             "since_start": dict(self.counters),
             "rates": dict(self._rates),
         }
-
-    def _worker_idle(self) -> None:
-        self._feeder.want()
 
     async def _housekeep(self) -> None:
         """Every second: counts per status and rates; every third of a lease: renew leases."""

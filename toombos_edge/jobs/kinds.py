@@ -123,6 +123,10 @@ class KindRegistry:
     def register(self, kind: JobKind) -> None:
         self._kinds[kind.name] = kind
 
+    def find(self, name: str) -> JobKind | None:
+        """The kind, or None (a kind unregistered while its jobs wait)."""
+        return self._kinds.get(name)
+
     def get(self, name: str) -> JobKind:
         """The kind, or ``Invalid`` (422): an unknown kind is refused at submission."""
         kind = self._kinds.get(name)

@@ -25,7 +25,7 @@ class ReadyQueue:
     """
 
     def __init__(self, on_idle: Callable[[], None] | None = None) -> None:
-        self._on_idle = on_idle  #: called each time a worker starts waiting
+        self.on_idle = on_idle  #: called each time a worker starts waiting
         self._heap: list[tuple[tuple[Any, ...], Job]] = []
         self._held: dict[str, Job] = {}
         self._idle: deque[asyncio.Future[Job | None]] = deque()  #: workers waiting
@@ -102,8 +102,8 @@ class ReadyQueue:
                 return None
             waiter: asyncio.Future[Job | None] = asyncio.get_running_loop().create_future()
             self._idle.append(waiter)
-            if self._on_idle is not None:
-                self._on_idle()
+            if self.on_idle is not None:
+                self.on_idle()
             try:
                 given = await waiter
             finally:

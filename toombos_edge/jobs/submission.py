@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..events import JOB_CREATED
-from ..ids import id_ms, new_id
+from ..ids import stamped_id
 from . import store, transitions
 from .core import EngineCore
 from .model import Job, JobStatus
@@ -45,28 +45,38 @@ class Submission(EngineCore):
         """
         spec = self.registry.get(kind)
         now = self._clock()
-        job_id = new_id("job")
+        job_id, created_at = stamped_id("job")
         job = Job(
-            id=job_id, kind=kind, status=JobStatus.pending, created_at=id_ms(job_id),
+            id=job_id, kind=kind, status=JobStatus.pending, created_at=created_at,
             updated_at=now, priority=priority, params=spec.validate(dict(params or {})),
             document_id=document_id, channels=list(channels or ()),
             max_attempts=max_attempts or spec.max_attempts, idempotency_key=idempotency_key,
             correlation_id=correlation_id, metadata=dict(metadata or {}),
             scheduled_for=scheduled_for, urgent=urgent,
         )
-        return await self._store_new(job, now)
+        due = now if scheduled_for is None else scheduled_for
+        if idempotency_key is None and not urgent:  # most jobs: no second coroutine
+            self._place(job, due, now)
+            await self._inserts.add_and_wait((job, due))
+            return job
+        return await self._store_keyed_or_urgent(job, due, now)
 
-    async def _store_new(self, job: Job, now: int) -> Job:
-        due = now if job.scheduled_for is None else job.scheduled_for
+    def _place(self, job: Job, due: int, now: int) -> None:
+        """A plain new job due now goes to an idle worker (stored started) if nothing older
+        is due; otherwise it is stored pending, and newer jobs wait behind it."""
+        if due > now:
+            return
+        worker = self._ready.reserve() if self._feeder.may_hand_over() else None
+        if worker is None:
+            self._feeder.held_back()
+            return
+        self._feeder.claim_fresh(job, now)
+        transitions.start(job, now)
+        self._reserved[job.id] = worker
+
+    async def _store_keyed_or_urgent(self, job: Job, due: int, now: int) -> Job:
         keyed = job.idempotency_key is not None
-        worker = None
-        if not keyed and not job.urgent and due <= now and self._feeder.may_hand_over():
-            worker = self._ready.reserve()
-        if worker is not None:
-            self._feeder.claim_fresh(job, now)
-            transitions.start(job, now)
-            self._reserved[job.id] = worker
-        elif due <= now and not job.urgent:
+        if due <= now and not job.urgent:
             self._feeder.held_back()
         if keyed:
             stored = await self._db.write(lambda c: store.insert_once(c, job, due))
@@ -85,10 +95,12 @@ class Submission(EngineCore):
         now, due_now, later = self._clock(), False, None
         claimed = []
         for job, due in items:
-            self._publish(JOB_CREATED, job)
-            if job.lease_until is not None:
+            if job.lease_until is not None:  # a worker runs this very object
+                self._publish(JOB_CREATED, job)
                 claimed.append(job)
-            elif due <= now:
+                continue
+            self._publish_last(JOB_CREATED, job)  # the feeder claims a new object from the row
+            if due <= now:
                 due_now = True
             elif later is None or due < later:
                 later = due
