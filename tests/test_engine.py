@@ -805,3 +805,80 @@ def test_migration_0006_rebuilds_jobs_with_counts_kept_by_the_store(tmp_path: Pa
         for sql, arity in [(store._INSERT, 20), (store._SAVE, 15)]:
             program = {row[1] for row in conn.execute(f"EXPLAIN {sql}", [None] * arity)}
             assert "OpenEphemeral" not in program
+
+
+class SlowCleanup:
+    """A handler that, once its time limit cancels it, cleans up until cancelled again."""
+
+    def __init__(self) -> None:
+        self.cleaning = asyncio.Event()
+
+    async def run(self, ctx: JobContext) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:  # the time limit
+            self.cleaning.set()
+            await asyncio.Event().wait()  # ends only when cancelled once more
+            raise
+
+    async def wait_cleaning(self) -> None:
+        async with asyncio.timeout(5):
+            await self.cleaning.wait()
+
+
+async def test_a_stop_during_a_timed_out_jobs_cleanup_requeues_it(
+    make_engine: Factory, registry: KindRegistry, db: Database, events: list[Event]
+) -> None:
+    handler = SlowCleanup()
+    registry.register(JobKind("slow", handler.run, timeout=0.05, max_attempts=1))
+    engine = await make_engine(workers=1)
+    job = await engine.submit("slow")
+    await handler.wait_cleaning()
+    await engine.stop(0.0)
+    row = stored(db.path, job.id)
+    assert row is not None and row.status is JobStatus.pending and row.attempts == 0
+    mine = [(e.type, e.body["job"]["status"]) for e in events if e.body["job"]["job_id"] == job.id]
+    assert mine[-1] == ("job_update", "pending") and engine.counters["failed"] == 0
+
+
+async def test_a_cancel_during_a_timed_out_jobs_cleanup_cancels_it_and_frees_the_worker(
+    make_engine: Factory, registry: KindRegistry
+) -> None:
+    handler = SlowCleanup()
+    registry.register(JobKind("slow", handler.run, timeout=0.05, max_attempts=1))
+    engine = await make_engine(workers=1)
+    job = await engine.submit("slow")
+    await handler.wait_cleaning()
+    assert (await engine.cancel(job.id)).status is JobStatus.cancelled
+    await engine.join()
+    assert (await engine.get(job.id)).status is JobStatus.cancelled
+    after = await engine.submit("noop")
+    await engine.join()
+    assert (await engine.get(after.id)).status is JobStatus.completed
+    assert engine._tasks[0].cancelling() == 0  # no cancel of the engine's own left pending
+
+
+async def test_progress_reported_after_the_handler_returned_changes_nothing(
+    make_engine: Factory, registry: KindRegistry, events: list[Event]
+) -> None:
+    """A task the handler left behind reports progress after the job ended: the job's last
+    event (which renders the ended job itself) and the stored job keep the end's progress."""
+    late_report = asyncio.Event()
+    left_behind: list[asyncio.Task[None]] = []
+
+    async def leaky(ctx: JobContext) -> None:
+        async def later() -> None:
+            await late_report.wait()
+            await ctx.progress(42, "after the end")
+
+        left_behind.append(asyncio.create_task(later()))
+
+    registry.register(JobKind("leaky", leaky, max_attempts=1))
+    engine = await make_engine(workers=1)
+    job = await engine.submit("leaky")
+    await engine.join()
+    late_report.set()
+    await left_behind[0]
+    final = [e for e in events if e.type == "job_completed"][-1]
+    assert final.body["job"]["progress"] == {"percent": 100.0, "message": ""}
+    assert (await engine.get(job.id)).progress_message == ""

@@ -62,8 +62,10 @@ class Attempts(EngineCore):
                 self._running.pop(job.id, None)
                 raise
             result = None
-        if (running.cancel_requested or running.timed_out) and task and task.cancelling():
-            task.uncancel()
+        if task is not None:  # the job ended: take back each cancel the engine requested
+            for _ in range(running.cancel_requested + running.timed_out):
+                if task.cancelling():
+                    task.uncancel()
         self._end(running, result)
 
     async def _attempt(self, running: Running) -> Outcome | Failure | None:
@@ -81,7 +83,12 @@ class Attempts(EngineCore):
         try:
             return await kind.run(ctx)
         except asyncio.CancelledError:
-            if not running.timed_out or running.cancel_requested:
+            task = running.task
+            # Only the time limit's own cancel ends the attempt as timed out; a stop or a
+            # client's cancel that came on top of it goes on as that.
+            if running.cancel_requested or not running.timed_out or (
+                task is not None and task.cancelling() > 1
+            ):
                 raise
             return Failure(f"timed out after {kind.timeout:g} s")
         except TimeoutError:

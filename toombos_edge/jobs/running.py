@@ -17,7 +17,7 @@ from ..store import Database
 from . import store
 from .batcher import Batcher
 from .kinds import Outcome
-from .model import Job
+from .model import Job, JobStatus
 
 PROGRESS_INTERVAL = 0.1  # seconds between stored progress reports of one job
 
@@ -78,9 +78,11 @@ class Deadlines:
         now, earliest = asyncio.get_running_loop().time() + 0.001, math.inf
         for running in list(self._running.values()):
             if running.deadline <= now:
-                if not running.timed_out and running.task is not None:
+                task = running.task
+                # A task already being cancelled (a client's cancel, a stop) ends that way.
+                if not running.timed_out and task is not None and not task.cancelling():
                     running.timed_out = True
-                    running.task.cancel()
+                    task.cancel()
             elif running.deadline < earliest:
                 earliest = running.deadline
         if earliest < math.inf:
@@ -99,7 +101,11 @@ class ProgressReports:
         self.batcher = Batcher(db, store.save_progress, self._stored, "progress")
 
     async def report(self, running: Running, percent: float, message: str) -> None:
-        """A handler's ``ctx.progress``: kept now, stored and published when due."""
+        """A handler's ``ctx.progress``: kept now, stored and published when due. Late
+        reports (a task the handler left behind) are dropped: the job's end is published
+        with this object, which must not change any more."""
+        if running.job.status is not JobStatus.in_progress:
+            return
         running.job.progress_percent, running.job.progress_message = percent, message
         if running.progress_timer is not None:
             return  # a report is already due; it will carry these latest values
