@@ -101,7 +101,7 @@ def _count(conn: sqlite3.Connection, before: str | None, after: Iterable[tuple[s
         conn.executemany(_COUNT, rows)
 
 
-def _now(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str]]:
+def _kind_status(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str]]:
     """(kind, status) of rows returned with :data:`COLUMNS`."""
     return [(row[1], row[2]) for row in rows]
 
@@ -165,7 +165,7 @@ def claim(
     conn.execute(_PROMOTE, (now,))
     sql = _CLAIM.format(urgent="AND urgent = 1" if urgent_only else "")
     rows = conn.execute(sql, {"now": now, "lease": lease_until, "limit": limit}).fetchall()
-    _count(conn, "pending", _now(rows))
+    _count(conn, "pending", _kind_status(rows))
     jobs = [row_to_job(row) for row in rows]
     jobs.sort(key=queue_order)
     return jobs
@@ -180,7 +180,7 @@ def claim_one(conn: sqlite3.Connection, job_id: str, now: int, lease_until: int)
     ).fetchone()
     if row is None:
         return None
-    _count(conn, "pending", _now([row]))
+    _count(conn, "pending", _kind_status([row]))
     return row_to_job(row)
 
 
@@ -271,7 +271,7 @@ def release(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> list[Job]
             f"WHERE id = ? AND status = 'in_progress' RETURNING {COLUMNS}",
             (now, now, job_id),
         ).fetchall()
-    _count(conn, "in_progress", _now(rows))
+    _count(conn, "in_progress", _kind_status(rows))
     return [row_to_job(row) for row in rows]
 
 
@@ -294,7 +294,7 @@ def recover(conn: sqlite3.Connection, now: int, *, every_lease: bool) -> list[Jo
         f"RETURNING {COLUMNS}",
         {"now": now, "error": error, "every": int(every_lease)},
     ).fetchall()
-    _count(conn, "in_progress", _now(rows))
+    _count(conn, "in_progress", _kind_status(rows))
     return [row_to_job(row) for row in rows]
 
 
@@ -311,7 +311,7 @@ def cancel_pending(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> li
             f"RETURNING {COLUMNS}",
             (now, now, job_id),
         ).fetchall()
-    _count(conn, "pending", _now(rows))
+    _count(conn, "pending", _kind_status(rows))
     return [row_to_job(row) for row in rows]
 
 
@@ -332,7 +332,7 @@ def requeue(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> list[Job]
             (now, now, job_id),
         ).fetchall()
     for status in RETRYABLE:
-        _count(conn, status, _now(row for row in rows if before[row[0]] == status))
+        _count(conn, status, _kind_status(row for row in rows if before[row[0]] == status))
     return [row_to_job(row) for row in rows]
 
 
