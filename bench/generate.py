@@ -7,7 +7,8 @@ five channels (cold: every render is a cache miss); the same N again (cached: ev
 a hit). A job counts when GET /api/v2/jobs/{id} shows it completed; /health is sampled
 every 10 ms on its own connection all the while. The peer, measured in the same round, is
 the ceiling: the same renderer called in this process with no server, no database and no
-cache (documents/s of bare rendering).
+cache (documents/s of bare rendering). The server runs in its default configuration
+(access log on, JSON logs).
 
 Usage: python bench/generate.py [--rounds 3] [--docs 60] [--concurrency 8]
 """
@@ -130,8 +131,7 @@ async def one_round(docs: list[dict[str, Any]], concurrency: int) -> dict[str, f
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         proc = start([PY, "-m", "toombos_edge", "serve", "--port", str(port), "--data-dir",
-                      str(Path(tmp) / "data"), "--access-log", "false",
-                      "--log-level", "warning"], cpu=0)
+                      str(Path(tmp) / "data")], cpu=0)  # the default configuration
         try:
             base = f"http://127.0.0.1:{port}"
             wait_url(f"{base}/ready", proc)
@@ -163,6 +163,17 @@ def main() -> None:
         print(f"{n + 1:>5} {row['bare']:>10.1f} {row['cold']:>10.1f} {row['cached']:>8.1f} "
               f"{row['cold'] / row['bare']:>9.2f} {row['cached'] / row['cold']:>11.2f} "
               f"{row['idle_p99']:>10.1f} / {row['cold_p99']:>6.1f} / {row['cached_p99']:>6.1f}")
+    print(f"settings: server: default configuration (access log on); {len(docs)} documents x "
+          f"5 channels, {args.concurrency} at a time, {args.rounds} rounds; server on CPU 0")
+    bare = statistics.median(r["bare"] for r in rows)
+    idle = statistics.median(r["idle_p99"] for r in rows)
+    for name in ("cold", "cached"):
+        rate = statistics.median(r[name] for r in rows)
+        ratios = [r[name] / r["bare"] for r in rows]
+        p99 = statistics.median(r[name + "_p99"] for r in rows)
+        print(f"SUMMARY generate {name:<6} {rate:.1f} doc/s | bare rendering {bare:.1f} doc/s"
+              f" | ratio {spread(ratios)} | no ratio goal | /health p99 {p99:.1f} ms "
+              f"(idle {idle:.1f} ms)")
     print("median [min-max] per round:")
     for name in ("cold", "cached", "cold_p99", "cached_p99", "idle_p99"):
         print(f"  {name:<11} {spread([r[name] for r in rows])}")

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from conftest import ServerProcess, http
+from conftest import ServerProcess, free_port, http
 
 from toombos_edge import logs
 
@@ -62,6 +69,67 @@ def test_correlation_id_is_on_log_lines_inside_a_request(
         logging.getLogger("toombos_edge.test").info("inside", extra={"n": 1})
     finally:
         logs.correlation_id.reset(reset)
+        logs.flush()  # lines are written by the log writer's thread
         logging.getLogger().handlers.clear()
     entry = json.loads(capsys.readouterr().out)
     assert (entry["msg"], entry["correlation_id"], entry["n"]) == ("inside", "trace-42", 1)
+
+
+def test_writer_drops_and_counts_rather_than_block_on_a_stuck_pipe() -> None:
+    read_end, write_end = os.pipe()  # nobody reads: the writer's thread blocks in write()
+    stream = os.fdopen(write_end, "wb", buffering=0)
+    writer = logs.LineWriter(stream, limit=100)
+    try:
+        line = b"x" * 1000 + b"\n"
+        began = time.perf_counter()
+        for _ in range(2000):  # 2 MB: far past the pipe's buffer and the queue's limit
+            writer.put(line)
+        assert time.perf_counter() - began < 1.0  # put() never waited on the pipe
+        assert writer.dropped >= 2000 - 100 - 1000  # what neither the pipe nor the queue held
+        assert not writer.flush(timeout=0.2)  # a flush gives up on a stuck stream
+    finally:
+        os.close(read_end)  # the blocked write fails; the thread sees a broken pipe
+        writer.close(timeout=5)
+        stream.close()
+    assert writer.written + writer.dropped == 2000
+
+
+def test_writer_keeps_order_and_flushes(tmp_path: Path) -> None:
+    with open(tmp_path / "out.log", "wb") as stream:
+        writer = logs.LineWriter(stream)
+        for n in range(5000):
+            writer.put(b"%d\n" % n)
+        assert writer.flush()
+        assert (tmp_path / "out.log").read_bytes().split() == [b"%d" % n for n in range(5000)]
+        writer.close()
+    assert (writer.written, writer.dropped) == (5000, 0)
+
+
+def test_a_stdout_nobody_reads_never_stops_the_server(tmp_path: Path) -> None:
+    """The access log of 3,000 requests fills a pipe's buffer many times over: the server
+    keeps answering, as it would with its logs piped to a stuck collector."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toombos_edge", "serve", "--port", str(port),
+         "--data-dir", str(tmp_path / "data")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while http_status(base + "/ready") != 200:
+            assert time.monotonic() < deadline and proc.poll() is None, "never became ready"
+        for _ in range(3000):
+            assert http_status(base + "/live?padding=" + "p" * 200) == 200
+    finally:
+        proc.kill()
+        proc.wait(10)
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except (urllib.error.URLError, ConnectionError):
+        return None

@@ -91,6 +91,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             port=settings.port,
             access_log_class=AccessLogger,
             access_log=logging.getLogger("toombos_edge.access") if settings.access_log else None,
+            access_log_format=settings.log_format,  # the AccessLogger's line format
             shutdown_timeout=settings.shutdown_timeout,
             print=None,
             loop=loop,

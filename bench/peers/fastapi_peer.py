@@ -11,6 +11,7 @@ given the server's faster helper). It pages by ``limit``/``offset`` and knows ``
 no filters, no cursor (the bench needs neither).
 
 Usage: python bench/peers/fastapi_peer.py PORT DATA_DIR
+uvicorn runs as its users run it: its access log on, at its default level (info).
 """
 
 from __future__ import annotations
@@ -169,4 +170,4 @@ async def list_jobs(
 
 if __name__ == "__main__":
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools",
-                workers=1, access_log=False, log_level="warning")
+                workers=1)  # uvicorn's defaults: access log on, level info
