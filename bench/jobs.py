@@ -1,20 +1,38 @@
 """Durable job throughput and list latency, beside Huey (SqliteHuey) measured in the same run.
 
-    .venv/bin/python bench/jobs.py [--jobs 20000] [--workers 8] [--rounds 3] [--rows 1000000]
+    .venv/bin/python bench/jobs.py [--jobs 20000] [--workers 4,8,64] [--rounds 3]
+                                   [--sync normal,full] [--rows 1000000] [--skip list]
+
+Ours is the server in its default configuration: every setting at its default except the
+data dir, the port, and the two the row measures, TOOMBOS_JOB_WORKERS and
+TOOMBOS_DB_SYNCHRONOUS (in-process, the same Settings build the same Database and JobEngine
+as the server's app does). The peer is Huey pinned at ``huey==3.5.4`` (HUEY_VERSION),
+installed into this venv if another version (or none) is there.
+
+Durability is measured at both SQLite settings, each row saying which:
+NORMAL (WAL, no fsync per commit: a commit survives a crash of the process, not a power cut)
+and FULL (WAL fsynced at each commit: it survives a power cut too). SqliteHuey has no
+setting for NORMAL (its ``fsync`` gives FULL or OFF), so NORMAL is set on each of its
+connections by a subclass of its storage; FULL is its own ``fsync=True``. Each child reads
+``PRAGMA synchronous`` and ``PRAGMA journal_mode`` back from the connection that commits
+(our writer, Huey's connection) and refuses to report a figure taken at another setting.
 
 (a) in-process: N no-op jobs submitted from 256 concurrent tasks to a JobEngine on a fresh
     SQLite file, until every completion is committed; the process pinned to one CPU.
     Peer: SqliteHuey, same no-op task, same number of worker threads, same CPU: N enqueues
     from that many threads, then N dequeue+execute (Huey keeps no completion record).
-(b) over HTTP: the real server (`toombos_edge serve`, pinned to one CPU) takes POST /api/jobs
-    from wrk in another process (64 keep-alive connections, other CPU) for a few seconds;
-    the rate is jobs completed (committed) per second from the first request to the last
-    completion.
+(b) over HTTP: the real server (`toombos_edge serve`, pinned to one CPU, its log, access log
+    included, written to a file) takes POST /api/jobs from wrk in another process (64
+    keep-alive connections, other CPU) for a few seconds; the rate is jobs completed
+    (committed) per second from the first request to the last completion. No peer: Huey has
+    no HTTP front; the goal is absolute.
 (c) list latency: a data dir filled with --rows jobs, then GET /api/jobs?limit=100 under each
     filter, sequentially on one keep-alive connection; p50/p99 per filter.
 
-The no-op kind comes from a throwaway plugin (a .dist-info with a ``toombos_edge.handlers``
-entry point) on the server's PYTHONPATH. Every figure is per round; the machine is shared.
+Each round runs every (workers, synchronous) pair, ours then Huey, the order of the two
+settings alternating between rounds. The no-op kind comes from a throwaway plugin (a
+.dist-info with a ``toombos_edge.handlers`` entry point) on the server's PYTHONPATH. Traffic
+goes to 127.0.0.1 only. The machine may be shared: read the per-round ratios.
 """
 
 from __future__ import annotations
@@ -40,13 +58,22 @@ import tempfile
 import threading
 import time
 import urllib.request
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, _BENCH)
+import serverconfig
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 CPU_SERVER, CPU_LOAD = 0, 1
+HUEY_VERSION = "3.5.4"
+SYNCS = ("normal", "full")
+PRAGMA_SYNC = {0: "off", 1: "normal", 2: "full", 3: "extra"}
+SURVIVES = {"normal": "a commit survives a process crash, not a power cut",
+            "full": "a commit survives a power cut too"}
+GOAL_INPROC, GOAL_RATIO, GOAL_HTTP, GOAL_LIST_P99_MS = 10_000, 3.0, 3_000, 20.0
 PLUGIN = (
     "from toombos_edge.jobs.kinds import JobKind\n"
     "async def noop(ctx):\n    return None\n"
@@ -64,6 +91,16 @@ wrk.headers["Authorization"] = "Bearer %s"
 
 def pinned(command: list[str], cpu: int) -> list[str]:
     return ["taskset", "-c", str(cpu), *command] if shutil.which("taskset") else command
+
+
+def server_env(workers: int | None, sync: str | None) -> dict[str, str]:
+    """The only TOOMBOS_* variables a measured server gets (None: left at its default)."""
+    env = {}
+    if workers is not None:
+        env["TOOMBOS_JOB_WORKERS"] = str(workers)
+    if sync is not None:
+        env["TOOMBOS_DB_SYNCHRONOUS"] = sync
+    return env
 
 
 def child(mode: str, *args: str) -> dict[str, Any]:
@@ -93,21 +130,28 @@ def make_plugin(folder: Path) -> Path:
 
 
 class Server:
-    def __init__(self, data_dir: Path, plugin: Path, workers: int) -> None:
+    """``toombos_edge serve`` with only ``settings`` set; its log (access log too) to a file."""
+
+    def __init__(self, data_dir: Path, plugin: Path, settings: dict[str, str]) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOOMBOS_")}
-        env.update(PYTHONPATH=str(plugin), TOOMBOS_JOB_WORKERS=str(workers),
-                   TOOMBOS_ACCESS_LOG="false", TOOMBOS_LOG_LEVEL="warning")
+        env.update(PYTHONPATH=str(plugin), **settings)
         command = [PY, "-m", "toombos_edge", "serve", "--port", str(self.port),
                    "--data-dir", str(data_dir)]
-        self.proc = subprocess.Popen(pinned(command, CPU_SERVER), env=env, cwd=ROOT,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = data_dir.parent / f"{data_dir.name}.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(pinned(command, CPU_SERVER), env=env, cwd=ROOT,
+                                         stdout=log, stderr=subprocess.STDOUT)
         self.key = ""
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while True:
             if self.proc.poll() is not None:
-                raise RuntimeError("server exited")
+                raise RuntimeError(f"server exited; its log: {self.log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("server not ready within 60 s")
             try:
                 with urllib.request.urlopen(self.base + "/ready", timeout=1) as response:
                     if response.status == 200:
@@ -123,6 +167,11 @@ class Server:
             body: dict[str, Any] = json.loads(response.read())
             return body
 
+    def access_lines(self) -> int:
+        """Lines the access log wrote (proof that it was on, as users run it)."""
+        with self.log.open("rb") as log:
+            return sum(1 for line in log if b"toombos_edge.access" in line)
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -132,31 +181,47 @@ class Server:
             self.proc.wait()
 
 
-def spread(values: list[float]) -> str:
+def spread(values: list[float], fmt: str = ",.0f") -> str:
+    """median [min-max] of per-round values."""
     ordered = sorted(values)
-    return f"{statistics.median(ordered):,.0f} [{ordered[0]:,.0f}-{ordered[-1]:,.0f}]"
+    return (f"{statistics.median(ordered):{fmt}} "
+            f"[{ordered[0]:{fmt}}-{ordered[-1]:{fmt}}]")
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
 
 
 # -- (a) in-process ------------------------------------------------------------------------
 
-async def _engine_run(jobs: int, workers: int) -> dict[str, Any]:
+async def _engine_run(jobs: int, workers: int, sync: str) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from toombos_edge.events import EventBus
     from toombos_edge.jobs.engine import JobEngine
     from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry
+    from toombos_edge.jobs.retry import Backoff
+    from toombos_edge.settings import Settings
     from toombos_edge.store import Database
 
     async def noop(ctx: JobContext) -> None:
         return None
 
+    # The server's settings, parsed as the server parses them, built as app.py builds them
+    # (database_ctx, engine_ctx); the content cache is left out: a no-op job never uses it.
+    settings = Settings.load(server_env(workers, sync))
     folder = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
-    db = Database(folder / "edge.db")
+    db = Database(folder / "edge.db", synchronous=settings.db_synchronous,
+                  readers=settings.db_readers, batch_max=settings.db_batch_max)
     await db.open()
+    pragmas = await db.write(lambda c: (c.execute("PRAGMA synchronous").fetchone()[0],
+                                        c.execute("PRAGMA journal_mode").fetchone()[0]))
     registry = KindRegistry()
     registry.register(JobKind("noop", noop))
     bus = EventBus()
     bus.subscribe(lambda event: None)  # a subscriber, as the hub and activity log are
-    engine = JobEngine(db, bus, registry, workers=workers)
+    engine = JobEngine(db, bus, registry, workers=settings.job_workers,
+                       lease_seconds=settings.job_lease_seconds,
+                       backoff=Backoff(settings.job_retry_base, settings.job_retry_cap))
     await engine.start()
     producers = 256
 
@@ -177,21 +242,49 @@ async def _engine_run(jobs: int, workers: int) -> dict[str, Any]:
     total = jobs // producers * producers
     assert done == total, (done, total)
     return {"jobs_per_s": total / elapsed, "submits_per_s": total / submitted,
-            "cpu_us_per_job": cpu / total * 1e6}
+            "cpu_us_per_job": cpu / total * 1e6, "workers": settings.job_workers,
+            "synchronous": PRAGMA_SYNC[pragmas[0]], "journal_mode": pragmas[1]}
 
 
-def inproc(jobs: int, workers: int) -> None:
+def inproc(jobs: int, workers: int, sync: str) -> None:
     import uvloop
 
     uvloop.install()
-    print(json.dumps(asyncio.run(_engine_run(jobs, workers))))
+    print(json.dumps(asyncio.run(_engine_run(jobs, workers, sync))))
 
 
-def huey_run(jobs: int, workers: int) -> None:
+def make_huey(filename: str, sync: str) -> Any:
+    """SqliteHuey at ``sync``: FULL is its own ``fsync=True``; it has no option for NORMAL."""
     from huey import SqliteHuey
+    from huey.storage import SqliteStorage
+
+    class NormalSync(SqliteStorage):
+        def _create_connection(self) -> sqlite3.Connection:
+            conn: sqlite3.Connection = super()._create_connection()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            return conn
+
+    if sync == "full":
+        return SqliteHuey(filename=filename, results=False, journal_mode="wal", fsync=True)
+    return SqliteHuey(filename=filename, results=False, journal_mode="wal",
+                      storage_class=NormalSync)
+
+
+def huey_pragmas(huey: Any) -> tuple[str, str]:
+    """(synchronous, journal_mode) of the one connection SqliteHuey commits on."""
+    with huey.storage.lock:
+        conn = huey.storage.conn
+        sync = conn.execute("PRAGMA synchronous").fetchone()[0]
+        journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    return PRAGMA_SYNC[sync], journal
+
+
+def huey_run(jobs: int, workers: int, sync: str) -> None:
+    import huey as huey_package
 
     folder = Path(tempfile.mkdtemp(prefix="bench-huey-"))
-    huey = SqliteHuey(filename=str(folder / "huey.db"), results=False)
+    huey = make_huey(str(folder / "huey.db"), sync)
+    before = huey_pragmas(huey)
 
     @huey.task()
     def noop() -> None:
@@ -219,12 +312,16 @@ def huey_run(jobs: int, workers: int) -> None:
     t_enqueue = threads(enqueue, jobs)
     t_dequeue = threads(consume, jobs)
     cpu = time.process_time() - cpu
+    after = huey_pragmas(huey)  # the same connection all along: it was never reopened
     shutil.rmtree(folder)
+    assert before == after, (before, after)
     print(json.dumps({
         "enqueues_per_s": total / t_enqueue,
         "dequeues_per_s": total / t_dequeue,
         "jobs_per_s": total / (t_enqueue + t_dequeue),
         "cpu_us_per_job": cpu / total * 1e6,
+        "version": huey_package.__version__,
+        "synchronous": after[0], "journal_mode": after[1],
     }))
 
 
@@ -234,17 +331,22 @@ def ensure_wrk() -> None:
 
 
 def ensure_huey() -> None:
+    """Huey at exactly HUEY_VERSION in this interpreter's environment."""
     try:
-        import huey  # noqa: F401
-    except ImportError:
-        subprocess.run([PY, "-m", "pip", "install", "-q", "huey"], check=True)
+        installed = metadata.version("huey")
+    except metadata.PackageNotFoundError:
+        installed = None
+    if installed != HUEY_VERSION:
+        subprocess.run([PY, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        f"huey=={HUEY_VERSION}"], check=True, timeout=300)
 
 
 # -- (b) over HTTP ---------------------------------------------------------------------------
 
-def over_http(workers: int, seconds: int, folder: Path) -> float:
+def over_http(workers: int, sync: str, seconds: int, folder: Path) -> tuple[float, int]:
+    """(jobs completed per second, access log lines written) for one server run."""
     data = folder / f"http-{time.monotonic_ns()}"
-    server = Server(data, make_plugin(folder / "plugin"), workers)
+    server = Server(data, make_plugin(folder / "plugin"), server_env(workers, sync))
     script = folder / "post.lua"
     script.write_text(WRK_SCRIPT % server.key)
     try:
@@ -254,14 +356,19 @@ def over_http(workers: int, seconds: int, folder: Path) -> float:
                     server.base + "/api/jobs"], CPU_LOAD),
             check=True, capture_output=True, timeout=seconds + 60,
         )
+        deadline = time.monotonic() + 120
         while server.get("/api/jobs?status=pending,in_progress&limit=1")["total"]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("jobs still pending 120 s after the load stopped")
             time.sleep(0.01)
         elapsed = time.perf_counter() - began
         completed = server.get("/api/jobs?status=completed&limit=1")["total"]
-        return float(completed) / elapsed
     finally:
-        server.stop()
+        server.stop()  # its stdout is flushed at exit: count the log's lines after
+        lines = server.access_lines()
         shutil.rmtree(data, ignore_errors=True)
+        server.log.unlink(missing_ok=True)
+    return float(completed) / elapsed, lines
 
 
 # -- (c) list latency on a big table ---------------------------------------------------------
@@ -325,7 +432,7 @@ def list_latency(rows: int, folder: Path, requests: int) -> dict[str, tuple[floa
     began = time.perf_counter()
     sample = fill(data / "edge.db", rows)
     print(f"  filled {rows:,} rows in {time.perf_counter() - began:.0f} s", flush=True)
-    server = Server(data, make_plugin(folder / "plugin"), 4)
+    server = Server(data, make_plugin(folder / "plugin"), server_env(None, None))
     try:
         cursor = server.get("/api/jobs?limit=100&offset=1000")["next_cursor"]
         queries = {
@@ -366,10 +473,18 @@ def _latency(server: Server, query: str, requests: int) -> tuple[float, float]:
 
 # -- main ------------------------------------------------------------------------------------
 
+Row = tuple[int, str]  # (workers, synchronous)
+
+
 def main() -> None:
+    from toombos_edge.settings import Settings
+
+    defaults = Settings()
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=20_000)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--workers", default=str(defaults.job_workers),
+                        help="comma list of worker counts (default: the server's default)")
+    parser.add_argument("--sync", default=",".join(SYNCS), help="comma list of: normal,full")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--http-seconds", type=int, default=5)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -377,48 +492,136 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma list of: inproc,http,list")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
-    ensure_huey()
+    workers = [int(count) for count in args.workers.split(",")]
+    syncs = [sync.strip().lower() for sync in args.sync.split(",")]
+    if not set(syncs) <= set(SYNCS) or not all(1 <= count <= 256 for count in workers):
+        parser.error("--sync takes normal and/or full; --workers counts from 1 to 256")
+    if "inproc" not in skip:
+        ensure_huey()
+    _header(args, workers, syncs)
+    summary: list[str] = []
     folder = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
     try:
         if "inproc" not in skip:
-            _report_inproc(args)
+            summary += _report_inproc(args, workers, syncs)
         if "http" not in skip:
             ensure_wrk()
-            rates = [over_http(args.workers, args.http_seconds, folder)
-                     for _ in range(args.rounds)]
-            print(f"(b) over HTTP, 64 connections: {spread(rates)} jobs/s "
-                  f"(goal >= 3,000)", flush=True)
+            summary += _report_http(args, workers, syncs, folder)
         if "list" not in skip:
-            print(f"(c) GET /api/jobs?limit=100 on {args.rows:,} jobs, "
-                  f"{args.requests} requests each:", flush=True)
-            for name, (p50, p99) in list_latency(args.rows, folder, args.requests).items():
-                print(f"  {name:28s} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
+            summary.append(_report_list(args, folder, defaults))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    print(f"\nSUMMARY (median of {args.rounds} round(s) [min-max]; each goal judged on the "
+          f"median; ours at commit {serverconfig.commit()}, peer huey=={HUEY_VERSION})")
+    for line in summary:
+        print(line)
 
 
-def _report_inproc(args: argparse.Namespace) -> None:
-    ours, peer, ratios = [], [], []
+def _header(args: argparse.Namespace, workers: list[int], syncs: list[str]) -> None:
+    print(f"toombos-edge at commit {serverconfig.commit()}; peer: huey=={HUEY_VERSION} "
+          "(SqliteHuey, journal_mode=wal), the same worker count in the same round")
+    print("ours, per row:")
+    for row in [(count, sync) for count in workers for sync in syncs]:
+        print(f"  {row[0]} workers, synchronous={row[1]}: "
+              f"{serverconfig.describe(server_env(*row))}")
+    print("durability: synchronous=NORMAL: a committed job survives a crash of the process, "
+          "not a power cut (WAL not fsynced per commit); synchronous=FULL: it survives a power "
+          "cut too (WAL fsynced at every commit)", flush=True)
+
+
+def _order(syncs: list[str], round_number: int) -> list[str]:
+    return syncs if round_number % 2 == 0 else syncs[::-1]
+
+
+def _inproc_pair(jobs: int, count: int, sync: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    mine = child("--inproc", str(jobs), str(count), sync)
+    theirs = child("--huey", str(jobs), str(count), sync)
+    for side in (mine, theirs):  # a figure at another setting than the row's is no figure
+        if (side["synchronous"], side["journal_mode"].lower()) != (sync, "wal"):
+            raise RuntimeError(f"asked for synchronous={sync}, journal WAL; got {side}")
+    if theirs["version"] != HUEY_VERSION:
+        raise RuntimeError(f"huey {theirs['version']} ran, not {HUEY_VERSION}")
+    return mine, theirs
+
+
+def _report_inproc(args: argparse.Namespace, workers: list[int], syncs: list[str]) -> list[str]:
+    print(f"(a) in-process, one CPU, {args.jobs:,} no-op jobs a run:", flush=True)
+    ours: dict[Row, list[float]] = {}
+    peer: dict[Row, list[float]] = {}
+    ratios: dict[Row, list[float]] = {}
     for n in range(args.rounds):
-        mine = child("--inproc", str(args.jobs), str(args.workers))
-        theirs = child("--huey", str(args.jobs), str(args.workers))
-        ours.append(mine["jobs_per_s"])
-        peer.append(theirs["jobs_per_s"])
-        ratios.append(mine["jobs_per_s"] / theirs["jobs_per_s"])
-        print(f"  round {n + 1}: engine {mine['jobs_per_s']:,.0f} jobs/s "
-              f"({mine['cpu_us_per_job']:.0f} us CPU/job); huey {theirs['jobs_per_s']:,.0f} "
-              f"jobs/s ({theirs['cpu_us_per_job']:.0f} us CPU/job; enqueue "
-              f"{theirs['enqueues_per_s']:,.0f}/s, dequeue+run "
-              f"{theirs['dequeues_per_s']:,.0f}/s); ratio {ratios[-1]:.2f}", flush=True)
-    print(f"(a) in-process, one CPU, {args.jobs:,} jobs, {args.workers} workers: engine "
-          f"{spread(ours)} jobs/s, huey {spread(peer)} jobs/s, ratio "
-          f"{statistics.median(ratios):.2f} (goal >= 10,000 and >= 3x)", flush=True)
+        for count in workers:
+            for sync in _order(syncs, n):
+                mine, theirs = _inproc_pair(args.jobs, count, sync)
+                row = (count, sync)
+                ours.setdefault(row, []).append(mine["jobs_per_s"])
+                peer.setdefault(row, []).append(theirs["jobs_per_s"])
+                ratios.setdefault(row, []).append(mine["jobs_per_s"] / theirs["jobs_per_s"])
+                print(f"  round {n + 1}, {count} workers, synchronous={sync.upper()} (checked "
+                      f"on both connections): ours {mine['jobs_per_s']:,.0f} jobs/s "
+                      f"({mine['cpu_us_per_job']:.0f} us CPU/job); huey "
+                      f"{theirs['jobs_per_s']:,.0f} jobs/s ({theirs['cpu_us_per_job']:.0f} us "
+                      f"CPU/job; enqueue {theirs['enqueues_per_s']:,.0f}/s, dequeue+run "
+                      f"{theirs['dequeues_per_s']:,.0f}/s); ratio {ratios[row][-1]:.2f}",
+                      flush=True)
+    lines = []
+    for row in [(count, sync) for count in workers for sync in syncs]:
+        rate, ratio = statistics.median(ours[row]), statistics.median(ratios[row])
+        lines.append(
+            f"(a) in-process, synchronous={row[1].upper()} ({SURVIVES[row[1]]}), "
+            f"{row[0]} workers: "
+            f"ours {spread(ours[row])} jobs/s | huey {HUEY_VERSION} {spread(peer[row])} jobs/s "
+            f"| ratio {ratio:.2f}x [{min(ratios[row]):.2f}-{max(ratios[row]):.2f}] "
+            f"| goals: >= {GOAL_INPROC:,} jobs/s "
+            f"{met(rate >= GOAL_INPROC)}, >= {GOAL_RATIO:g}x huey {met(ratio >= GOAL_RATIO)} "
+            f"| journal_mode=WAL both, one CPU each, {args.jobs:,} jobs, ours at the "
+            "server's defaults but these two settings")
+    return lines
+
+
+def _report_http(args: argparse.Namespace, workers: list[int], syncs: list[str],
+                 folder: Path) -> list[str]:
+    print(f"(b) over HTTP: POST /api/jobs from wrk, 64 connections, {args.http_seconds} s a "
+          "run, server on one CPU, wrk on the other:", flush=True)
+    rates: dict[Row, list[float]] = {}
+    for n in range(args.rounds):
+        for count in workers:
+            for sync in _order(syncs, n):
+                rate, lines = over_http(count, sync, args.http_seconds, folder)
+                rates.setdefault((count, sync), []).append(rate)
+                print(f"  round {n + 1}, {count} workers, synchronous={sync.upper()}: "
+                      f"{rate:,.0f} jobs/s (access log: {lines:,} lines)", flush=True)
+    return [
+        f"(b) over HTTP, synchronous={row[1].upper()} ({SURVIVES[row[1]]}), {row[0]} workers: "
+        f"ours "
+        f"{spread(rates[row])} jobs/s | peer: none (Huey has no HTTP front) | ratio: - | "
+        f"goal: >= {GOAL_HTTP:,} jobs/s {met(statistics.median(rates[row]) >= GOAL_HTTP)} | "
+        f"journal_mode=WAL, server default configuration but these two settings (access log "
+        f"on), wrk 64 connections, {args.http_seconds} s a run"
+        for row in [(count, sync) for count in workers for sync in syncs]
+    ]
+
+
+def _report_list(args: argparse.Namespace, folder: Path, defaults: Any) -> str:
+    print(f"(c) GET /api/jobs?limit=100 on {args.rows:,} jobs, {args.requests} sequential "
+          "requests per filter, server in its default configuration:", flush=True)
+    results = list_latency(args.rows, folder, args.requests)
+    for name, (p50, p99) in results.items():
+        print(f"  {name:28s} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
+    worst = max(results, key=lambda name: results[name][1])
+    p99 = results[worst][1]
+    return (f"(c) list latency, {args.rows:,} jobs: ours worst p99 {p99:.2f} ms ({worst}) over "
+            f"{len(results)} filters | peer: none | ratio: - | goal: p99 < {GOAL_LIST_P99_MS:g} "
+            f"ms on every filter {met(p99 < GOAL_LIST_P99_MS)} | server default configuration "
+            f"({defaults.job_workers} workers, synchronous={defaults.db_synchronous.upper()}, "
+            f"WAL, access log on), {args.requests} requests per filter on one keep-alive "
+            "connection")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--inproc":
-        inproc(int(sys.argv[2]), int(sys.argv[3]))
+        inproc(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
     elif len(sys.argv) > 1 and sys.argv[1] == "--huey":
-        huey_run(int(sys.argv[2]), int(sys.argv[3]))
+        huey_run(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
     else:
         main()
