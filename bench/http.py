@@ -60,15 +60,22 @@ LIGHT_FIELDS = ("job_id,kind,status,priority,document_id,attempts,created_at,upd
                 "started_at,completed_at")
 
 
+#: The peer's versions, pinned so that a figure can be compared with the next run's.
+PEER = {"fastapi": "0.165.0", "uvicorn": "0.55.0", "httptools": "0.9.0"}
+
+
 def ensure_tools() -> None:
-    """FastAPI, uvicorn and httptools in this venv; wrk from Debian's packages."""
+    """The pinned FastAPI, uvicorn and httptools in this venv; wrk from Debian's packages."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        import fastapi  # noqa: F401
-        import httptools  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError:
-        subprocess.run([PY, "-m", "pip", "install", "-q", "fastapi", "uvicorn[standard]",
-                        "httptools"], check=True)
+        same = all(version(name) == pinned for name, pinned in PEER.items())
+    except PackageNotFoundError:
+        same = False
+    if not same:
+        subprocess.run([PY, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        *(f"{name}=={pinned}" for name, pinned in PEER.items())],
+                       check=True, timeout=300)
     if shutil.which("wrk") is None:
         subprocess.run(["apt-get", "update", "-qq"], check=True)
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
@@ -287,8 +294,9 @@ def judge(ratios: list[float], goal: float | None) -> str:
 
 def summarize(rates: dict[tuple[str, str], list[float]], cpus: dict[tuple[str, str], list[float]],
               paths: dict[str, str], args: argparse.Namespace) -> None:
+    peer = ", ".join(f"{name} {pinned}" for name, pinned in PEER.items())
     settings = (f"server: default configuration (access log on); FastAPI: uvicorn defaults "
-                f"(access log on); {args.connections} connections, {args.seconds}s x "
+                f"(access log on; {peer}); {args.connections} connections, {args.seconds}s x "
                 f"{args.rounds} rounds, servers on CPU 0, wrk on CPU 1")
     print(f"settings: {settings}")
     for route in paths:
