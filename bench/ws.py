@@ -1,10 +1,11 @@
 """WebSocket broadcast: toombos-edge's dashboards beside bare aiohttp, same sockets, same bytes.
 
 For each N (1,000, 5,000, 9,000 sockets), each server runs as a subprocess pinned to CPU 0.
-The client side is on CPU 1: ``--clients`` processes (bench/ws_client.py), each holding its
-share of the N sockets on bare asyncio protocols that read frame headers and skip the
-payloads unread, and this process, which triggers broadcasts over HTTP (4 requests in
-flight during a burst, so the server never waits for the next trigger).
+The client side is on CPU 1: ``--clients`` processes holding the N sockets between them and
+reading frame headers only, payloads skipped unread (bench/ws_client.c, one epoll loop,
+built here with the system's C compiler; bench/ws_client.py on uvloop with ``--client
+python`` or without a compiler), and this process, which triggers broadcasts over HTTP (4
+requests in flight during a burst, so the server never waits for the next trigger).
 
 - toombos-edge, in its default configuration (access log on, info logs, 30 s heartbeat,
   stats_update every 5 s), except ``--ws-max-per-ip N``: the default of 10 sockets per IP
@@ -18,7 +19,9 @@ Measured per N and server, in this order:
 
 - **CPU per delivered message**, the lead figure: the server process's user + system time
   (from /proc/PID/stat) over a burst of broadcasts fired back to back, divided by the
-  messages delivered (N x broadcasts). It does not depend on how fast the client reads.
+  messages delivered (N x broadcasts). It does not depend on how fast the client is as long
+  as the client keeps up (one that fell behind would let the server's writes pile up and go
+  out in fewer, larger system calls): "cli us/m" and "clibusy" show that it does.
 - messages/s: N x broadcasts over the time from the first trigger to the last socket's
   receipt of the last broadcast; with it, how busy the server and the client side were
   (CPU seconds over wall seconds, each side has one CPU). A client side near 100% would mean
@@ -31,7 +34,8 @@ Measured per N and server, in this order:
   submit to the last socket's job_completed; the rate counts every frame delivered.
 
 Usage: python bench/ws.py [--sizes 1000,5000,9000] [--rounds 2] [--messages 200000]
-                          [--singles 0 (30 at N <= 1,000, else 20)] [--clients 2]
+                          [--singles 0 (30 at N <= 1,000, else 20)] [--clients 1]
+                          [--client c|python] [--skip-jobs]
 Goals (issue 4): rate >= 0.8 x bare (read as CPU: <= 1.25 x bare's CPU per message),
 p99 <= 1.25 x bare at every N, under 20 KB per socket.
 """
@@ -72,7 +76,7 @@ CLIENT = ROOT / "bench" / "ws_client"  # .c (the default, built by this bench) o
 IN_FLIGHT = 4  # trigger requests in flight during a burst
 SETTLE_SECONDS = 1.0
 WAIT = 60.0
-BUSY_WARNING = 0.9
+CLIENT_LIMIT = 0.9  # warn when the client side nears saturation, or the server's CPU per message
 GOAL_CPU, GOAL_RATE, GOAL_P99, GOAL_KB = 1.25, 0.8, 1.25, 20.0
 
 
@@ -326,9 +330,12 @@ def report(bare: Result, edge: Result, round_no: int) -> None:
         print(f"{round_no:>5} {edge.n:>6} {'edge jobs':<13} {'':>8} {edge.job_rate:>11,.0f} "
               f"{edge.p(0.5, jobs=True):>8.2f} {edge.p(0.99, jobs=True):>8.2f}")
     for r in (bare, edge):
-        if r.client_busy > BUSY_WARNING:
+        if r.client_busy > CLIENT_LIMIT:
             print(f"      warning: the client side was {r.client_busy:.0%} busy during "
                   f"{r.name}'s burst: its messages/s may measure the client")
+        elif r.client_us > CLIENT_LIMIT * r.cpu_us:
+            print(f"      warning: the client side spent {r.client_us / r.cpu_us:.0%} of "
+                  f"{r.name}'s CPU per message: on one CPU each, it may not outrun it")
 
 
 def spread(values: list[float]) -> str:
@@ -352,6 +359,7 @@ def summary(n: int, pairs: list[tuple[Result, Result]], args: argparse.Namespace
     p99 = [e.p(0.99) / b.p(0.99) for b, e in pairs]
     kb = med(edge, "kb_per_socket")
     busy = max(r.client_busy for r in bare + edge)
+    client = sorted(r.client_us for r in bare + edge)
     print(f"N={n:,}: CPU us/msg ours {med(edge, 'cpu_us'):.2f} bare {med(bare, 'cpu_us'):.2f} "
           f"ratio {spread(cpu)} (goal <= {GOAL_CPU}: "
           f"{verdict(statistics.median(cpu), GOAL_CPU, True)}); "
@@ -363,7 +371,8 @@ def summary(n: int, pairs: list[tuple[Result, Result]], args: argparse.Namespace
           f"(goal <= {GOAL_P99}: {verdict(statistics.median(p99), GOAL_P99, True)}); "
           f"KB/socket ours {kb:.1f} bare {med(bare, 'kb_per_socket'):.1f} "
           f"(goal < {GOAL_KB:.0f}: {verdict(kb, GOAL_KB - 1e-9, True)}); "
-          f"client side at most {busy:.0%} busy; settings: {len(pairs)} round(s), "
+          f"client side {client[0]:.2f}-{client[-1]:.2f} us/msg, at most {busy:.0%} busy; "
+          f"settings: {len(pairs)} round(s), "
           f"{max(10, args.messages // n)} broadcasts/burst, default config + "
           f"ws_max_per_ip={n}, server on CPU {SERVER_CPU}, client processes ({args.client}): "
           f"{args.clients} + trigger on CPU {CLIENT_CPU}")
@@ -402,16 +411,20 @@ async def main() -> None:
 async def run(args: argparse.Namespace, sizes: list[int], client_name: str) -> None:
     payload = job_payload()
     body = orjson.dumps({"data": payload})
-    print(f"event: {len(orjson.dumps(payload))} bytes of job JSON in the announcement "
-          f"envelope.\ntoombos-edge runs its DEFAULT configuration (access log on, info "
-          f"logs, 30 s heartbeat, stats_update every 5 s) but for --ws-max-per-ip N\n(default "
-          f"10 sockets per IP: the one deviation, so that 127.0.0.1 can open N); bare "
-          f"aiohttp runs aiohttp's defaults, access log on.\nServers on CPU {SERVER_CPU}; "
-          f"{args.clients} client process(es) in {client_name} and the trigger on CPU "
-          f"{CLIENT_CPU}.\nus/msg: server CPU (user + system) over the burst / messages "
-          f"delivered; cli us/m: the same for the client side (client processes and "
-          f"trigger);\nbusy: CPU s / wall s over the burst; p50/p99: ms from trigger to the "
-          f"last socket's receipt, single broadcasts.")
+    print("\n".join((
+        f"event: {len(orjson.dumps(payload))} bytes of job JSON in the announcement envelope.",
+        "toombos-edge runs its DEFAULT configuration (access log on, info logs, 30 s "
+        "heartbeat, stats_update every 5 s)",
+        "but for --ws-max-per-ip N (default 10 sockets per IP: the one deviation, so that "
+        "127.0.0.1 can open N);",
+        "bare aiohttp runs aiohttp's defaults (no per-IP limit, no heartbeat), access log on.",
+        f"Servers on CPU {SERVER_CPU}; {args.clients} client process(es) in {client_name} and "
+        f"the trigger on CPU {CLIENT_CPU}.",
+        "us/msg: server CPU (user + system) over the burst / messages delivered; cli us/m: "
+        "the same for the client side",
+        "(client processes and trigger); busy: CPU s / wall s over the burst; p50/p99: ms "
+        "from trigger to the last socket's receipt.",
+    )))
     print(f"{'round':>5} {'N':>6} {'server':<13} {'us/msg':>8} {'messages/s':>11} "
           f"{'p50 ms':>8} {'p99 ms':>8} {'KB/sock':>8} {'srvbusy':>7} {'cli us/m':>8} "
           f"{'clibusy':>7}")
