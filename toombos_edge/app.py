@@ -23,6 +23,7 @@ from .appkeys import (
     INGESTOR,
     KEYS,
     LIFECYCLE,
+    RETENTION,
     ROUTE_ROLES,
     SEARCH,
     SETTINGS,
@@ -46,6 +47,7 @@ from .jobs.engine import JobEngine
 from .jobs.kinds import KindRegistry
 from .jobs.retry import Backoff
 from .keys import KeyService
+from .retention import Policy, Retention
 from .routes import setup_routes
 from .settings import Settings
 from .store import Database
@@ -77,7 +79,8 @@ def create_app(settings: Settings) -> web.Application:
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
     app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
-                            documents_ctx, content_ctx, workers_ctx, hub_ctx, ready_ctx])
+                            documents_ctx, content_ctx, workers_ctx, retention_ctx, hub_ctx,
+                            ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
@@ -99,6 +102,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         synchronous=settings.db_synchronous,
         readers=settings.db_readers,
         batch_max=settings.db_batch_max,
+        max_size_mb=settings.db_max_size_mb,
     )
     await db.open()
     app[DATABASE] = db
@@ -225,6 +229,19 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("job workers started", extra={"engine": repr(engine)})
     yield
     await engine.stop(app[SETTINGS].shutdown_timeout)
+
+
+async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Pruning by the retention settings, in small batches, every ``retention_interval``."""
+    settings = app[SETTINGS]
+    retention = Retention(app[DATABASE], app[DOCUMENTS], Policy.from_settings(settings))
+    app[RETENTION] = retention
+    task = asyncio.create_task(retention.run_forever(settings.retention_interval),
+                               name="retention")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
