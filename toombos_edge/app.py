@@ -271,7 +271,7 @@ async def close_websockets(app: web.Application) -> None:
 async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
     """Blob store, uploads (those no job will read swept), documents, search, ``ingest``."""
     settings = app[SETTINGS]
-    uploads = UploadFolder(settings.data_dir / "uploads")
+    uploads = UploadFolder(settings.data_dir / "uploads", app[DATABASE].space)
     partial = await asyncio.to_thread(uploads.prepare)
     blobs = BlobStore(settings.data_dir / "blobs")
     documents = DocumentService(app[DATABASE], app[BUS], blobs, uploads)

@@ -212,6 +212,18 @@ class Database:
 
         await self.read(copy)
 
+    async def has_room(self, pages: int = 32) -> bool:
+        """Whether ``pages`` more pages fit under ``max_size_mb`` (always, without one)."""
+        if not self._max_size_mb:
+            return True
+
+        def room(conn: sqlite3.Connection) -> bool:
+            size, free, page_size = (conn.execute(f"PRAGMA {name}").fetchone()[0] for name in
+                                     ("page_count", "freelist_count", "page_size"))
+            return bool((size - free + pages) * page_size <= self._max_size_mb << 20)
+
+        return await self.read(room)
+
     def _prepare_writer(self, conn: sqlite3.Connection) -> int:
         _configure(conn, self._synchronous)
         version = apply_migrations(conn)
@@ -259,11 +271,8 @@ class Database:
         else:
             self.commits += 1
             self.writes += len(batch)
-        wrote = refused = False
         for (future, _op), (ok, value) in zip(batch, outcomes, strict=True):
-            wrote = wrote or ok
             if not ok and is_no_space(value):
-                refused = True
                 error: Any = self.space.refuse("a database write", value)
             else:
                 error = value
@@ -273,8 +282,6 @@ class Database:
                 future.set_result(value)
             else:
                 future.set_exception(error)
-        if wrote and not refused:
-            self.space.wrote()
 
     async def _close_connections(self) -> None:
         for conn in [*self._readers, self._writer]:

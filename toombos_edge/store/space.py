@@ -2,8 +2,10 @@
 
 SQLite says ``SQLITE_FULL`` when the disk is full or the file reached ``max_page_count``;
 the file system says ``ENOSPC`` (or ``EDQUOT``). Either becomes :class:`InsufficientStorage`
-(507) for the request that tried to write; reads go on. The state is cleared by the next
-write that succeeds, so the server recovers by itself once space is freed.
+(507) for the request that tried to write; reads go on. Writes are never refused ahead:
+each one tries, so the server recovers by itself once space is freed. The state only
+reports: the health check clears it when it finds room again (a small write that fits
+into a page already allocated says nothing about the next large one).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class SpaceState:
         )
 
     def wrote(self) -> None:
-        """A write succeeded: space is back."""
+        """There is room again (the health check looked)."""
         if self.reason is not None:
             log.warning("writes succeed again after running out of space (%s)", self.reason)
             self.reason = self.since = None
