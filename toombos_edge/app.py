@@ -269,7 +269,8 @@ async def close_websockets(app: web.Application) -> None:
 
 
 async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Blob store, uploads (those no job will read swept), documents, search, ``ingest``."""
+    """Blob store, uploads (those no job will read swept; a cancelled ingest's at once),
+    documents, search, ``ingest``."""
     settings = app[SETTINGS]
     uploads = UploadFolder(settings.data_dir / "uploads", app[DATABASE].space)
     partial = await asyncio.to_thread(uploads.prepare)
@@ -283,7 +284,10 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
     ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20)
     app[INGESTOR] = ingestor
     app[ENGINE].registry.register(ingestor.kind())
+    unsubscribe = app[BUS].subscribe(ingestor.on_event)
     yield
+    unsubscribe()
+    await ingestor.close()
 
 
 async def ready_ctx(app: web.Application) -> AsyncIterator[None]:
