@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import ClientFactory, auth, finished, settings_for
 
+from toombos_edge.app import create_app
+from toombos_edge.appkeys import DATABASE, RETENTION
 from toombos_edge.content.blobs import BlobStore
 from toombos_edge.content.documents import DocumentService
 from toombos_edge.content.store import ContentStore, new_item
@@ -66,10 +70,12 @@ async def test_jobs_go_by_age_and_status_only(db: Database) -> None:
     retention = Retention(db, None, Policy(finished_days=30, dead_days=90, dead_max=0),
                           clock=lambda: NOW, batch=2)
 
+    commits = db.commits
     counts = await retention.run_once()
 
     assert await job_ids(db) == keep
     assert counts["finished_jobs"] == len(gone) - 2 and counts["dead_jobs"] == 2
+    assert db.commits - commits >= len(gone) // 2  # at most 2 rows per transaction
     assert await db.read(exact_counts) == {
         "noop/completed": 2, "noop/failed": 1, "noop/pending": 1, "noop/in_progress": 1}
 
@@ -196,3 +202,19 @@ async def test_an_existing_file_is_switched_to_incremental_vacuum_once(tmp_path:
         assert await db.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 0
     finally:
         await db.close()
+
+
+async def test_the_server_runs_retention_on_its_interval(
+    aiohttp_client: ClientFactory, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(create_app(settings_for(
+        tmp_path, retention_interval=1, retain_finished_days=0.00001)))
+    response = await client.post("/api/ingest", headers=auth(
+        (tmp_path / "data" / "admin.key").read_text().strip()), json={"text": "short-lived"})
+    job = await finished(client, (await response.json())["job_id"])
+    retention = client.app[RETENTION]
+    async with asyncio.timeout(30):
+        while retention.removed.get("finished_jobs", 0) < 1:
+            retention.ran.clear()
+            await retention.ran.wait()
+    assert await job_ids(client.app[DATABASE]) == set() and job["status"] == "completed"

@@ -85,6 +85,8 @@ def restore(source: Path, data_dir: Path, *, force: bool = False) -> Copied:
         _copy_file(source_db, data_dir / DB_NAME)
         copied = _copy_blobs(source / "blobs", data_dir / "blobs", None)
         uploads = _copy_named(source / "uploads", data_dir / "uploads", None)
+        if uploads:
+            (data_dir / "uploads").chmod(0o700)
         _copy_extras(source, data_dir)
     finally:
         lock.release()

@@ -89,6 +89,7 @@ class Retention:
         self._blob_grace = blob_grace
         self.runs = 0
         self.removed: dict[str, int] = {}
+        self.ran = asyncio.Event()  #: set after each run (tests and probes wait on it)
 
     def __repr__(self) -> str:
         return f"<Retention runs={self.runs} removed={self.removed}>"
@@ -128,6 +129,7 @@ class Retention:
         self.runs += 1
         for name, n in counts.items():
             self.removed[name] = self.removed.get(name, 0) + n
+        self.ran.set()
         if any(counts.values()):
             log.info("retention removed %s", counts)
         return counts
