@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .content.blobs import is_sha256
 from .errors import Conflict, EdgeError, NotFound, SchemaTooNew
 from .jobs.lock import EngineLock
 from .store.database import migrations
@@ -140,7 +141,8 @@ def _set_aside(data_dir: Path, force: bool) -> None:
 def _copy_blobs(source: Path, target: Path, wanted: list[str] | None) -> Copied:
     """Copy blobs (``wanted``, or all of them) not already in ``target``."""
     if wanted is None:
-        wanted = [p.name for p in source.glob("??/??/*")] if source.is_dir() else []
+        found = source.glob("??/??/*") if source.is_dir() else []
+        wanted = [p.name for p in found if is_sha256(p.name)]  # not a copy cut short
     copied = size = missing = 0
     for sha in wanted:
         relative = Path(sha[:2], sha[2:4], sha)
