@@ -112,6 +112,8 @@ class ServerProcess:
     data_dir: Path
     args: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
+    #: A command the server runs under (``strace …``); its own pid is then the child's.
+    wrapper: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -145,7 +147,8 @@ class ServerProcess:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.data_dir.parent / f"serve-{self.port}.out", "wb")  # noqa: SIM115
         err = open(self.data_dir.parent / f"serve-{self.port}.err", "wb")  # noqa: SIM115
-        command = [sys.executable, "-m", "toombos_edge", "serve", "--port", str(self.port)]
+        command = [*self.wrapper, sys.executable, "-m", "toombos_edge", "serve"]
+        command += ["--port", str(self.port)]
         command += ["--data-dir", str(self.data_dir), *self.args]
         with out, err:
             self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=clean_env())
@@ -179,8 +182,17 @@ class ServerProcess:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            os.kill(self.server_pid(), sig)
         return self.proc.wait(timeout)
+
+    def server_pid(self) -> int:
+        """The server's pid: the process itself, or the wrapper's child (a tracer that got
+        the signal would detach and leave the server running)."""
+        assert self.proc is not None
+        if not self.wrapper:
+            return self.proc.pid
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        return int(children.split()[0]) if children.split() else self.proc.pid
 
 
 def clean_env() -> dict[str, str]:
@@ -193,8 +205,11 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start real servers; each is stopped (SIGKILL if SIGTERM is not enough) at the end."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, data_dir: Path | None = None, wait: bool = True) -> ServerProcess:
-        server = ServerProcess(data_dir or tmp_path / "data", args)
+    def start(
+        *args: str, data_dir: Path | None = None, wait: bool = True,
+        wrapper: tuple[str, ...] = (),
+    ) -> ServerProcess:
+        server = ServerProcess(data_dir or tmp_path / "data", args, wrapper=wrapper)
         started.append(server)
         return server.start(wait=wait)
 

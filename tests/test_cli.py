@@ -125,14 +125,14 @@ def test_backup_while_a_server_writes(
     try:
         until(lambda: len(written) >= 20)
         before = len(written)
-        target = tmp_path / "backup.db"
-        done = cli("backup", str(target), data_dir=server.data_dir)
+        target = tmp_path / "backup" / "edge.db"
+        done = cli("backup", str(target.parent), data_dir=server.data_dir)
         during = len(written) - before
     finally:
         stop.set()
         thread.join(10)
     assert done.returncode == 0, done.stderr
-    assert "integrity ok" in done.stdout and not target.with_name("backup.db.partial").exists()
+    assert "integrity ok" in done.stdout and not target.with_name("edge.db.partial").exists()
     assert during > 0  # the server kept writing while the backup ran
     with sqlite3.connect(target) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,7 +15,8 @@ from ingesting import stage
 from samples import make_pdf
 
 from toombos_edge.app import create_app
-from toombos_edge.appkeys import DOCUMENTS, ENGINE
+from toombos_edge.appkeys import BUS, DOCUMENTS, ENGINE, INGESTOR
+from toombos_edge.events import Event
 from toombos_edge.settings import Settings
 
 
@@ -248,3 +250,45 @@ async def test_an_overlong_idempotency_key_is_refused_before_the_upload(
     assert stored_files(client.app[DOCUMENTS].uploads.root) == []
     listed = await (await client.get("/api/jobs", headers=auth(admin_key))).json()
     assert listed["total"] == 0
+
+
+async def test_cancelling_a_waiting_ingest_drops_its_upload_at_once(
+    client: Client, admin_key: str
+) -> None:
+    client.app[ENGINE].pause()
+    response = await client.post("/api/ingest", headers=auth(admin_key),
+                                 data=form(b"never wanted", "w.txt"))
+    job_id = (await response.json())["job_id"]
+    uploads = client.app[DOCUMENTS].uploads
+    assert len(stored_files(uploads.root)) == 1
+    cancelled = await client.post(f"/api/jobs/{job_id}/cancel", headers=auth(admin_key))
+    assert (await cancelled.json())["status"] == "cancelled"
+    await client.app[INGESTOR].close()  # the drop it started has finished
+    assert stored_files(uploads.root) == []
+
+
+async def test_cancelling_a_running_ingest_drops_its_upload_at_once(
+    client: Client, admin_key: str
+) -> None:
+    data = b"cancelled half way through"
+    documents = client.app[DOCUMENTS]
+    sha = hashlib.sha256(data).hexdigest()
+    indexing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def seen(event: Event) -> None:
+        job = event.body.get("job") or {}
+        if job.get("progress", {}).get("message") == "indexing" and not indexing.done():
+            indexing.set_result(None)
+
+    unsubscribe = client.app[BUS].subscribe(seen)
+    async with documents._blob_lock(sha):  # the job stops where it would store the blob
+        response = await client.post("/api/ingest", headers=auth(admin_key),
+                                     data=form(data, "half.txt"))
+        job_id = (await response.json())["job_id"]
+        async with asyncio.timeout(10):
+            await indexing  # extracted; now waiting for the blob's lock
+        unsubscribe()
+        cancelled = await client.post(f"/api/jobs/{job_id}/cancel", headers=auth(admin_key))
+        assert (await cancelled.json())["status"] == "cancelled"
+    await client.app[INGESTOR].close()
+    assert stored_files(documents.uploads.root) == [] and not documents.blobs.exists(sha)

@@ -23,6 +23,7 @@ from .appkeys import (
     INGESTOR,
     KEYS,
     LIFECYCLE,
+    RETENTION,
     ROUTE_ROLES,
     SEARCH,
     SETTINGS,
@@ -46,6 +47,7 @@ from .jobs.engine import JobEngine
 from .jobs.kinds import KindRegistry
 from .jobs.retry import Backoff
 from .keys import KeyService
+from .retention import Policy, Retention
 from .routes import setup_routes
 from .settings import Settings
 from .store import Database
@@ -77,7 +79,8 @@ def create_app(settings: Settings) -> web.Application:
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
     app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
-                            documents_ctx, content_ctx, workers_ctx, hub_ctx, ready_ctx])
+                            documents_ctx, content_ctx, workers_ctx, retention_ctx, hub_ctx,
+                            ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
@@ -99,6 +102,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         synchronous=settings.db_synchronous,
         readers=settings.db_readers,
         batch_max=settings.db_batch_max,
+        max_size_mb=settings.db_max_size_mb,
     )
     await db.open()
     app[DATABASE] = db
@@ -227,6 +231,19 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     await engine.stop(app[SETTINGS].shutdown_timeout)
 
 
+async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Pruning by the retention settings, in small batches, every ``retention_interval``."""
+    settings = app[SETTINGS]
+    retention = Retention(app[DATABASE], app[DOCUMENTS], Policy.from_settings(settings))
+    app[RETENTION] = retention
+    task = asyncio.create_task(retention.run_forever(settings.retention_interval),
+                               name="retention")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     """The WebSocket hub on the bus, its gate, its token signer and its stats ticker."""
     settings = app[SETTINGS]
@@ -252,9 +269,10 @@ async def close_websockets(app: web.Application) -> None:
 
 
 async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Blob store, uploads (those no job will read swept), documents, search, ``ingest``."""
+    """Blob store, uploads (those no job will read swept; a cancelled ingest's at once),
+    documents, search, ``ingest``."""
     settings = app[SETTINGS]
-    uploads = UploadFolder(settings.data_dir / "uploads")
+    uploads = UploadFolder(settings.data_dir / "uploads", app[DATABASE].space)
     partial = await asyncio.to_thread(uploads.prepare)
     blobs = BlobStore(settings.data_dir / "blobs")
     documents = DocumentService(app[DATABASE], app[BUS], blobs, uploads)
@@ -266,7 +284,10 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
     ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20)
     app[INGESTOR] = ingestor
     app[ENGINE].registry.register(ingestor.kind())
+    unsubscribe = app[BUS].subscribe(ingestor.on_event)
     yield
+    unsubscribe()
+    await ingestor.close()
 
 
 async def ready_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,19 +1,18 @@
-"""The command line: ``serve``, ``keys``, ``migrate``, ``backup``, ``check``."""
+"""The command line: ``serve``, ``keys``, ``migrate``, ``backup``, ``restore``, ``check``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import __version__, logs
+from . import backup as backups
 from .errors import EdgeError, SchemaTooNew, SettingsError
 from .events import EventBus
 from .keys import KeyService, Role
@@ -55,9 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", parents=[common], help="apply migrations").set_defaults(
         command=migrate
     )
-    backup_cmd = sub.add_parser("backup", parents=[common], help="online backup to FILE")
-    backup_cmd.add_argument("file", type=Path)
+    backup_cmd = sub.add_parser(
+        "backup", parents=[common], help="online backup into DIR (edge.db, blobs/ …)")
+    backup_cmd.add_argument("dir", type=Path)
     backup_cmd.set_defaults(command=backup)
+    restore_cmd = sub.add_parser(
+        "restore", parents=[common], help="restore a backup DIR into a stopped data dir")
+    restore_cmd.add_argument("dir", type=Path)
+    restore_cmd.add_argument("--force", action="store_true",
+                             help="replace an existing database (moved aside, not deleted)")
+    restore_cmd.set_defaults(command=restore)
     _keys_parser(sub, common)
     return parser
 
@@ -172,22 +178,20 @@ def keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def backup(settings: Settings, args: argparse.Namespace) -> int:
-    """Copy the live database with SQLite's online backup, then verify the copy."""
-    if not settings.db_path.exists():
-        print(f"toombos-edge: no database at {settings.db_path}", file=sys.stderr)
-        return 1
-    target: Path = args.file
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
-    with contextlib.closing(sqlite3.connect(settings.db_path)) as source, contextlib.closing(
-        sqlite3.connect(partial)
-    ) as dest:
-        source.backup(dest)
-        verdict = dest.execute("PRAGMA integrity_check").fetchone()[0]
-    if verdict != "ok":
-        partial.unlink(missing_ok=True)
-        print(f"toombos-edge: backup failed its integrity check: {verdict}", file=sys.stderr)
-        return 1
-    partial.replace(target)
-    print(f"backed up {settings.db_path} to {target} (integrity ok)")
+    """Copy the live database (SQLite's online backup) and its blobs into a directory."""
+    copied = backups.backup(settings.data_dir, args.dir)
+    print(f"backed up {settings.db_path} to {args.dir / 'edge.db'} (integrity ok) and "
+          f"{copied.blobs} new blobs ({copied.blob_bytes} bytes) to {args.dir / 'blobs'}, "
+          f"{copied.uploads} waiting uploads")
+    if copied.blobs_missing:
+        print(f"toombos-edge: {copied.blobs_missing} blobs were deleted while the backup ran "
+              "(their documents went after the snapshot)", file=sys.stderr)
+    return 0
+
+
+def restore(settings: Settings, args: argparse.Namespace) -> int:
+    """Restore a backup directory into the data dir of a stopped server."""
+    copied = backups.restore(args.dir, settings.data_dir, force=args.force)
+    print(f"restored {args.dir} into {settings.data_dir}: edge.db, {copied.blobs} blobs "
+          f"({copied.blob_bytes} bytes), {copied.uploads} uploads")
     return 0

@@ -59,6 +59,12 @@ class Unavailable(EdgeError):
     status, code = 503, "unavailable"
 
 
+class InsufficientStorage(EdgeError):
+    """The disk (or the database's size limit) is full: nothing was written; reads go on."""
+
+    status, code = 507, "insufficient_storage"
+
+
 class SettingsError(Exception):
     """A setting with a bad value; raised at start, names the key."""
 

@@ -26,6 +26,7 @@ PASS, WARN, FAIL = "pass", "warn", "fail"
 CACHE_SECONDS = 1.0
 DISK_WARN_FRACTION = 0.05
 MEMORY_WARN_MB = 1024
+ROOM_BYTES = 4 << 20  #: free bytes that count as "space is back" after running out
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +175,12 @@ class HealthService:
         usage = shutil.disk_usage(self._data_dir)
         free_fraction = usage.free / usage.total if usage.total else 0.0
         message = f"{usage.free // 2**20} MB free ({free_fraction:.0%})"
+        space = self._db.space
+        if space.reason is not None:
+            if usage.free < ROOM_BYTES or not await self._db.has_room():
+                return Check(FAIL, f"out of space ({space.reason}): writes get 507 until "
+                                   f"space is freed, reads go on; {message}")
+            space.wrote()  # freed since: the next write will tell for sure
         return Check(WARN if free_fraction < DISK_WARN_FRACTION else PASS, message)
 
     async def _memory(self) -> Check:

@@ -42,6 +42,7 @@ _HTTP_CODES = {
     422: "invalid",
     429: "too_many_requests",
     503: "unavailable",
+    507: "insufficient_storage",
 }
 _REQUEST_PREFIX = f"req_{secrets.token_hex(6)}"  # random per process: unique across restarts
 # From 2**32: every id has at least nine hex digits without a padded format (which costs).

@@ -72,6 +72,21 @@ class BlobStore:
         self.adopted += 1
         return True
 
+    def settled(self, before: float) -> list[str]:
+        """Hashes of the blobs last changed (written or renamed in) before ``before``
+        (epoch seconds): a younger one may belong to an ingest not yet recorded."""
+        found = []
+        for path in self.root.glob("??/??/*"):
+            if not is_sha256(path.name):
+                continue
+            try:
+                status = path.stat()
+            except FileNotFoundError:
+                continue
+            if max(status.st_mtime, status.st_ctime) < before:
+                found.append(path.name)
+        return found
+
     def remove(self, sha256: str) -> bool:
         """Delete the blob; True if it existed."""
         try:

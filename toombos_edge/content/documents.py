@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,6 +190,27 @@ class DocumentService:
         """At start, before any worker runs: drop uploads no pending job refers to."""
         keep = await self.db.read(repository.live_upload_names)
         return await asyncio.to_thread(self.uploads.sweep, keep)
+
+    async def sweep_blobs(self, settled_before: float, batch: int = 500) -> int:
+        """Remove blobs no document uses that were last changed before ``settled_before``
+        (epoch seconds); returns how many. Each is checked again under its lock, which
+        storing an upload holds from the move into the store to the document's commit."""
+        candidates: Sequence[str] = await asyncio.to_thread(self.blobs.settled, settled_before)
+        removed = 0
+        for start in range(0, len(candidates), batch):
+            chunk = candidates[start:start + batch]
+            for sha in set(chunk) - await self._in_use(chunk):
+                removed += await self._remove_unused_blob(sha)
+        return removed
+
+    async def _in_use(self, shas: Sequence[str]) -> set[str]:
+        return await self.db.read(lambda conn: repository.blobs_in_use(conn, shas))
+
+    async def _remove_unused_blob(self, sha: str) -> int:
+        async with self._blob_lock(sha):
+            if sha in await self._in_use([sha]):
+                return 0
+            return int(await asyncio.to_thread(self.blobs.remove, sha))
 
     async def discard_upload(self, upload: Upload) -> None:
         """Remove an upload that will not become a document (refused, failed, duplicate)."""

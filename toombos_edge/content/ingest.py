@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from ..errors import Invalid, NotFound
+from ..events import JOB_CANCELLED, Event
 from ..jobs.kinds import JobContext, JobKind, Outcome
 from .blobs import hash_file
 from .documents import DocumentService, Stored
@@ -73,6 +74,7 @@ class Ingestor:
     def __init__(self, documents: DocumentService, *, max_text_bytes: int) -> None:
         self.documents = documents
         self.max_text_bytes = max_text_bytes
+        self._dropping: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"<Ingestor max_text_bytes={self.max_text_bytes}>"
@@ -80,6 +82,28 @@ class Ingestor:
     def kind(self) -> JobKind:
         return JobKind(KIND, self.run, timeout=TIMEOUT_SECONDS, max_attempts=1,
                        validate=validate_params)
+
+    def on_event(self, event: Event) -> None:
+        """A bus subscriber: a cancelled ingest's upload goes at once (a stop that requeues
+        the job keeps it; a retry of the cancelled job then asks for the file again)."""
+        if event.type != JOB_CANCELLED:
+            return
+        job = event.body.get("job") or {}
+        raw = (job.get("params") or {}).get("upload") if job.get("kind") == KIND else None
+        if raw is None:
+            return
+        try:
+            upload = Upload.from_json(raw)
+        except Invalid:
+            return
+        task = asyncio.get_running_loop().create_task(self.documents.discard_upload(upload))
+        self._dropping.add(task)
+        task.add_done_callback(self._dropping.discard)
+
+    async def close(self) -> None:
+        """Wait for uploads being dropped."""
+        while self._dropping:
+            await asyncio.gather(*self._dropping, return_exceptions=True)
 
     async def run(self, ctx: JobContext) -> Outcome:
         params = validate_params(ctx.params)

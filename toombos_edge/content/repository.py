@@ -7,6 +7,7 @@ touch ``documents``; search reads ``documents_fts``.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -116,6 +117,18 @@ def blob_users(conn: sqlite3.Connection, blob_sha256: str) -> int:
     return int(conn.execute(
         "SELECT count(*) FROM documents WHERE blob_sha256 = ?", (blob_sha256,)
     ).fetchone()[0])
+
+
+def blobs_in_use(conn: sqlite3.Connection, shas: Sequence[str]) -> set[str]:
+    """Those of ``shas`` that a document uses, or that an ingest job not yet ended will
+    read (an earlier attempt may have moved its upload into the blob store)."""
+    marks = ",".join("?" * len(shas))
+    used = {row[0] for row in conn.execute(
+        f"SELECT DISTINCT blob_sha256 FROM documents WHERE blob_sha256 IN ({marks})", shas)}
+    used |= {row[0] for row in conn.execute(
+        "SELECT json_extract(params, '$.upload.sha256') FROM jobs WHERE kind = 'ingest' "
+        "AND status IN ('pending', 'in_progress')")}
+    return used
 
 
 def live_upload_names(conn: sqlite3.Connection) -> set[str]:

@@ -161,6 +161,30 @@ def prior_body(
     return body
 
 
+def prune_versions(
+    conn: sqlite3.Connection, after: tuple[str, int], keep: int, replaced_before: int,
+    scan: int,
+) -> tuple[int, tuple[str, int] | None]:
+    """Delete earlier versions beyond the ``keep`` newest of their item (0: keep all) or
+    replaced before ``replaced_before``, among the next ``scan`` versions after ``after``
+    (content id, version). Returns how many went, and where the next call goes on (None:
+    the end). A bounded scan per call keeps each transaction short."""
+    rows = conn.execute(
+        "SELECT v.content_id, v.version, v.replaced_at < :before "
+        "OR (:keep > 0 AND v.version < c.version - :keep) "
+        "FROM content_versions AS v JOIN content AS c ON c.id = v.content_id "
+        "WHERE (v.content_id, v.version) > (:id, :version) "
+        "ORDER BY v.content_id, v.version LIMIT :scan",
+        {"before": replaced_before, "keep": keep, "id": after[0], "version": after[1],
+         "scan": scan},
+    ).fetchall()
+    doomed = [(row[0], row[1]) for row in rows if row[2]]
+    conn.executemany(
+        "DELETE FROM content_versions WHERE content_id = ? AND version = ?", doomed
+    )
+    return len(doomed), ((rows[-1][0], rows[-1][1]) if len(rows) == scan else None)
+
+
 def mark_published(conn: sqlite3.Connection, content_id: str, url: str | None) -> ContentItem:
     at = now_ms()
     conn.execute(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import Invalid, PayloadTooLarge
+from ..store.space import SpaceState, is_no_space
 
 FLUSH_BYTES = 1 << 20
 PART_SUFFIX = ".part"
@@ -82,8 +83,10 @@ class Upload:
 class UploadFolder:
     """The data dir's ``uploads/`` folder: where uploads wait for their ingest job."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, space: SpaceState | None = None) -> None:
         self.root = root
+        #: Where a write that found the disk full is recorded (the database's, in the app).
+        self.space = space or SpaceState()
 
     def prepare(self) -> int:
         """Create the folder and remove ``*.part`` files left by a crash; returns how many."""
@@ -150,7 +153,10 @@ class UploadSink:
         """Write the rest, fsync, and give the upload its final name."""
         await self._flush()
         await self._drain()
-        await asyncio.get_running_loop().run_in_executor(None, self._close_and_rename)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self._close_and_rename)
+        except OSError as exc:
+            raise self._refusal(exc) from None
         return Upload(
             self.name, self._digest.hexdigest(), self.size, self.filename, self.content_type
         )
@@ -173,7 +179,14 @@ class UploadSink:
     async def _drain(self) -> None:
         pending, self._pending = self._pending, None
         if pending is not None:
-            await pending
+            try:
+                await pending
+            except OSError as exc:
+                raise self._refusal(exc) from None
+
+    def _refusal(self, exc: OSError) -> Exception:
+        """The disk is full: 507 (InsufficientStorage); any other I/O error as it is."""
+        return self._folder.space.refuse("an upload", exc) if is_no_space(exc) else exc
 
     def _write_blocking(self, data: bytes) -> None:
         if self._file is None:

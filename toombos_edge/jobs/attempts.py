@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import InsufficientStorage
 from ..events import JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, JOB_UPDATE
 from . import store, transitions
 from .core import EngineCore, log
@@ -22,6 +23,7 @@ from .model import Job, JobStatus
 from .running import Failure, Running
 
 handler_log = logging.getLogger("toombos_edge.jobs.handler")
+SAVE_RETRY_SECONDS = 1.0  #: between tries to store outcomes while the disk is full
 
 END_EVENTS = {
     JobStatus.completed: JOB_COMPLETED,
@@ -142,6 +144,18 @@ class Attempts(EngineCore):
         if due_now:
             self._feeder.due()
         self._changed()
+
+    def _save_failed(self, items: Sequence[tuple[Job, int]], exc: Exception) -> None:
+        """Outcomes refused for lack of space are stored once there is room again (the jobs
+        stay held meanwhile: leases renewed, a cancel waits); other failures as any write."""
+        if not isinstance(exc, InsufficientStorage):
+            self._write_failed(items, exc)
+            return
+        asyncio.get_running_loop().call_later(SAVE_RETRY_SECONDS, self._resave, list(items))
+
+    def _resave(self, items: Sequence[tuple[Job, int]]) -> None:
+        for item in items:
+            self._saves.add(item)
 
     def _write_failed(self, items: Sequence[tuple[Job, int]], exc: Exception) -> None:
         for job, _due in items:

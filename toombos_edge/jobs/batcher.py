@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from ..errors import InsufficientStorage
 from ..store import Database
 
 T = TypeVar("T")
@@ -101,7 +102,8 @@ class Batcher(Generic[T]):
         try:
             result = await self._db.write(lambda conn: write(conn, items))
         except Exception as exc:
-            log.error("%s: writing %d items failed: %s", self.name, len(items), exc)
+            if not isinstance(exc, InsufficientStorage):  # logged once by the database
+                log.error("%s: writing %d items failed: %s", self.name, len(items), exc)
             self._done()
             for waiter in waiters:
                 if not waiter.done():

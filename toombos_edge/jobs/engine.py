@@ -71,7 +71,7 @@ class JobEngine(Submission, Attempts, Operations):
         self._running: dict[str, Running] = {}
         self._finishing: dict[str, Running] = {}
         self._inserts = Batcher(db, store.insert, self._inserted, "insert", self._write_failed)
-        self._saves = Batcher(db, store.save, self._saved, "save", self._write_failed)
+        self._saves = Batcher(db, store.save, self._saved, "save", self._save_failed)
         self._progress = ProgressReports(
             db, clock, self._running.__contains__, lambda job: self._publish(JOB_UPDATE, job)
         )

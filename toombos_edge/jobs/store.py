@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from ..ids import iso
+from ..ids import id_floor, iso
 from .model import Job, JobStatus
 
 COLUMNS = (
@@ -340,6 +340,54 @@ def statuses(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, JobStatu
     marks = ",".join("?" * len(ids))
     rows = conn.execute(f"SELECT id, status FROM jobs WHERE id IN ({marks})", ids)
     return {job_id: _STATUS[status] for job_id, status in rows}
+
+
+def _uncount(conn: sqlite3.Connection, deleted: Iterable[tuple[str, str]]) -> None:
+    """Take deleted jobs, as (kind, status), off the counts."""
+    tally: dict[tuple[str, str], int] = {}
+    for key in deleted:
+        tally[key] = tally.get(key, 0) + 1
+    conn.executemany(_COUNT, [(kind, status, -n) for (kind, status), n in tally.items()])
+
+
+def prune_ended(
+    conn: sqlite3.Connection, statuses: Sequence[str], ended_before: int, limit: int
+) -> int:
+    """Delete up to ``limit`` jobs in one of ``statuses`` (ended ones) that ended before
+    ``ended_before``; returns how many.
+
+    Ids sort by creation and a job ends after it is created, so each status's scan stays
+    among the jobs created before the cutoff (an index range, not the whole status).
+    """
+    ceiling, rows = id_floor("job", ended_before), list[tuple[str, str]]()
+    for status in statuses:
+        if len(rows) >= limit:
+            break
+        rows += conn.execute(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_status "
+            "WHERE status = ? AND id < ? AND coalesce(completed_at, updated_at) < ? "
+            "ORDER BY id LIMIT ?) RETURNING kind, status",
+            (status, ceiling, ended_before, limit - len(rows)),
+        ).fetchall()
+    _uncount(conn, rows)
+    return len(rows)
+
+
+def prune_oldest(conn: sqlite3.Connection, status: str, keep: int, limit: int) -> int:
+    """Delete the oldest jobs of ``status`` beyond the newest ``keep``, at most ``limit``."""
+    total = conn.execute(
+        "SELECT coalesce(sum(n), 0) FROM job_counts WHERE status = ?", (status,)
+    ).fetchone()[0]
+    excess = min(total - keep, limit)
+    if excess <= 0:
+        return 0
+    rows = conn.execute(
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_status "
+        "WHERE status = ? ORDER BY id LIMIT ?) RETURNING kind, status",
+        (status, excess),
+    ).fetchall()
+    _uncount(conn, rows)
+    return len(rows)
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 
 from ..errors import SchemaTooNew
+from .space import SpaceState, is_no_space
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -64,7 +65,43 @@ def apply_migrations(conn: sqlite3.Connection) -> int:
     return max(current, latest)
 
 
+def switch_to_incremental_vacuum(conn: sqlite3.Connection) -> bool:
+    """Make freed pages returnable to the file system (``PRAGMA incremental_vacuum``).
+
+    A new file takes the setting before its first table. A file made before it needs one
+    VACUUM, which rewrites the whole file (about as long as copying it, and as much free
+    disk again while it runs), once. Returns True when it ran that VACUUM.
+    """
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+        return False
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+        return False  # a new file: no table yet, so nothing to rewrite
+    log.warning("rewriting %s once (VACUUM) so that pruning can shrink it",
+                conn.execute("PRAGMA database_list").fetchone()[2])
+    conn.execute("VACUUM")
+    return True
+
+
+def vacuum_pages(conn: sqlite3.Connection, pages: int) -> int:
+    """Give up to ``pages`` free pages back to the file system; returns how many went.
+
+    Each step of ``PRAGMA incremental_vacuum`` frees one page, and Python's sqlite3 steps a
+    statement without result columns once per ``execute``: hence one execute per page.
+    """
+    before: int = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    cursor = conn.cursor()
+    try:
+        for _ in range(min(pages, before)):
+            cursor.execute("PRAGMA incremental_vacuum(1)")
+    finally:
+        cursor.close()
+    after: int = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    return before - after
+
+
 def _configure(conn: sqlite3.Connection, synchronous: str) -> None:
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only a new file takes it here
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
     conn.execute("PRAGMA busy_timeout = 5000")
@@ -81,6 +118,8 @@ def _run_batch(conn: sqlite3.Connection, batch: list[_Pending]) -> list[tuple[bo
             try:
                 outcomes.append((True, op(conn)))
             except Exception as exc:  # the caller gets it; the batch goes on
+                if not conn.in_transaction:
+                    raise  # SQLite rolled the whole transaction back (disk full, I/O)
                 conn.execute("ROLLBACK TO op")
                 outcomes.append((False, exc))
             conn.execute("RELEASE op")
@@ -99,12 +138,16 @@ class Database:
         self,
         path: Path,
         *,
-        synchronous: str = "normal",
+        synchronous: str = "full",
         readers: int = 2,
         batch_max: int = 1000,
+        max_size_mb: int = 0,
     ) -> None:
         self.path = path
         self._synchronous = synchronous
+        self._max_size_mb = max_size_mb
+        #: Whether the last write failed for lack of space (the disk, or ``max_size_mb``).
+        self.space = SpaceState()
         self._reader_count = readers
         self._batch_max = batch_max
         self._writer: aiosqlite.Connection | None = None
@@ -169,9 +212,26 @@ class Database:
 
         await self.read(copy)
 
+    async def has_room(self, pages: int = 32) -> bool:
+        """Whether ``pages`` more pages fit under ``max_size_mb`` (always, without one)."""
+        if not self._max_size_mb:
+            return True
+
+        def room(conn: sqlite3.Connection) -> bool:
+            size, free, page_size = (conn.execute(f"PRAGMA {name}").fetchone()[0] for name in
+                                     ("page_count", "freelist_count", "page_size"))
+            return bool((size - free + pages) * page_size <= self._max_size_mb << 20)
+
+        return await self.read(room)
+
     def _prepare_writer(self, conn: sqlite3.Connection) -> int:
         _configure(conn, self._synchronous)
-        return apply_migrations(conn)
+        version = apply_migrations(conn)
+        switch_to_incremental_vacuum(conn)
+        if self._max_size_mb:
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {(self._max_size_mb << 20) // page_size}")
+        return version
 
     def _prepare_reader(self, conn: sqlite3.Connection) -> None:
         _configure(conn, self._synchronous)
@@ -205,18 +265,23 @@ class Database:
         try:
             outcomes = await self._call(self._writer, lambda c: _run_batch(c, batch))
         except Exception as exc:  # the commit itself failed (disk full, I/O error)
-            log.error("write batch of %d failed: %s", len(batch), exc)
+            if not is_no_space(exc):
+                log.error("write batch of %d failed: %s", len(batch), exc)
             outcomes = [(False, exc)] * len(batch)
         else:
             self.commits += 1
             self.writes += len(batch)
         for (future, _op), (ok, value) in zip(batch, outcomes, strict=True):
+            if not ok and is_no_space(value):
+                error: Any = self.space.refuse("a database write", value)
+            else:
+                error = value
             if future.done():
                 continue
             if ok:
                 future.set_result(value)
             else:
-                future.set_exception(value)
+                future.set_exception(error)
 
     async def _close_connections(self) -> None:
         for conn in [*self._readers, self._writer]:
