@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from .analytics import AnalyticsService
 from .api.middleware import on_prepare, refuse_unwrapped_routes
 from .appkeys import (
+    ANALYTICS,
     BUS,
     CACHE,
     CONTENT,
@@ -77,7 +79,8 @@ def create_app(settings: Settings) -> web.Application:
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
     app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
-                            documents_ctx, content_ctx, workers_ctx, hub_ctx, ready_ctx])
+                            documents_ctx, content_ctx, workers_ctx, hub_ctx, analytics_ctx,
+                            ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
@@ -266,6 +269,14 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
     ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20)
     app[INGESTOR] = ingestor
     app[ENGINE].registry.register(ingestor.kind())
+    yield
+
+
+async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Analytics over the jobs' hourly roll-up. ``request_stats`` (request latency and
+    errors for ``performance_metrics``) is the request metrics' summary once they exist."""
+    app[ANALYTICS] = AnalyticsService(
+        app[DATABASE], cache_seconds=app[SETTINGS].analytics_cache_seconds)
     yield
 
 
