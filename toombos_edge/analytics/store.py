@@ -1,13 +1,18 @@
 """The SQL of analytics: sums over ``job_hours`` (jobs/rollup.py keeps it), never the jobs.
 
-Every query is a range of hours of the primary key ``(channel, hour, status)``: thirty
-days are 720 hours per channel, whatever the number of jobs (bench/analytics.py).
+Every query reads ranges of hours of the primary key ``(channel, status, hour)``, one per
+status (hence the explicit list of statuses): thirty days are 720 rows per status and
+channel, whatever the number of jobs, summed in key order (bench/analytics.py).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+
+from ..jobs.model import JobStatus
+
+_IN = "status IN (" + ", ".join(f"'{status.value}'" for status in JobStatus) + ")"
 
 # The channels present, one index seek each (a skip-scan over the primary key's first
 # column), so that the per-channel sums below are ranges of hours, not a scan of all hours.
@@ -20,13 +25,13 @@ _CHANNELS = (
 )
 _BY_STATUS = (
     "SELECT status, sum(n), sum(run_ms), sum(runs) FROM job_hours "
-    "WHERE channel = ? AND hour BETWEEN ? AND ? GROUP BY status"
+    f"WHERE channel = ? AND {_IN} AND hour BETWEEN ? AND ? GROUP BY status"
 )
 _OVER_TIME = (
     "SELECT hour / ? AS bucket, sum(n) FROM job_hours "
-    "WHERE channel = '' AND hour BETWEEN ? AND ? GROUP BY bucket ORDER BY bucket"
+    f"WHERE channel = '' AND {_IN} AND hour BETWEEN ? AND ? GROUP BY bucket ORDER BY bucket"
 )
-_SINCE = "SELECT sum(n) FROM job_hours WHERE channel = '' AND hour >= ?"
+_SINCE = f"SELECT sum(n) FROM job_hours WHERE channel = '' AND {_IN} AND hour >= ?"
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,9 @@ CREATE TABLE job_hours (
     n       INTEGER NOT NULL DEFAULT 0,
     run_ms  INTEGER NOT NULL DEFAULT 0,  -- summed completed_at - started_at of `runs` jobs
     runs    INTEGER NOT NULL DEFAULT 0,  -- those that ran to an end (completed/partial/failed)
-    PRIMARY KEY (channel, hour, status)
+    -- (channel, status, hour): a window is one range of hours per status, summed in key
+    -- order with no sort (analytics/store.py names the statuses).
+    PRIMARY KEY (channel, status, hour)
 ) WITHOUT ROWID;
 
 INSERT INTO job_hours (channel, hour, status, n, run_ms, runs)
