@@ -88,7 +88,8 @@ class JobContext:
         return self.job.params
 
     async def progress(self, percent: float, message: str = "") -> None:
-        await self._progress(max(0.0, min(100.0, percent)), message)
+        # Rounded as a person reads it: 33.333, not 33.333333333333336.
+        await self._progress(round(max(0.0, min(100.0, percent)), 3), message)
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU-heavy or blocking work in the default executor, off the event loop."""

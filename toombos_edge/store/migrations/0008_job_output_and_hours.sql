@@ -28,8 +28,9 @@ UPDATE jobs SET
 UPDATE jobs SET results = json_object('document', json_object(
         'status', 'success', 'document_id', document_id,
         'duplicate', json(CASE WHEN json_extract(output, '$.duplicate') THEN 'true' ELSE 'false' END),
-        'timestamp', strftime('%Y-%m-%dT%H:%M:%fZ', coalesce(completed_at, updated_at) / 1000.0,
-                              'unixepoch')))
+        'timestamp', strftime('%Y-%m-%dT%H:%M:%S', coalesce(completed_at, updated_at) / 1000,
+                              'unixepoch')
+                     || printf('.%03dZ', coalesce(completed_at, updated_at) % 1000)))
     WHERE kind = 'ingest' AND status = 'completed' AND document_id IS NOT NULL
       AND results = '{}';
 
