@@ -2,10 +2,10 @@
 
 A data dir is migrated by the server's own `migrate`, then filled directly in SQLite with
 --jobs jobs spread over the last 30 days (kinds, statuses, channels and run times drawn at
-random; the way bench/jobs.py fills its list bench), and the counters the store keeps
-(job_counts, job_hours) are rebuilt from those rows once. The real server (pinned to CPU 0)
-then answers --requests sequential requests on one keep-alive connection from this process
-(CPU 1), with the analytics answer cache off (every request counts again).
+random, the newest 8 running; the way bench/jobs.py fills its list bench), and the counters
+the store keeps (job_counts, job_hours) are rebuilt from those rows once. The real server
+(pinned to CPU 0) then answers --requests sequential requests on one keep-alive connection
+from this process (CPU 1), with the analytics answer cache off (every request counts again).
 
     .venv/bin/python bench/analytics.py [--jobs 1000000] [--requests 500]
 """
@@ -40,7 +40,8 @@ GOAL_P99_MS = 50.0
 DAY_MS = 86_400_000
 CHANNELS = ["email", "website", "social_twitter", "social_linkedin", "social_facebook"]
 STATUSES = ["completed"] * 80 + ["failed"] * 8 + ["partial"] * 4 + ["cancelled"] * 4 + [
-    "pending"] * 3 + ["in_progress"]
+    "pending"] * 4
+RUNNING = 8  # the newest jobs are running, as many as a server's workers
 KINDS = ["generate", "generate", "ingest", "publish"]
 RAN = ("completed", "partial", "failed")
 
@@ -53,7 +54,7 @@ def fill(db_path: Path, jobs: int, now: int) -> None:
     conn.execute("PRAGMA cache_size = -262144")
     step = 30 * DAY_MS // jobs
     for first in range(0, jobs, 50_000):
-        rows = [_row(rng, now - 30 * DAY_MS + n * step, n)
+        rows = [_row(rng, now - 30 * DAY_MS + n * step, n, running=n >= jobs - RUNNING)
                 for n in range(first, min(jobs, first + 50_000))]
         conn.execute("BEGIN")
         conn.executemany(
@@ -67,8 +68,8 @@ def fill(db_path: Path, jobs: int, now: int) -> None:
     conn.close()
 
 
-def _row(rng: random.Random, created: int, n: int) -> tuple[object, ...]:
-    status = rng.choice(STATUSES)
+def _row(rng: random.Random, created: int, n: int, running: bool) -> tuple[object, ...]:
+    status = "in_progress" if running else rng.choice(STATUSES)
     kind = rng.choice(KINDS)
     channels = rng.sample(CHANNELS, rng.randint(1, 5)) if kind != "ingest" else []
     started = created + rng.randint(0, 2000) if status != "pending" else None

@@ -157,9 +157,7 @@ class AnalyticsService:
 
     async def _jobs(self, window: Window) -> dict[str, Any]:
         def read(conn: Any) -> dict[str, Any]:
-            first, last = window.first_hour, window.last_hour
-            jobs = store.sums(conn, "", first, last)
-            channels = store.per_channel(conn, first, last)
+            jobs, channels = store.window(conn, window.first_hour, window.last_hour)
             return job_analytics(jobs, channels, self._points(conn, window), window)
 
         return await self._db.read(read)
@@ -168,9 +166,7 @@ class AnalyticsService:
         now_hour = self._clock() // HOUR_MS
 
         def read(conn: Any) -> dict[str, Any]:
-            first, last = window.first_hour, window.last_hour
-            jobs = store.sums(conn, "", first, last)
-            channels = store.per_channel(conn, first, last)
+            jobs, channels = store.window(conn, window.first_hour, window.last_hour)
             return {
                 "job_analytics": job_analytics(jobs, channels, self._points(conn, window),
                                                window),

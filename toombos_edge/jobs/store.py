@@ -10,7 +10,8 @@ transaction (``Database.write``) or snapshot (``Database.read``); none commits.
 
 The counts per kind and status (``job_counts``) are kept here too: every function that adds
 a job or changes a status adds its deltas in one upsert per call (:func:`_count`), and
-passes the jobs it changed to :mod:`.rollup` (counts per hour, status and channel). Row
+passes the jobs it changed to :mod:`.rollup` (new and ended jobs per hour and channel; a
+claim or a release changes nothing there). Row
 triggers did this before and cost about a fifth of the writer's time per job (a trigger
 program per row). So any new statement that inserts, deletes or re-statuses jobs belongs in
 this module and counts what it changed.
@@ -171,7 +172,6 @@ def claim(
     rows = conn.execute(sql, {"now": now, "lease": lease_until, "limit": limit}).fetchall()
     _count(conn, "pending", _kind_status(rows))
     jobs = [row_to_job(row) for row in rows]
-    rollup.count(conn, rollup.moved(jobs, "pending"))
     jobs.sort(key=queue_order)
     return jobs
 
@@ -186,9 +186,7 @@ def claim_one(conn: sqlite3.Connection, job_id: str, now: int, lease_until: int)
     if row is None:
         return None
     _count(conn, "pending", _kind_status([row]))
-    job = row_to_job(row)
-    rollup.count(conn, rollup.moved([job], "pending"))
-    return job
+    return row_to_job(row)
 
 
 def queue_order(job: Job) -> tuple[int, int, int, str]:
@@ -282,9 +280,7 @@ def release(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> list[Job]
             (now, now, job_id),
         ).fetchall()
     _count(conn, "in_progress", _kind_status(rows))
-    jobs = [row_to_job(row) for row in rows]
-    rollup.count(conn, rollup.moved(jobs, "in_progress"))
-    return jobs
+    return [row_to_job(row) for row in rows]
 
 
 def recover(conn: sqlite3.Connection, now: int, *, every_lease: bool) -> list[Job]:

@@ -34,12 +34,15 @@ UPDATE jobs SET results = json_object('document', json_object(
     WHERE kind = 'ingest' AND status = 'completed' AND document_id IS NOT NULL
       AND results = '{}';
 
--- 2. Jobs per hour of creation, status and channel (jobs/rollup.py keeps it; analytics reads
--- it): 30 days are 720 hours of a few rows, whatever the number of jobs.
+-- 2. Jobs per hour of creation and channel, and how many of them ended how (jobs/rollup.py
+-- keeps it, analytics reads it): 30 days are 720 hours of a few rows, whatever the number
+-- of jobs. Status '' counts the jobs created; an end status (completed, partial, failed,
+-- cancelled) counts those in it now. Pending and running jobs are not kept here (a claim
+-- costs nothing): analytics derives them.
 CREATE TABLE job_hours (
     channel TEXT NOT NULL,     -- '' for the jobs themselves, else the jobs naming it
+    status  TEXT NOT NULL,     -- '' for every job created, else an end status
     hour    INTEGER NOT NULL,  -- created_at / 3600000 (UTC)
-    status  TEXT NOT NULL,
     n       INTEGER NOT NULL DEFAULT 0,
     run_ms  INTEGER NOT NULL DEFAULT 0,  -- summed completed_at - started_at of `runs` jobs
     runs    INTEGER NOT NULL DEFAULT 0,  -- those that ran to an end (completed/partial/failed)
@@ -48,21 +51,25 @@ CREATE TABLE job_hours (
     PRIMARY KEY (channel, status, hour)
 ) WITHOUT ROWID;
 
-INSERT INTO job_hours (channel, hour, status, n, run_ms, runs)
-    SELECT '', created_at / 3600000, status, count(*),
+-- The same statement as jobs/rollup.py's rebuild().
+INSERT INTO job_hours (channel, status, hour, n, run_ms, runs)
+    SELECT '', '', created_at / 3600000, count(*), 0, 0 FROM jobs GROUP BY 3
+    UNION ALL
+    SELECT '', status, created_at / 3600000, count(*),
            sum(CASE WHEN status IN ('completed', 'partial', 'failed') AND started_at IS NOT NULL
                     AND completed_at IS NOT NULL THEN completed_at - started_at ELSE 0 END),
            sum(status IN ('completed', 'partial', 'failed') AND started_at IS NOT NULL
                AND completed_at IS NOT NULL)
-    FROM jobs GROUP BY 2, 3;
-
-INSERT INTO job_hours (channel, hour, status, n, run_ms, runs)
-    SELECT c.value, jobs.created_at / 3600000, jobs.status, count(*),
-           sum(CASE WHEN jobs.status IN ('completed', 'partial', 'failed')
-                    AND jobs.started_at IS NOT NULL AND jobs.completed_at IS NOT NULL
-                    THEN jobs.completed_at - jobs.started_at ELSE 0 END),
-           sum(jobs.status IN ('completed', 'partial', 'failed')
-               AND jobs.started_at IS NOT NULL AND jobs.completed_at IS NOT NULL)
+    FROM jobs WHERE status IN ('completed', 'partial', 'failed', 'cancelled') GROUP BY 2, 3
+    UNION ALL
+    SELECT c.value, '', created_at / 3600000, count(*), 0, 0
+    FROM jobs, json_each(jobs.channels) AS c WHERE jobs.channels <> '[]' GROUP BY 1, 3
+    UNION ALL
+    SELECT c.value, status, created_at / 3600000, count(*),
+           sum(CASE WHEN status IN ('completed', 'partial', 'failed') AND started_at IS NOT NULL
+                    AND completed_at IS NOT NULL THEN completed_at - started_at ELSE 0 END),
+           sum(status IN ('completed', 'partial', 'failed') AND started_at IS NOT NULL
+               AND completed_at IS NOT NULL)
     FROM jobs, json_each(jobs.channels) AS c
-    WHERE jobs.channels <> '[]'
+    WHERE jobs.channels <> '[]' AND status IN ('completed', 'partial', 'failed', 'cancelled')
     GROUP BY 1, 2, 3;
