@@ -181,11 +181,16 @@ async def test_performance_comes_from_the_request_metrics(
     viewer: tuple[Client, dict[str, str]]
 ) -> None:
     client, headers = viewer
+    expected = {"avg_response_time_ms": 12.346, "p95_response_time_ms": 40.0,
+                "p99_response_time_ms": 81.25, "error_rate": 1.25, "success_rate": 98.75}
     client.app[ANALYTICS].request_stats = lambda: Requests(12.34567, 40.0, 81.25, 0.0125)
     body = await get(client, "/api/v2/analytics", headers)
-    assert body["performance_metrics"] == {
-        "avg_response_time_ms": 12.346, "p95_response_time_ms": 40.0,
-        "p99_response_time_ms": 81.25, "error_rate": 1.25, "success_rate": 98.75}
+    assert body["performance_metrics"] == expected
+    # A summary given as a mapping (what a metrics module may return) reads the same.
+    client.app[ANALYTICS].request_stats = lambda: {
+        "avg_ms": 12.34567, "p95_ms": 40.0, "p99_ms": 81.25, "error_rate": 0.0125}
+    body = await get(client, "/api/v2/analytics", headers)
+    assert body["performance_metrics"] == expected
 
 
 async def test_without_dates_the_last_30_days(viewer: tuple[Client, dict[str, str]]) -> None:

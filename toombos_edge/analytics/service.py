@@ -10,7 +10,7 @@ request metrics through ``request_stats`` (zeros while none is given).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ HOURS = {"hour": 1, "day": 24}  #: granularity → hours per point of jobs_over_
 MAX_POINTS = 10_000  #: points of jobs_over_time one answer may hold
 RECENT = {"last_24h": 24, "last_7d": 7 * 24, "last_30d": 30 * 24}
 _STATUSES = [status.value for status in JobStatus]
+_SUMMARY = ("avg_ms", "p95_ms", "p99_ms", "error_rate")
 
 
 class RequestSummary(Protocol):
@@ -42,7 +43,9 @@ class RequestSummary(Protocol):
         """The fraction (0-1) of requests answered with a server error."""
 
 
-RequestStats = Callable[[], RequestSummary]
+#: The request metrics' summary: an object with those four attributes, or a mapping with
+#: those four keys (``avg_ms``, ``p95_ms``, ``p99_ms``, ``error_rate`` as a fraction).
+RequestStats = Callable[[], RequestSummary | Mapping[str, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +135,15 @@ class AnalyticsService:
             return dict.fromkeys(("avg_response_time_ms", "p95_response_time_ms",
                                   "p99_response_time_ms", "error_rate", "success_rate"), 0.0)
         stats = self.request_stats()
-        error = stats.error_rate * 100
+        if isinstance(stats, Mapping):
+            avg, p95, p99, errors = (stats[name] for name in _SUMMARY)
+        else:
+            avg, p95, p99, errors = stats.avg_ms, stats.p95_ms, stats.p99_ms, stats.error_rate
+        error = float(errors) * 100
         return {
-            "avg_response_time_ms": round(stats.avg_ms, 3),
-            "p95_response_time_ms": round(stats.p95_ms, 3),
-            "p99_response_time_ms": round(stats.p99_ms, 3),
+            "avg_response_time_ms": round(float(avg), 3),
+            "p95_response_time_ms": round(float(p95), 3),
+            "p99_response_time_ms": round(float(p99), 3),
             "error_rate": round(error, 2),
             "success_rate": round(100 - error, 2),
         }
