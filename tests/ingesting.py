@@ -46,4 +46,4 @@ async def ingest_bytes(app: web.Application, data: bytes, filename: str,
                        **params: Any) -> dict[str, Any]:
     upload = await stage(app, data, filename)
     outcome, _ = await run_ingest(app, {"upload": upload.to_json(), **params})
-    return dict(outcome.results)
+    return dict(outcome.output)

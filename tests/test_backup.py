@@ -61,12 +61,12 @@ def test_backup_then_restore_into_a_new_dir_serves_the_same_jobs_and_documents(
     status, text_job = http("POST", server.base + "/api/jobs", key=key,
                             body={"kind": "ingest", "params": {"text": "typed", "title": "T"}})
     assert status == 202 and ended(server, text_job["job_id"])["status"] == "completed"
-    doc_id = uploaded["results"]["document_id"]
+    doc_id = uploaded["output"]["document_id"]
 
     made = cli("backup", str(tmp_path / "backup"), data_dir=server.data_dir)  # online
     assert made.returncode == 0, made.stderr
     assert "integrity ok" in made.stdout and "1 new blobs" in made.stdout
-    sha = uploaded["results"]["sha256"]
+    sha = uploaded["output"]["sha256"]
     assert (tmp_path / "backup" / "blobs" / sha[:2] / sha[2:4] / sha).read_bytes() == original
 
     refused = cli("restore", str(tmp_path / "backup"), data_dir=server.data_dir)

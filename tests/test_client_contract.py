@@ -2,8 +2,8 @@
 
 Every request carries ``Content-Type: application/json`` (GETs too) and ``Authorization:
 Bearer``; every answer is parsed as JSON; the field names and types asserted are the ones
-CLIENT-CONTRACT.md says the client reads. /metrics (JSON) and the analytics paths are not
-served yet and are not tested here.
+CLIENT-CONTRACT.md says the client reads. /metrics (JSON) is not served yet and is not
+tested here.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def is_iso(value: Any) -> bool:
 def assert_job(job: dict[str, Any]) -> None:
     """The job object's fields with the types the client reads."""
     assert isinstance(job["job_id"], str) and job["job_id"]
-    assert job["document_id"] is None or isinstance(job["document_id"], str)
+    assert isinstance(job["document_id"], str)  # its filters lower-case it: never null
     assert isinstance(job["channels"], list)
     assert all(isinstance(channel, str) for channel in job["channels"])
     assert job["status"] in STATUSES
@@ -288,6 +289,58 @@ async def test_errors_are_json_with_a_detail(dashboard: Dashboard) -> None:
     assert_error(body)
 
 
+JOB_ANALYTICS = {"total_jobs", "completed_jobs", "failed_jobs", "pending_jobs",
+                 "in_progress_jobs", "cancelled_jobs", "success_rate",
+                 "avg_processing_time_seconds", "jobs_by_channel", "jobs_by_status",
+                 "jobs_over_time"}
+PERFORMANCE = {"avg_response_time_ms", "p95_response_time_ms", "p99_response_time_ms",
+               "error_rate", "success_rate"}
+
+
+def assert_job_analytics(body: dict[str, Any]) -> None:
+    assert set(body) >= JOB_ANALYTICS, JOB_ANALYTICS - set(body)
+    for name in JOB_ANALYTICS - {"jobs_by_channel", "jobs_by_status", "jobs_over_time"}:
+        assert isinstance(body[name], int | float) and not isinstance(body[name], bool), name
+    for mapping in (body["jobs_by_channel"], body["jobs_by_status"]):
+        assert all(isinstance(n, int) for n in mapping.values())
+    for point in body["jobs_over_time"]:
+        assert is_iso(point["timestamp"]) and isinstance(point["count"], int)
+
+
+async def test_analytics_as_the_analytics_page_asks(dashboard: Dashboard) -> None:
+    """``api.getAnalytics({start_date, end_date: toISOString(), granularity})`` for each of
+    the page's ranges, and the job analytics path."""
+    status, job = await dashboard.call("POST", "/api/v2/content/sync", {
+        "channels": ["email", "website"], "title": "Counted", "text": TEXT})
+    assert status == 202
+    await finished(dashboard.client, job["job_id"])
+    end = datetime.now(UTC)
+    for days, granularity in ((1, "hour"), (7, "day"), (30, "day")):
+        start = (end - timedelta(days=days)).isoformat(timespec="milliseconds")
+        query = (f"start_date={start.replace('+00:00', 'Z')}&end_date="
+                 f"{end.isoformat(timespec='milliseconds').replace('+00:00', 'Z')}"
+                 f"&granularity={granularity}")
+        status, body = await dashboard.call("GET", f"/api/v2/analytics?{query}")
+        assert status == 200, body
+        assert {"job_analytics", "performance_metrics", "channel_performance",
+                "recent_activity"} <= set(body)
+        assert_job_analytics(body["job_analytics"])
+        assert body["job_analytics"]["total_jobs"] == 1
+        assert body["job_analytics"]["jobs_by_channel"] == {"email": 1, "website": 1}
+        assert set(body["performance_metrics"]) == PERFORMANCE
+        assert all(isinstance(v, int | float) for v in body["performance_metrics"].values())
+        for channel in body["channel_performance"].values():
+            assert set(channel) == {"total_jobs", "success_rate", "avg_processing_time_seconds"}
+        assert set(body["recent_activity"]) == {"last_24h", "last_7d", "last_30d"}
+        assert all(isinstance(n, int) for n in body["recent_activity"].values())
+        status, jobs = await dashboard.call("GET", f"/api/v2/analytics/jobs?{query}")
+        assert status == 200
+        assert_job_analytics(jobs)
+    status, error = await dashboard.call("GET", "/api/v2/analytics?start_date=last+week")
+    assert status == 422 and "start_date" in error["detail"]
+    assert_error(error)
+
+
 # --- CORS, on a real server -----------------------------------------------------------------
 
 CONTRACT_CALLS = (
@@ -297,6 +350,7 @@ CONTRACT_CALLS = (
     ("DELETE", "/api/v2/content/sync/job_x"), ("POST", "/api/v2/jobs/job_x/retry"),
     ("GET", "/api/v2/cache/stats"), ("POST", "/api/v2/cache/invalidate"),
     ("POST", "/api/v2/cache/clear"), ("POST", "/api/v2/batch/generate"),
+    ("GET", "/api/v2/analytics"), ("GET", "/api/v2/analytics/jobs"),
 )
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from toombos_edge.errors import Conflict, Invalid, NotFound
 from toombos_edge.events import Event, EventBus
-from toombos_edge.ids import new_id, now_ms
+from toombos_edge.ids import iso, new_id, now_ms
 from toombos_edge.jobs import store
 from toombos_edge.jobs.engine import JobEngine
 from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry, Outcome, PermanentFailure
@@ -245,7 +245,8 @@ async def test_partial_outcome(make_engine: Factory, events: list[Event]) -> Non
     await engine.join()
     done = await engine.get(job.id)
     assert done.status is JobStatus.partial
-    assert done.results["twitter"] == {"status": "failed"}
+    # each part as the handler said, stamped with the time the job ended
+    assert done.results["twitter"] == {"status": "failed", "timestamp": iso(done.completed_at)}
     assert types(events, job.id)[-1] == "job_completed"
 
 
@@ -652,7 +653,9 @@ async def test_a_permanent_failure_with_partial_results_ends_partial(
     await engine.join()
     done = await engine.get(job.id)
     assert done.status is JobStatus.partial and done.attempts == 1
-    assert done.results == results and done.completed_at is not None
+    assert done.completed_at is not None
+    stamp = iso(done.completed_at)
+    assert done.results == {name: {**r, "timestamp": stamp} for name, r in results.items()}
     assert done.errors[0]["error"] == "PermanentFailure: twitter: bad template"
     assert types(events, job.id)[-1] == "job_completed"
 
@@ -802,7 +805,7 @@ def test_migration_0006_rebuilds_jobs_with_counts_kept_by_the_store(tmp_path: Pa
         assert exact_counts(conn) == {"noop/completed": 2, "gate/failed": 1, "noop/pending": 1}
         with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
             conn.execute("UPDATE jobs SET status = 'done' WHERE id = ?", (job.id,))
-        for sql, arity in [(store._INSERT, 20), (store._SAVE, 15)]:
+        for sql, arity in [(store._INSERT, 20), (store._SAVE, 16)]:
             program = {row[1] for row in conn.execute(f"EXPLAIN {sql}", [None] * arity)}
             assert "OpenEphemeral" not in program
 

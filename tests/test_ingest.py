@@ -94,8 +94,8 @@ async def test_text_ingest_and_its_duplicate(client: Client) -> None:
     params = {"text": "<h1>Hi</h1><p>there</p>", "format": "html", "metadata": '{"k": 1}'}
     first, _ = await run_ingest(client.app, params)
     again, _ = await run_ingest(client.app, params)
-    assert again.results["document_id"] == first.results["document_id"]
-    assert again.results["duplicate"] is True
+    assert again.output["document_id"] == first.output["document_id"]
+    assert again.output["duplicate"] is True
     doc = await client.app[DOCUMENTS].get(str(first.document_id))
     assert (doc.body, doc.format, doc.metadata, doc.source) == ("Hi\nthere", "html", {"k": 1},
                                                                 "api")

@@ -54,7 +54,7 @@ async def test_multipart_upload_becomes_a_document(client: Client, admin_key: st
     pdf = make_pdf(["Quarterly numbers went up"], title="Q3")
     job = await ingest(client, admin_key, data=form(pdf, "q3.pdf", '{"team": "finance"}'))
     assert job["status"] == "completed", job
-    result = job["results"]
+    result = job["output"]
     assert (result["format"], result["duplicate"], result["bytes"]) == ("pdf", False, len(pdf))
     assert result["sha256"] == hashlib.sha256(pdf).hexdigest()
     doc = await (await client.get(f"/api/documents/{result['document_id']}",
@@ -70,8 +70,8 @@ async def test_multipart_upload_becomes_a_document(client: Client, admin_key: st
 async def test_same_upload_twice_is_a_duplicate(client: Client, admin_key: str) -> None:
     first = await ingest(client, admin_key, data=form(b"twice", "a.txt"))
     second = await ingest(client, admin_key, data=form(b"twice", "b.txt"))
-    assert second["results"]["duplicate"] is True
-    assert second["results"]["document_id"] == first["results"]["document_id"]
+    assert second["output"]["duplicate"] is True
+    assert second["output"]["document_id"] == first["output"]["document_id"]
     assert second["document_id"] == first["document_id"]
     assert len(stored_files(client.app[DOCUMENTS].blobs.root)) == 1
 
@@ -108,7 +108,7 @@ async def test_hostile_filenames_never_reach_the_file_system(
         body, headers = multipart(disposition, f"hostile {index}".encode())
         job = await ingest(client, admin_key, data=body, headers=headers)
         assert job["status"] == "completed", (disposition, job)
-        doc = await client.app[DOCUMENTS].get(job["results"]["document_id"])
+        doc = await client.app[DOCUMENTS].get(job["output"]["document_id"])
         assert doc.filename is not None
         assert "/" not in doc.filename and "\\" not in doc.filename, doc.filename
         assert not doc.filename.startswith(".")
@@ -181,7 +181,7 @@ async def test_metadata_must_be_an_object(client: Client, admin_key: str) -> Non
 async def test_json_and_form_bodies(client: Client, admin_key: str) -> None:
     job = await ingest(client, admin_key, json={"metadata": {"a": 1}, "title": "Memo",
                                                 "text": "# Heading\nbody", "format": "md"})
-    doc = await client.app[DOCUMENTS].get(job["results"]["document_id"])
+    doc = await client.app[DOCUMENTS].get(job["output"]["document_id"])
     assert (doc.title, doc.format, doc.metadata, doc.source) == ("Memo", "markdown", {"a": 1},
                                                                  "api")
     job = await ingest(client, admin_key, data={"metadata": "{}"})  # PowerShell's -Body @{}
@@ -220,7 +220,7 @@ async def test_a_restart_sweeps_uploads_that_no_job_will_read(
     assert not uploads.path(orphan.name).exists()
     job = await finished(second, key, job_id)
     assert job["status"] == "completed", job
-    doc = await second.app[DOCUMENTS].get(job["results"]["document_id"])
+    doc = await second.app[DOCUMENTS].get(job["output"]["document_id"])
     assert doc.body == "kept for its job"
     assert stored_files(uploads.root) == []
 

@@ -124,13 +124,13 @@ def test_seed_file_example(server: Server) -> None:
     job = server.wait_job(accepted["job_id"])
     assert job["status"] == "completed", job
     document = server.run(
-        f'curl "{server.base}/api/documents/{job["results"]["document_id"]}" '
+        f'curl "{server.base}/api/documents/{job["output"]["document_id"]}" '
         '-H "Authorization: Bearer REPLACE_WITH_PROD_TOKEN"')
     assert document["text"] == "Hello from the seed's test file."
     assert document["metadata"] == {"source": "curl"}
     again = server.wait_job(server.run(SEED_FILE)["job_id"])
-    assert again["results"]["duplicate"] is True
-    assert again["results"]["document_id"] == job["results"]["document_id"]
+    assert again["output"]["duplicate"] is True
+    assert again["output"]["document_id"] == job["output"]["document_id"]
 
 
 def test_powershell_form_body(server: Server) -> None:
@@ -157,4 +157,4 @@ async def test_seed_websocket_status_stream(server: Server) -> None:
     jobs = [event["job"] for event in statuses if "job" in event]
     assert jobs and all(job["job_id"] == job_id for job in jobs)
     assert jobs[-1]["status"] == "completed"
-    assert jobs[-1]["results"]["document_id"].startswith("doc_")
+    assert jobs[-1]["output"]["document_id"].startswith("doc_")

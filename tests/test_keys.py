@@ -109,3 +109,29 @@ async def test_list_pages_with_limit_and_offset(client: Client, admin_key: str) 
     for query in ("limit=0", "limit=501", "limit=ten", "offset=-1"):
         response = await client.get(f"/admin/keys?{query}", headers=auth(admin_key))
         assert response.status == 422, query
+
+
+async def test_a_key_in_one_pair_of_double_quotes_is_the_same_key(
+    client: Client, admin_key: str
+) -> None:
+    """The public dashboard stores its key JSON-encoded and some pages send it raw:
+    ``Authorization: Bearer "tbe_…"``. Over HTTP and on the WebSocket gate it is the key."""
+    quoted = f'"{admin_key}"'
+    for header in (f"Bearer {quoted}", f"Bearer  {quoted} ", f"bearer {quoted}"):
+        response = await client.get("/api/v2/jobs", headers={"Authorization": header})
+        assert response.status == 200, (header, await response.text())
+    ws = await client.ws_connect("/ws/jobs", headers={"Authorization": f"Bearer {quoted}"})
+    ws_by_query = await client.ws_connect("/ws/jobs", params={"token": quoted})
+    assert not ws.closed and not ws_by_query.closed
+    await ws.close()
+    await ws_by_query.close()
+    # Only one pair, and only around a key: anything else is still not a key.
+    for header in (f'Bearer ""{admin_key}""', f'Bearer "{admin_key}', 'Bearer ""',
+                   f"Bearer '{admin_key}'"):
+        response = await client.get("/api/v2/jobs", headers={"Authorization": header})
+        assert response.status == 401, header
+    refused = await client.get("/ws/jobs", headers={
+        "Authorization": f'Bearer ""{admin_key}""', "Upgrade": "websocket",
+        "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert refused.status == 401

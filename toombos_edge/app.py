@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from .analytics import AnalyticsService
 from .api.middleware import on_prepare, refuse_unwrapped_routes
 from .appkeys import (
+    ANALYTICS,
     BUS,
     CACHE,
     CONTENT,
@@ -80,7 +82,7 @@ def create_app(settings: Settings) -> web.Application:
     # the engine, which hands it to every job.
     app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
                             documents_ctx, content_ctx, workers_ctx, retention_ctx, hub_ctx,
-                            ready_ctx])
+                            analytics_ctx, ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
@@ -288,6 +290,14 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     unsubscribe()
     await ingestor.close()
+
+
+async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Analytics over the jobs' hourly roll-up. ``request_stats`` (request latency and
+    errors for ``performance_metrics``) is the request metrics' summary once they exist."""
+    app[ANALYTICS] = AnalyticsService(
+        app[DATABASE], cache_seconds=app[SETTINGS].analytics_cache_seconds)
+    yield
 
 
 async def ready_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -62,6 +62,30 @@ def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8")).digest()
 
 
+def plain_secret(text: str) -> str:
+    """A key as sent, without surrounding blanks or one pair of double quotes.
+
+    The public dashboard stores its key JSON-encoded on one page and reads it raw on
+    others, so it sends ``Bearer "tbe_…"`` as often as ``Bearer tbe_…``: the same key.
+    """
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1].strip()
+    return text
+
+
+def bearer_secret(header: str) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header (None: no bearer key in it).
+
+    The one place a key is read out of a header: the HTTP pipeline and the WebSocket gate
+    both use it.
+    """
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return plain_secret(secret) or None
+
+
 _COLUMNS = "id, name, role, secret_hash, created_at, last_used_at, revoked_at"
 
 

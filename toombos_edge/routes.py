@@ -10,6 +10,7 @@ from aiohttp.typedefs import Handler
 
 from . import openapi
 from .api import (
+    analytics,
     cache,
     content,
     critical,
@@ -130,6 +131,10 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v2/cache/clear", cache.clear, ADMIN),
     Route("GET", "/api/v1/cache/history", cache.history, VIEWER),
     Route("GET", "/api/v2/cache/history", cache.history, VIEWER),
+    # analytics
+    Route("GET", "/api/analytics", analytics.overview, VIEWER),
+    Route("GET", "/api/v2/analytics", analytics.overview, VIEWER),
+    Route("GET", "/api/v2/analytics/jobs", analytics.jobs, VIEWER),
     # critical
     Route("POST", "/api/critical/emergency-publish", critical.emergency_publish, ADMIN),
     Route("POST", "/api/critical/rollback", critical.rollback, ADMIN),

@@ -229,6 +229,8 @@ SPECS: tuple[Spec, ...] = (
          "Most megabytes of rendered content kept in the cache before the oldest go."),
     Spec("cache_ttl_seconds", _integer(0, 31_536_000), "an integer from 0 to 31536000",
          "How long a cached render is kept; 0 keeps it until evicted."),
+    Spec("analytics_cache_seconds", _number(0, 3600), "a number of seconds from 0 to 3600",
+         "How long an analytics answer is reused before it is counted again; 0: never."),
     Spec("smtp_host", _text, "a host name or empty",
          "SMTP server for email publishing; empty writes .eml files to <data>/outbox."),
     Spec("smtp_port", _integer(1, 65535), "an integer from 1 to 65535", "SMTP server port."),
@@ -298,6 +300,7 @@ class Settings:
     public_url: str = ""
     cache_size_mb: int = 256
     cache_ttl_seconds: int = 7 * 86400
+    analytics_cache_seconds: float = 5.0
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_starttls: bool = False

@@ -23,7 +23,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from ..appkeys import CORRELATION_ID, KEYS, PRINCIPAL, SETTINGS
 from ..errors import EdgeError, Forbidden, Unauthorized
-from ..keys import Role
+from ..keys import Role, bearer_secret
 from ..logs import correlation_id
 from .responses import error_body, json_response
 
@@ -139,11 +139,10 @@ def authorize(request: web.Request, role: Role) -> None:
 
     On success the key is the request's PRINCIPAL.
     """
-    header = request.headers.get(hdrs.AUTHORIZATION, "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+    secret = bearer_secret(request.headers.get(hdrs.AUTHORIZATION, ""))
+    if secret is None:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    key = request.app[KEYS].authenticate(secret.strip())
+    key = request.app[KEYS].authenticate(secret)
     if key is None:
         raise Unauthorized("invalid or revoked API key")
     if key.role < role:

@@ -17,6 +17,7 @@ import orjson
 
 from ..errors import Invalid, NotFound
 from ..events import JOB_CANCELLED, Event
+from ..ids import iso, now_ms
 from ..jobs.kinds import JobContext, JobKind, Outcome
 from .blobs import hash_file
 from .documents import DocumentService, Stored
@@ -124,7 +125,8 @@ class Ingestor:
         self.documents.publish_ingested(stored, size, sha256, ctx.job.id)
         await ctx.progress(100, "duplicate of an existing document" if stored.duplicate
                            else "document stored")
-        return Outcome(results=_results(stored, size, sha256, extracted),
+        return Outcome(results={"document": _entry(stored)},
+                       output=_output(stored, size, sha256, extracted),
                        document_id=stored.document.id)
 
     async def _from_upload(
@@ -184,7 +186,13 @@ def _size_and_hash(path: Path) -> tuple[int, str]:
     return path.stat().st_size, hash_file(path)
 
 
-def _results(
+def _entry(stored: Stored) -> dict[str, Any]:
+    """The job's one channel-shaped result: the document it made (or found)."""
+    return {"status": "success", "document_id": stored.document.id,
+            "duplicate": stored.duplicate, "timestamp": iso(now_ms())}
+
+
+def _output(
     stored: Stored, size: int, sha256: str, extracted: Extracted | None
 ) -> dict[str, Any]:
     doc = stored.document

@@ -1,6 +1,6 @@
 """Sparse fieldsets: job objects with only the asked keys, read from only their columns.
 
-A dashboard table shows a handful of a job's 21 keys. ``?fields=job_id,status,…`` selects
+A dashboard table shows a handful of a job's 22 keys. ``?fields=job_id,status,…`` selects
 just the columns those keys need and renders each row straight to a dict: no ``Job``, no
 decoding of ``params``/``results``/``errors``/``metadata`` unless they are asked. Values are
 exactly those of :meth:`Job.to_json`, keys in its order, ``job_id`` always included.
@@ -19,6 +19,12 @@ from ..ids import iso
 
 _Convert = Callable[[Any], Any]
 
+
+def text(value: str | None) -> str:
+    """A string column the client types as a string: never null."""
+    return value or ""
+
+
 # Every top-level key of Job.to_json, in its order: the column it is read from and how the
 # stored value becomes the JSON value (None: as stored). ``progress`` also reads the message.
 _FIELDS: dict[str, tuple[str, _Convert | None]] = {
@@ -26,7 +32,7 @@ _FIELDS: dict[str, tuple[str, _Convert | None]] = {
     "kind": ("kind", None),
     "status": ("status", None),
     "priority": ("priority", None),
-    "document_id": ("document_id", None),
+    "document_id": ("document_id", text),
     "channels": ("channels", orjson.loads),
     "progress": ("progress_percent", None),
     "attempts": ("attempts", None),
@@ -34,6 +40,7 @@ _FIELDS: dict[str, tuple[str, _Convert | None]] = {
     "last_error": ("last_error", None),
     "errors": ("errors", orjson.loads),
     "results": ("results", orjson.loads),
+    "output": ("output", orjson.loads),
     "params": ("params", orjson.loads),
     "metadata": ("metadata", orjson.loads),
     "correlation_id": ("correlation_id", None),
@@ -98,7 +105,7 @@ def _renderer(fields: tuple[str, ...], last: int) -> Callable[[Sequence[Any]], d
     ``dataclasses`` does: a dict display with direct indexing renders a row in about half
     the time of a loop over the keys (bench/http.py's profile).
     """
-    names = {iso: "iso", orjson.loads: "loads"}
+    names = {iso: "iso", orjson.loads: "loads", text: "text"}
     items = []
     for index, name in enumerate(fields):
         convert = _FIELDS[name][1]
@@ -107,7 +114,7 @@ def _renderer(fields: tuple[str, ...], last: int) -> Callable[[Sequence[Any]], d
             value = f"{{'percent': row[{index}], 'message': row[{last}]}}"
         items.append(f"{name!r}: {value}")
     source = f"def render(row):\n    return {{{', '.join(items)}}}\n"
-    scope: dict[str, Any] = {"iso": iso, "loads": orjson.loads}
+    scope: dict[str, Any] = {"iso": iso, "loads": orjson.loads, "text": text}
     exec(source, scope)  # noqa: S102
     render: Callable[[Sequence[Any]], dict[str, Any]] = scope["render"]
     return render

@@ -44,11 +44,18 @@ class Cache(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a handler returns: results per part (channel), and whether some parts failed."""
+    """What a handler returns: results per part (channel), and whether some parts failed.
+
+    Each entry of ``results`` is a part's object with a ``status`` (``success`` or
+    ``failed``, the dashboard's words); what the kind produced otherwise (ids, sizes,
+    flags) goes in ``output``. The engine moves any entry of ``results`` that is not such
+    an object to ``output`` (:mod:`.results`).
+    """
 
     results: Mapping[str, Any] = field(default_factory=dict)
     partial: bool = False
     document_id: str | None = None
+    output: Mapping[str, Any] = field(default_factory=dict)
 
 
 class PermanentFailure(Exception):
@@ -81,7 +88,8 @@ class JobContext:
         return self.job.params
 
     async def progress(self, percent: float, message: str = "") -> None:
-        await self._progress(max(0.0, min(100.0, percent)), message)
+        # Rounded as a person reads it: 33.333, not 33.333333333333336.
+        await self._progress(round(max(0.0, min(100.0, percent)), 3), message)
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU-heavy or blocking work in the default executor, off the event loop."""

@@ -46,7 +46,8 @@ class Job:
     max_attempts: int = 3
     last_error: str | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
-    results: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)  #: channel → {status, …} only
+    output: dict[str, Any] = field(default_factory=dict)  #: what the kind produced, its own way
     idempotency_key: str | None = None
     correlation_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -62,13 +63,15 @@ class Job:
         return Job(*_FIELDS(self))
 
     def to_json(self) -> dict[str, Any]:
-        """The client contract's job object (plus ``kind``, ``progress`` and ``attempts``)."""
+        """The client contract's job object (plus ``kind``, ``progress``, ``attempts`` and
+        ``output``). ``document_id`` is a string always (empty until a job has one): the
+        dashboard lower-cases it."""
         return {
             "job_id": self.id,
             "kind": self.kind,
             "status": self.status.value,
             "priority": self.priority,
-            "document_id": self.document_id,
+            "document_id": self.document_id or "",
             "channels": self.channels,
             "progress": {"percent": self.progress_percent, "message": self.progress_message},
             "attempts": self.attempts,
@@ -76,6 +79,7 @@ class Job:
             "last_error": self.last_error,
             "errors": self.errors,
             "results": self.results,
+            "output": self.output,
             "params": self.params,
             "metadata": self.metadata,
             "correlation_id": self.correlation_id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ids import iso
+from . import results
 from .kinds import Outcome
 from .model import Job, JobStatus
 
@@ -23,7 +24,7 @@ def start(job: Job, now: int) -> None:
 def succeed(job: Job, outcome: Outcome | None, now: int) -> None:
     """The handler returned: completed, or partial when it says some parts failed."""
     if outcome is not None:
-        _keep(job, outcome)
+        _keep(job, outcome, now)
     partial = outcome is not None and outcome.partial
     job.status = JobStatus.partial if partial else JobStatus.completed
     if not partial:
@@ -42,7 +43,7 @@ def fail(
     job.lease_until = None
     if retry_at is None:
         if outcome is not None:
-            _keep(job, outcome)
+            _keep(job, outcome, now)
         job.status = JobStatus.partial if outcome and outcome.partial else JobStatus.failed
         job.completed_at = now
         return
@@ -60,8 +61,10 @@ def error_entry(attempt: int, error: str, now: int) -> dict[str, Any]:
     return {"attempt": attempt, "error": error, "at": iso(now)}
 
 
-def _keep(job: Job, outcome: Outcome) -> None:
-    job.results = dict(outcome.results)
+def _keep(job: Job, outcome: Outcome, now: int) -> None:
+    """Store what the handler produced, ``results`` channel-shaped whatever the kind."""
+    job.results, loose = results.split(outcome.results, iso(now) or "")
+    job.output = {**loose, **outcome.output}
     if outcome.document_id is not None:
         job.document_id = outcome.document_id
 

@@ -18,7 +18,7 @@ from aiohttp import hdrs, web
 from ..client_ip import client_ip
 from ..errors import EdgeError, Forbidden, Unauthorized, Unavailable
 from ..events import WS_CONNECTION, Event, EventBus
-from ..keys import KeyService, Role
+from ..keys import KeyService, Role, bearer_secret, plain_secret
 from ..settings import Settings
 from .connection import Endpoint, Peer
 from .tokens import PREFIX, WsTokens
@@ -123,11 +123,11 @@ class Gate:
     ) -> Peer:
         header = request.headers.get(hdrs.AUTHORIZATION)
         if header is not None:
-            scheme, _, secret = header.partition(" ")
-            if scheme.lower() != "bearer" or not secret.strip():
+            secret = bearer_secret(header)
+            if secret is None:
                 raise Unauthorized("send 'Authorization: Bearer <key>'")
-            return self._by_key(secret.strip(), ip, origin, "header")
-        token = request.query.get("token")
+            return self._by_key(secret, ip, origin, "header")
+        token = plain_secret(request.query.get("token", ""))
         if token:
             if token.startswith(PREFIX):
                 return self._by_ws_token(token, ip, origin)
