@@ -23,6 +23,7 @@ from .appkeys import (
     INGESTOR,
     KEYS,
     LIFECYCLE,
+    METRICS,
     ROUTE_ROLES,
     SEARCH,
     SETTINGS,
@@ -46,6 +47,7 @@ from .jobs.engine import JobEngine
 from .jobs.kinds import KindRegistry
 from .jobs.retry import Backoff
 from .keys import KeyService
+from .metrics import Metrics
 from .routes import setup_routes
 from .settings import Settings
 from .store import Database
@@ -71,13 +73,15 @@ def create_app(settings: Settings) -> web.Application:
     app[LIFECYCLE] = Lifecycle()
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
+    app[METRICS] = Metrics()  # before the routes: each route's request meter lives in it
     app.on_response_prepare.append(on_prepare)
     app.on_startup.insert(0, refuse_unwrapped_routes)  # before any lifetime starts
     # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
     app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
-                            documents_ctx, content_ctx, workers_ctx, hub_ctx, ready_ctx])
+                            documents_ctx, content_ctx, metrics_ctx, workers_ctx, hub_ctx,
+                            ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
@@ -214,6 +218,20 @@ async def _engine_check(engine: JobEngine) -> Check:
     return Check(PASS, message)
 
 
+async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Metrics on the bus, the database's commits, the engine and the cache; before the
+    workers start, so that every job they run is counted (the hub joins in hub_ctx)."""
+    metrics, db = app[METRICS], app[DATABASE]
+    unsubscribe = app[BUS].subscribe(metrics.jobs.on_event)
+    db.on_commit = metrics.commits.observe
+    unwatch = [metrics.watch_engine(app[ENGINE]), metrics.watch_cache(app[CACHE])]
+    yield
+    unsubscribe()
+    db.on_commit = None
+    for undo in unwatch:
+        undo()
+
+
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     """Start the workers (after every kind is registered); stop them before the rest stops.
 
@@ -235,6 +253,7 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = Hub(app[BUS], gate, close_timeout=settings.ws_close_timeout)
     hub.jobs = app[ENGINE]
     app[WS_TOKENS], app[HUB] = tokens, hub
+    unwatch = app[METRICS].watch_hub(hub)
     hub.start()
     task = asyncio.create_task(hub.run_stats(settings.ws_stats_interval), name="ws-stats")
     yield
@@ -242,6 +261,7 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await hub.stop()
+    unwatch()
 
 
 async def close_websockets(app: web.Application) -> None:

@@ -14,6 +14,7 @@ from .events import EventBus
 from .health import HealthService, Lifecycle
 from .jobs.engine import JobEngine
 from .keys import ApiKey, KeyService, Role
+from .metrics import Metrics
 from .settings import Settings
 from .store import Database
 from .ws.hub import Hub
@@ -33,6 +34,7 @@ SEARCH = web.AppKey("search", SearchService)
 INGESTOR = web.AppKey("ingestor", Ingestor)
 CACHE = web.AppKey("cache", ContentCache)
 CONTENT = web.AppKey("content", ContentService)
+METRICS = web.AppKey("metrics", Metrics)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
 #: The OpenAPI document, built once from the route table.

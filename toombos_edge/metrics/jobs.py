@@ -1,0 +1,90 @@
+"""Jobs submitted and finished, by kind and outcome; run time and queue wait, by kind.
+
+A subscriber of the event bus: it reads the job a ``job_created`` or a final event was made
+from (never rendering it), so a job costs two dictionary increments and, when it ends, two
+histogram observations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from ..events import JOB_CANCELLED, JOB_COMPLETED, JOB_CREATED, JOB_FAILED, Event
+from ..jobs.model import Job
+from .histogram import JOB_SECONDS, Histogram
+
+_ENDS = frozenset({JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED})
+
+
+class JobMetrics(Collector):
+    """Counts and timings of jobs, fed by :meth:`on_event`."""
+
+    def __init__(self) -> None:
+        self.submitted: dict[str, int] = {}
+        self.finished: dict[tuple[str, str], int] = {}
+        #: kind → (run time, queue wait) histograms
+        self.timings: dict[str, tuple[Histogram, Histogram]] = {}
+
+    def __repr__(self) -> str:
+        return (f"<JobMetrics submitted={sum(self.submitted.values())} "
+                f"finished={sum(self.finished.values())}>")
+
+    def on_event(self, event: Event) -> None:
+        """The bus subscriber (returns at once)."""
+        kind = event.type
+        if kind != JOB_CREATED and kind not in _ENDS:
+            return
+        job = event.subject
+        if not isinstance(job, Job):
+            return
+        if kind == JOB_CREATED:
+            self.submitted[job.kind] = self.submitted.get(job.kind, 0) + 1
+        else:
+            self._finished(job)
+
+    def _finished(self, job: Job) -> None:
+        key = (job.kind, job.status)  # a StrEnum member is its value as a key
+        self.finished[key] = self.finished.get(key, 0) + 1
+        started = job.started_at
+        if started is None:  # cancelled before it ever ran
+            return
+        timings = self.timings.get(job.kind)
+        if timings is None:
+            timings = self.timings[job.kind] = (Histogram(JOB_SECONDS), Histogram(JOB_SECONDS))
+        if job.completed_at is not None:
+            timings[0].observe((job.completed_at - started) / 1000)
+        # The wait of the attempt that ended the job: from when it was due to its start.
+        due = job.scheduled_for or job.created_at
+        timings[1].observe(max(0, started - due) / 1000)
+
+    def collect(self) -> Iterator[Any]:
+        submitted = CounterMetricFamily(
+            "toombos_jobs_submitted", "Jobs accepted, by kind.", labels=["kind"])
+        for kind, n in sorted(self.submitted.items()):
+            submitted.add_metric([kind], n)
+        finished = CounterMetricFamily(
+            "toombos_jobs_finished",
+            "Jobs that reached a final state, by kind and outcome "
+            "(completed, partial, failed, cancelled).",
+            labels=["kind", "outcome"],
+        )
+        for (kind, outcome), n in sorted(self.finished.items()):
+            finished.add_metric([kind, str(outcome)], n)
+        yield submitted
+        yield finished
+        run = HistogramMetricFamily(
+            "toombos_job_run_seconds", "Run time of the last attempt of finished jobs, by kind.",
+            labels=["kind"])
+        wait = HistogramMetricFamily(
+            "toombos_job_queue_wait_seconds",
+            "Time finished jobs waited between being due and starting, by kind.",
+            labels=["kind"])
+        for kind, (ran, waited) in sorted(self.timings.items()):
+            run.add_metric([kind], ran.buckets(), ran.sum)
+            wait.add_metric([kind], waited.buckets(), waited.sum)
+        yield run
+        yield wait
