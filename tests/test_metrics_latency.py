@@ -102,3 +102,20 @@ def test_cpu_percent_is_cpu_seconds_over_wall_seconds() -> None:
     cpu.now += 0.5
     assert gauges.cpu_percent() == 50.0  # 1 s of CPU over the 2 s since the last figure
     assert gauges.uptime() == 4.0
+
+
+def test_a_scrape_encodes_a_copy_taken_on_the_loop() -> None:
+    """What the thread encodes cannot change under it: later requests are not in it."""
+    metrics = Metrics()
+    meter = metrics.requests.meter("GET", "/health")
+    meter.record(200, 0.001)
+    frozen = metrics.requests.freeze()
+    meter.record(200, 0.001)
+    meter.record(500, 0.001)
+    assert frozen.total()[0] == 1 and metrics.requests.total()[0] == 3
+    jobs = metrics.jobs
+    jobs.submitted["noop"] = 1
+    frozen_jobs = jobs.freeze()
+    jobs.submitted["noop"] = 2
+    (family, *_rest) = list(frozen_jobs.collect())
+    assert [s.value for s in family.samples] == [1]

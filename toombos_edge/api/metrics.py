@@ -37,7 +37,7 @@ async def scrape(request: web.Request) -> web.Response:
     if wants_json(request):
         response = json_response(metrics.dashboard())
     else:
-        body, content_type = metrics.exposition(request.headers.get(hdrs.ACCEPT, ""))
+        body, content_type = await metrics.exposition(request.headers.get(hdrs.ACCEPT, ""))
         response = web.Response(body=body, headers={hdrs.CONTENT_TYPE: content_type})
     response.headers.add(hdrs.VARY, VARY)
     return response

@@ -10,6 +10,7 @@ a bus subscriber), commits (:class:`.collectors.CommitMetrics`).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from .collectors import (
     HubCollector,
     LineCounts,
 )
+from .frozen import Parts, freeze
 from .jobs import JobMetrics
 from .process import AppGauges
 from .requests import UNMATCHED, RequestMetrics, RouteMeter
@@ -72,9 +74,10 @@ class Metrics:
         self._rate = RateWindow(clock)
         self._engine: JobEngine | None = None
         self._cache: ContentCache | None = None
-        for collector in (self.app, self.requests, self.jobs, self.commits):
-            self.registry.register(collector)
-        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total and the rest
+        self._parts: list[Collector] = []  #: what the registry holds, in order
+        for collector in (self.app, self.requests, self.jobs, self.commits,
+                          ProcessCollector(registry=None)):  # process_cpu_seconds_total …
+            self.watch(collector)
 
     def __repr__(self) -> str:
         return f"<Metrics {self.requests!r} {self.jobs!r} {self.commits!r}>"
@@ -84,7 +87,13 @@ class Metrics:
     def watch(self, collector: Collector) -> Callable[[], None]:
         """Register a collector; returns the function that unregisters it."""
         self.registry.register(collector)
-        return lambda: self.registry.unregister(collector)
+        self._parts.append(collector)
+
+        def unwatch() -> None:
+            self.registry.unregister(collector)
+            self._parts.remove(collector)
+
+        return unwatch
 
     def watch_engine(self, engine: JobEngine) -> Callable[[], None]:
         self._engine = engine
@@ -103,10 +112,14 @@ class Metrics:
 
     # -- answers ----------------------------------------------------------------------------
 
-    def exposition(self, accept: str) -> tuple[bytes, str]:
-        """(body, content type): OpenMetrics when ``accept`` names it, else text 0.0.4."""
+    async def exposition(self, accept: str) -> tuple[bytes, str]:
+        """(body, content type): OpenMetrics when ``accept`` names it, else text 0.0.4.
+
+        The counters are copied on the loop; families are built and encoded in a thread
+        (see :mod:`.frozen`)."""
         encode, content_type = choose_encoder(accept)
-        return encode(self.registry), content_type
+        frozen = Parts([freeze(part) for part in self._parts])
+        return await asyncio.to_thread(encode, frozen), content_type
 
     def latency(self) -> dict[str, float]:
         """Request latency for analytics: see :meth:`.requests.RequestMetrics.latency`."""

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
 
+from .frozen import LoopCollector
 from .histogram import BATCH_SIZES, COMMIT_SECONDS, Histogram
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily
     return CounterMetricFamily(name, documentation, value=value)
 
 
-class EngineCollector(Collector):
+class EngineCollector(LoopCollector):
     """The queue: jobs by stored status, queue depth, running jobs, starts and retries."""
 
     def __init__(self, engine: JobEngine) -> None:
@@ -69,7 +69,7 @@ class EngineCollector(Collector):
         yield _counter("toombos_jobs_retried", "Jobs retried by a client.", since["retried"])
 
 
-class HubCollector(Collector):
+class HubCollector(LoopCollector):
     """WebSockets: open by endpoint, accepted, closed, refused by reason, messages, slow."""
 
     def __init__(self, hub: Hub) -> None:
@@ -99,7 +99,7 @@ class HubCollector(Collector):
                        hub.slow_closed)
 
 
-class CacheCollector(Collector):
+class CacheCollector(LoopCollector):
     """The content cache's lookups and evictions."""
 
     def __init__(self, cache: ContentCache) -> None:
@@ -117,7 +117,7 @@ class CacheCollector(Collector):
                        cache.errors)
 
 
-class CommitMetrics(Collector):
+class CommitMetrics(LoopCollector):
     """Group commits: how long each took and how many writes it held."""
 
     def __init__(self) -> None:
@@ -126,6 +126,11 @@ class CommitMetrics(Collector):
 
     def __repr__(self) -> str:
         return f"<CommitMetrics commits={self.seconds.count} writes={self.sizes.sum:.0f}>"
+
+    def freeze(self) -> CommitMetrics:
+        frozen = CommitMetrics()
+        frozen.seconds, frozen.sizes = self.seconds.copy(), self.sizes.copy()
+        return frozen
 
     def observe(self, writes: int, seconds: float) -> None:
         """``Database.on_commit``."""
@@ -143,7 +148,7 @@ class CommitMetrics(Collector):
         yield size
 
 
-class ActivityCollector(Collector):
+class ActivityCollector(LoopCollector):
     """Activity log lines written, and dropped because its queue was full."""
 
     def __init__(self, lines: LineCounts) -> None:

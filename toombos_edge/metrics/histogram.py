@@ -40,6 +40,11 @@ class Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
+    def copy(self) -> Histogram:
+        twin = Histogram.__new__(Histogram)
+        twin.bounds, twin.counts, twin.sum = self.bounds, list(self.counts), self.sum
+        return twin
+
     @property
     def count(self) -> int:
         return sum(self.counts)

@@ -11,16 +11,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
 
 from ..events import JOB_CANCELLED, JOB_COMPLETED, JOB_CREATED, JOB_FAILED, Event
 from ..jobs.model import Job
+from .frozen import LoopCollector
 from .histogram import JOB_SECONDS, Histogram
 
 _ENDS = frozenset({JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED})
 
 
-class JobMetrics(Collector):
+class JobMetrics(LoopCollector):
     """Counts and timings of jobs, fed by :meth:`on_event`."""
 
     def __init__(self) -> None:
@@ -32,6 +32,13 @@ class JobMetrics(Collector):
     def __repr__(self) -> str:
         return (f"<JobMetrics submitted={sum(self.submitted.values())} "
                 f"finished={sum(self.finished.values())}>")
+
+    def freeze(self) -> JobMetrics:
+        frozen = JobMetrics()
+        frozen.submitted, frozen.finished = dict(self.submitted), dict(self.finished)
+        frozen.timings = {kind: (run.copy(), wait.copy())
+                          for kind, (run, wait) in self.timings.items()}
+        return frozen
 
     def on_event(self, event: Event) -> None:
         """The bus subscriber (returns at once)."""

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+
+from .frozen import LoopCollector
 
 #: Shorter gaps between scrapes reuse the last CPU figure instead of a noisy one.
 MIN_CPU_WINDOW = 1.0
@@ -44,7 +45,7 @@ def _resident_bytes(statm: Path = Path("/proc/self/statm")) -> int | None:
         return None
 
 
-class AppGauges(Collector):
+class AppGauges(LoopCollector):
     """Uptime since the app was built; CPU over the time since the previous reading (or the
     start); resident memory as a share of the machine's."""
 

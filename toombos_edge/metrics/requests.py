@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
 
+from .frozen import LoopCollector
 from .histogram import REQUEST_SECONDS, Histogram, merged
 
 #: The route label of requests no route matched (404/405 from the catch-all).
@@ -43,7 +43,7 @@ class RouteMeter:
         histogram.observe(seconds)
 
 
-class RequestMetrics(Collector):
+class RequestMetrics(LoopCollector):
     """Every route's meter, and the collector that exposes them."""
 
     def __init__(self) -> None:
@@ -58,6 +58,14 @@ class RequestMetrics(Collector):
         if key not in self._meters:
             self._meters[key] = RouteMeter(method, route)
         return self._meters[key]
+
+    def freeze(self) -> RequestMetrics:
+        """A copy of every meter, to collect away from the loop."""
+        frozen = RequestMetrics()
+        for key, meter in self._meters.items():
+            twin = frozen._meters[key] = RouteMeter(meter.method, meter.route)
+            twin.by_status = {status: h.copy() for status, h in meter.by_status.items()}
+        return frozen
 
     def series(self) -> Iterator[tuple[RouteMeter, int, Histogram]]:
         for meter in list(self._meters.values()):
