@@ -3,6 +3,7 @@ counters that move when requests, jobs and WebSockets happen."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -317,3 +318,46 @@ async def test_promtool_catches_a_broken_exposition(promtool: str) -> None:
     assert checked.returncode != 0
 
 
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_block(language: str, containing: str) -> str:
+    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(), re.S)
+    (block,) = [b for b in blocks if containing in b]
+    return block
+
+
+def promql_expressions(block: str) -> list[str]:
+    """Each query of a README block: a line that is not indented starts one."""
+    expressions: list[str] = []
+    for line in block.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line[0].isspace() and expressions:
+            expressions[-1] += " " + line.strip()
+        else:
+            expressions.append(line.strip())
+    return expressions
+
+
+def test_the_readmes_scrape_config_and_queries_pass_promtool(
+    promtool: str, tmp_path: Path
+) -> None:
+    key = tmp_path / "viewer.key"
+    key.write_text("tbe_example\n")
+    config = readme_block("yaml", "scrape_configs")
+    config = re.sub(r"credentials_file: \S+", f"credentials_file: {key}", config)
+    (tmp_path / "prometheus.yml").write_text(config)
+    checked = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    queries = promql_expressions(readme_block("promql", "histogram_quantile"))
+    assert len(queries) == 5
+    rules = {"groups": [{"name": "readme", "rules": [
+        {"record": f"readme:query{n}", "expr": query} for n, query in enumerate(queries)]}]}
+    (tmp_path / "rules.yml").write_bytes(orjson.dumps(rules))  # JSON is YAML
+    checked = subprocess.run([promtool, "check", "rules", str(tmp_path / "rules.yml")],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
