@@ -139,7 +139,7 @@ def spread(values: list[float]) -> str:
 
 # -- (a) in-process ------------------------------------------------------------------------
 
-async def _engine_run(jobs: int, workers: int) -> dict[str, Any]:
+async def _engine_run(jobs: int, workers: int, with_metrics: bool = False) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from toombos_edge.events import EventBus
     from toombos_edge.jobs.engine import JobEngine
@@ -157,6 +157,13 @@ async def _engine_run(jobs: int, workers: int) -> dict[str, Any]:
     bus = EventBus()
     bus.subscribe(lambda event: None)  # a subscriber, as the hub and activity log are
     engine = JobEngine(db, bus, registry, workers=workers)
+    if with_metrics:  # what metrics_ctx (app.py) wires to the engine, the bus and the writer
+        from toombos_edge.metrics import Metrics
+
+        metrics = Metrics()
+        bus.subscribe(metrics.jobs.on_event)
+        db.on_commit = metrics.commits.observe
+        metrics.watch_engine(engine)
     await engine.start()
     producers = 256
 
@@ -180,11 +187,11 @@ async def _engine_run(jobs: int, workers: int) -> dict[str, Any]:
             "cpu_us_per_job": cpu / total * 1e6}
 
 
-def inproc(jobs: int, workers: int) -> None:
+def inproc(jobs: int, workers: int, with_metrics: bool) -> None:
     import uvloop
 
     uvloop.install()
-    print(json.dumps(asyncio.run(_engine_run(jobs, workers))))
+    print(json.dumps(asyncio.run(_engine_run(jobs, workers, with_metrics))))
 
 
 def huey_run(jobs: int, workers: int) -> None:
@@ -375,6 +382,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--skip", default="", help="comma list of: inproc,http,list")
+    parser.add_argument("--metrics", action="store_true",
+                        help="(a) also with metrics on, in the same rounds")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     ensure_huey()
@@ -413,11 +422,26 @@ def _report_inproc(args: argparse.Namespace) -> None:
     print(f"(a) in-process, one CPU, {args.jobs:,} jobs, {args.workers} workers: engine "
           f"{spread(ours)} jobs/s, huey {spread(peer)} jobs/s, ratio "
           f"{statistics.median(ratios):.2f} (goal >= 10,000 and >= 3x)", flush=True)
+    if args.metrics:
+        _report_metrics_cost(args)
+
+
+def _report_metrics_cost(args: argparse.Namespace) -> None:
+    """In-process jobs/s without and with metrics, alternating in each round."""
+    off, on = [], []
+    for n in range(args.rounds):
+        off.append(child("--inproc", str(args.jobs), str(args.workers))["jobs_per_s"])
+        on.append(child("--inproc", str(args.jobs), str(args.workers), "metrics")["jobs_per_s"])
+        print(f"  round {n + 1}: metrics off {off[-1]:,.0f} jobs/s, on {on[-1]:,.0f} jobs/s "
+              f"({(on[-1] / off[-1] - 1) * 100:+.1f}%)", flush=True)
+    change = (statistics.median(on) / statistics.median(off) - 1) * 100
+    print(f"(a) with metrics: off {spread(off)} jobs/s, on {spread(on)} jobs/s, "
+          f"{change:+.1f}% (goal: no worse than -5%)", flush=True)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--inproc":
-        inproc(int(sys.argv[2]), int(sys.argv[3]))
+        inproc(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:] == ["metrics"])
     elif len(sys.argv) > 1 and sys.argv[1] == "--huey":
         huey_run(int(sys.argv[2]), int(sys.argv[3]))
     else:
