@@ -115,6 +115,15 @@ async def test_curl_and_browser_fetch_get_the_text_format(
     assert 0 <= value(found, "app_memory_usage_percent") <= 100
 
 
+async def test_a_scraper_without_openmetrics_gets_the_text_format(
+    client: Client, viewer: dict[str, str]
+) -> None:
+    older = {"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1"}  # Prometheus before 2.5
+    response = await client.get("/metrics", headers={**older, **viewer})
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "# EOF" not in await response.text()
+
+
 async def test_the_toombos_client_gets_the_contract_json(
     client: Client, viewer: dict[str, str]
 ) -> None:

@@ -8,7 +8,6 @@ import pytest
 from toombos_edge.metrics import Metrics, RateWindow
 from toombos_edge.metrics.histogram import REQUEST_SECONDS, Histogram
 from toombos_edge.metrics.process import AppGauges
-from toombos_edge.metrics.requests import RequestMetrics
 
 
 class Clock:
@@ -47,7 +46,8 @@ def test_quantiles_beyond_the_last_bound_report_that_bound() -> None:
 
 
 def test_request_latency_for_analytics_from_known_observations() -> None:
-    requests = RequestMetrics()
+    metrics = Metrics()
+    requests = metrics.requests
     jobs = requests.meter("GET", "/api/jobs")
     health = requests.meter("GET", "/health")
     # 100 requests: 90 at 0.4 ms, 8 at 20 ms, 2 failing (503) at 2 s.
@@ -58,7 +58,7 @@ def test_request_latency_for_analytics_from_known_observations() -> None:
     for _ in range(2):
         jobs.record(503, 2.0)
     jobs.record(101, 60.0)  # a WebSocket's lifetime: not a request latency
-    latency = requests.latency()
+    latency = metrics.latency()
     assert latency["avg_ms"] == pytest.approx((90 * 0.4 + 8 * 20 + 2 * 2000) / 100)
     # p95: rank 95 is the 5th of 8 in (10 ms, 25 ms]: 10 + 15 * 5/8 = 19.375 ms.
     assert latency["p95_ms"] == pytest.approx(19.375)

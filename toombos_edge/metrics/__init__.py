@@ -122,7 +122,10 @@ class Metrics:
         return await asyncio.to_thread(encode, frozen), content_type
 
     def latency(self) -> dict[str, float]:
-        """Request latency for analytics: see :meth:`.requests.RequestMetrics.latency`."""
+        """Request latency since start for analytics: ``avg_ms`` (exact), ``p95_ms`` and
+        ``p99_ms`` (interpolated inside the latency histogram's buckets, as PromQL's
+        ``histogram_quantile``), ``error_rate`` (5xx share, 0..1); see
+        :meth:`.requests.RequestMetrics.latency`."""
         return self.requests.latency()
 
     def dashboard(self) -> dict[str, Any]:
