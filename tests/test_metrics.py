@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 import subprocess
+import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
 import prometheus_client
 import pytest
-from conftest import Client, ClientFactory, auth, settings_for
+from conftest import Client, ClientFactory, ServerProcess, auth, http, settings_for
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from ws_support import admin_secret, eventually, upgrade
@@ -140,6 +141,20 @@ async def test_the_toombos_client_gets_the_contract_json(
     assert body["avg_response_time_ms"] > 0
 
 
+async def test_the_dashboard_origin_passes_cors_for_the_json(
+    client: Client, viewer: dict[str, str]
+) -> None:
+    origin = {"Origin": "http://localhost:3000"}
+    preflight = await client.options("/metrics", headers={
+        **origin, "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    assert preflight.status == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == origin["Origin"]
+    response = await client.get("/metrics", headers={**TOOMBOS_CLIENT, **viewer, **origin})
+    assert response.headers["Access-Control-Allow-Origin"] == origin["Origin"]
+    assert set(CONTRACT_FIELDS) <= set(orjson.loads(await response.read()))
+
+
 async def test_api_metrics_is_json_whatever_is_asked(
     client: Client, viewer: dict[str, str]
 ) -> None:
@@ -172,6 +187,20 @@ async def test_metrics_public_opens_only_the_scrape_path(
     assert response.status == 200
     assert "app_uptime_seconds" in await response.text()
     assert (await client.get("/api/metrics")).status == 401
+
+
+def test_a_real_server_opened_with_the_flag_serves_scrapers_without_a_key(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    server = server_process("--metrics-public", "true")
+    assert http("GET", server.base + "/health")[0] == 200
+    request = urllib.request.Request(server.base + "/metrics", headers=CURL)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        found = samples(response.read().decode())
+    assert value(found, "toombos_http_requests_total", method="GET", route="/health",
+                 status="200") >= 1
+    assert value(found, "process_resident_memory_bytes") > 0
+    assert http("GET", server.base + "/api/metrics")[0] == 401
 
 
 # -- what it counts ------------------------------------------------------------------------
