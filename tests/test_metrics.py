@@ -3,6 +3,7 @@ counters that move when requests, jobs and WebSockets happen."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import urllib.request
@@ -260,7 +261,8 @@ async def test_counters_move_with_requests_jobs_and_sockets(
     assert moved("toombos_websocket_messages_sent_total") >= 1  # the ack, at least
     assert moved("toombos_websocket_refused_total", reason="origin") == 1
     assert value(during, "toombos_jobs_running") == 0
-    assert value(during, "toombos_job_queue_depth") == 0
+    # The depth counts pending rows as of the engine's last once-a-second count.
+    assert value(during, "toombos_job_queue_depth") == client.app[ENGINE].stats()["queue_depth"]
 
     await ws.close()
     hub = client.app[HUB]
@@ -268,6 +270,27 @@ async def test_counters_move_with_requests_jobs_and_sockets(
     after = samples(await scrape_text(client, viewer))
     assert value(after, "toombos_websocket_connections", endpoint="dashboard") == 0
     assert value(after, "toombos_websocket_closed_total") == 1
+
+
+async def test_a_paused_queue_shows_its_backlog(
+    client: Client, viewer: dict[str, str], operator: dict[str, str]
+) -> None:
+    admin = auth(admin_secret(client))
+    assert (await client.post("/admin/queue/pause", headers=admin)).status == 200
+    for _ in range(2):
+        await client.post("/api/jobs", json={"kind": "noop"}, headers=operator)
+    async with asyncio.timeout(10):  # the engine counts pending rows once a second
+        while True:
+            found = samples(await scrape_text(client, viewer))
+            if value(found, "toombos_jobs", status="pending") == 2:
+                break
+            await asyncio.sleep(0.05)
+    assert value(found, "toombos_job_queue_depth") == 2
+    assert value(found, "toombos_job_queue_paused") == 1
+    body = orjson.loads(await (await client.get("/api/metrics", headers=viewer)).read())
+    assert body["queue_size"] == 2
+    assert (await client.post("/admin/queue/resume", headers=admin)).status == 200
+    await client.app[ENGINE].join()
 
 
 async def test_json_follows_the_same_counters(
@@ -282,7 +305,8 @@ async def test_json_follows_the_same_counters(
     assert body["requests_total"] == 3
     assert body["error_rate"] == 0.0
     assert body["cache_hit_rate"] == 0.5
-    assert (body["active_jobs"], body["queue_size"]) == (0, 0)
+    assert body["active_jobs"] == 0
+    assert body["queue_size"] == client.app[ENGINE].stats()["queue_depth"]
 
 
 async def test_activity_lines_are_exposed_when_an_activity_log_is_watched(
