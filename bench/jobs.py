@@ -194,7 +194,7 @@ def met(ok: bool) -> str:
 
 # -- (a) in-process ------------------------------------------------------------------------
 
-async def _engine_run(jobs: int, workers: int, sync: str) -> dict[str, Any]:
+async def _engine_run(jobs: int, workers: int, sync: str, observed: bool) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from toombos_edge.events import EventBus
     from toombos_edge.jobs.engine import JobEngine
@@ -222,6 +222,8 @@ async def _engine_run(jobs: int, workers: int, sync: str) -> dict[str, Any]:
     engine = JobEngine(db, bus, registry, workers=settings.job_workers,
                        lease_seconds=settings.job_lease_seconds,
                        backoff=Backoff(settings.job_retry_base, settings.job_retry_cap))
+    if observed:
+        observe(engine, bus, db, folder)
     await engine.start()
     producers = 256
 
@@ -246,11 +248,21 @@ async def _engine_run(jobs: int, workers: int, sync: str) -> dict[str, Any]:
             "synchronous": PRAGMA_SYNC[pragmas[0]], "journal_mode": pragmas[1]}
 
 
-def inproc(jobs: int, workers: int, sync: str) -> None:
+def observe(engine: Any, bus: Any, db: Any, folder: Path) -> None:
+    """What app.py's metrics_ctx wires to the engine, the bus and the writer."""
+    from toombos_edge.metrics import Metrics
+
+    metrics = Metrics()
+    bus.subscribe(metrics.jobs.on_event)
+    db.on_commit = metrics.commits.observe
+    metrics.watch_engine(engine)
+
+
+def inproc(jobs: int, workers: int, sync: str, observed: bool) -> None:
     import uvloop
 
     uvloop.install()
-    print(json.dumps(asyncio.run(_engine_run(jobs, workers, sync))))
+    print(json.dumps(asyncio.run(_engine_run(jobs, workers, sync, observed))))
 
 
 def make_huey(filename: str, sync: str) -> Any:
@@ -490,6 +502,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--skip", default="", help="comma list of: inproc,http,list")
+    parser.add_argument("--observers", action="store_true",
+                        help="(a) also with the metrics subscribed, alternating in the same "
+                             "rounds (the issue's at most 5%% fewer jobs/s)")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     workers = [int(count) for count in args.workers.split(",")]
@@ -504,6 +519,8 @@ def main() -> None:
     try:
         if "inproc" not in skip:
             summary += _report_inproc(args, workers, syncs)
+        if args.observers:
+            summary += _report_observers(args, workers, syncs)
         if "http" not in skip:
             ensure_wrk()
             summary += _report_http(args, workers, syncs, folder)
@@ -579,6 +596,30 @@ def _report_inproc(args: argparse.Namespace, workers: list[int], syncs: list[str
     return lines
 
 
+def _report_observers(args: argparse.Namespace, workers: list[int],
+                      syncs: list[str]) -> list[str]:
+    """In-process jobs/s without and with the observers, alternating in each round."""
+    print("(a') in-process, observers off and on in turn:", flush=True)
+    lines = []
+    for count in workers:
+        for sync in syncs:
+            off: list[float] = []
+            on: list[float] = []
+            for n in range(args.rounds):
+                for mode in (["off", "on"] if n % 2 == 0 else ["on", "off"]):
+                    extra = ["observed"] if mode == "on" else []
+                    rate = child("--inproc", str(args.jobs), str(count), sync, *extra)
+                    (on if mode == "on" else off).append(rate["jobs_per_s"])
+                print(f"  round {n + 1}, {count} workers, {sync}: off {off[-1]:,.0f}, on "
+                      f"{on[-1]:,.0f} jobs/s ({on[-1] / off[-1] - 1:+.1%})", flush=True)
+            change = statistics.median(on) / statistics.median(off) - 1
+            lines.append(
+                f"(a') observers, synchronous={sync.upper()}, {count} workers: on {spread(on)} "
+                f"jobs/s | off {spread(off)} jobs/s | change {change:+.1%} | goal: no worse "
+                f"than -5% {met(change >= -0.05)} | metrics subscribed as app.py does")
+    return lines
+
+
 def _report_http(args: argparse.Namespace, workers: list[int], syncs: list[str],
                  folder: Path) -> list[str]:
     print(f"(b) over HTTP: POST /api/jobs from wrk, 64 connections, {args.http_seconds} s a "
@@ -620,7 +661,7 @@ def _report_list(args: argparse.Namespace, folder: Path, defaults: Any) -> str:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--inproc":
-        inproc(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+        inproc(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:] == ["observed"])
     elif len(sys.argv) > 1 and sys.argv[1] == "--huey":
         huey_run(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
     else:

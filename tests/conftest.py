@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -272,3 +273,38 @@ async def finished(client: Client, job_id: str) -> dict[str, Any]:
             return await ended
     finally:
         unsubscribe()
+
+
+# --- promtool (Debian's prometheus package), for the exposition format's own linter --------
+
+
+def _install_promtool() -> str:
+    """apt-get the prometheus package (promtool comes with it); the output, for a failure."""
+    lock = ["-o", "DPkg::Lock::Timeout=300"]  # other apt-get runs on the machine may hold it
+    steps = [["apt-get", "update", "-q"],
+             ["apt-get", "install", "-y", "-q", "--no-install-recommends", *lock, "prometheus"]]
+    if os.geteuid() != 0 and shutil.which("sudo"):
+        steps = [["sudo", "-n", *step] for step in steps]
+    output = []
+    for step in steps:
+        try:
+            done = subprocess.run(step, capture_output=True, text=True, timeout=900, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{' '.join(step)}: {exc}"
+        output.append(f"$ {' '.join(step)}\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return "\n".join(output)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """The path of promtool, installed with apt-get when missing; fails (never skips)
+    when it cannot be had."""
+    found = shutil.which("promtool")
+    if found is None:
+        output = _install_promtool()
+        found = shutil.which("promtool")
+        if found is None:
+            pytest.fail("promtool is needed to check /metrics and could not be installed "
+                        "(apt-get install prometheus as root, or put promtool on PATH):\n"
+                        + output, pytrace=False)
+    return found

@@ -15,7 +15,7 @@ import pytest
 from conftest import Client, ClientFactory, auth, settings_for
 
 from toombos_edge.app import create_app
-from toombos_edge.appkeys import ANALYTICS, DATABASE, ENGINE
+from toombos_edge.appkeys import ANALYTICS, DATABASE, ENGINE, METRICS
 from toombos_edge.ids import iso, new_id, now_ms
 from toombos_edge.jobs import store, transitions
 from toombos_edge.jobs.kinds import JobContext, JobKind, Outcome
@@ -171,10 +171,26 @@ async def test_the_overview_is_the_dashboards_shape_with_exact_numbers(
                                "avg_processing_time_seconds": 1.5},  # C; H never ran
         }
         assert body["recent_activity"] == {"last_24h": 1, "last_7d": 2, "last_30d": 3}
-        # No request metrics given to the service: zeros, not invented figures.
-        assert body["performance_metrics"] == {
-            "avg_response_time_ms": 0.0, "p95_response_time_ms": 0.0,
-            "p99_response_time_ms": 0.0, "error_rate": 0.0, "success_rate": 0.0}
+        performance = body["performance_metrics"]  # the request metrics: see the next test
+        assert performance["success_rate"] == round(100 - performance["error_rate"], 3)
+
+
+async def test_performance_is_the_servers_own_request_metrics(
+    viewer: tuple[Client, dict[str, str]]
+) -> None:
+    client, headers = viewer
+    for _ in range(20):
+        assert (await client.get("/health")).status == 200
+    assert (await client.get("/api/jobs/job_unknown", headers=headers)).status == 404
+    seen = client.app[METRICS].latency()  # what the requests above left in the histogram
+    assert seen["avg_ms"] > 0 and seen["p99_ms"] >= seen["p95_ms"] > 0
+    body = await get(client, "/api/v2/analytics", headers)
+    assert body["performance_metrics"] == {
+        "avg_response_time_ms": round(seen["avg_ms"], 3),
+        "p95_response_time_ms": round(seen["p95_ms"], 3),
+        "p99_response_time_ms": round(seen["p99_ms"], 3),
+        "error_rate": round(seen["error_rate"] * 100, 3),
+        "success_rate": round(100 - seen["error_rate"] * 100, 3)}
 
 
 async def test_performance_comes_from_the_request_metrics(

@@ -25,6 +25,7 @@ from .appkeys import (
     INGESTOR,
     KEYS,
     LIFECYCLE,
+    METRICS,
     RETENTION,
     ROUTE_ROLES,
     SEARCH,
@@ -49,6 +50,7 @@ from .jobs.engine import JobEngine
 from .jobs.kinds import KindRegistry
 from .jobs.retry import Backoff
 from .keys import KeyService
+from .metrics import Metrics
 from .retention import Policy, Retention
 from .routes import setup_routes
 from .settings import Settings
@@ -75,14 +77,15 @@ def create_app(settings: Settings) -> web.Application:
     app[LIFECYCLE] = Lifecycle()
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
+    app[METRICS] = Metrics()  # before the routes: each route's request meter lives in it
     app.on_response_prepare.append(on_prepare)
     app.on_startup.insert(0, refuse_unwrapped_routes)  # before any lifetime starts
     # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
     app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
-                            documents_ctx, content_ctx, workers_ctx, retention_ctx, hub_ctx,
-                            analytics_ctx, ready_ctx])
+                            documents_ctx, content_ctx, metrics_ctx, workers_ctx, retention_ctx,
+                            hub_ctx, analytics_ctx, ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
@@ -220,6 +223,20 @@ async def _engine_check(engine: JobEngine) -> Check:
     return Check(PASS, message)
 
 
+async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Metrics on the bus, the database's commits, the engine and the cache; before the
+    workers start, so that every job they run is counted (the hub joins in hub_ctx)."""
+    metrics, db = app[METRICS], app[DATABASE]
+    unsubscribe = app[BUS].subscribe(metrics.jobs.on_event)
+    db.on_commit = metrics.commits.observe
+    unwatch = [metrics.watch_engine(app[ENGINE]), metrics.watch_cache(app[CACHE])]
+    yield
+    unsubscribe()
+    db.on_commit = None
+    for undo in unwatch:
+        undo()
+
+
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     """Start the workers (after every kind is registered); stop them before the rest stops.
 
@@ -254,6 +271,7 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = Hub(app[BUS], gate, close_timeout=settings.ws_close_timeout)
     hub.jobs = app[ENGINE]
     app[WS_TOKENS], app[HUB] = tokens, hub
+    unwatch = app[METRICS].watch_hub(hub)
     hub.start()
     task = asyncio.create_task(hub.run_stats(settings.ws_stats_interval), name="ws-stats")
     yield
@@ -261,6 +279,7 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await hub.stop()
+    unwatch()
 
 
 async def close_websockets(app: web.Application) -> None:
@@ -293,10 +312,11 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Analytics over the jobs' hourly roll-up. ``request_stats`` (request latency and
-    errors for ``performance_metrics``) is the request metrics' summary once they exist."""
+    """Analytics over the jobs' hourly roll-up; request latency and errors (its
+    ``performance_metrics``) come from the request metrics, not a bookkeeping of its own."""
     app[ANALYTICS] = AnalyticsService(
-        app[DATABASE], cache_seconds=app[SETTINGS].analytics_cache_seconds)
+        app[DATABASE], request_stats=app[METRICS].latency,
+        cache_seconds=app[SETTINGS].analytics_cache_seconds)
     yield
 
 

@@ -15,6 +15,7 @@ from .events import EventBus
 from .health import HealthService, Lifecycle
 from .jobs.engine import JobEngine
 from .keys import ApiKey, KeyService, Role
+from .metrics import Metrics
 from .retention import Retention
 from .settings import Settings
 from .store import Database
@@ -37,6 +38,7 @@ CACHE = web.AppKey("cache", ContentCache)
 CONTENT = web.AppKey("content", ContentService)
 RETENTION = web.AppKey("retention", Retention)
 ANALYTICS = web.AppKey("analytics", AnalyticsService)
+METRICS = web.AppKey("metrics", Metrics)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
 #: The OpenAPI document, built once from the route table.

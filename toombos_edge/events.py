@@ -97,6 +97,13 @@ class Event:
             self._body = {"job": self._job.to_json()}
         return self._body
 
+    @property
+    def subject(self) -> Renders | None:
+        """The object a job event was made from (a job or its snapshot), unrendered; None
+        when the event was made from JSON. Subscribers that only count read it, and so
+        cost no rendering."""
+        return self._job
+
     @classmethod
     def personal(
         cls,

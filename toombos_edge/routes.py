@@ -20,14 +20,16 @@ from .api import (
     ingest,
     jobs,
     keys,
+    metrics,
     probes,
     realtime,
     search,
     site,
 )
 from .api.middleware import edge, unmatched
-from .appkeys import OPENAPI, ROUTE_ROLES
+from .appkeys import METRICS, OPENAPI, ROUTE_ROLES, SETTINGS
 from .keys import Role
+from .metrics import UNMATCHED
 from .ws import endpoints as ws
 
 PUBLIC = None
@@ -43,6 +45,8 @@ class Route:
     #: A WebSocket: its upgrade is authenticated by the gate (origin, per-IP limit, then a
     #: header or ?token=), not by the pipeline.
     gated: bool = False
+    #: A boolean setting that, when true, opens this route to anonymous clients.
+    public_if: str | None = None
 
 
 def socket(path: str, handler: Handler) -> Route:
@@ -58,6 +62,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/live", probes.live, PUBLIC),
     Route("GET", "/liveness", probes.live, PUBLIC),
     Route("GET", "/startup", probes.startup, PUBLIC),
+    # metrics (TOOMBOS_METRICS_PUBLIC opens /metrics to scrapers without a key)
+    Route("GET", "/metrics", metrics.scrape, VIEWER, public_if="metrics_public"),
+    Route("GET", "/api/metrics", metrics.dashboard, VIEWER),
     # docs
     Route("GET", "/openapi.json", docs.openapi_json, PUBLIC),
     Route("GET", "/docs", docs.docs_page, PUBLIC),
@@ -153,11 +160,15 @@ ROUTES: tuple[Route, ...] = (
 
 
 def setup_routes(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> None:
-    """Register every route behind the pipeline with its role, then the catch-all."""
-    roles = app[ROUTE_ROLES]
+    """Register every route behind the pipeline with its role and its request meter, then
+    the catch-all."""
+    roles, settings, meters = app[ROUTE_ROLES], app[SETTINGS], app[METRICS].requests
     for route in routes:
-        handler = edge(route.handler, route.role, gated=route.gated)
-        roles[app.router.add_route(route.method, route.path, handler)] = route.role
+        role = PUBLIC if route.public_if and getattr(settings, route.public_if) else route.role
+        meter = meters.meter(route.method, route.path)
+        handler = edge(route.handler, role, meter, gated=route.gated)
+        roles[app.router.add_route(route.method, route.path, handler)] = role
     # Last: whatever no route matched (any method, any path) answers a JSON 404 or 405.
-    roles[app.router.add_route("*", "/{unmatched:.*}", edge(unmatched, PUBLIC))] = PUBLIC
+    catch_all = edge(unmatched, PUBLIC, meters.meter("*", UNMATCHED))
+    roles[app.router.add_route("*", "/{unmatched:.*}", catch_all)] = PUBLIC
     app[OPENAPI] = orjson.dumps(openapi.build(routes))

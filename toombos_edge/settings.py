@@ -156,6 +156,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("log_format", _choice("json", "text"), "json or text",
          "Log lines as JSON objects (for collectors) or plain text (for people)."),
     Spec("access_log", _boolean, "true or false", "Write one log line per HTTP request."),
+    Spec("metrics_public", _boolean, "true or false",
+         "Let anyone read GET /metrics without an API key (for a Prometheus scraper); "
+         "GET /api/metrics always needs one."),
     Spec("allowed_origins", _origins, "comma-separated exact origins like https://a.example",
          "Browser origins allowed by CORS and the WebSocket gate (exact match)."),
     Spec("db_synchronous", _choice("normal", "full"), "normal or full",
@@ -266,6 +269,7 @@ class Settings:
     log_level: str = "info"
     log_format: str = "json"
     access_log: bool = True
+    metrics_public: bool = False
     allowed_origins: tuple[str, ...] = ("http://localhost:3000",)
     db_synchronous: str = "full"
     db_max_size_mb: int = 0

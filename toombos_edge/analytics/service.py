@@ -4,7 +4,8 @@ Counts come from the hourly roll-up (:mod:`.store`), so a range is resolved to t
 UTC hours it touches. A job belongs to the hour it was created in and counts under its
 status now. Rates are percentages (0-100, as the dashboard prints them); times are rounded
 to the millisecond. Request latency and error rate are not counted here: they come from the
-request metrics through ``request_stats`` (zeros while none is given).
+request metrics through ``request_stats`` (zeros where none is given, as in tests of the
+rollup alone).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import itertools
 import logging
 import re
 import secrets
+from time import perf_counter
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -25,6 +26,7 @@ from ..appkeys import CORRELATION_ID, KEYS, PRINCIPAL, SETTINGS
 from ..errors import EdgeError, Forbidden, Unauthorized
 from ..keys import Role, bearer_secret
 from ..logs import correlation_id
+from ..metrics import RouteMeter
 from .responses import error_body, json_response
 
 log = logging.getLogger(__name__)
@@ -65,11 +67,15 @@ def _request_id() -> str:
     return f"{_REQUEST_PREFIX}{next(_request_counter):x}"
 
 
-def edge(handler: Handler, role: Role | None, *, gated: bool = False) -> Handler:
-    """``handler`` behind the pipeline: a key of at least ``role`` (None: public); ``gated``:
-    a WebSocket whose upgrade the gate authenticates (origin first, then a key or token)."""
+def edge(
+    handler: Handler, role: Role | None, meter: RouteMeter, *, gated: bool = False
+) -> Handler:
+    """``handler`` behind the pipeline: a key of at least ``role`` (None: public); ``meter``
+    counts each answer's status and latency; ``gated``: a WebSocket whose upgrade the gate
+    authenticates (origin first, then a key or token)."""
 
     async def pipeline(request: web.Request) -> web.StreamResponse:
+        started = perf_counter()
         sent = request.headers.get(CORRELATION_HEADER)
         cid = sent if sent and _CORRELATION_RE.match(sent) else _request_id()
         request[CORRELATION_ID] = cid
@@ -100,6 +106,7 @@ def edge(handler: Handler, role: Role | None, *, gated: bool = False) -> Handler
             correlation_id.reset(token)
         if not response.prepared:
             _edge_headers(request, response, cid)
+        meter.record(response.status, perf_counter() - started)
         return response
 
     pipeline.__edge__ = True  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from itertools import count
@@ -158,6 +159,8 @@ class Database:
         self.schema_version = 0
         self.commits = 0
         self.writes = 0
+        #: Called after each commit with (writes in it, seconds it took): the metrics.
+        self.on_commit: Callable[[int, float], None] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -262,6 +265,7 @@ class Database:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         assert self._writer is not None
+        started = time.perf_counter()
         try:
             outcomes = await self._call(self._writer, lambda c: _run_batch(c, batch))
         except Exception as exc:  # the commit itself failed (disk full, I/O error)
@@ -271,6 +275,8 @@ class Database:
         else:
             self.commits += 1
             self.writes += len(batch)
+            if self.on_commit is not None:
+                self.on_commit(len(batch), time.perf_counter() - started)
         for (future, _op), (ok, value) in zip(batch, outcomes, strict=True):
             if not ok and is_no_space(value):
                 error: Any = self.space.refuse("a database write", value)
