@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from .activity import ActivityLog, JsonLines
 from .api.middleware import on_prepare, refuse_unwrapped_routes
 from .appkeys import (
+    ACTIVITY,
     BUS,
     CACHE,
     CONTENT,
@@ -76,7 +78,7 @@ def create_app(settings: Settings) -> web.Application:
     # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
-    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
+    app.cleanup_ctx.extend([database_ctx, activity_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
                             documents_ctx, content_ctx, workers_ctx, hub_ctx, ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
@@ -106,6 +108,21 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("database open", extra={"path": str(db.path), "schema": db.schema_version})
     yield
     await db.close()
+
+
+async def activity_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The activity log, on the bus before anything publishes; the last to stop, so that
+    what the others do while stopping is recorded too."""
+    settings = app[SETTINGS]
+    file = JsonLines(settings.activity_path, max_bytes=settings.activity_max_mb << 20,
+                     keep=settings.activity_keep)
+    activity = ActivityLog(app[DATABASE], app[BUS], file, max_queued=settings.activity_queue,
+                           retention_days=settings.activity_retention_days)
+    app[ACTIVITY] = activity
+    if settings.activity_log:
+        await activity.start()
+    yield
+    await activity.close()
 
 
 async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -141,6 +158,8 @@ async def _refresh_keys(keys: KeyService) -> None:
 
 async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HEALTH] = HealthService(app[DATABASE], app[SETTINGS].data_dir, app[LIFECYCLE])
+    if app[SETTINGS].activity_log:
+        app[HEALTH].register("activity", app[ACTIVITY].check)
     yield
 
 
@@ -177,7 +196,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     templates = TemplateLibrary(settings.data_dir / "templates")
     publisher = Publisher(config_from(settings), store, app[BUS])
     service = ContentService(store, Renderer(templates), publisher, cache=app[CACHE],
-                             documents=app[DOCUMENTS])
+                             documents=app[DOCUMENTS], bus=app[BUS])
     service.jobs = app[ENGINE]
     for kind in content_kinds(service):
         app[ENGINE].registry.register(kind)

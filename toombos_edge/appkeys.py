@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
+from .activity import ActivityLog
 from .cache import ContentCache
 from .content.documents import DocumentService
 from .content.ingest import Ingestor
@@ -33,6 +34,7 @@ SEARCH = web.AppKey("search", SearchService)
 INGESTOR = web.AppKey("ingestor", Ingestor)
 CACHE = web.AppKey("cache", ContentCache)
 CONTENT = web.AppKey("content", ContentService)
+ACTIVITY = web.AppKey("activity", ActivityLog)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
 #: The OpenAPI document, built once from the route table.

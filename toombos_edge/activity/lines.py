@@ -1,0 +1,196 @@
+"""What each bus event becomes in the activity log: zero, one or two entries.
+
+An entry is what a line says before it is encoded: when, which type, who (the actor),
+the correlation id, the target (job, document, content or key id), the outcome and the
+event's own data. Only facts chosen here go into a line, never a request's headers or a
+job's params: no key, token, password or ``Authorization`` value can reach the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .. import events as ev
+from ..ids import iso
+from ..jobs.model import Job, JobStatus
+from ..logs import Actor
+
+OK, ERROR, REFUSED, PARTIAL, CANCELLED = "ok", "error", "refused", "partial", "cancelled"
+SYSTEM = "system"  #: the actor of what the server does by itself
+
+
+class Entry(NamedTuple):
+    ts: int  #: milliseconds since the epoch
+    type: str
+    actor: Actor | None  #: None: the server itself
+    correlation_id: str | None
+    target: str | None
+    outcome: str
+    data: dict[str, Any]
+
+
+#: (event, the request's actor or None, the request's correlation id or None) → entries
+Describe = Callable[[ev.Event, Actor | None, str | None], list[Entry]]
+
+
+def describe(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    """The entries an event makes (none for those not worth a line: progress, stats)."""
+    make = _BY_TYPE.get(event.type)
+    return [] if make is None else make(event, who, cid)
+
+
+def _job(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    job = event.subject
+    if not isinstance(job, Job):
+        return []
+    types = _job_types(event, job)
+    if not types:
+        return []
+    data: dict[str, Any] = {"kind": job.kind, "status": job.status.value,
+                            "attempts": job.attempts, "max_attempts": job.max_attempts}
+    if job.last_error is not None and job.status is not JobStatus.in_progress:
+        data["error"] = job.last_error
+    if job.document_id is not None:
+        data["document_id"] = job.document_id
+    actor = who or job.actor
+    cid = job.correlation_id or cid
+    return [Entry(event.timestamp, type_, actor, cid, job.id, outcome, data)
+            for type_, outcome in types]
+
+
+def _job_types(event: ev.Event, job: Job) -> list[tuple[str, str]]:
+    status = job.status
+    if event.type == ev.JOB_CREATED:
+        first = ("ingestion.accepted" if job.kind == "ingest" else "job.submitted", OK)
+        # A fresh job handed straight to an idle worker is announced once, already started.
+        return [first, ("job.started", OK)] if status is JobStatus.in_progress else [first]
+    if event.type == ev.JOB_UPDATE:
+        if event.note == ev.STARTED:
+            return [("job.started", OK)]
+        if event.note == ev.RETRIED or (status is JobStatus.pending and job.started_at
+                                         is not None and job.last_error is not None):
+            return [("job.retried", OK)]  # by request, or after a failed attempt
+        return []  # progress, or a job given back to the queue unstarted (pause, stop)
+    if status is JobStatus.failed:  # "dead": every attempt used; "failed": a final error
+        return [("job.dead" if job.attempts >= job.max_attempts else "job.failed", ERROR)]
+    end = _ENDS.get(status)
+    return [] if end is None else [end]
+
+
+_ENDS = {
+    JobStatus.completed: ("job.completed", OK),
+    JobStatus.partial: ("job.partial", PARTIAL),
+    JobStatus.cancelled: ("job.cancelled", CANCELLED),
+}
+
+
+def _data(event: ev.Event) -> dict[str, Any]:
+    data: dict[str, Any] = event.body.get("data", {})
+    return data
+
+
+def _simple(type_: str, target_key: str | None = None, outcome: str = OK) -> Describe:
+    """An event whose data goes into the line as it is, the actor being the request's."""
+
+    def make(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+        data = _data(event)
+        target = data.get(target_key) if target_key else None
+        return [Entry(event.timestamp, type_, who, cid, target, outcome, dict(data))]
+
+    return make
+
+
+def _from_data(data: dict[str, Any], who: Actor | None) -> Actor | None:
+    """The actor an event names itself (a refusal, a socket), else the request's."""
+    ip = data.get("ip")
+    if ip is None:
+        return who
+    return Actor(str(ip), data.get("key_id"), data.get("key_name"))
+
+
+def _refused(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    data = _data(event)
+    body = {k: data.get(k) for k in ("status", "method", "route", "endpoint", "message")}
+    return [Entry(event.timestamp, "auth.refused", _from_data(data, who), cid, None, REFUSED,
+                  body)]
+
+
+def _error(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    data = dict(_data(event))
+    data.pop("timestamp", None)
+    actor = _from_data(data, who)
+    for key in ("ip", "key_id", "key_name"):
+        data.pop(key, None)
+    return [Entry(event.timestamp, "error", actor, cid, data.get("job_id"), ERROR, data)]
+
+
+def _socket(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    data = dict(_data(event))
+    action = str(data.pop("action", "closed"))
+    actor = _from_data(data, who)
+    for key in ("ip", "key_id", "key_name"):
+        data.pop(key, None)
+    outcome = REFUSED if action == "refused" else OK
+    return [Entry(event.timestamp, f"ws.{action}", actor, cid, data.pop("target", None),
+                  outcome, data)]
+
+
+def _cache(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    data = dict(_data(event))
+    data.pop("actor", None)  # the request's actor says it better
+    type_ = "cache.cleared" if data.pop("cleared", False) else "cache.invalidated"
+    return [Entry(event.timestamp, type_, who, cid, None, OK, data)]
+
+
+def _critical(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    data = dict(_data(event))
+    operation = str(data.pop("operation", "operation"))
+    ids = data.get("content_ids")
+    target = data.get("content_id") or (ids[0] if isinstance(ids, list) and ids else None)
+    return [Entry(event.timestamp, f"critical.{operation}", who, cid, target, OK, data)]
+
+
+_BY_TYPE: dict[str, Describe] = {
+    **dict.fromkeys(ev.JOB_EVENTS, _job),
+    ev.INGESTION_COMPLETE: _simple("ingestion.finished", "document_id"),
+    ev.QUERY_COMPLETE: _simple("query"),
+    ev.ERROR: _error,
+    ev.AUTH_REFUSED: _refused,
+    ev.KEY_CREATED: _simple("key.created", "key_id"),
+    ev.KEY_REVOKED: _simple("key.revoked", "key_id"),
+    ev.WS_CONNECTION: _socket,
+    ev.CACHE_INVALIDATED: _cache,
+    ev.CONTENT_PUBLISHED: _simple("content.published", "content_id"),
+    ev.ANNOUNCEMENT: _simple("announcement"),
+    ev.CRITICAL_OPERATION: _critical,
+    ev.QUEUE_PAUSED: _simple("queue.paused"),
+    ev.QUEUE_RESUMED: _simple("queue.resumed"),
+    ev.RESTART_REQUESTED: _simple("restart.requested"),
+}
+
+#: Every line type, for the README and the tests.
+TYPES = (
+    "job.submitted", "job.started", "job.completed", "job.partial", "job.failed", "job.dead",
+    "job.cancelled", "job.retried", "ingestion.accepted", "ingestion.finished", "query",
+    "error", "auth.refused", "key.created", "key.revoked", "ws.accepted", "ws.refused",
+    "ws.closed", "cache.invalidated", "cache.cleared", "content.published", "announcement",
+    "critical.emergency_publish", "critical.rollback", "queue.paused", "queue.resumed",
+    "restart.requested",
+)
+
+
+def render(entry: Entry) -> dict[str, Any]:
+    """The JSON object of a line."""
+    actor = entry.actor
+    return {
+        "ts": iso(entry.ts),
+        "type": entry.type,
+        "actor": ({"id": SYSTEM, "name": None} if actor is None
+                  else {"id": actor.key_id or actor.ip, "name": actor.name}),
+        "ip": None if actor is None else actor.ip,
+        "correlation_id": entry.correlation_id,
+        "target": entry.target,
+        "outcome": entry.outcome,
+        "data": entry.data,
+    }

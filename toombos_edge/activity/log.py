@@ -1,0 +1,203 @@
+"""The activity log: a bus subscriber that records audit lines in SQLite and a JSONL file.
+
+On the event loop an event costs a length check and one append to a bounded deque (with
+the request's actor and correlation id, read from context variables while they are
+there). A flusher task takes the whole deque every ``FLUSH_SECONDS``; one thread turns it
+into lines (each encoded once with orjson), appends them to the file and hands the rows
+to the group-committing writer as one ``executemany``. When the deque is full an event is
+dropped and counted, never waited for; a crash loses at most what was not yet flushed.
+
+Counters (for the metrics and ``/health/detailed``) count events: every event received is,
+in the end, ``written`` (its lines are in the table and the file), ``dropped`` (the deque
+was full, or its batch could not be stored) or ``skipped`` (it makes no line: progress).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+import orjson
+
+from ..events import CONNECTION_ACK, RESTARTING, STATS_UPDATE, Event, EventBus
+from ..health import PASS, WARN, Check
+from ..logs import Actor, correlation_id, requester
+from ..store import Database
+from . import repository
+from .jsonl import JsonLines
+from .lines import Describe, describe, render
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.05  #: how long a batch gathers (and the most a crash can lose)
+PRUNE_SECONDS = 3600.0
+DAY_MS = 86_400_000
+#: Events that are never a line, kept out of the queue (and the counters) at once.
+IGNORED = frozenset({STATS_UPDATE, CONNECTION_ACK, RESTARTING})
+
+Queued = tuple[Event, Actor | None, str | None]
+#: What the encoding thread hands back: rows, JSON lines, events written and skipped.
+Encoded = tuple[list[repository.Row], int, int]
+
+
+class ActivityLog:
+    """Records what happens; see the module docstring. ``start`` subscribes it to the bus."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        file: JsonLines,
+        *,
+        max_queued: int = 100_000,
+        retention_days: int = 0,
+        describe: Describe = describe,
+        clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self._db, self._bus, self.file = db, bus, file
+        self._max = max_queued
+        self._retention_ms = retention_days * DAY_MS
+        self._describe = describe
+        self._clock = clock
+        self._queue: deque[Queued] = deque()
+        self._ids = repository.LineIds()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="activity")
+        self._wake: asyncio.Event | None = None
+        self._flushing = asyncio.Lock()  #: one batch at a time, in order
+        self._waiting = False
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self.received = self.written = self.dropped = self.skipped = self.lines = 0
+
+    def __repr__(self) -> str:
+        return (f"<ActivityLog received={self.received} written={self.written} "
+                f"dropped={self.dropped} skipped={self.skipped} queued={len(self._queue)}>")
+
+    async def start(self) -> None:
+        """Continue the ids after the newest row, subscribe, start the flusher."""
+        self._ids.last = await self._db.read(repository.last_id)
+        self._wake = asyncio.Event()
+        self._unsubscribe = self._bus.subscribe(self.on_event)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="activity-log")
+
+    async def close(self) -> None:
+        """Leave the bus, store everything queued, close the file."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._closing = True
+        if self._task is not None and self._wake is not None:
+            self._wake.set()
+            await self._task
+        await asyncio.get_running_loop().run_in_executor(self._thread, self.file.close)
+        self._thread.shutdown(wait=True)
+
+    def on_event(self, event: Event) -> None:
+        """The bus subscriber: the least work on the loop (see the module docstring)."""
+        if event.type in IGNORED:
+            return
+        self.received += 1
+        queue = self._queue
+        if len(queue) >= self._max:
+            self.dropped += 1
+            return
+        who = requester.get()
+        queue.append((event, None if who is None else who(), correlation_id.get()))
+        if self._waiting:
+            self._waiting = False
+            assert self._wake is not None
+            self._wake.set()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def check(self) -> Check:
+        """The health check: a warning once lines were dropped."""
+        if self.dropped:
+            return Check(WARN, f"{self.dropped} activity events dropped (queue full or "
+                               f"storage failing); {self.written} written")
+        return Check(PASS, f"{self.written} events written, {len(self._queue)} queued")
+
+    async def flush(self) -> None:
+        """Store everything queued, and wait for the batch being stored (tests, shutdown)."""
+        while True:
+            async with self._flushing:
+                if not self._queue:
+                    return
+                await self._flush()
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        pruned_at = 0.0
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                self._waiting = True
+                await self._wake.wait()
+                if not self._closing:
+                    await asyncio.sleep(FLUSH_SECONDS)  # let a batch gather
+            try:
+                async with self._flushing:
+                    await self._flush()
+                if self._retention_ms and time.monotonic() - pruned_at > PRUNE_SECONDS:
+                    pruned_at = time.monotonic()
+                    await self._prune()
+            except Exception:  # a bug or a full disk must not end the log
+                log.exception("activity flush failed")
+
+    async def _flush(self) -> None:
+        batch, self._queue = self._queue, deque()  # O(1) on the loop, whatever its size
+        if not batch:
+            return
+        loop = asyncio.get_running_loop()
+        rows, written, skipped = await loop.run_in_executor(self._thread, self._encode, batch)
+        self.skipped += skipped
+        try:
+            if rows:
+                await self._db.write(partial(repository.insert, rows=rows))
+        except Exception as exc:
+            log.error("storing %d activity lines failed: %s", len(rows), exc)
+            self.dropped += written
+            return
+        self.written += written
+        self.lines += len(rows)
+
+    def _encode(self, batch: deque[Queued]) -> Encoded:
+        """In the log's thread: lines from events, appended to the file; rows for the table."""
+        rows: list[repository.Row] = []
+        lines: list[bytes] = []
+        written = skipped = 0
+        next_id, dumps = self._ids.next, orjson.dumps
+        for event, who, cid in batch:
+            entries = self._describe(event, who, cid)
+            if not entries:
+                skipped += 1
+                continue
+            written += 1
+            for entry in entries:
+                line = dumps(render(entry))
+                lines.append(line + b"\n")
+                actor = entry.actor
+                rows.append((next_id(entry.ts), entry.type,
+                             None if actor is None else actor.key_id or actor.ip,
+                             entry.target, line.decode()))
+        if lines:
+            try:
+                self.file.write(lines)
+            except OSError as exc:  # the table still gets the lines
+                log.error("appending to %s failed: %s", self.file.path, exc)
+        return rows, written, skipped
+
+    async def _prune(self) -> None:
+        cutoff = self._clock() - self._retention_ms
+        removed = await self._db.write(partial(repository.prune, before_ms=cutoff))
+        if removed:
+            log.info("removed %d activity rows older than the retention", removed)
