@@ -9,14 +9,15 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import WSServerHandshakeError, web
 from conftest import Client, ClientFactory, auth, clean_env, finished, settings_for
 
-from toombos_edge.activity import ActivityLog, JsonLines
+from toombos_edge.activity import TYPES, ActivityLog, JsonLines
 from toombos_edge.app import create_app
 from toombos_edge.appkeys import ACTIVITY, BUS, ENGINE, KEYS
 from toombos_edge.events import (
@@ -26,6 +27,7 @@ from toombos_edge.events import (
     Event,
     EventBus,
 )
+from toombos_edge.ids import iso
 from toombos_edge.jobs.kinds import JobContext, JobKind, Outcome, PermanentFailure
 from toombos_edge.keys import Role
 from toombos_edge.routes import Route, setup_routes
@@ -146,6 +148,24 @@ async def _admin(client: Client, key: str, viewer: str) -> str:
     return str(created["secret"])
 
 
+async def _critical(client: Client, key: str) -> str:
+    """A draft published in an emergency, edited, then rolled back; returns its id."""
+    draft = await client.post("/api/v2/content/generate", headers=auth(key), json={
+        "title": "Status", "text": "All good.", "channels": ["website"]})
+    job = await finished(client, (await draft.json())["job_id"])
+    content_id = str(job["results"]["website"]["content_id"])
+    publish = await client.post("/api/critical/emergency-publish", headers=auth(key),
+                                json={"content_ids": [content_id]})
+    await finished(client, (await publish.json())["jobs"][0]["job_id"])
+    edit = await client.put(f"/api/v2/content/{content_id}", headers=auth(key),
+                            json={"html": "<p>broken</p>"})
+    assert edit.status == 200
+    rollback = await client.post("/api/critical/rollback", headers=auth(key),
+                                 json={"content_id": content_id})
+    await finished(client, (await rollback.json())["rolled_back"][0]["republish_job_id"])
+    return content_id
+
+
 async def _sockets(client: Client, key: str) -> None:
     closed = asyncio.get_running_loop().create_future()
 
@@ -159,8 +179,13 @@ async def _sockets(client: Client, key: str) -> None:
     async with asyncio.timeout(10):  # the server records the close when its handler ends
         await closed
     unsubscribe()
-    with pytest.raises(Exception):  # noqa: B017 - aiohttp's handshake error
+    with pytest.raises(WSServerHandshakeError):
         await client.ws_connect("/ws/jobs", headers={"Origin": "https://evil.example"})
+    with pytest.raises(WSServerHandshakeError):  # a token in the query, refused
+        await client.ws_connect("/ws/jobs?token=tbe_query-token-never-logged",
+                                headers={"Origin": ORIGIN})
+    ws = await client.ws_connect(f"/ws/jobs?token={key}", headers={"Origin": ORIGIN})
+    await ws.close()
 
 
 EXPECTED = {
@@ -168,7 +193,8 @@ EXPECTED = {
     "job.cancelled", "job.retried", "ingestion.accepted", "ingestion.finished", "query",
     "error", "auth.refused", "key.created", "key.revoked", "ws.accepted", "ws.refused",
     "ws.closed", "cache.invalidated", "cache.cleared", "queue.paused", "queue.resumed",
-    "announcement", "restart.requested",
+    "announcement", "restart.requested", "content.published", "critical.emergency_publish",
+    "critical.rollback",
 }
 
 
@@ -182,6 +208,7 @@ async def test_every_type_is_in_the_table_and_the_file_without_secrets(
     await _documents(client, key)
     created_secret = await _admin(client, key, viewer)
     await _sockets(client, key)
+    content_id = await _critical(client, key)
     await client.app[ACTIVITY].flush()
 
     table = table_lines(client)
@@ -194,10 +221,15 @@ async def test_every_type_is_in_the_table_and_the_file_without_secrets(
     text = client.app[ACTIVITY].file.path.read_text()
     with sqlite3.connect(client.app[ACTIVITY]._db.path) as conn:
         text += "\n".join(row[0] for row in conn.execute("SELECT line FROM activity"))
-    for secret in (key, viewer, created_secret, "tbe_not-a-real-key"):
+    for secret in (key, viewer, created_secret, "tbe_not-a-real-key",
+                   "tbe_query-token-never-logged"):
         assert secret not in text
+    assert {line["type"] for line in table} == set(TYPES)  # and no type the README lacks
     _check_jobs(table, ids)
     _check_people(table)
+    critical = [line for line in table if line["type"].startswith("critical.")]
+    assert [(line["type"], line["target"]) for line in critical] == [
+        ("critical.emergency_publish", content_id), ("critical.rollback", content_id)]
 
 
 def _check_jobs(table: list[dict[str, Any]], ids: dict[str, str]) -> None:
@@ -226,7 +258,7 @@ def _check_people(table: list[dict[str, Any]]) -> None:
     http_error = next(line for line in by_type["error"] if line["data"].get("endpoint") == "/bug")
     assert http_error["data"]["status"] == 500 and http_error["outcome"] == "error"
     assert "internals" not in json.dumps(http_error)
-    assert by_type["ws.refused"][0]["data"]["reason"] == "origin"
+    assert [line["data"]["reason"] for line in by_type["ws.refused"]] == ["origin", "auth"]
     assert by_type["ws.closed"][0]["data"]["code"] == 1000
     assert [line["data"]["name"] for line in by_type["key.created"]] == [
         "admin (first start)", "watcher", "ci"]
@@ -259,14 +291,35 @@ async def test_a_full_queue_drops_and_counts_and_never_waits(
     await log.start()
     try:
         for n in range(1000):  # no await in between: the loop never gets to flush
-            bus.publish(Event.data(QUERY_COMPLETE, {"query": f"q{n}", "hits": 0}))
+            bus.publish(Event(QUERY_COMPLETE, {"data": {"query": f"q{n}", "hits": 0}},
+                              timestamp=1_765_000_000_123 + n))
         assert (log.received, log.queued, log.dropped) == (1000, 5, 995)
         await log.flush()
         assert log.written == 5 and log.written + log.dropped == 1000
         assert (await log.check()).status == "warn"
-        assert len(file_lines(tmp_path / "a.jsonl")) == 5
+        lines = file_lines(tmp_path / "a.jsonl")
+        assert [(line["ts"], line["data"]["query"]) for line in lines] == [
+            (iso(1_765_000_000_123 + n), f"q{n}") for n in range(5)]
     finally:
         await log.close()
+
+
+async def test_rows_older_than_the_retention_are_removed(db: Database, tmp_path: Path) -> None:
+    bus, day = EventBus(), 86_400_000
+    log = ActivityLog(db, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1),
+                      retention_days=2)
+    await log.start()
+    now = time.time_ns() // 1_000_000
+    for age in (5, 3, 1, 0):
+        bus.publish(Event(QUERY_COMPLETE, {"data": {"query": f"{age}d"}},
+                          timestamp=now - age * day))
+    await log.flush()
+    await log.prune()  # (the flusher may have pruned first: it does after its first batch)
+    with sqlite3.connect(db.path) as conn:
+        left = [json.loads(r[0])["data"]["query"] for r in conn.execute(
+            "SELECT line FROM activity ORDER BY id")]
+    assert left == ["1d", "0d"]
+    await log.close()
 
 
 async def test_health_detailed_warns_when_lines_were_dropped(
@@ -372,3 +425,9 @@ async def test_cli_prints_and_follows(client: Client, admin_key: str, tmp_path: 
         await asyncio.to_thread(follower.communicate, None, 30)  # closes its pipes too
     assert follower.returncode == 0
 
+
+
+def test_the_readme_documents_every_type() -> None:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Activity log"):text.index("## Documents and search")]
+    assert [t for t in TYPES if f"`{t}`" not in section] == []

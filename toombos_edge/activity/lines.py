@@ -1,18 +1,18 @@
 """What each bus event becomes in the activity log: zero, one or two entries.
 
-An entry is what a line says before it is encoded: when, which type, who (the actor),
-the correlation id, the target (job, document, content or key id), the outcome and the
-event's own data. Only facts chosen here go into a line, never a request's headers or a
-job's params: no key, token, password or ``Authorization`` value can reach the log.
+An entry is what a line says before SQLite renders it as JSON (``repository.INSERT``):
+when, which type, who (the actor), the correlation id, the target (job, document,
+content or key id), the outcome and the event's own data. Only facts chosen here go into
+a line, never a request's headers or a job's params: no key, token, password or
+``Authorization`` value can reach the log.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from .. import events as ev
-from ..ids import iso
 from ..jobs.model import Job, JobStatus
 from ..logs import Actor
 
@@ -20,14 +20,19 @@ OK, ERROR, REFUSED, PARTIAL, CANCELLED = "ok", "error", "refused", "partial", "c
 SYSTEM = "system"  #: the actor of what the server does by itself
 
 
-class Entry(NamedTuple):
-    ts: int  #: milliseconds since the epoch
-    type: str
-    actor: Actor | None  #: None: the server itself
-    correlation_id: str | None
-    target: str | None
-    outcome: str
-    data: dict[str, Any]
+#: One line before SQLite renders it: (ms, type, actor id, actor name, ip, correlation id,
+#: target, outcome, data). A plain tuple: orjson encodes a whole batch of them in one call.
+#: The actor id is the key's id, else the client IP; None (with name and ip) is the server.
+Entry = tuple[int, str, str | None, str | None, str | None, str | None, str | None, str,
+              dict[str, Any]]
+
+
+def entry(ts: int, type_: str, actor: Actor | None, cid: str | None, target: Any, *,
+          outcome: str = OK, data: dict[str, Any]) -> Entry:
+    if actor is None:
+        return (ts, type_, None, None, None, cid, target, outcome, data)
+    return (ts, type_, actor.key_id or actor.ip, actor.name, actor.ip, cid, target, outcome,
+            data)
 
 
 #: (event, the request's actor or None, the request's correlation id or None) → entries
@@ -55,7 +60,11 @@ def _job(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
         data["document_id"] = job.document_id
     actor = who or job.actor
     cid = job.correlation_id or cid
-    return [Entry(event.timestamp, type_, actor, cid, job.id, outcome, data)
+    ts, target = event.timestamp, job.id
+    if actor is None:  # most job lines: written by the server itself
+        return [(ts, type_, None, None, None, cid, target, outcome, data)
+                for type_, outcome in types]
+    return [entry(ts, type_, actor, cid, target, outcome=outcome, data=data)
             for type_, outcome in types]
 
 
@@ -96,7 +105,8 @@ def _simple(type_: str, target_key: str | None = None, outcome: str = OK) -> Des
     def make(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
         data = _data(event)
         target = data.get(target_key) if target_key else None
-        return [Entry(event.timestamp, type_, who, cid, target, outcome, dict(data))]
+        return [entry(event.timestamp, type_, who, cid, target, outcome=outcome,
+                      data=data)]
 
     return make
 
@@ -112,8 +122,8 @@ def _from_data(data: dict[str, Any], who: Actor | None) -> Actor | None:
 def _refused(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
     data = _data(event)
     body = {k: data.get(k) for k in ("status", "method", "route", "endpoint", "message")}
-    return [Entry(event.timestamp, "auth.refused", _from_data(data, who), cid, None, REFUSED,
-                  body)]
+    return [entry(event.timestamp, "auth.refused", _from_data(data, who), cid, None,
+                  outcome=REFUSED, data=body)]
 
 
 def _error(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
@@ -122,7 +132,8 @@ def _error(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
     actor = _from_data(data, who)
     for key in ("ip", "key_id", "key_name"):
         data.pop(key, None)
-    return [Entry(event.timestamp, "error", actor, cid, data.get("job_id"), ERROR, data)]
+    return [entry(event.timestamp, "error", actor, cid, data.get("job_id"), outcome=ERROR,
+                  data=data)]
 
 
 def _socket(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
@@ -132,15 +143,15 @@ def _socket(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
     for key in ("ip", "key_id", "key_name"):
         data.pop(key, None)
     outcome = REFUSED if action == "refused" else OK
-    return [Entry(event.timestamp, f"ws.{action}", actor, cid, data.pop("target", None),
-                  outcome, data)]
+    return [entry(event.timestamp, f"ws.{action}", actor, cid, data.pop("target", None),
+                  outcome=outcome, data=data)]
 
 
 def _cache(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
     data = dict(_data(event))
     data.pop("actor", None)  # the request's actor says it better
     type_ = "cache.cleared" if data.pop("cleared", False) else "cache.invalidated"
-    return [Entry(event.timestamp, type_, who, cid, None, OK, data)]
+    return [entry(event.timestamp, type_, who, cid, None, data=data)]
 
 
 def _critical(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
@@ -148,7 +159,7 @@ def _critical(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry
     operation = str(data.pop("operation", "operation"))
     ids = data.get("content_ids")
     target = data.get("content_id") or (ids[0] if isinstance(ids, list) and ids else None)
-    return [Entry(event.timestamp, f"critical.{operation}", who, cid, target, OK, data)]
+    return [entry(event.timestamp, f"critical.{operation}", who, cid, target, data=data)]
 
 
 _BY_TYPE: dict[str, Describe] = {
@@ -178,19 +189,3 @@ TYPES = (
     "critical.emergency_publish", "critical.rollback", "queue.paused", "queue.resumed",
     "restart.requested",
 )
-
-
-def render(entry: Entry) -> dict[str, Any]:
-    """The JSON object of a line."""
-    actor = entry.actor
-    return {
-        "ts": iso(entry.ts),
-        "type": entry.type,
-        "actor": ({"id": SYSTEM, "name": None} if actor is None
-                  else {"id": actor.key_id or actor.ip, "name": actor.name}),
-        "ip": None if actor is None else actor.ip,
-        "correlation_id": entry.correlation_id,
-        "target": entry.target,
-        "outcome": entry.outcome,
-        "data": entry.data,
-    }

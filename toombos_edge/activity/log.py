@@ -3,9 +3,11 @@
 On the event loop an event costs a length check and one append to a bounded deque (with
 the request's actor and correlation id, read from context variables while they are
 there). A flusher task takes the whole deque every ``FLUSH_SECONDS``; one thread turns it
-into lines (each encoded once with orjson), appends them to the file and hands the rows
-to the group-committing writer as one ``executemany``. When the deque is full an event is
-dropped and counted, never waited for; a crash loses at most what was not yet flushed.
+into entries (``lines.describe``) and one JSON array (one orjson call); the
+group-committing writer stores it with one statement, SQLite rendering each line
+(``repository.INSERT``) and handing the lines back; the thread appends them to the file.
+When the deque is full an event is dropped and counted, never waited for; a crash loses
+at most what was not yet flushed.
 
 Counters (for the metrics and ``/health/detailed``) count events: every event received is,
 in the end, ``written`` (its lines are in the table and the file), ``dropped`` (the deque
@@ -30,7 +32,7 @@ from ..logs import Actor, correlation_id, requester
 from ..store import Database
 from . import repository
 from .jsonl import JsonLines
-from .lines import Describe, describe, render
+from .lines import Describe, Entry, describe
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +43,9 @@ DAY_MS = 86_400_000
 IGNORED = frozenset({STATS_UPDATE, CONNECTION_ACK, RESTARTING})
 
 Queued = tuple[Event, Actor | None, str | None]
-#: What the encoding thread hands back: rows, JSON lines, events written and skipped.
-Encoded = tuple[list[repository.Row], int, int]
+#: What the encoding thread hands back: the batch as JSON, its first and last ids, its
+#: lines, and the events written and skipped.
+Encoded = tuple[str, int, int, int, int, int]
 
 
 class ActivityLog:
@@ -134,7 +137,7 @@ class ActivityLog:
 
     async def _run(self) -> None:
         assert self._wake is not None
-        pruned_at = 0.0
+        pruned_at = float("-inf")  # the first flush prunes
         while True:
             if not self._queue:
                 if self._closing:
@@ -149,7 +152,7 @@ class ActivityLog:
                     await self._flush()
                 if self._retention_ms and time.monotonic() - pruned_at > PRUNE_SECONDS:
                     pruned_at = time.monotonic()
-                    await self._prune()
+                    await self.prune()
             except Exception:  # a bug or a full disk must not end the log
                 log.exception("activity flush failed")
 
@@ -158,46 +161,58 @@ class ActivityLog:
         if not batch:
             return
         loop = asyncio.get_running_loop()
-        rows, written, skipped = await loop.run_in_executor(self._thread, self._encode, batch)
-        self.skipped += skipped
         try:
-            if rows:
-                await self._db.write(partial(repository.insert, rows=rows))
+            payload, first, last, count, written, skipped = await loop.run_in_executor(
+                self._thread, self._encode, batch)
+        except Exception:  # a describer's bug, a value orjson refuses: the batch is lost
+            log.exception("encoding %d activity events failed", len(batch))
+            self.dropped += len(batch)
+            return
+        self.skipped += skipped
+        if not count:
+            return
+        try:
+            lines = await self._db.write(
+                partial(repository.insert, batch=payload, first=first, last=last))
         except Exception as exc:
-            log.error("storing %d activity lines failed: %s", len(rows), exc)
+            log.error("storing %d activity lines failed: %s", count, exc)
             self.dropped += written
             return
         self.written += written
-        self.lines += len(rows)
+        self.lines += count
+        await loop.run_in_executor(self._thread, self._append, lines)
 
     def _encode(self, batch: deque[Queued]) -> Encoded:
-        """In the log's thread: lines from events, appended to the file; rows for the table."""
-        rows: list[repository.Row] = []
-        lines: list[bytes] = []
+        """In the log's thread: the events' entries, with their ids, as one JSON array."""
+        rows: list[tuple[int, Entry]] = []
         written = skipped = 0
-        next_id, dumps = self._ids.next, orjson.dumps
+        next_id, describe = self._ids.next, self._describe
         for event, who, cid in batch:
-            entries = self._describe(event, who, cid)
+            entries = describe(event, who, cid)
             if not entries:
                 skipped += 1
                 continue
             written += 1
             for entry in entries:
-                line = dumps(render(entry))
-                lines.append(line + b"\n")
-                actor = entry.actor
-                rows.append((next_id(entry.ts), entry.type,
-                             None if actor is None else actor.key_id or actor.ip,
-                             entry.target, line.decode()))
-        if lines:
-            try:
-                self.file.write(lines)
-            except OSError as exc:  # the table still gets the lines
-                log.error("appending to %s failed: %s", self.file.path, exc)
-        return rows, written, skipped
+                rows.append((next_id(entry[0]), entry))
+        if not rows:
+            return "", 0, 0, 0, written, skipped
+        # default=str: a value orjson cannot encode (a Path, say) becomes its text.
+        payload = orjson.dumps(rows, default=str).decode()
+        return payload, rows[0][0], rows[-1][0], len(rows), written, skipped
 
-    async def _prune(self) -> None:
-        cutoff = self._clock() - self._retention_ms
-        removed = await self._db.write(partial(repository.prune, before_ms=cutoff))
+    def _append(self, lines: str) -> None:
+        try:
+            self.file.write([lines.encode() + b"\n"])
+        except OSError as exc:  # the table has the lines
+            log.error("appending to %s failed: %s", self.file.path, exc)
+
+    async def prune(self) -> int:
+        """Remove the rows older than the retention, a bounded step per write."""
+        cutoff, removed, step = self._clock() - self._retention_ms, 0, repository.PRUNE_STEP
+        while step == repository.PRUNE_STEP:
+            step = await self._db.write(partial(repository.prune, before_ms=cutoff))
+            removed += step
         if removed:
             log.info("removed %d activity rows older than the retention", removed)
+        return removed
