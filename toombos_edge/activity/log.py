@@ -145,8 +145,10 @@ class ActivityLog:
                 self._wake.clear()
                 self._waiting = True
                 await self._wake.wait()
-                if not self._closing:
-                    await asyncio.sleep(FLUSH_SECONDS)  # let a batch gather
+            if not self._closing:
+                # Every batch gathers this long, also right after the last one: a few large
+                # writes, not many small ones between the jobs' own (bench/activity.py).
+                await asyncio.sleep(FLUSH_SECONDS)
             try:
                 async with self._flushing:
                     await self._flush()
