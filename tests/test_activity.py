@@ -17,7 +17,7 @@ import pytest
 from aiohttp import WSServerHandshakeError, web
 from conftest import Client, ClientFactory, auth, clean_env, finished, settings_for
 
-from toombos_edge.activity import TYPES, ActivityLog, JsonLines
+from toombos_edge.activity import TYPES, ActivityLog, JsonLines, describe
 from toombos_edge.app import create_app
 from toombos_edge.appkeys import ACTIVITY, BUS, ENGINE, KEYS
 from toombos_edge.events import (
@@ -304,6 +304,27 @@ async def test_a_full_queue_drops_and_counts_and_never_waits(
         await log.close()
 
 
+async def test_an_event_that_cannot_be_described_is_dropped_alone(
+    db: Database, tmp_path: Path
+) -> None:
+    def picky(event: Event, who: Any, cid: str | None) -> list[Any]:
+        if event.body["data"]["query"] == "bad":
+            raise ValueError("a describer's bug")
+        return describe(event, who, cid)
+
+    bus = EventBus()
+    log = ActivityLog(db, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1),
+                      describe=picky)
+    await log.start()
+    for query in ("good", "bad", "fine"):
+        bus.publish(Event.data(QUERY_COMPLETE, {"query": query}))
+    await log.flush()
+    assert (log.written, log.dropped) == (2, 1)
+    assert [line["data"]["query"] for line in file_lines(tmp_path / "a.jsonl")] == [
+        "good", "fine"]
+    await log.close()
+
+
 async def test_rows_older_than_the_retention_are_removed(db: Database, tmp_path: Path) -> None:
     bus, day = EventBus(), 86_400_000
     log = ActivityLog(db, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1),
@@ -390,6 +411,7 @@ async def test_error_events_reach_the_dashboards(app_client: Client) -> None:
             if message["type"] == "error":
                 errors.append(message)
     assert errors[0]["data"]["endpoint"] == "/bug" and errors[0]["data"]["error_type"]
+    assert not {"ip", "key_id", "key_name"} & set(errors[0]["data"])  # every dashboard sees it
     assert errors[1]["data"]["job_id"] == job_id and "cannot ever work" in errors[1]["data"][
         "message"]
     assert all(set(e) == {"type", "data", "timestamp"} for e in errors)

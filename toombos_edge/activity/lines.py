@@ -111,37 +111,20 @@ def _simple(type_: str, target_key: str | None = None, outcome: str = OK) -> Des
     return make
 
 
-def _from_data(data: dict[str, Any], who: Actor | None) -> Actor | None:
-    """The actor an event names itself (a refusal, a socket), else the request's."""
-    ip = data.get("ip")
-    if ip is None:
-        return who
-    return Actor(str(ip), data.get("key_id"), data.get("key_name"))
-
-
-def _refused(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
-    data = _data(event)
-    body = {k: data.get(k) for k in ("status", "method", "route", "endpoint", "message")}
-    return [entry(event.timestamp, "auth.refused", _from_data(data, who), cid, None,
-                  outcome=REFUSED, data=body)]
-
-
 def _error(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    """A 5xx (its requester is ``who``) or a failed job (the server's own)."""
     data = dict(_data(event))
-    data.pop("timestamp", None)
-    actor = _from_data(data, who)
-    for key in ("ip", "key_id", "key_name"):
-        data.pop(key, None)
-    return [entry(event.timestamp, "error", actor, cid, data.get("job_id"), outcome=ERROR,
+    data.pop("timestamp", None)  # the line's own ts says it
+    return [entry(event.timestamp, "error", who, cid, data.get("job_id"), outcome=ERROR,
                   data=data)]
 
 
 def _socket(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    """A socket names its peer itself: it is closed long after the upgrade's request."""
     data = dict(_data(event))
     action = str(data.pop("action", "closed"))
-    actor = _from_data(data, who)
-    for key in ("ip", "key_id", "key_name"):
-        data.pop(key, None)
+    ip, key_id = data.pop("ip", None), data.pop("key_id", None)
+    actor = who if ip is None else Actor(str(ip), key_id)
     outcome = REFUSED if action == "refused" else OK
     return [entry(event.timestamp, f"ws.{action}", actor, cid, data.pop("target", None),
                   outcome=outcome, data=data)]
@@ -167,7 +150,7 @@ _BY_TYPE: dict[str, Describe] = {
     ev.INGESTION_COMPLETE: _simple("ingestion.finished", "document_id"),
     ev.QUERY_COMPLETE: _simple("query"),
     ev.ERROR: _error,
-    ev.AUTH_REFUSED: _refused,
+    ev.AUTH_REFUSED: _simple("auth.refused", outcome=REFUSED),
     ev.KEY_CREATED: _simple("key.created", "key_id"),
     ev.KEY_REVOKED: _simple("key.revoked", "key_id"),
     ev.WS_CONNECTION: _socket,

@@ -44,8 +44,8 @@ IGNORED = frozenset({STATS_UPDATE, CONNECTION_ACK, RESTARTING})
 
 Queued = tuple[Event, Actor | None, str | None]
 #: What the encoding thread hands back: the batch as JSON, its first and last ids, its
-#: lines, and the events written and skipped.
-Encoded = tuple[str, int, int, int, int, int]
+#: lines, and the events written, skipped and failed (a describer's bug: dropped).
+Encoded = tuple[str, int, int, int, int, int, int]
 
 
 class ActivityLog:
@@ -164,13 +164,14 @@ class ActivityLog:
             return
         loop = asyncio.get_running_loop()
         try:
-            payload, first, last, count, written, skipped = await loop.run_in_executor(
-                self._thread, self._encode, batch)
+            payload, first, last, count, written, skipped, failed = (
+                await loop.run_in_executor(self._thread, self._encode, batch))
         except Exception:  # a describer's bug, a value orjson refuses: the batch is lost
             log.exception("encoding %d activity events failed", len(batch))
             self.dropped += len(batch)
             return
         self.skipped += skipped
+        self.dropped += failed
         if not count:
             return
         try:
@@ -187,10 +188,15 @@ class ActivityLog:
     def _encode(self, batch: deque[Queued]) -> Encoded:
         """In the log's thread: the events' entries, with their ids, as one JSON array."""
         rows: list[tuple[int, Entry]] = []
-        written = skipped = 0
+        written = skipped = failed = 0
         next_id, describe = self._ids.next, self._describe
         for event, who, cid in batch:
-            entries = describe(event, who, cid)
+            try:
+                entries = describe(event, who, cid)
+            except Exception:  # one odd event must not cost the batch
+                failed += 1
+                log.exception("activity: cannot describe %r", event)
+                continue
             if not entries:
                 skipped += 1
                 continue
@@ -198,10 +204,10 @@ class ActivityLog:
             for entry in entries:
                 rows.append((next_id(entry[0]), entry))
         if not rows:
-            return "", 0, 0, 0, written, skipped
+            return "", 0, 0, 0, written, skipped, failed
         # default=str: a value orjson cannot encode (a Path, say) becomes its text.
         payload = orjson.dumps(rows, default=str).decode()
-        return payload, rows[0][0], rows[-1][0], len(rows), written, skipped
+        return payload, rows[0][0], rows[-1][0], len(rows), written, skipped, failed
 
     def _append(self, lines: str) -> None:
         try:

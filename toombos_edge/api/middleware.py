@@ -166,24 +166,26 @@ def _route(request: web.Request) -> str:
 def _publish_failure(request: web.Request, gated: bool, status: int, exc: Exception) -> None:
     """A refusal (401, 403) or a server error (5xx) on the bus, for the activity log and,
     for errors, the dashboards (seed 004's ``error`` shape). A WebSocket upgrade's refusals
-    are the gate's to publish (``ws_connection``), with their reason."""
+    are the gate's to publish (``ws_connection``), with their reason. Who made the request
+    is not in the event (dashboards see errors): the activity log asks ``requester``."""
     if gated and _is_upgrade(request):
         return
     # Our own errors' messages only: another exception's text may quote anything, secrets too.
     message = exc.message if isinstance(exc, EdgeError) else (
         exc.reason if isinstance(exc, web.HTTPException) else "internal server error")
-    error_type = type(exc).__name__
-    actor = actor_of(request)
-    data: dict[str, object] = {
-        "status": status, "method": request.method, "route": _route(request),
-        "endpoint": request.path, "ip": actor.ip, "key_id": actor.key_id,
-        "key_name": actor.name, "message": message,
-    }
+    data: dict[str, object] = {"status": status, "method": request.method,
+                               "route": _route(request), "endpoint": request.path,
+                               "message": message}
     if status >= 500:
-        event = Event.data(ERROR, {"error_type": error_type, **data, "timestamp": iso(now_ms())})
+        event = Event.data(ERROR, {"error_type": type(exc).__name__, **data,
+                                   "timestamp": iso(now_ms())})
     else:
         event = Event.data(AUTH_REFUSED, data)
-    request.app[BUS].publish(event)
+    token = requester.set(partial(actor_of, request))  # also on a public route
+    try:
+        request.app[BUS].publish(event)
+    finally:
+        requester.reset(token)
 
 
 def authorize(request: web.Request, role: Role) -> None:
