@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from toombos_edge.errors import Conflict, Invalid, NotFound
-from toombos_edge.events import Event, EventBus
+from toombos_edge.events import JOB_EVENTS, Event, EventBus
 from toombos_edge.ids import iso, new_id, now_ms
 from toombos_edge.jobs import store
 from toombos_edge.jobs.engine import JobEngine
@@ -139,7 +139,9 @@ def stored(db_path: Path, job_id: str) -> Job | None:
 
 
 def types(events: list[Event], job_id: str) -> list[str]:
-    return [e.type for e in events if e.body["job"]["job_id"] == job_id]
+    """The job events of ``job_id`` (a failed job also makes an ``error`` event)."""
+    return [e.type for e in events
+            if e.type in JOB_EVENTS and e.body["job"]["job_id"] == job_id]
 
 
 async def test_submit_commits_before_returning(make_engine: Factory, db: Database) -> None:

@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from .activity import ActivityLog, JsonLines
 from .analytics import AnalyticsService
 from .api.middleware import on_prepare, refuse_unwrapped_routes
 from .appkeys import (
+    ACTIVITY,
     ANALYTICS,
     BUS,
     CACHE,
@@ -83,9 +85,9 @@ def create_app(settings: Settings) -> web.Application:
     # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
-    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
-                            documents_ctx, content_ctx, metrics_ctx, workers_ctx, retention_ctx,
-                            hub_ctx, analytics_ctx, ready_ctx])
+    app.cleanup_ctx.extend([database_ctx, activity_ctx, keys_ctx, health_ctx, cache_ctx,
+                            engine_ctx, documents_ctx, content_ctx, metrics_ctx, workers_ctx,
+                            retention_ctx, hub_ctx, analytics_ctx, ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
@@ -115,6 +117,21 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("database open", extra={"path": str(db.path), "schema": db.schema_version})
     yield
     await db.close()
+
+
+async def activity_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The activity log, on the bus before anything publishes; the last to stop, so that
+    what the others do while stopping is recorded too."""
+    settings = app[SETTINGS]
+    file = JsonLines(settings.activity_path, max_bytes=settings.activity_max_mb << 20,
+                     keep=settings.activity_keep)
+    activity = ActivityLog(app[DATABASE], app[BUS], file, max_queued=settings.activity_queue,
+                           retention_days=settings.activity_retention_days)
+    app[ACTIVITY] = activity
+    if settings.activity_log:
+        await activity.start()
+    yield
+    await activity.close()
 
 
 async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -150,6 +167,8 @@ async def _refresh_keys(keys: KeyService) -> None:
 
 async def health_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HEALTH] = HealthService(app[DATABASE], app[SETTINGS].data_dir, app[LIFECYCLE])
+    if app[SETTINGS].activity_log:
+        app[HEALTH].register("activity", app[ACTIVITY].check)
     yield
 
 
@@ -186,7 +205,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     templates = TemplateLibrary(settings.data_dir / "templates")
     publisher = Publisher(config_from(settings), store, app[BUS])
     service = ContentService(store, Renderer(templates), publisher, cache=app[CACHE],
-                             documents=app[DOCUMENTS])
+                             documents=app[DOCUMENTS], bus=app[BUS])
     service.jobs = app[ENGINE]
     for kind in content_kinds(service):
         app[ENGINE].registry.register(kind)
@@ -224,12 +243,14 @@ async def _engine_check(engine: JobEngine) -> Check:
 
 
 async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Metrics on the bus, the database's commits, the engine and the cache; before the
-    workers start, so that every job they run is counted (the hub joins in hub_ctx)."""
+    """Metrics on the bus, the database's commits, the engine, the cache and the activity
+    log; before the workers start, so that every job they run is counted (the hub joins in
+    hub_ctx)."""
     metrics, db = app[METRICS], app[DATABASE]
     unsubscribe = app[BUS].subscribe(metrics.jobs.on_event)
     db.on_commit = metrics.commits.observe
-    unwatch = [metrics.watch_engine(app[ENGINE]), metrics.watch_cache(app[CACHE])]
+    unwatch = [metrics.watch_engine(app[ENGINE]), metrics.watch_cache(app[CACHE]),
+               metrics.watch_activity(app[ACTIVITY])]
     yield
     unsubscribe()
     db.on_commit = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
+from .activity import ActivityLog
 from .analytics import AnalyticsService
 from .cache import ContentCache
 from .content.documents import DocumentService
@@ -39,6 +40,7 @@ CONTENT = web.AppKey("content", ContentService)
 RETENTION = web.AppKey("retention", Retention)
 ANALYTICS = web.AppKey("analytics", AnalyticsService)
 METRICS = web.AppKey("metrics", Metrics)
+ACTIVITY = web.AppKey("activity", ActivityLog)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
 #: The OpenAPI document, built once from the route table.

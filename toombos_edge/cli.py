@@ -1,18 +1,23 @@
-"""The command line: ``serve``, ``keys``, ``migrate``, ``backup``, ``restore``, ``check``."""
+"""The command line: ``serve``, ``keys``, ``migrate``, ``backup``, ``restore``, ``check``,
+``activity``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import __version__, logs
 from . import backup as backups
+from .activity import ActivityFilter
+from .activity import repository as activity_repo
 from .errors import EdgeError, SchemaTooNew, SettingsError
 from .events import EventBus
 from .keys import KeyService, Role
@@ -20,6 +25,7 @@ from .settings import SPECS, Settings
 from .store import Database
 
 T = TypeVar("T")
+FOLLOW_SECONDS = 0.5  #: how often ``activity --follow`` looks for new lines
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
@@ -65,7 +71,21 @@ def _parser() -> argparse.ArgumentParser:
                              help="replace an existing database (moved aside, not deleted)")
     restore_cmd.set_defaults(command=restore)
     _keys_parser(sub, common)
+    _activity_parser(sub, common)
     return parser
+
+
+def _activity_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    activity = sub.add_parser("activity", parents=[common],
+                              help="print the activity log (oldest of the last LIMIT first)")
+    activity.add_argument("--type", action="append", default=[], metavar="TYPE",
+                          help="only this type (repeat for several)")
+    activity.add_argument("--actor", help="a key id, a client IP, or 'system'")
+    activity.add_argument("--target", help="a job, document, content or key id")
+    activity.add_argument("--limit", type=int, default=50, help="lines printed first")
+    activity.add_argument("--follow", "-f", action="store_true",
+                          help="then print new lines as they come, until Ctrl-C")
+    activity.set_defaults(command=activity_log)
 
 
 def _keys_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -175,6 +195,35 @@ def keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
     _with_db(settings, work)
     return 0
+
+
+def activity_log(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the last ``--limit`` lines, oldest first; ``--follow`` then polls for new ones."""
+    flt = ActivityFilter(tuple(args.type), args.actor, args.target)
+
+    async def work(db: Database) -> None:
+        newest = await db.read(activity_repo.last_id)  # follow from here, whatever the filter
+        rows = await db.read(partial(activity_repo.page, flt=flt, limit=max(args.limit, 0)))
+        last = _print_rows(reversed(rows), newest)
+        if args.follow:
+            print("following the activity log; Ctrl-C to stop", file=sys.stderr, flush=True)
+        while args.follow:
+            await asyncio.sleep(FOLLOW_SECONDS)
+            while rows := await db.read(partial(activity_repo.after, flt=flt, since_id=last,
+                                                limit=1000)):
+                last = _print_rows(rows, last)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _with_db(settings, work)
+    return 0
+
+
+def _print_rows(rows: Iterable[tuple[int, str]], last: int) -> int:
+    """Print each row's line; returns the newest id printed."""
+    for ident, line in rows:
+        print(line, flush=True)
+        last = max(last, ident)
+    return last
 
 
 def backup(settings: Settings, args: argparse.Namespace) -> int:

@@ -36,10 +36,26 @@ RESTARTING = "restarting"
 ANNOUNCEMENT = "announcement"
 #: A WebSocket was accepted, refused (with its reason) or closed; for the activity log.
 WS_CONNECTION = "ws_connection"
+#: A request refused by authentication (401) or by its role (403), with the route.
+AUTH_REFUSED = "auth_refused"
+#: An API key was created (its id, name and role; never the secret).
+KEY_CREATED = "key_created"
+#: The job queue was paused or resumed by an admin.
+QUEUE_PAUSED = "queue_paused"
+QUEUE_RESUMED = "queue_resumed"
+#: An emergency publish or a rollback (POST /api/critical/*).
+CRITICAL_OPERATION = "critical_operation"
+#: A restart was asked for (POST /admin/restart publishes it; the route is still to come).
+RESTART_REQUESTED = "restart_requested"
+
+#: Notes of a ``job_update`` (``Event.note``): a worker started the job; it was retried.
+STARTED = "started"
+RETRIED = "retried"
 
 JOB_EVENTS = frozenset({JOB_CREATED, JOB_UPDATE, JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED})
 #: Events about the server itself: logged, never sent to WebSocket clients.
-INTERNAL = frozenset({KEY_REVOKED, WS_CONNECTION})
+INTERNAL = frozenset({KEY_REVOKED, WS_CONNECTION, AUTH_REFUSED, KEY_CREATED, QUEUE_PAUSED,
+                      QUEUE_RESUMED, CRITICAL_OPERATION, RESTART_REQUESTED})
 
 #: Where a personal message goes: ("client", client_id) or ("session", session_id).
 Address = tuple[str, str]
@@ -60,7 +76,7 @@ class Event:
     first use, so an event nobody sends on costs no rendering.
     """
 
-    __slots__ = ("_body", "_encoded", "_job", "address", "timestamp", "type")
+    __slots__ = ("_body", "_encoded", "_job", "address", "note", "timestamp", "type")
 
     def __init__(
         self,
@@ -68,8 +84,12 @@ class Event:
         body: dict[str, Any] | Renders,
         timestamp: int | None = None,
         address: Address | None = None,
+        note: str | None = None,
     ) -> None:
         self.type = type_
+        #: What a ``job_update`` means when the job alone cannot say (``started``,
+        #: ``retried``): for the activity log, never sent.
+        self.note = note
         self._body: dict[str, Any] | None = None
         self._job: Renders | None = None  #: rendered under "job" on first use
         if isinstance(body, dict):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Invalid, NotFound
-from .events import KEY_REVOKED, Event, EventBus
+from .events import KEY_CREATED, KEY_REVOKED, Event, EventBus
 from .ids import iso, new_id, now_ms
 from .store import Database
 
@@ -124,6 +124,8 @@ class KeyService:
 
         await self._db.write(insert)
         self._active[key.secret_hash] = key
+        self._bus.publish(Event.data(KEY_CREATED, {"key_id": key.id, "name": key.name,
+                                                   "role": key.role.name}))
         return key, secret
 
     async def list_keys(self, limit: int = -1, offset: int = 0) -> list[ApiKey]:

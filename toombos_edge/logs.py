@@ -17,13 +17,26 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from functools import lru_cache
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import orjson
 
 from .ids import iso
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+
+class Actor(NamedTuple):
+    """Who made a request: the client IP, and the key's id and name when one was shown."""
+
+    ip: str
+    key_id: str | None = None
+    name: str | None = None
+
+
+#: Who makes the request being handled, worked out only when asked (by the activity log):
+#: set by the request pipeline on every route that needs a key.
+requester: ContextVar[Callable[[], Actor] | None] = ContextVar("requester", default=None)
 
 # Attributes every LogRecord has; anything else was passed in ``extra`` and is kept.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}

@@ -10,6 +10,7 @@ from aiohttp.typedefs import Handler
 
 from . import openapi
 from .api import (
+    activity,
     analytics,
     cache,
     content,
@@ -148,6 +149,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/critical/status", critical.status, VIEWER),
     # site
     Route("GET", "/site/{slug}", site.page, PUBLIC),
+    # activity log
+    Route("GET", "/api/activity", activity.list_activity, VIEWER),
     # admin
     Route("GET", "/admin/connections", realtime.connections, ADMIN),
     Route("POST", "/admin/broadcast", realtime.broadcast, ADMIN),

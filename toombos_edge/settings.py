@@ -251,6 +251,18 @@ SPECS: tuple[Spec, ...] = (
          "Webhook that receives Facebook posts (signed JSON); empty: not configured."),
     Spec("webhook_secret", _text, "a string or empty",
          "HMAC-SHA256 key of webhook signatures; empty: generated in <data>/webhook.key."),
+    Spec("activity_log", _boolean, "true or false",
+         "Record the activity log (the activity table and the JSONL file)."),
+    Spec("activity_file", _path, "a file path",
+         "The activity log's JSON lines; a relative path is under the data dir."),
+    Spec("activity_max_mb", _integer(1, 1_000_000), "an integer from 1 to 1000000",
+         "Size in MiB at which the activity file is rotated (renamed to .1, a new one created)."),
+    Spec("activity_keep", _integer(0, 1000), "an integer from 0 to 1000",
+         "Rotated activity files kept (.1 to .N); older ones are removed."),
+    Spec("activity_queue", _integer(1, 10_000_000), "an integer from 1 to 10000000",
+         "Activity events waiting to be written before new ones are dropped (and counted)."),
+    Spec("activity_retention_days", _integer(0, 36_500), "an integer from 0 to 36500",
+         "Days activity rows are kept in the database; 0 keeps them all."),
 )
 
 #: Settings shown as "***" by ``Settings.public``.
@@ -316,6 +328,12 @@ class Settings:
     webhook_linkedin: str = ""
     webhook_facebook: str = ""
     webhook_secret: str = field(default="", repr=False)
+    activity_log: bool = True
+    activity_file: Path = Path("logs/activity.jsonl")
+    activity_max_mb: int = 100
+    activity_keep: int = 5
+    activity_queue: int = 100_000
+    activity_retention_days: int = 90
 
     @property
     def db_path(self) -> Path:
@@ -336,6 +354,12 @@ class Settings:
         for name, raw in (overrides or {}).items():
             merged[name] = _parse(_SPEC_BY_NAME[name], raw, label=_SPEC_BY_NAME[name].flag)
         return dataclasses.replace(cls(), **merged)
+
+    @property
+    def activity_path(self) -> Path:
+        """The activity file; a relative ``activity_file`` is under the data dir."""
+        return self.activity_file if self.activity_file.is_absolute() else (
+            self.data_dir / self.activity_file)
 
     @property
     def base_url(self) -> str:

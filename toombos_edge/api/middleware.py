@@ -15,6 +15,7 @@ import itertools
 import logging
 import re
 import secrets
+from functools import partial
 from time import perf_counter
 
 from aiohttp import hdrs, web
@@ -22,10 +23,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
-from ..appkeys import CORRELATION_ID, KEYS, PRINCIPAL, SETTINGS
+from ..appkeys import BUS, CORRELATION_ID, KEYS, PRINCIPAL, SETTINGS
+from ..client_ip import client_ip
 from ..errors import EdgeError, Forbidden, Unauthorized
+from ..events import AUTH_REFUSED, ERROR, Event
+from ..ids import iso, now_ms
 from ..keys import Role, bearer_secret
-from ..logs import correlation_id
+from ..logs import Actor, correlation_id, requester
 from ..metrics import RouteMeter
 from .responses import error_body, json_response
 
@@ -80,6 +84,8 @@ def edge(
         cid = sent if sent and _CORRELATION_RE.match(sent) else _request_id()
         request[CORRELATION_ID] = cid
         token = correlation_id.set(cid)
+        # Only routes that need a key: a probe storm pays nothing for the activity log.
+        who = requester.set(partial(actor_of, request)) if role is not None else None
         try:
             if request.method == hdrs.METH_OPTIONS and _is_preflight(request):
                 response: web.StreamResponse = _preflight(request)
@@ -87,23 +93,16 @@ def edge(
                 if role is not None and not (gated and _is_upgrade(request)):
                     authorize(request, role)
                 response = await handler(request)
-        except EdgeError as exc:
-            response = error_response(exc.status, exc.code, exc.message, exc.details)
-            response.headers.update(exc.headers)
-        except web.HTTPException as exc:
-            response = _from_http_exception(exc)
-        except (RequestPayloadError, HttpProcessingError):
-            # Raised by request.read() and friends in any handler: a body that lies about its
-            # Content-Encoding, or one cut short. The client's fault, so never a 500.
-            response = error_response(400, "bad_request", "the request body could not be "
-                                      "read: a wrong Content-Encoding, or the body was cut short")
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            response = error_response(500, "internal_error", "internal server error")
+        except Exception as exc:
+            response = _failure(request, exc)
+            if response.status in (401, 403) or response.status >= 500:
+                _publish_failure(request, gated, response.status, exc)
         finally:
             correlation_id.reset(token)
+            if who is not None:
+                requester.reset(who)
         if not response.prepared:
             _edge_headers(request, response, cid)
         meter.record(response.status, perf_counter() - started)
@@ -111,6 +110,23 @@ def edge(
 
     pipeline.__edge__ = True  # type: ignore[attr-defined]
     return pipeline
+
+
+def _failure(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The JSON answer to whatever a handler (or the auth step) raised."""
+    if isinstance(exc, EdgeError):
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        response.headers.update(exc.headers)
+        return response
+    if isinstance(exc, web.HTTPException):
+        return _from_http_exception(exc)
+    if isinstance(exc, RequestPayloadError | HttpProcessingError):
+        # Raised by request.read() and friends in any handler: a body that lies about its
+        # Content-Encoding, or one cut short. The client's fault, so never a 500.
+        return error_response(400, "bad_request", "the request body could not be "
+                              "read: a wrong Content-Encoding, or the body was cut short")
+    log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal server error")
 
 
 async def unmatched(request: web.Request) -> web.Response:
@@ -141,10 +157,49 @@ def _from_http_exception(exc: web.HTTPException) -> web.StreamResponse:
     return response
 
 
+def actor_of(request: web.Request) -> Actor:
+    """Who made ``request``: its client IP, and its key once authenticated."""
+    forwarded = ",".join(request.headers.getall(hdrs.X_FORWARDED_FOR, ()))
+    ip = client_ip(request.remote, forwarded, request.app[SETTINGS].trusted_proxies)
+    key = request.get(PRINCIPAL)
+    return Actor(ip) if key is None else Actor(ip, key.id, key.name)
+
+
+def _route(request: web.Request) -> str:
+    """The route's template (``/api/jobs/{job_id}``), never the raw path with its ids."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else request.path
+
+
+def _publish_failure(request: web.Request, gated: bool, status: int, exc: Exception) -> None:
+    """A refusal (401, 403) or a server error (5xx) on the bus, for the activity log and,
+    for errors, the dashboards (seed 004's ``error`` shape). A WebSocket upgrade's refusals
+    are the gate's to publish (``ws_connection``), with their reason. Who made the request
+    is not in the event (dashboards see errors): the activity log asks ``requester``."""
+    if gated and _is_upgrade(request):
+        return
+    # Our own errors' messages only: another exception's text may quote anything, secrets too.
+    message = exc.message if isinstance(exc, EdgeError) else (
+        exc.reason if isinstance(exc, web.HTTPException) else "internal server error")
+    data: dict[str, object] = {"status": status, "method": request.method,
+                               "route": _route(request), "endpoint": request.path,
+                               "message": message}
+    if status >= 500:
+        event = Event.data(ERROR, {"error_type": type(exc).__name__, **data,
+                                   "timestamp": iso(now_ms())})
+    else:
+        event = Event.data(AUTH_REFUSED, data)
+    token = requester.set(partial(actor_of, request))  # also on a public route
+    try:
+        request.app[BUS].publish(event)
+    finally:
+        requester.reset(token)
+
+
 def authorize(request: web.Request, role: Role) -> None:
     """A key of at least ``role``; raises Unauthorized or Forbidden.
 
-    On success the key is the request's PRINCIPAL.
+    A known key is the request's PRINCIPAL (also when its role is too low).
     """
     secret = bearer_secret(request.headers.get(hdrs.AUTHORIZATION, ""))
     if secret is None:
@@ -152,9 +207,9 @@ def authorize(request: web.Request, role: Role) -> None:
     key = request.app[KEYS].authenticate(secret)
     if key is None:
         raise Unauthorized("invalid or revoked API key")
+    request[PRINCIPAL] = key  # before the role check: a refusal names the key it refused
     if key.role < role:
         raise Forbidden(f"this needs the {role.name} role; the key has {key.role.name}")
-    request[PRINCIPAL] = key
 
 
 def _is_upgrade(request: web.Request) -> bool:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from ..errors import Invalid, Unavailable
+from ..events import CRITICAL_OPERATION, Event, EventBus
 from ..ids import iso, now_ms
 from ..jobs.kinds import Cache, Outcome, PermanentFailure
 from .batch import BatchGate, BatchPlan
@@ -73,8 +74,11 @@ class ContentService:
         publisher: Publisher,
         cache: Cache | None = None,
         documents: DocumentLookup | None = None,
+        *,
+        bus: EventBus | None = None,
     ) -> None:
         self.store = store
+        self.bus = bus
         self.renderer = renderer
         self.publisher = publisher
         self.cache = cache
@@ -233,14 +237,23 @@ class ContentService:
             raise Unavailable("the job engine is not running")
         ids = body.get("content_ids", [body["content_id"]] if "content_id" in body else None)
         if ids is None:
-            return [await self.submit(parse(body, publish=True), urgent=True, **options)]
-        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
-            raise Invalid("'content_ids' must be a non-empty list of content ids")
-        for content_id in ids:
-            await self.store.get(content_id)  # NotFound before anything is queued
-        recipients = body.get("recipients", [])
-        return [await self.jobs.submit("publish", {"content_id": i, "recipients": recipients},
-                                       urgent=True, **options) for i in ids]
+            jobs = [await self.submit(parse(body, publish=True), urgent=True, **options)]
+        else:
+            if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+                raise Invalid("'content_ids' must be a non-empty list of content ids")
+            for content_id in ids:
+                await self.store.get(content_id)  # NotFound before anything is queued
+            recipients = body.get("recipients", [])
+            jobs = [await self.jobs.submit("publish", {"content_id": i, "recipients": recipients},
+                                           urgent=True, **options) for i in ids]
+        self._critical("emergency_publish", content_ids=ids,
+                       job_ids=[getattr(job, "id", None) for job in jobs])
+        return jobs
+
+    def _critical(self, operation: str, **data: Any) -> None:
+        """Announce a critical operation (for the activity log)."""
+        if self.bus is not None:
+            self.bus.publish(Event.data(CRITICAL_OPERATION, {"operation": operation, **data}))
 
     async def validate(self, body: dict[str, Any]) -> dict[str, Any]:
         return await asyncio.to_thread(validate, body)
@@ -283,7 +296,10 @@ class ContentService:
         job = None
         if republish and item.status == "published" and self.jobs is not None:
             job = await self.jobs.submit("publish", {"content_id": item.id}, urgent=True)
-        return {"content": item.to_json(), "republish_job_id": getattr(job, "id", None)}
+        job_id = getattr(job, "id", None)
+        self._critical("rollback", content_id=item.id, version=item.version,
+                       republish_job_id=job_id)
+        return {"content": item.to_json(), "republish_job_id": job_id}
 
     async def rollback_job(self, job_id: str, republish: bool = True) -> list[dict[str, Any]]:
         """Roll back every item a job made; items without an earlier version are skipped."""

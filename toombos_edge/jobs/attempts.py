@@ -15,7 +15,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import InsufficientStorage
-from ..events import JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, JOB_UPDATE
+from ..events import (
+    ERROR,
+    JOB_CANCELLED,
+    JOB_COMPLETED,
+    JOB_FAILED,
+    JOB_UPDATE,
+    STARTED,
+    Event,
+)
+from ..ids import iso
 from . import store, transitions
 from .core import EngineCore, log
 from .kinds import JobContext, Outcome, PermanentFailure
@@ -31,6 +40,15 @@ END_EVENTS = {
     JobStatus.failed: JOB_FAILED,
     JobStatus.cancelled: JOB_CANCELLED,
 }
+
+
+def failure_event(job: Job) -> Event:
+    """A failed job as seed 004's ``error`` event (the dashboards show it)."""
+    return Event.data(ERROR, {
+        "error_type": "job_failed", "message": job.last_error, "job_id": job.id,
+        "kind": job.kind, "attempts": job.attempts, "endpoint": None,
+        "timestamp": iso(job.updated_at),
+    })
 
 
 class Attempts(EngineCore):
@@ -124,7 +142,7 @@ class Attempts(EngineCore):
     def _claimed(self, jobs: Sequence[Job]) -> None:
         """Jobs the feeder (or an urgent submit) stored started: announce them."""
         for job in jobs:
-            self._publish(JOB_UPDATE, job)
+            self._publish(JOB_UPDATE, job, STARTED)
 
     def _saved(self, items: Sequence[tuple[Job, int]], _result: object) -> None:
         now, due_now = self._clock(), False
@@ -141,6 +159,8 @@ class Attempts(EngineCore):
             else:
                 self.counters[job.status] += 1  # a StrEnum member is its value as a key
                 self._publish_last(END_EVENTS[job.status], job)
+                if job.status is JobStatus.failed:
+                    self._bus.publish(failure_event(job))
         if due_now:
             self._feeder.due()
         self._changed()

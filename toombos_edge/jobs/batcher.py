@@ -9,6 +9,7 @@ batch is committed (publish events, wake workers).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -93,7 +94,10 @@ class Batcher(Generic[T]):
             return
         items, self._items = self._items, []
         waiters, self._waiters = self._waiters, []
-        task = asyncio.create_task(self._commit(items, waiters), name=f"batch-{self.name}")
+        # A batch belongs to no one request: run it outside the context of whichever request
+        # added its first item, so that its events do not look made by that request.
+        task = asyncio.create_task(self._commit(items, waiters), name=f"batch-{self.name}",
+                                   context=contextvars.Context())
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 

@@ -72,9 +72,9 @@ class EngineCore:
     def _claimed(self, jobs: Sequence[Job]) -> None:
         raise NotImplementedError  # the worker part (:mod:`.attempts`) announces starts
 
-    def _publish(self, type_: str, job: Job) -> None:
+    def _publish(self, type_: str, job: Job, note: str | None = None) -> None:
         """Announce a job the engine goes on changing: the event carries a snapshot."""
-        self._bus.publish(Event(type_, job.snapshot()))  # Event.job, one call fewer
+        self._bus.publish(Event(type_, job.snapshot(), note=note))  # Event.job, one call fewer
 
     def _publish_last(self, type_: str, job: Job) -> None:
         """Announce a job the engine lets go of (it never changes this object again), so

@@ -8,6 +8,7 @@ from operator import attrgetter
 from typing import Any
 
 from ..ids import iso
+from ..logs import Actor
 
 
 class JobStatus(StrEnum):
@@ -56,6 +57,9 @@ class Job:
     completed_at: int | None = None
     lease_until: int | None = None
     urgent: bool = False  #: ahead of every other job; runs even when the queue is paused
+    #: Who submitted it, while this process holds the object (for the activity log); not
+    #: stored, and None on a job read back from the database.
+    actor: Actor | None = field(default=None, compare=False, repr=False)
 
     def snapshot(self) -> Job:
         """A copy as of now, for an event rendered later. Shallow: the engine replaces a

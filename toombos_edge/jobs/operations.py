@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import Conflict, NotFound
-from ..events import JOB_CANCELLED, JOB_UPDATE
+from ..events import (
+    JOB_CANCELLED,
+    JOB_UPDATE,
+    QUEUE_PAUSED,
+    QUEUE_RESUMED,
+    RETRIED,
+    Event,
+)
 from . import store, transitions
 from .core import EngineCore, log
 from .model import Job, JobStatus
@@ -74,7 +81,7 @@ class Operations(EngineCore):
         now = self._clock()
         touched = await self._db.write(lambda c: store.requeue(c, ids, now))
         for job in touched:
-            self._publish(JOB_UPDATE, job)
+            self._publish(JOB_UPDATE, job, RETRIED)
         self.counters["retried"] += len(touched)
         if touched:
             self._feeder.due()
@@ -146,12 +153,19 @@ class Operations(EngineCore):
         self._feeder.paused = True
         self._release_soon(self._ready.take_all())
         log.info("queue paused")
+        self._bus.publish(Event.data(QUEUE_PAUSED, self._queue_state()))
         self._changed()
 
     def resume(self) -> None:
-        self._feeder.paused = False
+        was_paused, self._feeder.paused = self._feeder.paused, False
         log.info("queue resumed")
+        if was_paused:
+            self._bus.publish(Event.data(QUEUE_RESUMED, self._queue_state()))
         self._feeder.due()
+
+    def _queue_state(self) -> dict[str, int]:
+        return {"running": len(self._running),
+                "queue_depth": self.status_counts.get("pending", 0) + len(self._ready)}
 
     @property
     def paused(self) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..events import JOB_CREATED
 from ..ids import stamped_id
+from ..logs import requester
 from . import store, transitions
 from .core import EngineCore
 from .model import Job, JobStatus
@@ -54,6 +55,8 @@ class Submission(EngineCore):
             correlation_id=correlation_id, metadata=dict(metadata or {}),
             scheduled_for=scheduled_for, urgent=urgent,
         )
+        if (who := requester.get()) is not None:
+            job.actor = who()
         due = now if scheduled_for is None else scheduled_for
         if idempotency_key is None and not urgent:  # most jobs: no second coroutine
             self._place(job, due, now)

@@ -1,0 +1,174 @@
+"""What each bus event becomes in the activity log: zero, one or two entries.
+
+An entry is what a line says before SQLite renders it as JSON (``repository.INSERT``):
+when, which type, who (the actor), the correlation id, the target (job, document,
+content or key id), the outcome and the event's own data. Only facts chosen here go into
+a line, never a request's headers or a job's params: no key, token, password or
+``Authorization`` value can reach the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import events as ev
+from ..jobs.model import Job, JobStatus
+from ..logs import Actor
+
+OK, ERROR, REFUSED, PARTIAL, CANCELLED = "ok", "error", "refused", "partial", "cancelled"
+SYSTEM = "system"  #: the actor of what the server does by itself
+
+
+#: One line before SQLite renders it: (ms, type, actor id, actor name, ip, correlation id,
+#: target, outcome, data). A plain tuple: orjson encodes a whole batch of them in one call.
+#: The actor id is the key's id, else the client IP; None (with name and ip) is the server.
+Entry = tuple[int, str, str | None, str | None, str | None, str | None, str | None, str,
+              dict[str, Any]]
+
+
+def entry(ts: int, type_: str, actor: Actor | None, cid: str | None, target: Any, *,
+          outcome: str = OK, data: dict[str, Any]) -> Entry:
+    if actor is None:
+        return (ts, type_, None, None, None, cid, target, outcome, data)
+    return (ts, type_, actor.key_id or actor.ip, actor.name, actor.ip, cid, target, outcome,
+            data)
+
+
+#: (event, the request's actor or None, the request's correlation id or None) → entries
+Describe = Callable[[ev.Event, Actor | None, str | None], list[Entry]]
+
+
+def describe(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    """The entries an event makes (none for those not worth a line: progress, stats)."""
+    make = _BY_TYPE.get(event.type)
+    return [] if make is None else make(event, who, cid)
+
+
+def _job(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    job = event.subject
+    if not isinstance(job, Job):
+        return []
+    types = _job_types(event, job)
+    if not types:
+        return []
+    data: dict[str, Any] = {"kind": job.kind, "status": job.status.value,
+                            "attempts": job.attempts, "max_attempts": job.max_attempts}
+    if job.last_error is not None and job.status is not JobStatus.in_progress:
+        data["error"] = job.last_error
+    if job.document_id is not None:
+        data["document_id"] = job.document_id
+    actor = who or job.actor
+    cid = job.correlation_id or cid
+    ts, target = event.timestamp, job.id
+    if actor is None:  # most job lines: written by the server itself
+        return [(ts, type_, None, None, None, cid, target, outcome, data)
+                for type_, outcome in types]
+    return [entry(ts, type_, actor, cid, target, outcome=outcome, data=data)
+            for type_, outcome in types]
+
+
+def _job_types(event: ev.Event, job: Job) -> list[tuple[str, str]]:
+    status = job.status
+    if event.type == ev.JOB_CREATED:
+        first = ("ingestion.accepted" if job.kind == "ingest" else "job.submitted", OK)
+        # A fresh job handed straight to an idle worker is announced once, already started.
+        return [first, ("job.started", OK)] if status is JobStatus.in_progress else [first]
+    if event.type == ev.JOB_UPDATE:
+        if event.note == ev.STARTED:
+            return [("job.started", OK)]
+        if event.note == ev.RETRIED or (status is JobStatus.pending and job.started_at
+                                         is not None and job.last_error is not None):
+            return [("job.retried", OK)]  # by request, or after a failed attempt
+        return []  # progress, or a job given back to the queue unstarted (pause, stop)
+    if status is JobStatus.failed:  # "dead": every attempt used; "failed": a final error
+        return [("job.dead" if job.attempts >= job.max_attempts else "job.failed", ERROR)]
+    end = _ENDS.get(status)
+    return [] if end is None else [end]
+
+
+_ENDS = {
+    JobStatus.completed: ("job.completed", OK),
+    JobStatus.partial: ("job.partial", PARTIAL),
+    JobStatus.cancelled: ("job.cancelled", CANCELLED),
+}
+
+
+def _data(event: ev.Event) -> dict[str, Any]:
+    data: dict[str, Any] = event.body.get("data", {})
+    return data
+
+
+def _simple(type_: str, target_key: str | None = None, outcome: str = OK) -> Describe:
+    """An event whose data goes into the line as it is, the actor being the request's."""
+
+    def make(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+        data = _data(event)
+        target = data.get(target_key) if target_key else None
+        return [entry(event.timestamp, type_, who, cid, target, outcome=outcome,
+                      data=data)]
+
+    return make
+
+
+def _error(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    """A 5xx (its requester is ``who``) or a failed job (the server's own)."""
+    data = dict(_data(event))
+    data.pop("timestamp", None)  # the line's own ts says it
+    return [entry(event.timestamp, "error", who, cid, data.get("job_id"), outcome=ERROR,
+                  data=data)]
+
+
+def _socket(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    """A socket names its peer itself: it is closed long after the upgrade's request."""
+    data = dict(_data(event))
+    action = str(data.pop("action", "closed"))
+    ip, key_id = data.pop("ip", None), data.pop("key_id", None)
+    actor = who if ip is None else Actor(str(ip), key_id)
+    outcome = REFUSED if action == "refused" else OK
+    return [entry(event.timestamp, f"ws.{action}", actor, cid, data.pop("target", None),
+                  outcome=outcome, data=data)]
+
+
+def _cache(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    data = dict(_data(event))
+    data.pop("actor", None)  # the request's actor says it better
+    type_ = "cache.cleared" if data.pop("cleared", False) else "cache.invalidated"
+    return [entry(event.timestamp, type_, who, cid, None, data=data)]
+
+
+def _critical(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+    data = dict(_data(event))
+    operation = str(data.pop("operation", "operation"))
+    ids = data.get("content_ids")
+    target = data.get("content_id") or (ids[0] if isinstance(ids, list) and ids else None)
+    return [entry(event.timestamp, f"critical.{operation}", who, cid, target, data=data)]
+
+
+_BY_TYPE: dict[str, Describe] = {
+    **dict.fromkeys(ev.JOB_EVENTS, _job),
+    ev.INGESTION_COMPLETE: _simple("ingestion.finished", "document_id"),
+    ev.QUERY_COMPLETE: _simple("query"),
+    ev.ERROR: _error,
+    ev.AUTH_REFUSED: _simple("auth.refused", outcome=REFUSED),
+    ev.KEY_CREATED: _simple("key.created", "key_id"),
+    ev.KEY_REVOKED: _simple("key.revoked", "key_id"),
+    ev.WS_CONNECTION: _socket,
+    ev.CACHE_INVALIDATED: _cache,
+    ev.CONTENT_PUBLISHED: _simple("content.published", "content_id"),
+    ev.ANNOUNCEMENT: _simple("announcement"),
+    ev.CRITICAL_OPERATION: _critical,
+    ev.QUEUE_PAUSED: _simple("queue.paused"),
+    ev.QUEUE_RESUMED: _simple("queue.resumed"),
+    ev.RESTART_REQUESTED: _simple("restart.requested"),
+}
+
+#: Every line type, for the README and the tests.
+TYPES = (
+    "job.submitted", "job.started", "job.completed", "job.partial", "job.failed", "job.dead",
+    "job.cancelled", "job.retried", "ingestion.accepted", "ingestion.finished", "query",
+    "error", "auth.refused", "key.created", "key.revoked", "ws.accepted", "ws.refused",
+    "ws.closed", "cache.invalidated", "cache.cleared", "content.published", "announcement",
+    "critical.emergency_publish", "critical.rollback", "queue.paused", "queue.resumed",
+    "restart.requested",
+)
