@@ -11,9 +11,11 @@ from .content.ingest import Ingestor
 from .content.search import SearchService
 from .content.service import ContentService
 from .events import EventBus
-from .health import HealthService, Lifecycle
+from .health import HealthService
 from .jobs.engine import JobEngine
 from .keys import ApiKey, KeyService, Role
+from .lifecycle import Lifecycle
+from .restart import Restarts
 from .settings import Settings
 from .store import Database
 from .ws.hub import Hub
@@ -33,6 +35,7 @@ SEARCH = web.AppKey("search", SearchService)
 INGESTOR = web.AppKey("ingestor", Ingestor)
 CACHE = web.AppKey("cache", ContentCache)
 CONTENT = web.AppKey("content", ContentService)
+RESTARTS = web.AppKey("restarts", Restarts)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
 #: The OpenAPI document, built once from the route table.

@@ -32,6 +32,8 @@ ERROR = "error"
 STATS_UPDATE = "stats_update"
 CONNECTION_ACK = "connection_ack"
 RESTARTING = "restarting"
+#: An admin asked for a restart (POST /admin/restart); for the activity log, not sockets.
+RESTART_REQUESTED = "restart_requested"
 #: A message from an admin to every dashboard (POST /admin/broadcast).
 ANNOUNCEMENT = "announcement"
 #: A WebSocket was accepted, refused (with its reason) or closed; for the activity log.
@@ -39,7 +41,7 @@ WS_CONNECTION = "ws_connection"
 
 JOB_EVENTS = frozenset({JOB_CREATED, JOB_UPDATE, JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED})
 #: Events about the server itself: logged, never sent to WebSocket clients.
-INTERNAL = frozenset({KEY_REVOKED, WS_CONNECTION})
+INTERNAL = frozenset({KEY_REVOKED, WS_CONNECTION, RESTART_REQUESTED})
 
 #: Where a personal message goes: ("client", client_id) or ("session", session_id).
 Address = tuple[str, str]

@@ -10,6 +10,7 @@ from aiohttp.typedefs import Handler
 
 from . import openapi
 from .api import (
+    admin,
     cache,
     content,
     critical,
@@ -144,6 +145,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/admin/keys", keys.list_keys, ADMIN),
     Route("POST", "/admin/keys", keys.create_key, ADMIN),
     Route("DELETE", "/admin/keys/{key_id}", keys.revoke_key, ADMIN),
+    Route("POST", "/admin/restart", admin.restart, ADMIN),
 )
 
 

@@ -175,7 +175,14 @@ SPECS: tuple[Spec, ...] = (
     Spec("trusted_proxies", _networks, "comma-separated IP addresses or networks",
          "Peers whose X-Forwarded-For header is believed."),
     Spec("shutdown_timeout", _number(0, 600), "a number of seconds from 0 to 600",
-         "How long a graceful stop waits for requests and jobs."),
+         "One deadline for a whole stop, from the signal to the exit: requests and running "
+         "jobs get it less a reserve (a fifth, at most 1 s) for requeueing and closing; "
+         "past it the process exits whatever still runs."),
+    Spec("restart_min_interval", _number(0, 86400), "a number of seconds from 0 to 86400",
+         "Least time between two POST /admin/restart (sooner: 429 with Retry-After)."),
+    Spec("restart_mode", _choice("exec", "exit"), "exec or exit",
+         "How POST /admin/restart restarts: exec replaces the process in place, handing "
+         "its listening socket on; exit ends it with code 75 for a supervisor to start."),
     Spec("job_workers", _integer(1, 256), "an integer from 1 to 256",
          "Jobs that run at the same time."),
     Spec("job_lease_seconds", _number(5, 3600), "a number of seconds from 5 to 3600",
@@ -256,6 +263,8 @@ class Settings:
         default_factory=tuple
     )
     shutdown_timeout: float = 10.0
+    restart_min_interval: float = 30.0
+    restart_mode: str = "exec"
     job_workers: int = 4
     job_lease_seconds: float = 60.0
     job_retry_base: float = 2.0

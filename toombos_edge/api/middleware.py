@@ -15,13 +15,14 @@ import itertools
 import logging
 import re
 import secrets
+from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
-from ..appkeys import CORRELATION_ID, KEYS, PRINCIPAL, SETTINGS
+from ..appkeys import CORRELATION_ID, KEYS, LIFECYCLE, PRINCIPAL, SETTINGS
 from ..errors import EdgeError, Forbidden, Unauthorized
 from ..keys import Role
 from ..logs import correlation_id
@@ -69,6 +70,9 @@ def edge(handler: Handler, role: Role | None, *, gated: bool = False) -> Handler
     a WebSocket whose upgrade the gate authenticates (origin first, then a key or token)."""
 
     async def pipeline(request: web.Request) -> web.StreamResponse:
+        # Known to the lifecycle while handled: a stop waits for it, then answers it 503.
+        inflight, task = request.app[LIFECYCLE].inflight, asyncio.current_task()
+        inflight.add(task)  # type: ignore[arg-type]
         sent = request.headers.get(CORRELATION_HEADER)
         cid = sent if sent and _CORRELATION_RE.match(sent) else _request_id()
         request[CORRELATION_ID] = cid
@@ -91,18 +95,34 @@ def edge(handler: Handler, role: Role | None, *, gated: bool = False) -> Handler
             response = error_response(400, "bad_request", "the request body could not be "
                                       "read: a wrong Content-Encoding, or the body was cut short")
         except asyncio.CancelledError:
-            raise
+            response = _stopping_response(request, task, gated)  # or raises on
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             response = error_response(500, "internal_error", "internal server error")
         finally:
             correlation_id.reset(token)
+            inflight.discard(task)
         if not response.prepared:
             _edge_headers(request, response, cid)
         return response
 
     pipeline.__edge__ = True  # type: ignore[attr-defined]
     return pipeline
+
+
+def _stopping_response(request: web.Request, task: asyncio.Task[Any] | None,
+                       gated: bool) -> web.Response:
+    """A request the stop gave up on (it cancelled its task): 503, and the connection closes
+    after it. Any other cancel (and a WebSocket's, already answered) goes on up."""
+    abandoned = request.app[LIFECYCLE].abandoned
+    if gated or task is None or task not in abandoned:
+        raise asyncio.CancelledError
+    abandoned.discard(task)
+    task.uncancel()  # answered here: the cancel is consumed
+    response = error_response(503, "unavailable", "the server is stopping; try again")
+    response.headers[hdrs.RETRY_AFTER] = "1"
+    response.force_close()
+    return response
 
 
 async def unmatched(request: web.Request) -> web.Response:
@@ -178,6 +198,8 @@ async def on_prepare(request: web.Request, response: web.StreamResponse) -> None
 
 def _edge_headers(request: web.Request, response: web.StreamResponse, cid: str | None) -> None:
     """Headers every response carries, WebSocket handshakes included."""
+    if request.app[LIFECYCLE].stopping:  # the client's next request goes to a new connection
+        response.force_close()
     headers = response.headers
     headers[hdrs.SERVER] = SERVER
     if cid:
