@@ -113,6 +113,7 @@ class ServerProcess:
     args: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  #: added to the clean environment
 
     @property
     def base(self) -> str:
@@ -148,7 +149,8 @@ class ServerProcess:
         command = [sys.executable, "-m", "toombos_edge", "serve", "--port", str(self.port)]
         command += ["--data-dir", str(self.data_dir), *self.args]
         with out, err:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=clean_env())
+            self.proc = subprocess.Popen(command, stdout=out, stderr=err,
+                                         env={**clean_env(), **self.env})
 
     def wait_ready(self, deadline: float = 20.0) -> float:
         """Seconds until this process (not another on the port) is ready; fails if it died."""
@@ -193,8 +195,9 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start real servers; each is stopped (SIGKILL if SIGTERM is not enough) at the end."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, data_dir: Path | None = None, wait: bool = True) -> ServerProcess:
-        server = ServerProcess(data_dir or tmp_path / "data", args)
+    def start(*args: str, data_dir: Path | None = None, wait: bool = True,
+              env: dict[str, str] | None = None) -> ServerProcess:
+        server = ServerProcess(data_dir or tmp_path / "data", args, env=env or {})
         started.append(server)
         return server.start(wait=wait)
 

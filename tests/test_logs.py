@@ -35,7 +35,8 @@ def test_text_with_log_format_text(server_process: Callable[..., ServerProcess])
     assert server.stop() == 0
     lines = server.stdout.splitlines()
     assert lines and not any(line.startswith("{") for line in lines)
-    assert any(re.match(r"^\d{4}-\d\d-\d\d .* INFO +toombos_edge.lifecycle: ready", ln) for ln in lines)
+    ready = r"^\d{4}-\d\d-\d\d .* INFO +toombos_edge.lifecycle: ready"
+    assert any(re.match(ready, line) for line in lines)
     assert any("GET /live 200" in line for line in lines)
 
 

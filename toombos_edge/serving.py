@@ -165,6 +165,7 @@ def run(app: web.Application, sockets: list[socket.socket], loop: asyncio.Abstra
     try:
         kept = loop.run_until_complete(_serve(app, sockets, deadline, runner_args))
         loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())  # its threads end too
     finally:
         asyncio.set_event_loop(None)
         loop.close()
@@ -240,7 +241,9 @@ async def _drain(runner: web.AppRunner, lifecycle: Lifecycle, deadline: Deadline
         lifecycle.abandoned.update(late)
         for task in late:
             task.cancel()
-        await asyncio.wait(late, timeout=min(FINAL_REQUEST_WAIT, lifecycle.remaining(0)))
+    deadline.phase = "closing connections"
+    if runner.server is not None:  # no connection lingers to read an unread body
+        await runner.server.shutdown(min(FINAL_REQUEST_WAIT, lifecycle.remaining(0) / 4))
 
 
 def _address(sock: socket.socket) -> str:

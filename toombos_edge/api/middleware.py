@@ -118,7 +118,8 @@ def _stopping_response(request: web.Request, task: asyncio.Task[Any] | None,
     if gated or task is None or task not in abandoned:
         raise asyncio.CancelledError
     abandoned.discard(task)
-    task.uncancel()  # answered here: the cancel is consumed
+    if task.cancelling():  # (aiohttp cancels a request by failing its body's reads instead)
+        task.uncancel()  # answered here: the cancel is consumed
     response = error_response(503, "unavailable", "the server is stopping; try again")
     response.headers[hdrs.RETRY_AFTER] = "1"
     response.force_close()
