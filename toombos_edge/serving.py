@@ -242,7 +242,9 @@ async def _drain(runner: web.AppRunner, lifecycle: Lifecycle, deadline: Deadline
         for task in late:
             task.cancel()
     deadline.phase = "closing connections"
-    if runner.server is not None:  # no connection lingers to read an unread body
+    if runner.server is not None:
+        runner.server.pre_shutdown()  # idle keep-alive connections close now
+        # Then the rest (a 503 being written): none lingers to read a body left unread.
         await runner.server.shutdown(min(FINAL_REQUEST_WAIT, lifecycle.remaining(0) / 4))
 
 
