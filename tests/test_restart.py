@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,13 +17,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import Client, ServerProcess, auth
+from conftest import Client, ServerProcess, auth, clean_env, http
+from stop_support import make_plugin, starts, submit, wait_until
 
 from toombos_edge.appkeys import BUS, LIFECYCLE
 from toombos_edge.events import RESTART_REQUESTED, RESTARTING, Event
 from toombos_edge.restart import RESTART_STAMP
 from toombos_edge.settings import Settings
-from stop_support import make_plugin, starts, submit, wait_until
 
 # -- the endpoint, in-process ---------------------------------------------------------------
 
@@ -243,9 +244,7 @@ async def test_stop_then_start_under_load_loses_no_job(
 
 def test_a_socket_passed_with_listen_fds_is_served(tmp_path: Path) -> None:
     """As systemd socket activation hands it over: fd 3, LISTEN_FDS=1, LISTEN_PID=pid."""
-    from conftest import clean_env, http
-
-    listener = __import__("socket").create_server(("127.0.0.1", 0))
+    listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     # LISTEN_PID must name the server itself: set it in the child, just before exec.
     launcher = ("import os, sys; os.dup2(int(sys.argv[1]), 3); "
@@ -273,3 +272,13 @@ def test_a_socket_passed_with_listen_fds_is_served(tmp_path: Path) -> None:
         out, _err = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert f'"listening":["127.0.0.1:{port}"]'.encode() in out  # not port 1
+
+
+def test_restart_in_exit_mode_ends_with_code_75_for_the_supervisor(
+    server_process: Callable[..., ServerProcess]
+) -> None:
+    server = server_process("--restart-mode", "exit")
+    status, body = http("POST", server.base + "/admin/restart", key=server.admin_key())
+    assert (status, body["status"], body["mode"]) == (202, "restarting", "exit")
+    assert server.proc is not None and server.proc.wait(20) == 75
+    assert '"msg":"restarting"' in server.stdout

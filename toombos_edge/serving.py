@@ -170,7 +170,7 @@ def run(app: web.Application, sockets: list[socket.socket], loop: asyncio.Abstra
         asyncio.set_event_loop(None)
         loop.close()
     deadline.phase = "exiting"
-    if kept is not None:
+    if kept is not None and lifecycle.restarting:  # (a signal meanwhile made it a stop)
         log.info("restarting in place")
         exec_restart(kept)
     code = EXIT_RESTART if lifecycle.restarting else 0
