@@ -108,3 +108,16 @@ async def submit(session: aiohttp.ClientSession, base: str, key: str, kind: str,
         assert response.status == 202, await response.text()
         job_id: str = (await response.json())["job_id"]
         return job_id
+
+
+async def until_closed(ws: aiohttp.ClientWebSocketResponse) -> tuple[list[str], int | None]:
+    """Message types received until the server closed, and its close code."""
+    types = []
+    async with asyncio.timeout(20):
+        while True:
+            message = await ws.receive()
+            if message.type is aiohttp.WSMsgType.TEXT:
+                types.append(message.json()["type"])
+            elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                  aiohttp.WSMsgType.ERROR):
+                return types, ws.close_code

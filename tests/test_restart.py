@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import Client, ServerProcess, auth, clean_env, http
-from stop_support import make_plugin, starts, submit, wait_until
+from stop_support import make_plugin, starts, submit, until_closed, wait_until
 
 from toombos_edge.appkeys import BUS, LIFECYCLE
 from toombos_edge.events import RESTART_REQUESTED, RESTARTING, Event
@@ -107,19 +107,6 @@ async def dashboard(session: aiohttp.ClientSession, server: ServerProcess,
                     key: str) -> aiohttp.ClientWebSocketResponse:
     url = server.base.replace("http", "ws") + "/ws/dashboard"
     return await session.ws_connect(url, params={"token": key})
-
-
-async def until_closed(ws: aiohttp.ClientWebSocketResponse) -> tuple[list[str], int | None]:
-    """Message types received until the server closed, and its close code."""
-    types = []
-    async with asyncio.timeout(20):
-        while True:
-            message = await ws.receive()
-            if message.type is aiohttp.WSMsgType.TEXT:
-                types.append(message.json()["type"])
-            elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
-                                  aiohttp.WSMsgType.ERROR):
-                return types, ws.close_code
 
 
 async def uptime(session: aiohttp.ClientSession, base: str) -> float | None:

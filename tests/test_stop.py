@@ -3,6 +3,7 @@ request answered, running jobs finished or given back, and an exit whatever happ
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -15,7 +16,7 @@ from typing import Any
 
 import aiohttp
 from conftest import ServerProcess
-from stop_support import ledger, make_plugin, starts, submit, wait_until
+from stop_support import ledger, make_plugin, starts, submit, until_closed, wait_until
 
 #: Seconds a process may take, past its deadline, to be gone (interpreter teardown on a
 #: busy machine); the deadline itself is enforced by the server.
@@ -91,14 +92,22 @@ async def test_sigterm_starts_no_pending_job_and_waits_only_for_running_ones(
 async def test_a_job_longer_than_the_deadline_goes_back_uncharged(
     tmp_path: Path, server_process: Callable[..., ServerProcess]
 ) -> None:
+    """The stop ends at its deadline; the job is pending again, its attempt not counted,
+    and a dashboard socket was closed with 1001."""
     book = tmp_path / "ledger"
     env = make_plugin(tmp_path / "plugin")
     server = server_process("--shutdown-timeout", "2", env=env)
+    key = server.admin_key()
     async with aiohttp.ClientSession() as session:
-        job = await submit(session, server.base, server.admin_key(), "sleep", seconds=60,
-                           ledger=str(book))
+        job = await submit(session, server.base, key, "sleep", seconds=60, ledger=str(book))
         await wait_until(lambda: job in starts(book), 20, "the job to start")
-    code, took = terminate(server)
+        ws = await session.ws_connect(server.base.replace("http", "ws") + "/ws/dashboard",
+                                      params={"token": key})
+        assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+        exited = asyncio.create_task(asyncio.to_thread(terminate, server))
+        _types, close_code = await until_closed(ws)
+        code, took = await exited
+    assert close_code == 1001
     assert code == 0, server.stderr
     assert took < 2 + EXIT_SLACK
     # SQLite removes the WAL when its last connection closes: every connection was closed.
