@@ -116,6 +116,7 @@ class ServerProcess:
     #: A command the server runs under (``strace …``); its own pid is then the child's.
     wrapper: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  #: added to the clean environment
 
     @property
     def base(self) -> str:
@@ -152,7 +153,8 @@ class ServerProcess:
         command += ["--port", str(self.port)]
         command += ["--data-dir", str(self.data_dir), *self.args]
         with out, err:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=clean_env())
+            self.proc = subprocess.Popen(command, stdout=out, stderr=err,
+                                         env={**clean_env(), **self.env})
 
     def wait_ready(self, deadline: float = 20.0) -> float:
         """Seconds until this process (not another on the port) is ready; fails if it died."""
@@ -208,9 +210,10 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 
     def start(
         *args: str, data_dir: Path | None = None, wait: bool = True,
-        wrapper: tuple[str, ...] = (),
+        wrapper: tuple[str, ...] = (), env: dict[str, str] | None = None,
     ) -> ServerProcess:
-        server = ServerProcess(data_dir or tmp_path / "data", args, wrapper=wrapper)
+        server = ServerProcess(data_dir or tmp_path / "data", args, wrapper=wrapper,
+                               env=env or {})
         started.append(server)
         return server.start(wait=wait)
 

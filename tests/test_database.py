@@ -169,3 +169,33 @@ def test_kill_9_during_writes_leaves_a_sound_database(
     again = server_process(data_dir=server.data_dir)
     status, body = http("GET", again.base + "/admin/keys", key=admin)
     assert status == 200 and len(body["keys"]) >= len(acknowledged) + 1
+
+
+def connection_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if "_connection_worker_thread" in t.name}
+
+
+@pytest.mark.parametrize("cancels", [1, 3])
+async def test_a_cancelled_close_still_ends_every_connection_thread(
+    tmp_path: Path, cancels: int
+) -> None:
+    """Each connection has a non-daemon thread: one left running keeps the interpreter
+    waiting at exit forever. A close cancelled once (while it waits for the writer) or again
+    while closing the connections must still end them all."""
+    before = connection_threads()
+    db = Database(tmp_path / "edge.db", readers=2)
+    await db.open()
+    await db.write(insert_key("key_a"))
+    ours = connection_threads() - before
+    assert len(ours) == 3  # the writer and two readers
+    closing = asyncio.create_task(db.close())
+    for _ in range(cancels):
+        await asyncio.sleep(0)
+        closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    for thread in ours:
+        await asyncio.to_thread(thread.join, 10)
+        assert not thread.is_alive()
+    with sqlite3.connect(tmp_path / "edge.db") as conn:  # and what was written is there
+        assert conn.execute("SELECT id FROM api_keys WHERE id = 'key_a'").fetchone()

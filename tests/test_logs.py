@@ -27,7 +27,9 @@ def test_json_lines_by_default(server_process: Callable[..., ServerProcess]) -> 
     lines = server.stdout.splitlines()
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     assert {"ts", "level", "logger", "msg"} <= set(entries[0])
-    assert any(e["msg"] == "ready" for e in entries)
+    # Logged once the socket accepts, with the address it accepts on.
+    assert [e["listening"] for e in entries if e["msg"] == "ready"] == [
+        [f"127.0.0.1:{server.port}"]]
     access = [e for e in entries if e.get("msg") == "GET /live 200"]
     assert access and access[0]["logger"] == "toombos_edge.access"
     assert access[0]["status"] == 200 and access[0]["request_id"].startswith("req_")
@@ -40,7 +42,8 @@ def test_text_with_log_format_text(server_process: Callable[..., ServerProcess])
     assert server.stop() == 0
     lines = server.stdout.splitlines()
     assert lines and not any(line.startswith("{") for line in lines)
-    assert any(re.match(r"^\d{4}-\d\d-\d\d .* INFO +toombos_edge.app: ready", ln) for ln in lines)
+    ready = r"^\d{4}-\d\d-\d\d .* INFO +toombos_edge.lifecycle: ready"
+    assert any(re.match(ready, line) for line in lines)
     assert any("GET /live 200" in line for line in lines)
 
 

@@ -28,6 +28,7 @@ from .appkeys import (
     KEYS,
     LIFECYCLE,
     METRICS,
+    RESTARTS,
     RETENTION,
     ROUTE_ROLES,
     SEARCH,
@@ -47,12 +48,14 @@ from .content.store import ContentStore
 from .content.templates import TemplateLibrary
 from .content.uploads import UploadFolder
 from .events import EventBus
-from .health import PASS, WARN, Check, HealthService, Lifecycle
+from .health import PASS, WARN, Check, HealthService
 from .jobs.engine import JobEngine
 from .jobs.kinds import KindRegistry
 from .jobs.retry import Backoff
 from .keys import KeyService
+from .lifecycle import Lifecycle
 from .metrics import Metrics
+from .restart import RESTART_STAMP, Restarts
 from .retention import Policy, Retention
 from .routes import setup_routes
 from .settings import Settings
@@ -87,7 +90,7 @@ def create_app(settings: Settings) -> web.Application:
     # the engine, which hands it to every job.
     app.cleanup_ctx.extend([database_ctx, activity_ctx, keys_ctx, health_ctx, cache_ctx,
                             engine_ctx, documents_ctx, content_ctx, metrics_ctx, workers_ctx,
-                            retention_ctx, hub_ctx, analytics_ctx, ready_ctx])
+                            retention_ctx, hub_ctx, analytics_ctx, restarts_ctx, ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
@@ -261,14 +264,16 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     """Start the workers (after every kind is registered); stop them before the rest stops.
 
-    On stop, jobs not started go back to the queue, running ones get
-    ``shutdown_timeout`` seconds to finish and are requeued if they do not.
+    The stop begins with the process's (``on_stopping``): no job is claimed from then on,
+    running ones get the stop's working time to finish and are requeued if they do not.
     """
-    engine = app[ENGINE]
+    engine, lifecycle = app[ENGINE], app[LIFECYCLE]
     await engine.start()
     log.info("job workers started", extra={"engine": repr(engine)})
+    timeout = app[SETTINGS].shutdown_timeout
+    lifecycle.on_stopping.append(lambda: engine.begin_stop(lifecycle.working_time(timeout)))
     yield
-    await engine.stop(app[SETTINGS].shutdown_timeout)
+    await engine.stop(lifecycle.working_time(timeout))
 
 
 async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -341,11 +346,22 @@ async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def restarts_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``POST /admin/restart``: asks the lifecycle for a restart, sockets told first."""
+    settings = app[SETTINGS]
+    app[RESTARTS] = Restarts(
+        app[LIFECYCLE], app[BUS], settings.data_dir / RESTART_STAMP,
+        min_interval=settings.restart_min_interval, mode=settings.restart_mode,
+        announce=app[HUB].prepare_restart,
+    )
+    yield
+
+
 async def ready_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Last to start, first to stop: ready only when everything above is up."""
+    """Last to start, first to stop: ready only when everything above is up. (The "ready"
+    line is logged once the listening socket accepts: see :mod:`.serving`.)"""
     lifecycle = app[LIFECYCLE]
     lifecycle.ready = True
-    log.info("ready", extra={"host": app[SETTINGS].host, "port": app[SETTINGS].port})
     yield
     lifecycle.ready = False
     lifecycle.stopping = True

@@ -13,10 +13,12 @@ from .content.ingest import Ingestor
 from .content.search import SearchService
 from .content.service import ContentService
 from .events import EventBus
-from .health import HealthService, Lifecycle
+from .health import HealthService
 from .jobs.engine import JobEngine
 from .keys import ApiKey, KeyService, Role
+from .lifecycle import Lifecycle
 from .metrics import Metrics
+from .restart import Restarts
 from .retention import Retention
 from .settings import Settings
 from .store import Database
@@ -41,6 +43,7 @@ RETENTION = web.AppKey("retention", Retention)
 ANALYTICS = web.AppKey("analytics", AnalyticsService)
 METRICS = web.AppKey("metrics", Metrics)
 ACTIVITY = web.AppKey("activity", ActivityLog)
+RESTARTS = web.AppKey("restarts", Restarts)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
 #: The OpenAPI document, built once from the route table.

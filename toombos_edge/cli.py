@@ -103,34 +103,30 @@ def _keys_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from .api.access_log import AccessLogger
     from .app import create_app
+    from .serving import listening_sockets, run
 
     logs.configure(settings.log_level, settings.log_format)
-    loop = _new_loop()
     try:
-        web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            access_log_class=AccessLogger,
-            access_log=logging.getLogger("toombos_edge.access") if settings.access_log else None,
-            access_log_format=settings.log_format,  # the AccessLogger's line format
-            shutdown_timeout=settings.shutdown_timeout,
-            print=None,
-            loop=loop,
-        )
-    except SchemaTooNew as exc:
-        logging.getLogger(__name__).error("cannot start: %s", exc)
-        return 1
+        # Before anything starts: the port is ours, or the command fails at once. A socket
+        # passed by systemd or by a restart (LISTEN_FDS) is taken instead of binding one.
+        sockets = listening_sockets(settings.host, settings.port, os.environ)
     except OSError as exc:  # the port is taken, or the host is not an address of this machine
         logging.getLogger(__name__).error("cannot listen: %s", exc.strerror or exc)
         print(f"toombos-edge: cannot listen on {settings.host}:{settings.port}: "
               f"{exc.strerror or exc}", file=sys.stderr)
         return 1
-    return 0
+    try:
+        return run(
+            create_app(settings), sockets, _new_loop(),
+            access_log_class=AccessLogger,
+            access_log=logging.getLogger("toombos_edge.access") if settings.access_log else None,
+            access_log_format=settings.log_format,  # the AccessLogger's line format
+        )
+    except SchemaTooNew as exc:
+        logging.getLogger(__name__).error("cannot start: %s", exc)
+        return 1
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

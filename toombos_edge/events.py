@@ -32,6 +32,8 @@ ERROR = "error"
 STATS_UPDATE = "stats_update"
 CONNECTION_ACK = "connection_ack"
 RESTARTING = "restarting"
+#: An admin asked for a restart (POST /admin/restart); for the activity log, not sockets.
+RESTART_REQUESTED = "restart_requested"
 #: A message from an admin to every dashboard (POST /admin/broadcast).
 ANNOUNCEMENT = "announcement"
 #: A WebSocket was accepted, refused (with its reason) or closed; for the activity log.
@@ -45,8 +47,6 @@ QUEUE_PAUSED = "queue_paused"
 QUEUE_RESUMED = "queue_resumed"
 #: An emergency publish or a rollback (POST /api/critical/*).
 CRITICAL_OPERATION = "critical_operation"
-#: A restart was asked for (POST /admin/restart publishes it; the route is still to come).
-RESTART_REQUESTED = "restart_requested"
 
 #: Notes of a ``job_update`` (``Event.note``): a worker started the job; it was retried.
 STARTED = "started"

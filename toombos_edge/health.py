@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import orjson
 from . import __version__
 from .errors import NotFound
 from .ids import iso, now_ms
+from .lifecycle import Lifecycle
 from .store import Database
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
@@ -40,20 +41,6 @@ class Check:
 
 
 CheckFn = Callable[[], Awaitable[Check]]
-
-
-@dataclass
-class Lifecycle:
-    """Where the process is in its life: started, ready, stopping."""
-
-    started_monotonic: float = field(default_factory=time.monotonic)
-    started: bool = False
-    ready: bool = False
-    stopping: bool = False
-
-    @property
-    def uptime(self) -> float:
-        return time.monotonic() - self.started_monotonic
 
 
 def rss_bytes() -> int:

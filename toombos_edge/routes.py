@@ -11,6 +11,7 @@ from aiohttp.typedefs import Handler
 from . import openapi
 from .api import (
     activity,
+    admin,
     analytics,
     cache,
     content,
@@ -159,6 +160,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/admin/keys", keys.list_keys, ADMIN),
     Route("POST", "/admin/keys", keys.create_key, ADMIN),
     Route("DELETE", "/admin/keys/{key_id}", keys.revoke_key, ADMIN),
+    Route("POST", "/admin/restart", admin.restart, ADMIN),
 )
 
 

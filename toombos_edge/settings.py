@@ -197,7 +197,14 @@ SPECS: tuple[Spec, ...] = (
          "Seconds between retention runs: pruning, the sweep of unused blobs, and the "
          "incremental vacuum that gives freed pages back to the file system."),
     Spec("shutdown_timeout", _number(0, 600), "a number of seconds from 0 to 600",
-         "How long a graceful stop waits for requests and jobs."),
+         "One deadline for a whole stop, from the signal to the exit: requests and running "
+         "jobs get it less a reserve (a fifth, at most 1 s) for requeueing and closing; "
+         "past it the process exits whatever still runs."),
+    Spec("restart_min_interval", _number(0, 86400), "a number of seconds from 0 to 86400",
+         "Least time between two POST /admin/restart (sooner: 429 with Retry-After)."),
+    Spec("restart_mode", _choice("exec", "exit"), "exec or exit",
+         "How POST /admin/restart restarts: exec replaces the process in place, handing "
+         "its listening socket on; exit ends it with code 75 for a supervisor to start."),
     Spec("job_workers", _integer(1, 256), "an integer from 1 to 256",
          "Jobs that run at the same time."),
     Spec("job_lease_seconds", _number(5, 3600), "a number of seconds from 5 to 3600",
@@ -300,6 +307,8 @@ class Settings:
     retain_content_version_days: float = 365.0
     retention_interval: float = 3600.0
     shutdown_timeout: float = 10.0
+    restart_min_interval: float = 30.0
+    restart_mode: str = "exec"
     job_workers: int = 4
     job_lease_seconds: float = 60.0
     job_retry_base: float = 2.0

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.05  #: how long a batch gathers (and the most a crash can lose)
 PRUNE_SECONDS = 3600.0
+#: How long /health warns after it last saw events dropped: a warning for what is going
+#: wrong now, not a mark that never clears (the dropped-lines metric keeps the count).
+DROP_WARN_SECONDS = 10.0
 DAY_MS = 86_400_000
 #: Events that are never a line, kept out of the queue (and the counters) at once.
 IGNORED = frozenset({STATS_UPDATE, CONNECTION_ACK, RESTARTING})
@@ -77,6 +80,7 @@ class ActivityLog:
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self.received = self.written = self.dropped = self.skipped = self.lines = 0
+        self._dropped_seen, self._dropped_at = 0, float("-inf")
 
     def __repr__(self) -> str:
         return (f"<ActivityLog received={self.received} written={self.written} "
@@ -121,11 +125,16 @@ class ActivityLog:
         return len(self._queue)
 
     async def check(self) -> Check:
-        """The health check: a warning once lines were dropped."""
-        if self.dropped:
+        """The health check: a warning while events are being dropped (seen by the checks of
+        the last ``DROP_WARN_SECONDS``); the total stays in the message and the metrics."""
+        now = time.monotonic()
+        if self.dropped != self._dropped_seen:
+            self._dropped_seen, self._dropped_at = self.dropped, now
+        if now - self._dropped_at < DROP_WARN_SECONDS:
             return Check(WARN, f"{self.dropped} activity events dropped (queue full or "
                                f"storage failing); {self.written} written")
-        return Check(PASS, f"{self.written} events written, {len(self._queue)} queued")
+        lost = f", {self.dropped} dropped earlier" if self.dropped else ""
+        return Check(PASS, f"{self.written} events written, {len(self._queue)} queued{lost}")
 
     async def flush(self) -> None:
         """Store everything queued, and wait for the batch being stored (tests, shutdown)."""

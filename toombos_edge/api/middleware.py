@@ -17,13 +17,14 @@ import re
 import secrets
 from functools import partial
 from time import perf_counter
+from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
-from ..appkeys import BUS, CORRELATION_ID, KEYS, PRINCIPAL, SETTINGS
+from ..appkeys import BUS, CORRELATION_ID, KEYS, LIFECYCLE, PRINCIPAL, SETTINGS
 from ..client_ip import client_ip
 from ..errors import EdgeError, Forbidden, Unauthorized
 from ..events import AUTH_REFUSED, ERROR, Event
@@ -80,6 +81,9 @@ def edge(
 
     async def pipeline(request: web.Request) -> web.StreamResponse:
         started = perf_counter()
+        # Known to the lifecycle while handled: a stop waits for it, then answers it 503.
+        inflight, task = request.app[LIFECYCLE].inflight, asyncio.current_task()
+        inflight.add(task)  # type: ignore[arg-type]
         sent = request.headers.get(CORRELATION_HEADER)
         cid = sent if sent and _CORRELATION_RE.match(sent) else _request_id()
         request[CORRELATION_ID] = cid
@@ -94,13 +98,14 @@ def edge(
                     authorize(request, role)
                 response = await handler(request)
         except asyncio.CancelledError:
-            raise
+            response = _stopping_response(request, task, gated)  # or raises on
         except Exception as exc:
             response = _failure(request, exc)
             if response.status in (401, 403) or response.status >= 500:
                 _publish_failure(request, gated, response.status, exc)
         finally:
             correlation_id.reset(token)
+            inflight.discard(task)
             if who is not None:
                 requester.reset(who)
         if not response.prepared:
@@ -127,6 +132,20 @@ def _failure(request: web.Request, exc: Exception) -> web.StreamResponse:
                               "read: a wrong Content-Encoding, or the body was cut short")
     log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
     return error_response(500, "internal_error", "internal server error")
+def _stopping_response(request: web.Request, task: asyncio.Task[Any] | None,
+                       gated: bool) -> web.Response:
+    """A request the stop gave up on (it cancelled its task): 503, and the connection closes
+    after it. Any other cancel (and a WebSocket's, already answered) goes on up."""
+    abandoned = request.app[LIFECYCLE].abandoned
+    if gated or task is None or task not in abandoned:
+        raise asyncio.CancelledError
+    abandoned.discard(task)
+    if task.cancelling():  # (aiohttp cancels a request by failing its body's reads instead)
+        task.uncancel()  # answered here: the cancel is consumed
+    response = error_response(503, "unavailable", "the server is stopping; try again")
+    response.headers[hdrs.RETRY_AFTER] = "1"
+    response.force_close()
+    return response
 
 
 async def unmatched(request: web.Request) -> web.Response:
@@ -240,6 +259,8 @@ async def on_prepare(request: web.Request, response: web.StreamResponse) -> None
 
 def _edge_headers(request: web.Request, response: web.StreamResponse, cid: str | None) -> None:
     """Headers every response carries, WebSocket handshakes included."""
+    if request.app[LIFECYCLE].stopping:  # the client's next request goes to a new connection
+        response.force_close()
     headers = response.headers
     headers[hdrs.SERVER] = SERVER
     if cid:

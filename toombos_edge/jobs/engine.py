@@ -92,6 +92,7 @@ class JobEngine(Submission, Attempts, Operations):
         self._rates: dict[str, float] = {}
         self._urgent: set[asyncio.Task[Any]] = set()
         self._reserved = {}
+        self._stopping: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         c = self.counters
@@ -126,9 +127,42 @@ class JobEngine(Submission, Attempts, Operations):
         self._feeder.started = True
         self._feeder.due()
 
+    def begin_stop(self, grace: float) -> None:
+        """Stop claiming at once; the rest of the stop (see :meth:`stop`) runs in a task."""
+        if self._stopping is None:
+            self._feeder.stop()
+            self._stopping = asyncio.get_running_loop().create_task(
+                self._stop(grace), name="job-engine-stop")
+
     async def stop(self, grace: float) -> None:
-        """Stop taking jobs; let running ones finish within ``grace`` seconds, requeue the rest."""
-        self._feeder.stop()
+        """Stop taking jobs; let running ones finish within ``grace`` seconds, requeue the rest.
+
+        A stop already begun (:meth:`begin_stop`) keeps its own grace; this waits for it.
+        """
+        self.begin_stop(grace)
+        assert self._stopping is not None
+        await self._stopping
+
+    async def _stop(self, grace: float) -> None:
+        try:
+            try:
+                await self._let_running_finish(grace)
+            finally:  # whatever failed above: no task of the engine outlives the stop
+                interrupted = [running.job for running in self._running.values()]
+                await _cancel_all([*self._tasks, *self._urgent])
+                self._deadlines.close()
+            if interrupted:
+                log.warning("requeueing %d jobs still running at stop", len(interrupted))
+                await self._release(interrupted)
+            for batcher in (self._inserts, self._progress.batcher, self._saves):
+                await batcher.drain()
+            while self._side:
+                await asyncio.gather(*self._side, return_exceptions=True)
+        finally:
+            self._lock.release()
+
+    async def _let_running_finish(self, grace: float) -> None:
+        began = asyncio.get_running_loop().time()
         if self._tasks:
             await self._tasks[self._workers]  # the feeder ends after its current claim
         await self._inserts.drain()  # jobs handed over in flight land, and are released
@@ -137,19 +171,9 @@ class JobEngine(Submission, Attempts, Operations):
         if held:
             await self._release(held)
         runners = [*self._tasks[: self._workers], *self._urgent]
-        if runners:
-            await asyncio.wait(runners, timeout=grace)
-        interrupted = [running.job for running in self._running.values()]
-        await _cancel_all([*self._tasks, *self._urgent])
-        self._deadlines.close()
-        if interrupted:
-            log.warning("requeueing %d jobs still running at stop", len(interrupted))
-            await self._release(interrupted)
-        for batcher in (self._inserts, self._progress.batcher, self._saves):
-            await batcher.drain()
-        while self._side:
-            await asyncio.gather(*self._side, return_exceptions=True)
-        self._lock.release()
+        left = grace - (asyncio.get_running_loop().time() - began)
+        if runners and left > 0:
+            await asyncio.wait(runners, timeout=left)
 
     async def join(self) -> None:
         """Wait until nothing is running, queued or due now (later schedules are not waited)."""

@@ -88,7 +88,7 @@ class Submission(EngineCore):
             self._inserted([(job, due)], None)
         else:
             await self._inserts.add_and_wait((job, due))
-        if job.urgent:
+        if job.urgent and not self._feeder.stopping:  # stopping: it waits for the next start
             task = asyncio.get_running_loop().create_task(self._run_urgent(job.id))
             self._urgent.add(task)
             task.add_done_callback(self._urgent_done)

@@ -184,13 +184,20 @@ class Database:
         self._writer_task = asyncio.create_task(self._write_loop(), name="db-writer")
 
     async def close(self) -> None:
-        """Finish the queued writes, then close every connection."""
+        """Finish the queued writes, then close every connection.
+
+        Each connection is closed whatever happened before (a failed or cancelled writer,
+        another connection that would not close): one left open keeps its thread alive, and
+        the interpreter waits for that thread at exit.
+        """
         task, self._writer_task = self._writer_task, None
-        if task is not None:
-            # Refuse new writes first: one queued behind the stop marker would never resume.
-            await self._queue.put(None)
-            await task
-        await self._close_connections()
+        try:
+            if task is not None:
+                # Refuse new writes first: one queued behind the stop marker would never resume.
+                self._queue.put_nowait(None)
+                await task
+        finally:
+            await self._close_connections()
 
     async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``op`` in a write transaction; returns after its commit."""
@@ -290,8 +297,18 @@ class Database:
                 future.set_exception(error)
 
     async def _close_connections(self) -> None:
-        for conn in [*self._readers, self._writer]:
-            if conn is not None:
-                await conn.close()
+        connections = [c for c in (*self._readers, self._writer) if c is not None]
         self._readers.clear()
         self._writer = None
+        failure: BaseException | None = None
+        for conn in connections:
+            try:
+                await conn.close()
+            except BaseException as exc:  # cancelled, or the close failed: the others go on
+                # Its thread must end all the same: stop() queues the close and the thread's
+                # exit behind whatever it runs now, without waiting for either.
+                conn.stop()
+                log.error("a database connection did not close cleanly: %r", exc)
+                failure = failure or exc
+        if failure is not None:
+            raise failure
