@@ -113,6 +113,7 @@ class ServerProcess:
     args: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  #: added to the clean environment
 
     @property
     def base(self) -> str:
@@ -148,7 +149,8 @@ class ServerProcess:
         command = [sys.executable, "-m", "toombos_edge", "serve", "--port", str(self.port)]
         command += ["--data-dir", str(self.data_dir), *self.args]
         with out, err:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=clean_env())
+            self.proc = subprocess.Popen(command, stdout=out, stderr=err,
+                                         env={**clean_env(), **self.env})
 
     def wait_ready(self, deadline: float = 20.0) -> float:
         """Seconds until this process (not another on the port) is ready; fails if it died."""

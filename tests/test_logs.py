@@ -33,7 +33,7 @@ def test_text_with_log_format_text(server_process: Callable[..., ServerProcess])
     assert server.stop() == 0
     lines = server.stdout.splitlines()
     assert lines and not any(line.startswith("{") for line in lines)
-    assert any(re.match(r"^\d{4}-\d\d-\d\d .* INFO +toombos_edge.app: ready", ln) for ln in lines)
+    assert any(re.match(r"^\d{4}-\d\d-\d\d .* INFO +toombos_edge\.\w+: ready", ln) for ln in lines)
     assert any("GET /live 200" in line for line in lines)
 
 

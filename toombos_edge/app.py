@@ -47,8 +47,10 @@ from .jobs.kinds import KindRegistry
 from .jobs.retry import Backoff
 from .keys import KeyService
 from .routes import setup_routes
+from .sdnotify import notify_ctx
 from .settings import Settings
 from .store import Database
+from .tls import setup_tls
 from .ws.gate import Gate
 from .ws.hub import Hub
 from .ws.tokens import WsTokens, load_secret
@@ -72,11 +74,12 @@ def create_app(settings: Settings) -> web.Application:
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
     app.on_response_prepare.append(on_prepare)
+    setup_tls(app, settings)
     app.on_startup.insert(0, refuse_unwrapped_routes)  # before any lifetime starts
     # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
-    app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
+    app.cleanup_ctx.extend([notify_ctx, database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
                             documents_ctx, content_ctx, workers_ctx, hub_ctx, ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
@@ -272,8 +275,6 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
 async def ready_ctx(app: web.Application) -> AsyncIterator[None]:
     """Last to start, first to stop: ready only when everything above is up."""
     lifecycle = app[LIFECYCLE]
-    lifecycle.ready = True
-    log.info("ready", extra={"host": app[SETTINGS].host, "port": app[SETTINGS].port})
+    lifecycle.ready = True  # "ready" is logged once the port accepts (Lifecycle.mark_serving)
     yield
-    lifecycle.ready = False
-    lifecycle.stopping = True
+    lifecycle.begin_stop(app[SETTINGS].shutdown_timeout)

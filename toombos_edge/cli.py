@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import sqlite3
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -35,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Command = args.command
     try:
         return command(settings, args)
+    except SettingsError as exc:  # found once read, such as an unreadable TLS certificate
+        print(f"toombos-edge: bad setting: {exc}", file=sys.stderr)
+        return 2
     except (EdgeError, SchemaTooNew) as exc:
         print(f"toombos-edge: {exc}", file=sys.stderr)
         return 1
@@ -81,18 +85,28 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from .api.access_log import AccessLogger
     from .app import create_app
+    from .appkeys import LIFECYCLE
+    from .sdnotify import listen_fds
+    from .tls import server_context
 
     logs.configure(settings.log_level, settings.log_format)
+    ssl_context = server_context(settings)
+    passed = listen_fds(settings.supervisor)  # a socket unit's sockets replace host:port
     loop = _new_loop()
+    app = create_app(settings)
+    where = [_address(sock) for sock in passed] or [f"{settings.host}:{settings.port}"]
     try:
         web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
+            app,
+            host=None if passed else settings.host,
+            port=None if passed else settings.port,
+            sock=passed or None,
+            ssl_context=ssl_context,
             access_log_class=AccessLogger,
             access_log=logging.getLogger("toombos_edge.access") if settings.access_log else None,
             shutdown_timeout=settings.shutdown_timeout,
-            print=None,
+            # run_app "prints" once every site listens: the moment the server is serving.
+            print=lambda _banner: app[LIFECYCLE].mark_serving(where),
             loop=loop,
         )
     except SchemaTooNew as exc:
@@ -106,6 +120,11 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _address(sock: socket.socket) -> str:
+    name = sock.getsockname()
+    return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else str(name)
+
+
 def _new_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
@@ -115,6 +134,9 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def check(settings: Settings, args: argparse.Namespace) -> int:
+    from .tls import server_context
+
+    server_context(settings)  # the certificate and key load, and match
     print("settings are valid:")
     for name, value in settings.public().items():
         print(f"  {name} = {value!r}")

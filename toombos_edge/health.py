@@ -7,6 +7,7 @@ Checks are cheap and cached for a second, so a probe storm never loads the datab
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import time
@@ -21,6 +22,8 @@ from . import __version__
 from .errors import NotFound
 from .ids import iso, now_ms
 from .store import Database
+
+log = logging.getLogger(__name__)
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 CACHE_SECONDS = 1.0
@@ -39,20 +42,50 @@ class Check:
 
 
 CheckFn = Callable[[], Awaitable[Check]]
+Hook = Callable[[], None]
 
 
 @dataclass
 class Lifecycle:
-    """Where the process is in its life: started, ready, stopping."""
+    """Where the process is in its life: started, ready, serving, stopping.
+
+    ``serving`` comes after ``ready``: the listening socket accepts, the "ready" log line is
+    written and the ``on_ready`` hooks run (a notifier's READY=1). Hooks are plain functions
+    called on the loop; each must return at once.
+    """
 
     started_monotonic: float = field(default_factory=time.monotonic)
     started: bool = False
     ready: bool = False
+    serving: bool = False
     stopping: bool = False
+    deadline: float | None = None  #: time.monotonic() by which the process is gone
+    on_ready: list[Hook] = field(default_factory=list)  #: serving: /ready true, port bound
+    on_stopping: list[Hook] = field(default_factory=list)  #: the stop began
 
     @property
     def uptime(self) -> float:
         return time.monotonic() - self.started_monotonic
+
+    def mark_serving(self, addresses: list[str]) -> None:
+        """The listening sockets accept: log "ready" and run the ``on_ready`` hooks."""
+        self.serving = True
+        log.info("ready", extra={"listening": addresses})
+        _run(self.on_ready, "ready")
+
+    def begin_stop(self, timeout: float) -> None:
+        """The stop starts now and ends within ``timeout`` seconds: not ready any more."""
+        self.deadline = time.monotonic() + timeout
+        self.ready, self.stopping = False, True
+        _run(self.on_stopping, "stopping")
+
+
+def _run(hooks: list[Hook], name: str) -> None:
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:  # a broken notifier must not stop a start or a stop
+            log.exception("%s hook %r failed", name, hook)
 
 
 def rss_bytes() -> int:
