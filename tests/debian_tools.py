@@ -35,7 +35,7 @@ def _apt_install(packages: list[str]) -> None:
     if not _apt_updated:
         _run(["apt-get", "update", "-q"], env)
         _apt_updated.append(True)
-    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], env)
+    _run(["apt-get", "install", "-y", "-q", *packages], env)
 
 
 def _run(command: list[str], env: dict[str, str]) -> None:

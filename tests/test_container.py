@@ -108,7 +108,7 @@ def base_image(podman: Podman) -> str:
 @pytest.fixture(scope="module")
 def image(podman: Podman, base_image: str) -> Iterator[str]:
     tag = f"localhost/toombos-edge-test:{uuid.uuid4().hex[:12]}"
-    podman("build", "--format", "docker", "--network", "host", "--build-arg",
+    podman("build", "--format", "docker", "--layers=false", "--network", "host", "--build-arg",
            f"BASE_IMAGE={base_image}", "-t", tag, str(ROOT))
     yield tag
     podman("rmi", "--force", tag, check=False)
@@ -182,10 +182,11 @@ def live(base: str) -> int:
 def test_the_image_runs_stops_in_time_and_keeps_its_data(
     podman: Podman, image: str, volume: str, containers: list[Container]
 ) -> None:
-    config = json.loads(podman("image", "inspect", image).stdout)[0]["Config"]
+    inspected = json.loads(podman("image", "inspect", image).stdout)[0]
+    config = inspected["Config"]
     assert config["User"] == "10001:10001" and "/data" in config["Volumes"]
     assert "TOOMBOS_HOST=0.0.0.0" in config["Env"] and config["StopSignal"] == "SIGTERM"
-    assert "/live" in " ".join(config["Healthcheck"]["Test"])
+    assert "/live" in " ".join(inspected["Healthcheck"]["Test"])
 
     first = Container(podman, image, volume, free_port())
     containers.append(first)

@@ -22,12 +22,11 @@ from toombos_edge.settings import Settings
 from toombos_edge.tls import HSTS, server_context
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def make_certificate(folder: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 and localhost, and its key."""
     openssl = shutil.which("openssl")
     assert openssl, "the openssl command is needed to make the test's certificate"
-    folder = tmp_path_factory.mktemp("tls")
+    folder.mkdir(parents=True, exist_ok=True)
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
@@ -36,6 +35,11 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         check=True, capture_output=True,
     )
     return cert, key
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
@@ -103,6 +107,33 @@ async def test_plain_http_and_unverified_clients_get_nothing(
             await session.get(url + "/ready")  # the system's CAs do not know this one
         with pytest.raises(aiohttp.ClientError):
             await session.get(f"http://127.0.0.1:{tls_server.port}/ready")
+
+
+async def test_a_restart_loads_a_renewed_certificate(tmp_path: Path) -> None:
+    cert, key = make_certificate(tmp_path / "live")
+    old_cert = cert.read_bytes()
+    server = ServerProcess(tmp_path / "data", ("--tls-cert", str(cert), "--tls-key", str(key)))
+    url = f"https://127.0.0.1:{server.port}"
+    renewed = make_certificate(tmp_path / "renewed")
+    try:
+        server.start(wait=False)
+        connector = aiohttp.TCPConnector(ssl=client_context(cert))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await wait_ready(session, server, url)
+        connector = aiohttp.TCPConnector(ssl=client_context(renewed[0]))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await session.get(url + "/live")  # the renewed one is not served yet
+        assert server.stop() == 0
+        cert.write_bytes(renewed[0].read_bytes())  # the renewal: new files, same paths
+        key.write_bytes(renewed[1].read_bytes())
+        assert cert.read_bytes() != old_cert
+        server.start(wait=False)
+        connector = aiohttp.TCPConnector(ssl=client_context(renewed[0]))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await wait_ready(session, server, url)
+    finally:
+        server.stop()
 
 
 async def test_no_hsts_without_tls(client: Client) -> None:
