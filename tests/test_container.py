@@ -1,4 +1,5 @@
-"""The Dockerfile built and run for real, with Debian's daemonless podman.
+"""The Dockerfile built and run for real, with Debian's daemonless podman; and the systemd
+units run for real, with systemd as PID 1 of a container made from that image.
 
 No container registry is reachable from the test machines, so the official base image
 cannot be pulled: the test makes a stand-in from Debian's packages (debootstrap from the
@@ -17,6 +18,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -160,7 +162,7 @@ class Container:
         return time.monotonic() - began
 
     def remove(self) -> None:
-        self.podman("rm", "--force", self.name, check=False)
+        self.podman("rm", "--force", "--volumes", self.name, check=False)
 
 
 @pytest.fixture
@@ -217,3 +219,171 @@ def test_the_image_runs_stops_in_time_and_keeps_its_data(
         assert time.monotonic() < deadline, found
         time.sleep(0.1)  # polling the job's state with a deadline
     assert second.stop() < STOP_BUDGET
+
+
+# --- the systemd units, live: systemd as PID 1 of a container made from the image ---------
+
+HOG_PLUGIN = '''
+import time
+from toombos_edge.jobs.kinds import JobKind, Outcome
+
+async def hog(ctx):
+    if ctx.job.attempts <= 1:  # the first attempt blocks the event loop; a retry does not
+        time.sleep(ctx.params["seconds"])
+    return Outcome({"hog": {"status": "success"}})
+
+def kinds():
+    return [JobKind("hog", hog)]
+'''
+# The test's own drop-in: a short watchdog so that a blocked loop is caught within seconds,
+# and the plugin above on the server's path.
+DROP_IN = """\
+[Service]
+WatchdogSec=2s
+TimeoutAbortSec=3s
+Environment=PYTHONPATH=/opt/hog
+"""
+SYSTEMD_IMAGE = """\
+FROM {image}
+USER root
+RUN apt-get update -q \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
+    systemd systemd-sysv \\
+ && rm -rf /var/lib/apt/lists/*
+COPY hog /opt/hog
+COPY toombos-edge.service toombos-edge.socket /etc/systemd/system/
+COPY test.conf /etc/systemd/system/toombos-edge.service.d/test.conf
+RUN systemctl enable toombos-edge.socket
+STOPSIGNAL SIGRTMIN+3
+CMD ["/sbin/init"]
+"""
+
+
+def systemd_context(folder: Path, image: str, port: int) -> Path:
+    """The units as shipped, but for the image's venv and a free port."""
+    folder.mkdir()
+    for name in ("toombos-edge.service", "toombos-edge.socket"):
+        text = (ROOT / "systemd" / name).read_text()
+        text = text.replace("/opt/toombos-edge/venv/bin/", "/opt/toombos-edge/bin/")
+        (folder / name).write_text(text.replace("127.0.0.1:8000", f"127.0.0.1:{port}"))
+    (folder / "test.conf").write_text(DROP_IN)
+    plugin = folder / "hog"
+    (plugin / "hog_plugin-1.0.dist-info").mkdir(parents=True)
+    (plugin / "hog_plugin.py").write_text(HOG_PLUGIN)
+    (plugin / "hog_plugin-1.0.dist-info/METADATA").write_text(
+        "Metadata-Version: 2.1\nName: hog-plugin\nVersion: 1.0\n")
+    (plugin / "hog_plugin-1.0.dist-info/entry_points.txt").write_text(
+        "[toombos_edge.handlers]\nhog = hog_plugin:kinds\n")
+    (folder / "Containerfile").write_text(SYSTEMD_IMAGE.format(image=image))
+    return folder
+
+
+class Machine:
+    """A container whose PID 1 is systemd, with the units installed and the socket enabled."""
+
+    def __init__(self, podman: Podman, image: str) -> None:
+        self.podman = podman
+        self.name = f"toombos-edge-test-{uuid.uuid4().hex[:12]}"
+        podman("run", "--detach", "--name", self.name, "--systemd=always", "--network",
+               "host", image)
+
+    def systemctl(self, *args: str, check: bool = True) -> str:
+        return self.podman("exec", self.name, "systemctl", *args, check=check).stdout.strip()
+
+    def show(self, *properties: str) -> dict[str, str]:
+        text = self.systemctl("show", "toombos-edge.service", "-p", ",".join(properties))
+        return dict(line.split("=", 1) for line in text.splitlines())
+
+    def journal(self) -> str:
+        return self.podman("exec", self.name, "journalctl", "-u", "toombos-edge",
+                           "--no-pager").stdout
+
+    def remove(self) -> None:
+        self.podman("rm", "--force", "--volumes", self.name, check=False)
+
+
+@pytest.fixture
+def machine(podman: Podman, image: str, tmp_path: Path) -> Iterator[tuple[Machine, int]]:
+    port = free_port()
+    tag = f"localhost/toombos-edge-test-systemd:{uuid.uuid4().hex[:12]}"
+    podman("build", "--layers=false", "--network", "host", "-t", tag,
+           str(systemd_context(tmp_path / "context", image, port)))
+    booted = Machine(podman, tag)
+    yield booted, port
+    booted.remove()
+    podman("rmi", "--force", tag, check=False)
+
+
+class Prober:
+    """A client asking ``url`` without pause from a thread; each answer's status, or the
+    exception's name when there was none."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.outcomes: list[int | str] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            try:
+                self.outcomes.append(http("GET", self.url, timeout=60)[0])
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                self.outcomes.append(type(exc).__name__ + str(getattr(exc, "reason", "")))
+
+    def __enter__(self) -> Prober:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(90)
+
+
+def wait(condition: Any, what: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)  # polling a condition with a deadline
+
+
+def test_under_systemd_the_watchdog_restarts_a_blocked_loop_on_the_held_socket(
+    machine: tuple[Machine, int],
+) -> None:
+    box, port = machine
+    base = f"http://127.0.0.1:{port}"
+    wait(lambda: box.systemctl("is-active", "toombos-edge.socket", check=False) == "active",
+         "the socket unit")
+    # The first connection starts the service; it waits in the backlog systemd holds.
+    assert http("GET", base + "/ready", timeout=60) == (200, {"ready": True})
+    state = box.show("ActiveState", "SubState", "StatusText", "NRestarts", "MainPID")
+    assert (state["ActiveState"], state["SubState"], state["NRestarts"]) == (
+        "active", "running", "0")
+    assert state["StatusText"] == "ready" or "queued" in state["StatusText"]  # STATUS=
+    owner = box.podman("exec", box.name, "stat", "-c", "%u", f"/proc/{state['MainPID']}").stdout
+    assert int(owner) >= 61184  # a dynamic user (systemd's range), not root
+
+    key = box.podman("exec", box.name, "cat", "/var/lib/toombos-edge/admin.key").stdout.strip()
+    with Prober(base + "/live") as prober:
+        status, job = http("POST", base + "/api/jobs", key=key,
+                           body={"kind": "hog", "params": {"seconds": 30}})
+        assert status == 202, job
+        # The plugin holds the loop: no WATCHDOG=1 for 2 s, systemd aborts the process and
+        # starts it again on the socket it kept.
+        wait(lambda: box.show("NRestarts")["NRestarts"] == "1", "the watchdog's restart")
+        assert http("GET", base + "/live", timeout=60)[0] == 200
+    assert "Watchdog timeout" in box.journal()
+    # A client asking all along, one request at a time: none was refused. Requests sent
+    # while the loop was blocked or the process restarting waited in the backlog systemd
+    # holds and were answered by the new process; only the one the stuck process had already
+    # accepted, if any, died with it (a reset: an abort cannot answer it).
+    failed = [outcome for outcome in prober.outcomes if outcome != 200]
+    assert not any("Refused" in str(outcome) for outcome in failed), prober.outcomes
+    assert len(failed) <= 1 and prober.outcomes[-1] == 200, prober.outcomes
+    url = f"{base}/api/jobs/{job['job_id']}"
+    wait(lambda: http("GET", url, key=key, timeout=30)[1]["status"] == "completed",
+         "the hog job's second attempt")
+
+    box.systemctl("stop", "toombos-edge.service")  # SIGTERM: a graceful stop, exit 0
+    stopped = box.show("Result", "ExecMainStatus", "ActiveState")
+    assert stopped == {"Result": "success", "ExecMainStatus": "0", "ActiveState": "inactive"}
