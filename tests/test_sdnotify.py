@@ -38,7 +38,7 @@ def kinds():
 '''
 
 
-class Supervisor_:
+class NotifyListener:
     """The supervisor's end: a datagram socket in the abstract namespace, as systemd uses,
     read by a thread that notes when each line arrives."""
 
@@ -85,8 +85,8 @@ class Supervisor_:
 
 
 @pytest.fixture
-def supervisor() -> Iterator[Supervisor_]:
-    listener = Supervisor_()
+def supervisor() -> Iterator[NotifyListener]:
+    listener = NotifyListener()
     yield listener
     listener.close()
 
@@ -102,7 +102,7 @@ def make_plugin(folder: Path) -> Path:
 
 
 @pytest.fixture
-def notified_server(tmp_path: Path, supervisor: Supervisor_) -> Iterator[ServerProcess]:
+def notified_server(tmp_path: Path, supervisor: NotifyListener) -> Iterator[ServerProcess]:
     env = {"NOTIFY_SOCKET": supervisor.name, "WATCHDOG_USEC": str(WATCHDOG_USEC),
            "PYTHONPATH": str(make_plugin(tmp_path / "plugin"))}
     server = ServerProcess(tmp_path / "data", ("--access-log", "false"), env=env)
@@ -113,7 +113,7 @@ def notified_server(tmp_path: Path, supervisor: Supervisor_) -> Iterator[ServerP
 
 
 def test_ready_is_said_once_the_port_answers_ready(
-    notified_server: ServerProcess, supervisor: Supervisor_
+    notified_server: ServerProcess, supervisor: NotifyListener
 ) -> None:
     before = supervisor.wait_for("READY=1")
     assert not any(line.startswith("STOPPING") for line in before)
@@ -132,7 +132,7 @@ def test_ready_is_said_once_the_port_answers_ready(
 
 
 def test_watchdog_pings_stop_while_the_loop_is_blocked(
-    notified_server: ServerProcess, supervisor: Supervisor_
+    notified_server: ServerProcess, supervisor: NotifyListener
 ) -> None:
     supervisor.wait_for("READY=1")
     supervisor.wait_for("WATCHDOG=1", count=5)  # pinging, at about 0.1 s
@@ -158,7 +158,7 @@ def test_watchdog_pings_stop_while_the_loop_is_blocked(
 
 
 def test_status_then_stopping_on_sigterm(
-    notified_server: ServerProcess, supervisor: Supervisor_
+    notified_server: ServerProcess, supervisor: NotifyListener
 ) -> None:
     supervisor.wait_for("READY=1")
     assert "STATUS=0 running, 0 queued" in supervisor.wait_for("STATUS=0 running")

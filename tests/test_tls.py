@@ -63,6 +63,29 @@ def negotiated(port: int, cert: Path) -> str | None:
         return tls.version()
 
 
+async def let_go(session: aiohttp.ClientSession, port: int) -> None:
+    """Close ``session`` and wait until its TLS connections to ``port`` are closed.
+
+    A TLS close is a close_notify each way, done by the loop after the session let go:
+    a test that ended its loop first would leave those sockets open behind it.
+    """
+    await session.close()
+    deadline = time.monotonic() + 10
+    while established_to(port):
+        assert time.monotonic() < deadline, f"connections to {port} still open"
+        await asyncio.sleep(0.01)  # polling a condition with a deadline
+
+
+def established_to(port: int) -> bool:
+    """Some socket on this machine has an established TCP connection to ``port``."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            remote, state = line.split()[2:4]
+            if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
 async def wait_ready(session: aiohttp.ClientSession, server: ServerProcess, url: str) -> None:
     deadline = time.monotonic() + 30
     while True:
@@ -93,6 +116,7 @@ async def test_https_and_wss_with_a_verified_certificate(
                                       params={"token": key}) as ws:
             await ws.send_json({"type": "ping"})
             assert (await ws.receive_json(timeout=10))["type"] == "pong"
+        await let_go(session, tls_server.port)
 
 
 async def test_plain_http_and_unverified_clients_get_nothing(
@@ -102,11 +126,13 @@ async def test_plain_http_and_unverified_clients_get_nothing(
     connector = aiohttp.TCPConnector(ssl=client_context(certificate[0]))
     async with aiohttp.ClientSession(connector=connector) as session:
         await wait_ready(session, tls_server, url)
+        await let_go(session, tls_server.port)
     async with aiohttp.ClientSession() as session:
         with pytest.raises(aiohttp.ClientConnectorCertificateError):
             await session.get(url + "/ready")  # the system's CAs do not know this one
         with pytest.raises(aiohttp.ClientError):
             await session.get(f"http://127.0.0.1:{tls_server.port}/ready")
+        await let_go(session, tls_server.port)
 
 
 async def test_a_restart_loads_a_renewed_certificate(tmp_path: Path) -> None:
@@ -120,10 +146,12 @@ async def test_a_restart_loads_a_renewed_certificate(tmp_path: Path) -> None:
         connector = aiohttp.TCPConnector(ssl=client_context(cert))
         async with aiohttp.ClientSession(connector=connector) as session:
             await wait_ready(session, server, url)
+            await let_go(session, server.port)
         connector = aiohttp.TCPConnector(ssl=client_context(renewed[0]))
         async with aiohttp.ClientSession(connector=connector) as session:
             with pytest.raises(aiohttp.ClientConnectorCertificateError):
                 await session.get(url + "/live")  # the renewed one is not served yet
+            await let_go(session, server.port)
         assert server.stop() == 0
         cert.write_bytes(renewed[0].read_bytes())  # the renewal: new files, same paths
         key.write_bytes(renewed[1].read_bytes())
@@ -132,6 +160,7 @@ async def test_a_restart_loads_a_renewed_certificate(tmp_path: Path) -> None:
         connector = aiohttp.TCPConnector(ssl=client_context(renewed[0]))
         async with aiohttp.ClientSession(connector=connector) as session:
             await wait_ready(session, server, url)
+            await let_go(session, server.port)
     finally:
         server.stop()
 
