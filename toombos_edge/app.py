@@ -58,8 +58,10 @@ from .metrics import Metrics
 from .restart import RESTART_STAMP, Restarts
 from .retention import Policy, Retention
 from .routes import setup_routes
+from .sdnotify import notify_ctx
 from .settings import Settings
 from .store import Database
+from .tls import setup_tls
 from .ws.gate import Gate
 from .ws.hub import Hub
 from .ws.tokens import WsTokens, load_secret
@@ -84,13 +86,15 @@ def create_app(settings: Settings) -> web.Application:
     app[ROUTE_ROLES] = {}
     app[METRICS] = Metrics()  # before the routes: each route's request meter lives in it
     app.on_response_prepare.append(on_prepare)
+    setup_tls(app, settings)
     app.on_startup.insert(0, refuse_unwrapped_routes)  # before any lifetime starts
     # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
-    app.cleanup_ctx.extend([database_ctx, activity_ctx, keys_ctx, health_ctx, cache_ctx,
-                            engine_ctx, documents_ctx, content_ctx, metrics_ctx, workers_ctx,
-                            retention_ctx, hub_ctx, analytics_ctx, restarts_ctx, ready_ctx])
+    app.cleanup_ctx.extend([notify_ctx, database_ctx, activity_ctx, keys_ctx, health_ctx,
+                            cache_ctx, engine_ctx, documents_ctx, content_ctx, metrics_ctx,
+                            workers_ctx, retention_ctx, hub_ctx, analytics_ctx, restarts_ctx,
+                            ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
@@ -363,5 +367,4 @@ async def ready_ctx(app: web.Application) -> AsyncIterator[None]:
     lifecycle = app[LIFECYCLE]
     lifecycle.ready = True
     yield
-    lifecycle.ready = False
-    lifecycle.stopping = True
+    lifecycle.begin_stop(app[SETTINGS].shutdown_timeout)

@@ -40,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Command = args.command
     try:
         return command(settings, args)
+    except SettingsError as exc:  # found once read, such as an unreadable TLS certificate
+        print(f"toombos-edge: bad setting: {exc}", file=sys.stderr)
+        return 2
     except (EdgeError, SchemaTooNew) as exc:
         print(f"toombos-edge: {exc}", file=sys.stderr)
         return 1
@@ -106,12 +109,15 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     from .api.access_log import AccessLogger
     from .app import create_app
     from .serving import listening_sockets, run
+    from .tls import server_context
 
     logs.configure(settings.log_level, settings.log_format)
+    ssl_context = server_context(settings)
     try:
         # Before anything starts: the port is ours, or the command fails at once. A socket
         # passed by systemd or by a restart (LISTEN_FDS) is taken instead of binding one.
-        sockets = listening_sockets(settings.host, settings.port, os.environ)
+        sockets = listening_sockets(settings.host, settings.port,
+                                    settings.supervisor.listen_fds)
     except OSError as exc:  # the port is taken, or the host is not an address of this machine
         logging.getLogger(__name__).error("cannot listen: %s", exc.strerror or exc)
         print(f"toombos-edge: cannot listen on {settings.host}:{settings.port}: "
@@ -119,7 +125,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     try:
         return run(
-            create_app(settings), sockets, _new_loop(),
+            create_app(settings), sockets, _new_loop(), ssl_context,
             access_log_class=AccessLogger,
             access_log=logging.getLogger("toombos_edge.access") if settings.access_log else None,
             access_log_format=settings.log_format,  # the AccessLogger's line format
@@ -138,6 +144,9 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def check(settings: Settings, args: argparse.Namespace) -> int:
+    from .tls import server_context
+
+    server_context(settings)  # the certificate and key load, and match
     print("settings are valid:")
     for name, value in settings.public().items():
         print(f"  {name} = {value!r}")

@@ -7,6 +7,7 @@ Checks are cheap and cached for a second, so a probe storm never loads the datab
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import time
@@ -22,6 +23,8 @@ from .errors import NotFound
 from .ids import iso, now_ms
 from .lifecycle import Lifecycle
 from .store import Database
+
+log = logging.getLogger(__name__)
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 CACHE_SECONDS = 1.0

@@ -23,9 +23,10 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -52,29 +53,22 @@ def reserve(timeout: float) -> float:
 # -- listening sockets --------------------------------------------------------------------
 
 
-def listening_sockets(host: str, port: int, environ: MutableMapping[str, str]) -> list[
-        socket.socket]:
-    """The sockets handed over by systemd or a restart (``LISTEN_FDS``), else new ones."""
-    return inherited_sockets(environ) or bind(host, port)
+def listening_sockets(host: str, port: int, passed: int) -> list[socket.socket]:
+    """The ``passed`` sockets handed over by systemd or a restart (``LISTEN_FDS``, read by
+    ``Settings.supervisor`` when ``LISTEN_PID`` names this process), else new ones."""
+    return inherited_sockets(passed) or bind(host, port)
 
 
-def inherited_sockets(environ: MutableMapping[str, str]) -> list[socket.socket]:
-    """Sockets passed at fd 3 onwards, when ``LISTEN_PID`` names this process (sd_listen_fds)."""
-    try:
-        pid, count = int(environ.get("LISTEN_PID", "")), int(environ.get("LISTEN_FDS", ""))
-    except ValueError:
-        return []
-    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):  # not for our children
-        environ.pop(name, None)
-    if pid != os.getpid() or count < 1:
-        return []
+def inherited_sockets(count: int) -> list[socket.socket]:
+    """Sockets passed at fd 3 onwards (sd_listen_fds(3))."""
     sockets = []
     for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + count):
         sock = socket.socket(fileno=fd)
         sock.set_inheritable(False)
         sock.setblocking(False)
         sockets.append(sock)
-    log.info("listening on %d inherited sockets", count)
+    if count:
+        log.info("listening on %d inherited sockets", count)
     return sockets
 
 
@@ -156,14 +150,16 @@ def exec_restart(fds: list[int]) -> NoReturn:
 
 
 def run(app: web.Application, sockets: list[socket.socket], loop: asyncio.AbstractEventLoop,
-        **runner_args: Any) -> int:
-    """Serve ``app`` on ``sockets`` until stopped; returns the exit code, or execs."""
+        ssl_context: ssl.SSLContext | None = None, **runner_args: Any) -> int:
+    """Serve ``app`` on ``sockets`` (HTTPS with ``ssl_context``) until stopped; returns the
+    exit code, or execs."""
     lifecycle, deadline = app[LIFECYCLE], Deadline()
     settings = app[SETTINGS]
     asyncio.set_event_loop(loop)
     _handle_signals(loop, lifecycle, deadline, settings.shutdown_timeout)
     try:
-        kept = loop.run_until_complete(_serve(app, sockets, deadline, runner_args))
+        kept = loop.run_until_complete(_serve(app, sockets, deadline, ssl_context,
+                                              runner_args))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.run_until_complete(loop.shutdown_default_executor())  # its threads end too
     finally:
@@ -197,6 +193,7 @@ def _handle_signals(loop: asyncio.AbstractEventLoop, lifecycle: Lifecycle,
 
 
 async def _serve(app: web.Application, sockets: list[socket.socket], deadline: Deadline,
+                 ssl_context: ssl.SSLContext | None,
                  runner_args: dict[str, Any]) -> list[int] | None:
     """Start, serve until a stop is asked, stop; returns the fds a restart hands on."""
     lifecycle, timeout = app[LIFECYCLE], app[SETTINGS].shutdown_timeout
@@ -206,7 +203,7 @@ async def _serve(app: web.Application, sockets: list[socket.socket], deadline: D
     try:
         await runner.setup()
         for sock in sockets:
-            await web.SockSite(runner, sock).start()
+            await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         lifecycle.mark_serving([_address(sock) for sock in sockets])
         await lifecycle.stop_requested.wait()
         deadline.arm(timeout)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -181,6 +182,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("max_text_mb", _integer(1, 1024), "an integer from 1 to 1024",
          "Most text kept from one ingested file, in MiB (the rest is cut, and the job "
          "result says so)."),
+    Spec("tls_cert", _text, "a PEM file path or empty",
+         "Certificate chain (PEM) to serve HTTPS and WSS directly; needs TOOMBOS_TLS_KEY. "
+         "Empty: plain HTTP (behind a TLS proxy, or on localhost)."),
+    Spec("tls_key", _text, "a PEM file path or empty",
+         "Private key (PEM) of TOOMBOS_TLS_CERT; read once at start, so a restart reloads both."),
     Spec("trusted_proxies", _networks, "comma-separated IP addresses or networks",
          "Peers whose X-Forwarded-For header is believed."),
     Spec("retain_finished_days", _number(0, 36500), "a number of days from 0 to 36500",
@@ -272,6 +278,42 @@ SPECS: tuple[Spec, ...] = (
          "Days activity rows are kept in the database; 0 keeps them all."),
 )
 
+@dataclass(frozen=True, slots=True)
+class Supervisor:
+    """What systemd hands a service in its environment (sd_notify(3), sd_listen_fds(3)).
+
+    A variable meant for another process (``WATCHDOG_PID``, ``LISTEN_PID`` naming another
+    pid, as after a fork) counts as absent.
+    """
+
+    notify_socket: str = ""  #: where READY=1, WATCHDOG=1 … go; empty: no supervisor listens
+    watchdog_usec: int = 0  #: the watchdog's period; 0: no watchdog
+    listen_fds: int = 0  #: sockets passed from file descriptor 3 on (socket activation)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], pid: int | None = None) -> Supervisor:
+        pid = os.getpid() if pid is None else pid
+        return cls(
+            notify_socket=environ.get("NOTIFY_SOCKET", ""),
+            watchdog_usec=_ours(environ, "WATCHDOG_USEC", "WATCHDOG_PID", pid),
+            # sd_listen_fds(3): the fds are ours only when LISTEN_PID says so.
+            listen_fds=_ours(environ, "LISTEN_FDS", "LISTEN_PID", pid, owner_required=True),
+        )
+
+
+def _ours(
+    environ: Mapping[str, str], name: str, pid_name: str, pid: int, *, owner_required: bool = False
+) -> int:
+    """``environ[name]`` as a count when it is meant for ``pid``; 0 when absent or not ours."""
+    owner = environ.get(pid_name, "")
+    if (owner or owner_required) and owner != str(pid):
+        return 0
+    try:
+        return max(0, int(environ.get(name, "0")))
+    except ValueError:
+        return 0
+
+
 #: Settings shown as "***" by ``Settings.public``.
 SECRET_SETTINGS = frozenset({"smtp_password", "webhook_secret"})
 
@@ -297,6 +339,8 @@ class Settings:
     max_body_kb: int = 1024
     max_upload_mb: int = 100
     max_text_mb: int = 16
+    tls_cert: str = ""
+    tls_key: str = ""
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default_factory=tuple
     )
@@ -343,6 +387,8 @@ class Settings:
     activity_keep: int = 5
     activity_queue: int = 100_000
     activity_retention_days: int = 90
+    #: What a supervisor (systemd) passed in the environment; not a setting of its own.
+    supervisor: Supervisor = field(default_factory=Supervisor)
 
     @property
     def db_path(self) -> Path:
@@ -356,12 +402,16 @@ class Settings:
         overrides: Mapping[str, Any] | None = None,
     ) -> Settings:
         """Merge defaults < environment < TOML file < command-line overrides."""
-        merged: dict[str, Any] = {}
+        merged: dict[str, Any] = {"supervisor": Supervisor.from_environ(environ)}
+        if environ.get("STATE_DIRECTORY"):  # systemd's StateDirectory=, the first if several
+            merged["data_dir"] = Path(environ["STATE_DIRECTORY"].split(":")[0])
         merged.update(_from_environ(environ))
         if config_file is not None:
             merged.update(_from_toml(config_file))
         for name, raw in (overrides or {}).items():
             merged[name] = _parse(_SPEC_BY_NAME[name], raw, label=_SPEC_BY_NAME[name].flag)
+        if bool(merged.get("tls_cert")) != bool(merged.get("tls_key")):
+            raise SettingsError("TOOMBOS_TLS_CERT and TOOMBOS_TLS_KEY: give both or neither")
         return dataclasses.replace(cls(), **merged)
 
     @property
@@ -371,9 +421,15 @@ class Settings:
             self.data_dir / self.activity_file)
 
     @property
+    def tls(self) -> bool:
+        """HTTPS and WSS are served directly (a certificate and its key are set)."""
+        return bool(self.tls_cert and self.tls_key)
+
+    @property
     def base_url(self) -> str:
-        """Where readers reach this server: ``public_url``, else ``http://host:port``."""
-        return self.public_url or f"http://{self.host}:{self.port}"
+        """Where readers reach this server: ``public_url``, else ``http(s)://host:port``."""
+        scheme = "https" if self.tls else "http"
+        return self.public_url or f"{scheme}://{self.host}:{self.port}"
 
     def public(self) -> dict[str, Any]:
         """The settings as JSON-friendly values, secrets masked."""
