@@ -2,6 +2,9 @@
 # `make test` runs the whole suite. Each creates the virtualenv it needs.
 # Settings come from TOOMBOS_* variables, e.g. `TOOMBOS_PORT=8080 make run`.
 PY ?= python3
+# A bench piped through tee fails when the bench fails, not only when tee does.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 VENV := .venv
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
@@ -37,9 +40,20 @@ pytest: $(TEST_STAMP)
 
 test: lint typecheck pytest
 
+# Every bench of bench/README.md's table, in the order of the table; output in bench/out/.
+# About 30 minutes on 2 cores; run it on a quiet machine.
 bench: $(TEST_STAMP)
-	$(VENV)/bin/python bench/startup.py
-	$(VENV)/bin/python bench/http.py
+	mkdir -p bench/out
+	$(VENV)/bin/python bench/startup.py --rounds 5 | tee bench/out/startup.txt
+	$(VENV)/bin/python bench/http.py | tee bench/out/http.txt
+	$(VENV)/bin/python bench/jobs.py --workers 8,64 --jobs 10000 --skip list | tee bench/out/jobs.txt
+	$(VENV)/bin/python bench/jobs.py --workers 8 --jobs 10000 --skip inproc,http,list --observers | tee bench/out/observers.txt
+	$(VENV)/bin/python bench/jobs.py --skip inproc,http | tee bench/out/list.txt
+	$(VENV)/bin/python bench/activity.py --skip jobs | tee bench/out/activity.txt
+	$(VENV)/bin/python bench/analytics.py | tee bench/out/analytics.txt
+	$(VENV)/bin/python bench/ws.py | tee bench/out/ws.txt
+	$(VENV)/bin/python bench/ingest.py | tee bench/out/ingest.txt
+	$(VENV)/bin/python bench/generate.py | tee bench/out/generate.txt
 
 clean:
 	rm -rf $(VENV) build *.egg-info
