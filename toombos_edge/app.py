@@ -15,6 +15,7 @@ from .appkeys import (
     BUS,
     CACHE,
     CONTENT,
+    DASHBOARD,
     DATABASE,
     DOCUMENTS,
     ENGINE,
@@ -40,6 +41,8 @@ from .content.service import ContentService
 from .content.store import ContentStore
 from .content.templates import TemplateLibrary
 from .content.uploads import UploadFolder
+from .dashboard import load as load_dashboard
+from .dashboard import static_dir
 from .events import EventBus
 from .health import PASS, WARN, Check, HealthService, Lifecycle
 from .jobs.engine import JobEngine
@@ -77,7 +80,8 @@ def create_app(settings: Settings) -> web.Application:
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
     app.cleanup_ctx.extend([database_ctx, keys_ctx, health_ctx, cache_ctx, engine_ctx,
-                            documents_ctx, content_ctx, workers_ctx, hub_ctx, ready_ctx])
+                            documents_ctx, content_ctx, workers_ctx, hub_ctx, dashboard_ctx,
+                            ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
@@ -115,9 +119,12 @@ async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
     await keys.refresh()
     if secret is not None:
         # Printed, never logged: this is the one time the secret is shown.
+        settings = app[SETTINGS]
+        # The key rides in the URL fragment, which a browser never sends to a server.
         print(
-            f"Created the first admin API key (also in {app[SETTINGS].data_dir}/admin.key, "
-            f"mode 0600); it is not shown again:\n{secret}",
+            f"Created the first admin API key (also in {settings.data_dir}/admin.key, "
+            f"mode 0600); it is not shown again:\n{secret}\n"
+            f"Dashboard (this link signs a browser in): {settings.base_url}/#key={secret}",
             file=sys.stderr,
             flush=True,
         )
@@ -266,6 +273,15 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
     ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20)
     app[INGESTOR] = ingestor
     app[ENGINE].registry.register(ingestor.kind())
+    yield
+
+
+async def dashboard_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The dashboard's files, read into memory once (off the loop)."""
+    files = await asyncio.to_thread(load_dashboard, static_dir())
+    if files.index is None:
+        log.warning("dashboard files not found under %s; / answers 503", files.root)
+    app[DASHBOARD] = files
     yield
 
 

@@ -10,6 +10,7 @@ from .content.documents import DocumentService
 from .content.ingest import Ingestor
 from .content.search import SearchService
 from .content.service import ContentService
+from .dashboard import DashboardFiles
 from .events import EventBus
 from .health import HealthService, Lifecycle
 from .jobs.engine import JobEngine
@@ -33,6 +34,8 @@ SEARCH = web.AppKey("search", SearchService)
 INGESTOR = web.AppKey("ingestor", Ingestor)
 CACHE = web.AppKey("cache", ContentCache)
 CONTENT = web.AppKey("content", ContentService)
+#: The dashboard's files, read once at start.
+DASHBOARD = web.AppKey("dashboard", DashboardFiles)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
 #: The OpenAPI document, built once from the route table.
