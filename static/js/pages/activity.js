@@ -33,7 +33,7 @@ export async function mount(ctx) {
     refresh: () => load(false),
     event(msg) {  // the live tail: only on the newest page, only what the type filter lets in
       const f = filter();
-      if (cursor === undefined || ['connection_ack', 'stats_update', 'pong'].includes(msg.type)) return;
+      if (['connection_ack', 'stats_update', 'pong'].includes(msg.type)) return;
       if (f.type && f.type !== msg.type) return;
       if (f.actor || f.target || f.until) return;
       tbody.prepend(row({ts: msg.timestamp, type: msg.type, data: msg.data ?? msg.job}));

@@ -37,7 +37,7 @@ async function openItem(item, ctx) {
     close();
   };
   const {close} = drawer(`Content ${item.content_id}`,
-    h('p', {}, `${item.channel} · v${item.version} · `, status(item.status)),
+    h('p', {}, `${item.channel} · v${versions[0]?.version ?? item.version} · `, status(item.status)),
     h('table', {}, h('tbody', {}, versions.map((v) => h('tr', {}, h('td', {}, `v${v.version}`), h('td', {}, v.current ? 'current' : ''), h('td', {}, when(v.created_at || v.updated_at)))))),
     versions.length > 1 ? h('div', {class: 'row'}, field('From', a), field('To', b),
       ctx.can('admin') ? h('button', {type: 'button', onclick: () => rollback().catch((e) => toast(e.message, 'error'))}, 'Roll back to “From”') : null) : h('p', {class: 'muted'}, 'Only one version.'),

@@ -22,7 +22,6 @@ export async function mount(ctx) {
       h('div', {}, h('h2', {}, 'Recent jobs'), recent),
       h('div', {}, h('h2', {}, 'Live events'), feed))]);
 
-  let lastStats = null;
   const drawTiles = (stats) => {
     const counts = stats.counts || {};
     const since = stats.since_start || {};
@@ -36,26 +35,26 @@ export async function mount(ctx) {
       tile('queue', stats.paused ? 'paused' : 'running'),
     ]);
   };
+  // Health and recent jobs once per interval; the tiles come over the socket (stats_update).
   const refresh = async () => {
-    const [health, jobs, critical] = await Promise.all([
+    const [health, jobs] = await Promise.all([
       api('/health/detailed'),
       api('/api/v2/jobs', {query: {limit: 8, fields: 'job_id,kind,status,created_at'}}),
-      lastStats ? null : api('/api/critical/status'),
       FEATURES.metrics ? api('/api/metrics').then((m) => drawMetrics(metricTiles, m)) : null,
     ]);
     drawHealth(healthBox, health);
     fill(recent, table(['Job', 'Kind', 'Status', 'Created'], jobs.jobs.map((j) => h('tr', {},
       h('td', {class: 'id'}, h('a', {href: `#/jobs?q=${j.job_id}`}, j.job_id)), h('td', {}, j.kind),
       h('td', {}, status(j.status)), h('td', {}, ago(j.created_at))))));
-    if (critical) drawTiles(critical.queue);
   };
-  await refresh();
+  const [critical] = await Promise.all([api('/api/critical/status'), refresh()]);
+  drawTiles(critical.queue);  // until the first stats_update
   const timer = setInterval(() => refresh().catch(() => {}), REFRESH_MS);
   return {
     refresh,
     unmount: () => clearInterval(timer),
     event(msg) {
-      if (msg.type === 'stats_update') { lastStats = msg.data?.jobs || msg.data; drawTiles(lastStats); return; }
+      if (msg.type === 'stats_update') { drawTiles(msg.data?.jobs || msg.data); return; }
       if (msg.type === 'connection_ack' || msg.type === 'pong') return;
       const job = msg.job;
       const what = job ? `${job.job_id} ${job.kind} → ${job.status}` : JSON.stringify(msg.data ?? {}).slice(0, 140);

@@ -1,7 +1,7 @@
 // A job's detail drawer: params, results per channel, errors, attempts; retry and cancel.
 
 import {api} from '../api.js';
-import {drawer, h, json, status, table, toast, when} from '../dom.js';
+import {drawer, fill, h, json, status, table, toast, when} from '../dom.js';
 
 const ACTIVE = new Set(['pending', 'in_progress']);
 const RETRYABLE = new Set(['failed', 'partial', 'cancelled']);
@@ -10,7 +10,7 @@ export async function openJob(jobId, ctx) {
   const job = await api(`/api/v2/jobs/${encodeURIComponent(jobId)}`);
   const {panel, close} = drawer(`Job ${job.job_id}`, h('div', {class: 'job-detail'}));
   const body = panel.querySelector('.job-detail');
-  const render = (j) => body.replaceChildren(...detail(j, ctx, close));
+  const render = (j) => fill(body, detail(j, ctx, close));
   render(job);
   panel.dataset.jobId = job.job_id;
   panel.jobUpdate = render;  // the Jobs page feeds it live events
