@@ -126,3 +126,17 @@ def test_a_built_wheel_carries_the_dashboard_and_finds_it(tmp_path: Path) -> Non
         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, cwd=tmp_path,
         capture_output=True, text=True, check=True, timeout=60)
     assert Path(found.stdout.strip()) == target / "toombos_edge" / "static"
+
+
+def test_every_page_in_the_navigation_has_a_browser_test_budget() -> None:
+    """Switching a page on (``enabled: true`` in registry.js) needs its budget in the
+    browser tests, so that the every-page test covers it."""
+    from test_dashboard_browser import PAGE_BUDGETS
+
+    registry = (ROOT / "static" / "js" / "pages" / "registry.js").read_text()
+    pages = dict(re.findall(r"\{id: '(\w+)'.*?enabled: (true|false)", registry))
+    assert {"analytics", "activity"} <= set(pages)
+    enabled = {page for page, on in pages.items() if on == "true"}
+    assert enabled == set(PAGE_BUDGETS)
+    for page in pages:
+        assert (ROOT / "static" / "js" / "pages" / f"{page}.js").is_file()

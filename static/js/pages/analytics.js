@@ -7,6 +7,7 @@ import {fill, h, num, pct, table} from '../dom.js';
 
 const RANGES = {'24h': [1, 'hour'], '7d': [7, 'hour'], '30d': [30, 'day']};
 const STATUSES = ['completed', 'failed', 'partial', 'cancelled', 'pending', 'in_progress'];
+const COLORS = ['#16a34a', '#dc2626', '#d97706', '#6b7280', '#2563eb', '#7c3aed'];
 let uplot = null;
 
 function loadUplot() {
@@ -46,7 +47,7 @@ export async function mount(ctx) {
     plot?.destroy();
     chart.replaceChildren();
     plot = new UPlot({width: Math.max(280, chart.clientWidth), height: 240,
-      series: [{}, ...STATUSES.map((s, i) => ({label: s, stroke: `hsl(${i * 60} 70% 50%)`}))]}, data, chart);
+      series: [{}, ...STATUSES.map((s, i) => ({label: s, stroke: COLORS[i], width: 2}))]}, data, chart);
     fill(channels, table(['Channel', 'Jobs', 'Success rate', 'Avg seconds'], Object.entries(overview.channel_performance || {}).map(([c, v]) =>
       h('tr', {}, h('td', {}, c), h('td', {}, num(v.total_jobs)), h('td', {}, pct(v.success_rate)), h('td', {}, num(v.avg_processing_time_seconds, 2))))));
   };

@@ -33,7 +33,7 @@ class JobsPage {
     this.inputs = {
       status: h('select', {name: 'status'}, h('option', {value: ''}, 'Any'), STATUSES.map((s) => h('option', {value: s, selected: f.status === s}, s.replace('_', ' ')))),
       kind: h('input', {name: 'kind', value: f.kind, size: 10, autocomplete: 'off'}),
-      q: h('input', {name: 'q', type: 'search', value: f.q, placeholder: 'id, kind, document', 'data-search': '', autocomplete: 'off'}),
+      q: h('input', {name: 'q', type: 'search', value: f.q, placeholder: 'job, document or correlation id', 'data-search': '', autocomplete: 'off'}),
       from: h('input', {name: 'from', type: 'date', value: f.from}),
       to: h('input', {name: 'to', type: 'date', value: f.to}),
     };
