@@ -8,6 +8,8 @@ scroll at 360 px. Then the flows a user goes through.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,7 +24,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Route, async_pla
 
 from toombos_edge.app import create_app
 from toombos_edge.appkeys import BUS, DASHBOARD, ENGINE, KEYS
-from toombos_edge.events import JOB_UPDATE, Event
+from toombos_edge.events import JOB_CREATED, JOB_UPDATE, Event
 from toombos_edge.jobs.kinds import JobContext, JobKind
 from toombos_edge.keys import Role
 from toombos_edge.settings import Settings
@@ -392,7 +394,6 @@ async def test_an_idle_page_makes_no_request_between_its_refreshes(
     assert watched.api_calls(settled) == []
     async with page.expect_response(lambda r: r.url.endswith("/health/detailed")):
         await page.clock.run_for(2000)
-    await page.wait_for_function("() => document.querySelector('#page table') !== null")
     calls = watched.api_calls(settled)
     assert len(calls) <= 2 and any("/health/detailed" in c for c in calls), calls
     watched.clean()
@@ -595,4 +596,90 @@ async def test_waiting_pages_render_the_documented_shapes(
         if module == "analytics":
             assert await page.locator("#page .uplot canvas").count() == 1
         await watched.shot(f"waiting-{module}")
+    watched.clean()
+
+
+async def test_cancel_and_retry_one_job_from_its_drawer(
+    browser: Browser, edge: TestServer, settings: Settings, kinds: Switch
+) -> None:
+    edge.app[ENGINE].pause()  # the job waits, so that it can be cancelled
+    key = admin_key(settings)
+    job = await post(edge, key, "/api/jobs", {"kind": "steps"})
+    _ctx, page = await signed_in(browser, key)
+    watched = Watched(page).attach()
+    await page.goto(base(edge) + "/#/jobs")
+    await ready(page, "jobs")
+    await page.wait_for_selector("#conn[data-state=live]")
+    row = f'tr[data-job="{job["job_id"]}"]'
+    await page.click(f"{row} button[data-job]")
+    drawer = page.locator("aside.drawer")
+    await drawer.get_by_role("button", name="Cancel").click()
+    await page.wait_for_selector(f"{row}[data-status=cancelled]")
+    await drawer.get_by_role("button", name="Retry").click()  # the drawer followed the event
+    await page.wait_for_selector(f"{row}[data-status=pending]")
+    assert (await edge.app[ENGINE].get(job["job_id"])).status.value == "pending"
+    watched.clean()
+
+
+async def test_export_of_the_current_filter(
+    browser: Browser, edge: TestServer, settings: Settings, kinds: Switch
+) -> None:
+    key = admin_key(settings)
+    ids = [(await post(edge, key, "/api/jobs", {"kind": "flaky"}))["job_id"] for _ in range(3)]
+    await post(edge, key, "/api/jobs", {"kind": "steps"})
+    await all_ended(edge, ids, "failed")
+    _ctx, page = await signed_in(browser, key, accept_downloads=True)
+    watched = Watched(page).attach()
+    await page.goto(base(edge) + "/#/jobs?kind=flaky")
+    await ready(page, "jobs")
+    for fmt in ("CSV", "JSON"):
+        async with page.expect_download() as info:
+            await page.get_by_role("button", name=f"Export {fmt}").click()
+        download = await info.value
+        assert download.suggested_filename == f"jobs.{fmt.lower()}"
+        text = await asyncio.to_thread(Path(await download.path()).read_text)
+        if fmt == "CSV":
+            rows = list(csv.reader(io.StringIO(text)))
+            assert len(rows) == 1 + 3 and "job_id" in rows[0]
+        else:
+            exported = json.loads(text)
+            found = exported["jobs"] if isinstance(exported, dict) else exported
+            assert sorted(j["job_id"] for j in found) == sorted(ids)
+    watched.clean()
+
+
+async def test_a_4k_screen_uses_its_width(
+    browser: Browser, edge: TestServer, settings: Settings
+) -> None:
+    _ctx, page = await signed_in(browser, admin_key(settings),
+                                 viewport={"width": 3840, "height": 2160})
+    watched = Watched(page).attach()
+    await page.goto(base(edge) + "/#/dashboard")
+    await ready(page, "dashboard")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 3840
+    size = await page.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)")
+    assert size > 16  # the type grows with the screen
+    watched.clean()
+    await watched.shot("4k-dashboard")
+
+
+async def test_a_job_created_and_updated_in_one_frame_still_gets_its_row(
+    browser: Browser, edge: TestServer, settings: Settings, kinds: Switch
+) -> None:
+    """Updates are merged per animation frame; the merge must not forget the creation."""
+    edge.app[ENGINE].pause()
+    _ctx, page = await signed_in(browser, admin_key(settings))
+    watched = Watched(page).attach()
+    await page.goto(base(edge) + "/#/jobs")
+    await ready(page, "jobs")
+    await page.wait_for_selector("#conn[data-state=live]")
+    job = (await edge.app[ENGINE].submit("steps")).to_json()  # its own created event too
+    bus = edge.app[BUS]
+    for _ in range(20):  # back to back: the page receives them within one frame
+        bus.publish(Event.job(JOB_CREATED, dict(job)))
+        bus.publish(Event.job(JOB_UPDATE, {**job, "progress": {"percent": 50.0, "message": ""}}))
+    row = f'tr[data-job="{job["job_id"]}"]'
+    await page.wait_for_selector(row)
+    assert await page.eval_on_selector(f"{row} progress", "p => p.value") == 50
+    assert await page.locator(row).count() == 1
     watched.clean()

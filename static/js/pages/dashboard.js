@@ -43,9 +43,9 @@ export async function mount(ctx) {
       FEATURES.metrics ? api('/api/metrics').then((m) => drawMetrics(metricTiles, m)) : null,
     ]);
     drawHealth(healthBox, health);
-    fill(recent, table(['Job', 'Kind', 'Status', 'Created'], jobs.jobs.map((j) => h('tr', {},
+    fill(recent, jobs.jobs.length ? table(['Job', 'Kind', 'Status', 'Created'], jobs.jobs.map((j) => h('tr', {},
       h('td', {class: 'id'}, h('a', {href: `#/jobs?q=${j.job_id}`}, j.job_id)), h('td', {}, j.kind),
-      h('td', {}, status(j.status)), h('td', {}, ago(j.created_at))))));
+      h('td', {}, status(j.status)), h('td', {}, ago(j.created_at))))) : h('p', {class: 'muted'}, 'No jobs yet.'));
   };
   const [critical] = await Promise.all([api('/api/critical/status'), refresh()]);
   drawTiles(critical.queue);  // until the first stats_update

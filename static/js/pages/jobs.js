@@ -120,7 +120,7 @@ class JobsPage {
       attempts: h('td', {}, `${job.attempts}/${job.max_attempts}`),
       updated: h('td', {class: 'hide-narrow'}, when(job.updated_at)),
     };
-    const tr = h('tr', {dataset: {job: job.job_id, status: job.status}},
+    const tr = h('tr', {dataset: {job: job.job_id, status: job.status, created: job.created_at || ''}},
       h('td', {}, h('input', {type: 'checkbox', dataset: {select: job.job_id}, 'aria-label': `Select ${job.job_id}`})),
       h('td', {class: 'id'}, h('button', {type: 'button', class: 'link', dataset: {job: job.job_id}}, job.job_id)),
       h('td', {}, job.kind), cells.status, h('td', {}, cells.progress), cells.attempts,
@@ -132,7 +132,9 @@ class JobsPage {
   /** A job event: kept (the newest per job wins), drawn on the next animation frame. */
   event(msg) {
     if (!JOB_EVENTS.has(msg.type) || !msg.job) return;
-    this.pending.set(msg.job.job_id, [msg.type, msg.job]);
+    // The newest state wins, but a job created in this frame stays "created" (a new row).
+    const created = msg.type === 'job_created' || this.pending.get(msg.job.job_id)?.[0] === 'job_created';
+    this.pending.set(msg.job.job_id, [created ? 'job_created' : msg.type, msg.job]);
     if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
   }
 
@@ -142,9 +144,10 @@ class JobsPage {
     for (const [type, job] of this.pending.values()) {
       const known = this.rows.get(job.job_id);
       if (known) this.update(known, job);
-      else if (type === 'job_created' && this.cursors.length === 1 && this.matches(job)) fresh.push(job);
+      else if (this.isNew(type, job)) fresh.push(job);
+      // /ws/jobs carries the whole job: an open drawer follows it without a request.
       const open = document.querySelector(`aside.drawer[data-job-id="${job.job_id}"]`);
-      if (open?.jobUpdate && known) api(`/api/v2/jobs/${job.job_id}`).then(open.jobUpdate, () => {});
+      if (open?.jobUpdate) open.jobUpdate(job);
     }
     this.pending.clear();
     if (fresh.length) this.prepend(fresh);
@@ -171,6 +174,14 @@ class JobsPage {
       last.remove();
     }
     this.renderCount();
+  }
+
+  /** A row to add: on the first page, matching the filter, and created now or after the
+   * newest row shown (its created event came before the page's read, or while offline). */
+  isNew(type, job) {
+    if (this.cursors.length !== 1 || !this.matches(job)) return false;
+    const newest = this.tbody.firstElementChild?.dataset.created || '';
+    return type === 'job_created' || (job.created_at || '') > newest;
   }
 
   matches(job) {
