@@ -140,3 +140,10 @@ def test_every_page_in_the_navigation_has_a_browser_test_budget() -> None:
     assert enabled == set(PAGE_BUDGETS)
     for page in pages:
         assert (ROOT / "static" / "js" / "pages" / f"{page}.js").is_file()
+
+
+def test_a_wildcard_bind_prints_a_link_a_browser_can_open(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    server = server_process("--host", "0.0.0.0")
+    assert f"http://127.0.0.1:{server.port}/#key={server.admin_key()}" in server.stderr

@@ -88,6 +88,10 @@ async def test_key_prompt_then_dashboard(browser: Browser, edge: TestServer,
     assert "admin" in await page.inner_text("#who")
     assert await page.locator("#nav-list a", has_text="Admin").count() == 1
     assert "healthy" in await page.inner_text("main")
+    await post(edge, admin_key(settings), "/api/ingest", {"title": "Hi", "text": "Hello there"})
+    await page.wait_for_selector(".feed li:has-text('job_created')")  # the live feed
+    await page.wait_for_selector(  # the tiles, from the next stats_update
+        ".tile:has(.label:text-is('completed')) .value:text-is('1')", timeout=20000)
     watched.clean()
     await watched.shot("signin-then-dashboard")
 
@@ -559,6 +563,8 @@ ANALYTICS_JOBS = {
                        {"timestamp": "2026-12-06T09:00:00Z", "count": 5, "status": "completed"},
                        {"timestamp": "2026-12-06T09:00:00Z", "count": 2, "status": "failed"}],
 }
+METRICS = {"requests_total": 1234, "requests_per_second": 3.5, "avg_response_time_ms": 12.5,
+           "error_rate": 0.02, "cache_hit_rate": 0.5, "active_jobs": 2, "queue_size": 7}
 ACTIVITY = {"activity": [{"id": "evt_1", "ts": "2026-12-06T09:00:00Z", "type": "job_created",
                           "actor": "key_1", "target": "job_1", "data": {"kind": "ingest"}}],
             "next_cursor": None}
@@ -596,6 +602,13 @@ async def test_waiting_pages_render_the_documented_shapes(
         if module == "analytics":
             assert await page.locator("#page .uplot canvas").count() == 1
         await watched.shot(f"waiting-{module}")
+    tiles = await page.evaluate("""async ([version, metrics]) => {
+        const box = document.createElement('div');
+        document.getElementById('page').replaceChildren(box);
+        (await import(`/static/${version}/js/pages/dashboard.js`)).drawMetrics(box, metrics);
+        return box.innerText;
+    }""", [version, METRICS])
+    assert "12.5 ms" in tiles and "2 %" in tiles and "1,234" in tiles
     watched.clean()
 
 

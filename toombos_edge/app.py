@@ -124,7 +124,7 @@ async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
         print(
             f"Created the first admin API key (also in {settings.data_dir}/admin.key, "
             f"mode 0600); it is not shown again:\n{secret}\n"
-            f"Dashboard (this link signs a browser in): {settings.base_url}/#key={secret}",
+            f"Dashboard (this link signs a browser in): {_dashboard_base(settings)}/#key={secret}",
             file=sys.stderr,
             flush=True,
         )
@@ -134,6 +134,13 @@ async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await keys.flush_usage()
+
+
+def _dashboard_base(settings: Settings) -> str:
+    """Where a browser on this machine reaches the server (a wildcard bind is no address)."""
+    if not settings.public_url and settings.host in {"0.0.0.0", "::", ""}:  # noqa: S104
+        return f"http://127.0.0.1:{settings.port}"
+    return settings.base_url
 
 
 async def _refresh_keys(keys: KeyService) -> None:

@@ -76,7 +76,7 @@ function drawHealth(box, health) {
       h('td', {}, name), h('td', {}, status(c.status)), h('td', {}, c.message || ''), h('td', {}, `${num(c.latency_ms, 1)} ms`)))));
 }
 
-function drawMetrics(box, m) {
+export function drawMetrics(box, m) {
   fill(box, tile('requests', num(m.requests_total)), tile('requests/s', num(m.requests_per_second, 1)),
     tile('avg response', `${num(m.avg_response_time_ms, 1)} ms`), tile('error rate', pct(m.error_rate)),
     tile('cache hit rate', pct(m.cache_hit_rate)), tile('active jobs', num(m.active_jobs)), tile('queue size', num(m.queue_size)));

@@ -7,7 +7,7 @@ export const PAGES = [
   {id: 'jobs', title: 'Jobs', role: 'viewer', enabled: true, socket: '/ws/jobs', load: () => import('./jobs.js')},
   {id: 'history', title: 'History', role: 'viewer', enabled: true, socket: DASHBOARD_SOCKET, load: () => import('./history.js')},
   // needs GET /api/v2/analytics and /api/v2/analytics/jobs
-  {id: 'analytics', title: 'Analytics', role: 'viewer', enabled: false, socket: null, load: () => import('./analytics.js')},
+  {id: 'analytics', title: 'Analytics', role: 'viewer', enabled: false, socket: DASHBOARD_SOCKET, load: () => import('./analytics.js')},
   {id: 'documents', title: 'Documents', role: 'viewer', enabled: true, socket: DASHBOARD_SOCKET, load: () => import('./documents.js')},
   {id: 'generate', title: 'Generate', role: 'operator', enabled: true, socket: DASHBOARD_SOCKET, load: () => import('./generate.js')},
   {id: 'content', title: 'Content', role: 'viewer', enabled: true, socket: DASHBOARD_SOCKET, load: () => import('./content.js')},
