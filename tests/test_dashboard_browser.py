@@ -643,8 +643,15 @@ async def test_export_of_the_current_filter(
     await all_ended(edge, ids, "failed")
     _ctx, page = await signed_in(browser, key, accept_downloads=True)
     watched = Watched(page).attach()
-    await page.goto(base(edge) + "/#/jobs?kind=flaky")
+    await page.goto(base(edge) + "/#/jobs")
     await ready(page, "jobs")
+    assert await page.locator("table.jobs tbody tr").count() == 4
+    await page.get_by_label("Kind").fill("flaky")
+    async with page.expect_response(lambda r: "kind=flaky" in r.url):
+        await page.get_by_label("Kind").press("Enter")
+    assert page.url.endswith("#/jobs?kind=flaky")  # the view can be shared as it is
+    await page.wait_for_function(
+        "() => document.querySelectorAll('table.jobs tbody tr').length === 3")
     for fmt in ("CSV", "JSON"):
         async with page.expect_download() as info:
             await page.get_by_role("button", name=f"Export {fmt}").click()
@@ -696,3 +703,38 @@ async def test_a_job_created_and_updated_in_one_frame_still_gets_its_row(
     assert await page.eval_on_selector(f"{row} progress", "p => p.value") == 50
     assert await page.locator(row).count() == 1
     watched.clean()
+
+
+async def test_history_finds_the_jobs_of_a_document(
+    browser: Browser, edge: TestServer, settings: Settings
+) -> None:
+    key = admin_key(settings)
+    ingest = await post(edge, key, "/api/ingest", {"title": "Notes", "text": "Some notes."})
+    await all_ended(edge, [ingest["job_id"]], "completed")
+    document_id = (await edge.app[ENGINE].get(ingest["job_id"])).results["document_id"]
+    made = await post(edge, key, "/api/v2/content/generate",
+                      {"document_id": document_id, "channels": ["email"]})
+    _ctx, page = await signed_in(browser, key)
+    watched = Watched(page).attach()
+    await page.goto(base(edge) + "/#/history")
+    await ready(page, "history")
+    await page.get_by_label("Job or document id (/)").fill(document_id)
+    await page.get_by_role("button", name="Search").click()
+    await page.wait_for_selector(f'#page button:text-is("{made["job_id"]}")')
+    assert document_id in page.url
+    watched.clean()
+
+
+async def test_the_connection_state_follows_the_network(
+    browser: Browser, edge: TestServer, settings: Settings
+) -> None:
+    ctx, page = await signed_in(browser, admin_key(settings))
+    watched = Watched(page).attach()
+    await page.goto(base(edge) + "/#/dashboard")
+    await ready(page, "dashboard")
+    await page.wait_for_selector("#conn[data-state=live]")
+    await ctx.set_offline(True)
+    await page.wait_for_selector("#conn[data-state=offline]")
+    await ctx.set_offline(False)
+    await page.wait_for_selector("#conn[data-state=live]", timeout=20000)
+    assert watched.errors == []

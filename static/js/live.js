@@ -53,6 +53,7 @@ export class Live {
 
   async connect(again) {
     const generation = this.generation;
+    if (!navigator.onLine) { this.setState('offline'); return; }  // 'online' brings it back
     this.setState(again ? 'reconnecting' : 'connecting');
     let token;
     try {
