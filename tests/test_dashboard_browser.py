@@ -738,3 +738,23 @@ async def test_the_connection_state_follows_the_network(
     await ctx.set_offline(False)
     await page.wait_for_selector("#conn[data-state=live]", timeout=20000)
     assert watched.errors == []
+
+
+async def test_cache_invalidate_and_clear_are_logged(
+    browser: Browser, edge: TestServer, settings: Settings
+) -> None:
+    _ctx, page = await signed_in(browser, admin_key(settings))
+    watched = Watched(page).attach()
+    await page.goto(base(edge) + "/#/cache")
+    await ready(page, "cache")
+    await page.get_by_label("Key pattern (glob)").fill("render:*")
+    await page.get_by_role("button", name="Invalidate").click()
+    await page.wait_for_selector(".toast:has-text('Invalidated 0 entries')")
+    await page.get_by_role("button", name="Clear all").click()
+    await page.locator("dialog.confirm").get_by_role("button", name="Clear").click()
+    await page.wait_for_selector(".toast:has-text('Cache cleared')")
+    history = page.locator("#page table").last
+    await history.locator("td", has_text="clear").wait_for()
+    assert await history.locator("td", has_text="pattern render:*").count() == 1
+    watched.clean()
+    await watched.shot("cache-history")

@@ -12,7 +12,7 @@ export async function mount(ctx) {
       ['evictions', num(s.evictions)], ['size', `${num(s.memory_usage_mb, 2)} MB`], ['oldest key', `${num(s.oldest_key_age_seconds)} s`]]
       .map(([l, v]) => h('div', {class: 'tile'}, h('div', {class: 'label'}, l), h('div', {class: 'value'}, v))));
     fill(historyBox, hist.history.length ? table(['When', 'Action', 'Removed', 'By'], hist.history.map((e) => h('tr', {},
-      h('td', {}, when(e.timestamp || e.at)), h('td', {}, e.action || e.type || ''), h('td', {}, num(e.invalidated ?? e.removed ?? e.count ?? 0)),
+      h('td', {}, when(e.timestamp)), h('td', {}, action(e)), h('td', {}, num(e.invalidated ?? 0)),
       h('td', {class: 'id'}, e.actor || '—')))) : h('p', {class: 'muted'}, 'Nothing invalidated yet.'));
   };
   ctx.root.append(statsBox);
@@ -40,4 +40,11 @@ export async function mount(ctx) {
   ctx.root.append(h('h2', {}, 'History'), historyBox);
   await refresh();
   return {refresh, event: (msg) => { if (msg.type === 'cache_invalidated') refresh().catch(() => {}); }};
+}
+
+function action(e) {
+  if (e.cleared) return 'clear';
+  if (e.pattern) return `pattern ${e.pattern}`;
+  if (e.tags?.length) return `tags ${e.tags.join(', ')}`;
+  return `${e.cache_keys?.length ?? 0} keys`;
 }
