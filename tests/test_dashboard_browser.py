@@ -203,7 +203,9 @@ async def test_first_start_link_signs_the_browser_in(
     assert await page.evaluate(f"localStorage.getItem({KEY_ITEM!r})") == key
     watched.clean()
     assert all(key not in request for request in watched.requests)
-    assert key not in server.stdout  # the access log never saw it: fragments stay home
+    await asyncio.to_thread(server.stop)  # its log lines flushed
+    assert "/api/auth/whoami" in server.stdout  # the access log saw the page's calls…
+    assert key not in server.stdout  # …and never the key: fragments stay in the browser
 
 
 async def test_a_job_submitted_over_the_api_appears_live_and_reaches_done(

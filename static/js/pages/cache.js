@@ -6,7 +6,9 @@ import {confirmDialog, field, fill, h, num, pct, table, toast, when} from '../do
 export async function mount(ctx) {
   const statsBox = h('div', {class: 'tiles'});
   const historyBox = h('div', {});
+  let lastRead = 0;
   const refresh = async () => {
+    lastRead = Date.now();
     const [s, hist] = await Promise.all([api('/api/v2/cache/stats'), api('/api/v2/cache/history', {query: {limit: 20}})]);
     fill(statsBox, ...[['keys', num(s.total_keys)], ['hit rate', pct(s.hit_rate)], ['hits', num(s.hits)], ['misses', num(s.misses)],
       ['evictions', num(s.evictions)], ['size', `${num(s.memory_usage_mb, 2)} MB`], ['oldest key', `${num(s.oldest_key_age_seconds)} s`]]
@@ -39,7 +41,9 @@ export async function mount(ctx) {
   }
   ctx.root.append(h('h2', {}, 'History'), historyBox);
   await refresh();
-  return {refresh, event: (msg) => { if (msg.type === 'cache_invalidated') refresh().catch(() => {}); }};
+  // Someone else's invalidation; this page's own actions read again already.
+  const event = (msg) => { if (msg.type === 'cache_invalidated' && Date.now() - lastRead > 1000) refresh().catch(() => {}); };
+  return {refresh, event};
 }
 
 function action(e) {
