@@ -531,7 +531,7 @@ async def test_admin_creates_a_key_shown_once_and_pauses_the_queue(
     secret = (await page.locator(".secret").inner_text()).strip()
     assert secret.startswith("tbe_")
     assert edge.app[KEYS].authenticate(secret) is not None
-    assert await page.locator("table", has_text="ci robot").count() == 1
+    await page.locator("table", has_text="ci robot").wait_for()  # the list read again
     await page.get_by_role("button", name="Pause").click()
     await page.wait_for_selector("#page .badge:has-text('paused')")
     assert edge.app[ENGINE].paused
