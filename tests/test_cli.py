@@ -157,7 +157,7 @@ def test_serve_stops_cleanly_on_sigterm(server_process: Callable[..., ServerProc
     assert server.stop(signal.SIGTERM) == 0
     assert "Traceback" not in server.stderr
     assert "Warning" not in server.stderr and "warning" not in server.stderr.lower()
-    assert server.stderr.count("\n") == 2  # only the first-start admin key notice
+    assert server.stderr.count("\n") == 3  # only the first-start admin key notice and link
 
 
 def test_serve_on_a_taken_port_says_so(tmp_path: Path) -> None:

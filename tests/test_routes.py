@@ -27,6 +27,8 @@ PUBLIC_PATHS = {
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/site/{slug}"),
+    ("GET", "/"),  # the dashboard's page and files: no data in them
+    ("GET", "/static/{version}/{path}"),
     ("*", "/{unmatched}"),  # the catch-all: it only ever answers 404 or 405
 }
 _PARAM = re.compile(r"\{\w+(?::[^}]*)?\}")

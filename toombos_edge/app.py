@@ -19,6 +19,7 @@ from .appkeys import (
     BUS,
     CACHE,
     CONTENT,
+    DASHBOARD,
     DATABASE,
     DOCUMENTS,
     ENGINE,
@@ -47,6 +48,8 @@ from .content.service import ContentService
 from .content.store import ContentStore
 from .content.templates import TemplateLibrary
 from .content.uploads import UploadFolder
+from .dashboard import load as load_dashboard
+from .dashboard import static_dir
 from .events import EventBus
 from .health import PASS, WARN, Check, HealthService
 from .jobs.engine import JobEngine
@@ -93,7 +96,8 @@ def create_app(settings: Settings) -> web.Application:
     # the engine, which hands it to every job.
     app.cleanup_ctx.extend([notify_ctx, database_ctx, activity_ctx, keys_ctx, health_ctx,
                             cache_ctx, engine_ctx, documents_ctx, content_ctx, metrics_ctx,
-                            workers_ctx, retention_ctx, hub_ctx, analytics_ctx, restarts_ctx,
+                            workers_ctx, retention_ctx, hub_ctx, analytics_ctx, dashboard_ctx,
+                            restarts_ctx,
                             ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
@@ -148,9 +152,12 @@ async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
     await keys.refresh()
     if secret is not None:
         # Printed, never logged: this is the one time the secret is shown.
+        settings = app[SETTINGS]
+        # The key rides in the URL fragment, which a browser never sends to a server.
         print(
-            f"Created the first admin API key (also in {app[SETTINGS].data_dir}/admin.key, "
-            f"mode 0600); it is not shown again:\n{secret}",
+            f"Created the first admin API key (also in {settings.data_dir}/admin.key, "
+            f"mode 0600); it is not shown again:\n{secret}\n"
+            f"Dashboard (this link signs a browser in): {_dashboard_base(settings)}/#key={secret}",
             file=sys.stderr,
             flush=True,
         )
@@ -160,6 +167,13 @@ async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await keys.flush_usage()
+
+
+def _dashboard_base(settings: Settings) -> str:
+    """Where a browser on this machine reaches the server (a wildcard bind is no address)."""
+    if not settings.public_url and settings.host in {"0.0.0.0", "::", ""}:  # noqa: S104
+        return f"http://127.0.0.1:{settings.port}"
+    return settings.base_url
 
 
 async def _refresh_keys(keys: KeyService) -> None:
@@ -358,6 +372,15 @@ async def restarts_ctx(app: web.Application) -> AsyncIterator[None]:
         min_interval=settings.restart_min_interval, mode=settings.restart_mode,
         announce=app[HUB].prepare_restart,
     )
+    yield
+
+
+async def dashboard_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The dashboard's files, read into memory once (off the loop)."""
+    files = await asyncio.to_thread(load_dashboard, static_dir())
+    if files.index is None:
+        log.warning("dashboard files not found under %s; / answers 503", files.root)
+    app[DASHBOARD] = files
     yield
 
 

@@ -12,6 +12,7 @@ from .content.documents import DocumentService
 from .content.ingest import Ingestor
 from .content.search import SearchService
 from .content.service import ContentService
+from .dashboard import DashboardFiles
 from .events import EventBus
 from .health import HealthService
 from .jobs.engine import JobEngine
@@ -44,6 +45,8 @@ ANALYTICS = web.AppKey("analytics", AnalyticsService)
 METRICS = web.AppKey("metrics", Metrics)
 ACTIVITY = web.AppKey("activity", ActivityLog)
 RESTARTS = web.AppKey("restarts", Restarts)
+#: The dashboard's files, read once at start.
+DASHBOARD = web.AppKey("dashboard", DashboardFiles)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
 #: The OpenAPI document, built once from the route table.

@@ -16,6 +16,7 @@ from .api import (
     cache,
     content,
     critical,
+    dashboard,
     docs,
     documents,
     generate,
@@ -67,6 +68,9 @@ ROUTES: tuple[Route, ...] = (
     # metrics (TOOMBOS_METRICS_PUBLIC opens /metrics to scrapers without a key)
     Route("GET", "/metrics", metrics.scrape, VIEWER, public_if="metrics_public"),
     Route("GET", "/api/metrics", metrics.dashboard, VIEWER),
+    # the dashboard: public files (they hold no data; every call they make carries a key)
+    Route("GET", "/", dashboard.index, PUBLIC),
+    Route("GET", "/static/{version}/{path:.+}", dashboard.asset, PUBLIC),
     # docs
     Route("GET", "/openapi.json", docs.openapi_json, PUBLIC),
     Route("GET", "/docs", docs.docs_page, PUBLIC),
@@ -93,6 +97,7 @@ ROUTES: tuple[Route, ...] = (
     socket("/ws/content/{client_id}", ws.content),
     socket("/ws/session/{session_id}", ws.session),
     Route("POST", "/api/auth/ws-token", realtime.ws_token, VIEWER),
+    Route("GET", "/api/auth/whoami", keys.whoami, VIEWER),
     # ingest
     Route("POST", "/api/ingest", ingest.ingest, OPERATOR),
     # documents (the seeds' /api/v1 paths are aliases)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..appkeys import KEYS
+from ..appkeys import KEYS, PRINCIPAL
 from ..errors import Invalid
 from ..keys import Role
 from .responses import json_object, json_response
@@ -49,3 +49,9 @@ async def revoke_key(request: web.Request) -> web.Response:
     """Revoke a key at once; its open WebSockets are closed."""
     key = await request.app[KEYS].revoke(request.match_info["key_id"])
     return json_response(key.to_json())
+
+
+async def whoami(request: web.Request) -> web.Response:
+    """The key this request came with: id, name and role (what the dashboard may show)."""
+    key = request[PRINCIPAL]
+    return json_response({"id": key.id, "name": key.name, "role": key.role.name})
