@@ -69,7 +69,8 @@ def _job(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
     types = _job_types(event, job)
     if not types:
         return []
-    data: dict[str, Any] = {"kind": job.kind, "status": job.status.value,
+    # The status as the enum member: orjson writes its value, without the enum's lookup.
+    data: dict[str, Any] = {"kind": job.kind, "status": job.status,
                             "attempts": job.attempts, "max_attempts": job.max_attempts}
     if job.last_error is not None and job.status is not JobStatus.in_progress:
         data["error"] = job.last_error
