@@ -194,7 +194,7 @@ class ActivityLog:
                 skipped += 1
                 continue
             written += 1
-            for entry, line in zip(entries, lines, strict=True):
+            for entry, line in zip(entries, lines, strict=True):  # as repository.Row says
                 rows.append((next_id(entry[0]), entry[1], entry[2], entry[6], line))
         chunk = "".join([f"{row[4]}\n" for row in rows]).encode()
         return rows, chunk, written, skipped, failed
