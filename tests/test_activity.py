@@ -325,6 +325,28 @@ async def test_an_event_that_cannot_be_described_is_dropped_alone(
     await log.close()
 
 
+async def test_a_line_that_cannot_be_rendered_is_dropped_alone(
+    db: Database, tmp_path: Path
+) -> None:
+    bus = EventBus()
+    log = ActivityLog(db, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1))
+    await log.start()
+    try:
+        for data in ({"query": "good"}, {"query": "odd", 7: "JSON keys are text"},
+                     {"query": "fine", "path": tmp_path}):  # a Path is written as its text
+            bus.publish(Event.data(QUERY_COMPLETE, data))
+        await log.flush()
+        assert (log.written, log.dropped) == (2, 1)
+        in_file = file_lines(tmp_path / "a.jsonl")
+        assert [line["data"]["query"] for line in in_file] == ["good", "fine"]
+        assert in_file[1]["data"]["path"] == str(tmp_path)
+        with sqlite3.connect(db.path) as conn:
+            rows = conn.execute("SELECT line FROM activity ORDER BY id").fetchall()
+        assert [json.loads(row[0]) for row in rows] == in_file
+    finally:
+        await log.close()
+
+
 async def test_rows_older_than_the_retention_are_removed(db: Database, tmp_path: Path) -> None:
     bus, day = EventBus(), 86_400_000
     log = ActivityLog(db, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1),

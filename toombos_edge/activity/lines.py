@@ -1,10 +1,10 @@
 """What each bus event becomes in the activity log: zero, one or two entries.
 
-An entry is what a line says before SQLite renders it as JSON (``repository.INSERT``):
-when, which type, who (the actor), the correlation id, the target (job, document,
-content or key id), the outcome and the event's own data. Only facts chosen here go into
-a line, never a request's headers or a job's params: no key, token, password or
-``Authorization`` value can reach the log.
+An entry is what a line says before :func:`render` makes it the JSON line: when, which
+type, who (the actor), the correlation id, the target (job, document, content or key id),
+the outcome and the event's own data. Only facts chosen here go into a line, never a
+request's headers or a job's params: no key, token, password or ``Authorization`` value
+can reach the log.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from .. import events as ev
+from ..ids import iso
 from ..jobs.model import Job, JobStatus
 from ..logs import Actor
 
@@ -20,9 +23,9 @@ OK, ERROR, REFUSED, PARTIAL, CANCELLED = "ok", "error", "refused", "partial", "c
 SYSTEM = "system"  #: the actor of what the server does by itself
 
 
-#: One line before SQLite renders it: (ms, type, actor id, actor name, ip, correlation id,
-#: target, outcome, data). A plain tuple: orjson encodes a whole batch of them in one call.
-#: The actor id is the key's id, else the client IP; None (with name and ip) is the server.
+#: One line before it is rendered: (ms, type, actor id, actor name, ip, correlation id,
+#: target, outcome, data). The actor id is the key's id, else the client IP; None (with
+#: name and ip) is the server.
 Entry = tuple[int, str, str | None, str | None, str | None, str | None, str | None, str,
               dict[str, Any]]
 
@@ -33,6 +36,20 @@ def entry(ts: int, type_: str, actor: Actor | None, cid: str | None, target: Any
         return (ts, type_, None, None, None, cid, target, outcome, data)
     return (ts, type_, actor.key_id or actor.ip, actor.name, actor.ip, cid, target, outcome,
             data)
+
+
+def render(entry: Entry) -> str:
+    """The JSON line of ``entry``, keys in the README's order, without the newline.
+
+    Text, decoded at once: the table stores text, and a batch that holds on to orjson's
+    bytes objects instead costs three times as much per line (measured)."""
+    ts, type_, actor_id, name, ip, cid, target, outcome, data = entry
+    return orjson.dumps(
+        {"ts": iso(ts), "type": type_,
+         "actor": {"id": SYSTEM if actor_id is None else actor_id, "name": name},
+         "ip": ip, "correlation_id": cid, "target": target, "outcome": outcome, "data": data},
+        default=str,  # a value orjson cannot encode (a Path, say) becomes its text
+    ).decode()
 
 
 #: (event, the request's actor or None, the request's correlation id or None) → entries
@@ -52,7 +69,8 @@ def _job(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
     types = _job_types(event, job)
     if not types:
         return []
-    data: dict[str, Any] = {"kind": job.kind, "status": job.status.value,
+    # The status as the enum member: orjson writes its value, without the enum's lookup.
+    data: dict[str, Any] = {"kind": job.kind, "status": job.status,
                             "attempts": job.attempts, "max_attempts": job.max_attempts}
     if job.last_error is not None and job.status is not JobStatus.in_progress:
         data["error"] = job.last_error

@@ -2,10 +2,10 @@
 
 On the event loop an event costs a length check and one append to a bounded deque (with
 the request's actor and correlation id, read from context variables while they are
-there). A flusher task takes the whole deque every ``FLUSH_SECONDS``; one thread turns it
-into entries (``lines.describe``) and one JSON array (one orjson call); the
-group-committing writer stores it with one statement, SQLite rendering each line
-(``repository.INSERT``) and handing the lines back; the thread appends them to the file.
+there). A flusher task takes the whole deque every ``FLUSH_SECONDS``; the log's thread
+turns it into entries (``lines.describe``) and renders each line (``lines.render``, one
+orjson call); the group-committing writer stores the rows with one ``executemany``; then
+the thread appends the same bytes to the file.
 When the deque is full an event is dropped and counted, never waited for; a crash loses
 at most what was not yet flushed.
 
@@ -24,15 +24,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
-import orjson
-
 from ..events import CONNECTION_ACK, RESTARTING, STATS_UPDATE, Event, EventBus
 from ..health import PASS, WARN, Check
 from ..logs import Actor, correlation_id, requester
 from ..store import Database
 from . import repository
 from .jsonl import JsonLines
-from .lines import Describe, Entry, describe
+from .lines import Describe, describe, render
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +44,9 @@ DAY_MS = 86_400_000
 IGNORED = frozenset({STATS_UPDATE, CONNECTION_ACK, RESTARTING})
 
 Queued = tuple[Event, Actor | None, str | None]
-#: What the encoding thread hands back: the batch as JSON, its first and last ids, its
-#: lines, and the events written, skipped and failed (a describer's bug: dropped).
-Encoded = tuple[str, int, int, int, int, int, int]
+#: What the encoding thread hands back: the rows, the lines for the file, and the events
+#: written, skipped and failed (a describer's bug, a value orjson refuses: dropped).
+Encoded = tuple[list[repository.Row], bytes, int, int, int]
 
 
 class ActivityLog:
@@ -172,55 +170,47 @@ class ActivityLog:
         if not batch:
             return
         loop = asyncio.get_running_loop()
-        try:
-            payload, first, last, count, written, skipped, failed = (
-                await loop.run_in_executor(self._thread, self._encode, batch))
-        except Exception:  # a describer's bug, a value orjson refuses: the batch is lost
-            log.exception("encoding %d activity events failed", len(batch))
-            self.dropped += len(batch)
-            return
+        rows, chunk, written, skipped, failed = await loop.run_in_executor(
+            self._thread, self._encode, batch)
         self.skipped += skipped
         self.dropped += failed
-        if not count:
+        if not rows:
             return
         try:
-            lines = await self._db.write(
-                partial(repository.insert, batch=payload, first=first, last=last))
+            await self._db.write(partial(repository.insert, rows=rows))
         except Exception as exc:
-            log.error("storing %d activity lines failed: %s", count, exc)
+            log.error("storing %d activity lines failed: %s", len(rows), exc)
             self.dropped += written
             return
         self.written += written
-        self.lines += count
-        await loop.run_in_executor(self._thread, self._append, lines)
+        self.lines += len(rows)
+        await loop.run_in_executor(self._thread, self._append, chunk)
 
     def _encode(self, batch: deque[Queued]) -> Encoded:
-        """In the log's thread: the events' entries, with their ids, as one JSON array."""
-        rows: list[tuple[int, Entry]] = []
+        """In the log's thread: each event's rows, with their ids, and the file's bytes."""
+        rows: list[repository.Row] = []
         written = skipped = failed = 0
         next_id, describe = self._ids.next, self._describe
         for event, who, cid in batch:
             try:
                 entries = describe(event, who, cid)
+                lines = [render(entry) for entry in entries]
             except Exception:  # one odd event must not cost the batch
                 failed += 1
-                log.exception("activity: cannot describe %r", event)
+                log.exception("activity: cannot describe or render %r", event)
                 continue
             if not entries:
                 skipped += 1
                 continue
             written += 1
-            for entry in entries:
-                rows.append((next_id(entry[0]), entry))
-        if not rows:
-            return "", 0, 0, 0, written, skipped, failed
-        # default=str: a value orjson cannot encode (a Path, say) becomes its text.
-        payload = orjson.dumps(rows, default=str).decode()
-        return payload, rows[0][0], rows[-1][0], len(rows), written, skipped, failed
+            for entry, line in zip(entries, lines, strict=True):  # as repository.Row says
+                rows.append((next_id(entry[0]), entry[1], entry[2], entry[6], line))
+        chunk = "".join([f"{row[4]}\n" for row in rows]).encode()
+        return rows, chunk, written, skipped, failed
 
-    def _append(self, lines: str) -> None:
+    def _append(self, chunk: bytes) -> None:
         try:
-            self.file.write([lines.encode() + b"\n"])
+            self.file.write([chunk])
         except OSError as exc:  # the table has the lines
             log.error("appending to %s failed: %s", self.file.path, exc)
 
