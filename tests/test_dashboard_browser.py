@@ -713,7 +713,7 @@ async def test_history_finds_the_jobs_of_a_document(
     key = admin_key(settings)
     ingest = await post(edge, key, "/api/ingest", {"title": "Notes", "text": "Some notes."})
     await all_ended(edge, [ingest["job_id"]], "completed")
-    document_id = (await edge.app[ENGINE].get(ingest["job_id"])).results["document_id"]
+    document_id = (await edge.app[ENGINE].get(ingest["job_id"])).document_id
     made = await post(edge, key, "/api/v2/content/generate",
                       {"document_id": document_id, "channels": ["email"]})
     _ctx, page = await signed_in(browser, key)

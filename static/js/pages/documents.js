@@ -54,7 +54,7 @@ function uploader(refresh) {
     bar.value = 100;
     state.textContent = `Uploaded; ingesting (job ${job.job_id})…`;
     const ended = await watch(job.job_id);
-    fill(jobState, 'Ingestion ', status(ended.status), ended.results?.document_id ? ` → ${ended.results.document_id}` : '');
+    fill(jobState, 'Ingestion ', status(ended.status), ended.document_id ? ` → ${ended.document_id}` : '');
     state.textContent = ended.status === 'completed' ? `Done: ${chosen.name} is searchable.` : `Ingestion ${ended.status}.`;
     await refresh();
   };
