@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,11 @@ from conftest import ServerProcess, auth
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from toombos_edge.app import create_app
-from toombos_edge.appkeys import BUS, ENGINE, KEYS
+from toombos_edge.appkeys import BUS, ENGINE, KEYS, LIFECYCLE
 from toombos_edge.events import JOB_CREATED, JOB_UPDATE, Event
 from toombos_edge.jobs.kinds import JobContext, JobKind
 from toombos_edge.keys import Role
+from toombos_edge.restart import RESTART_STAMP
 from toombos_edge.settings import Settings
 
 pytestmark = pytest.mark.timeout(180)
@@ -635,6 +637,23 @@ async def test_restart_from_admin_shows_reconnecting_then_live_without_reload(
     ) as response:
         assert len((await response.json())["activity"]) == 1  # one restart, really done
     assert not errors
+
+
+async def test_a_restart_too_soon_says_so_and_the_server_keeps_serving(
+    browser: Browser, edge: TestServer, settings: Settings
+) -> None:
+    (settings.data_dir / RESTART_STAMP).write_text(f"{time.time() - 10}\n")  # 10 s ago
+    _ctx, page = await signed_in(browser, admin_key(settings))
+    watched = Watched(page, allowed_status={429}).attach()
+    await page.goto(base(edge) + "/#/admin")
+    await ready(page, "admin")
+    await page.wait_for_selector("#conn[data-state=live]")
+    await page.get_by_role("button", name="Restart server").click()
+    await page.locator("dialog.confirm").get_by_role("button", name="Restart").click()
+    await page.wait_for_selector(".toast:has-text('restarted less than 30 s ago')")
+    assert not edge.app[LIFECYCLE].stop_requested.is_set()
+    assert await page.locator("#conn").get_attribute("data-state") == "live"
+    watched.clean()
 
 
 async def test_cancel_and_retry_one_job_from_its_drawer(
