@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,14 @@ import pytest
 from aiohttp.test_utils import TestServer
 from browser_support import LAUNCH_ARGS, Watched, axe_violations, chromium, ready
 from conftest import ServerProcess, auth
-from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from toombos_edge.app import create_app
-from toombos_edge.appkeys import BUS, DASHBOARD, ENGINE, KEYS
+from toombos_edge.appkeys import BUS, ENGINE, KEYS, LIFECYCLE
 from toombos_edge.events import JOB_CREATED, JOB_UPDATE, Event
 from toombos_edge.jobs.kinds import JobContext, JobKind
 from toombos_edge.keys import Role
+from toombos_edge.restart import RESTART_STAMP
 from toombos_edge.settings import Settings
 
 pytestmark = pytest.mark.timeout(180)
@@ -34,8 +36,8 @@ KEY_ITEM = "toombos_edge_key"
 
 #: API calls each page may make to show itself (whoami, its reads, one WS token).
 PAGE_BUDGETS = {
-    "dashboard": 5, "jobs": 3, "history": 3, "documents": 4, "generate": 3,
-    "content": 3, "cache": 4, "admin": 5,
+    "dashboard": 6, "jobs": 3, "history": 3, "analytics": 3, "documents": 4, "generate": 3,
+    "content": 3, "cache": 4, "activity": 4, "admin": 5,
 }
 
 
@@ -400,8 +402,8 @@ async def test_an_idle_page_makes_no_request_between_its_refreshes(
     assert watched.api_calls(settled) == []
     async with page.expect_response(lambda r: r.url.endswith("/health/detailed")):
         await page.clock.run_for(2000)
-    calls = watched.api_calls(settled)
-    assert len(calls) <= 2 and any("/health/detailed" in c for c in calls), calls
+    calls = watched.api_calls(settled)  # one refresh: health, recent jobs, metric tiles
+    assert len(calls) <= 3 and any("/health/detailed" in c for c in calls), calls
     watched.clean()
 
 
@@ -542,75 +544,115 @@ async def test_admin_creates_a_key_shown_once_and_pauses_the_queue(
     await watched.shot("admin-key-created")
 
 
-# --- pages whose endpoints come with other issues ------------------------------------
-
-#: The shapes CLIENT-CONTRACT.md and the issues give for endpoints not in this server yet.
-#: The browser answers them itself (page.route): this checks the page modules against the
-#: documented shapes until the real endpoints arrive and the pages are switched on.
-ANALYTICS = {
-    "job_analytics": {},
-    "performance_metrics": {"avg_response_time_ms": 12.5, "p95_response_time_ms": 40.0,
-                            "p99_response_time_ms": 80.0, "error_rate": 0.02,
-                            "success_rate": 0.98},
-    "channel_performance": {"email": {"total_jobs": 10, "success_rate": 0.9,
-                                      "avg_processing_time_seconds": 1.5}},
-    "recent_activity": {"last_24h": 10, "last_7d": 50, "last_30d": 200},
-}
-ANALYTICS_JOBS = {
-    "total_jobs": 12, "completed_jobs": 9, "failed_jobs": 2, "pending_jobs": 1,
-    "in_progress_jobs": 0, "cancelled_jobs": 0, "success_rate": 0.75,
-    "avg_processing_time_seconds": 2.0, "jobs_by_channel": {"email": 12},
-    "jobs_by_status": {"completed": 9, "failed": 2, "pending": 1},
-    "jobs_over_time": [{"timestamp": "2026-12-06T08:00:00Z", "count": 4, "status": "completed"},
-                       {"timestamp": "2026-12-06T09:00:00Z", "count": 5, "status": "completed"},
-                       {"timestamp": "2026-12-06T09:00:00Z", "count": 2, "status": "failed"}],
-}
-METRICS = {"requests_total": 1234, "requests_per_second": 3.5, "avg_response_time_ms": 12.5,
-           "error_rate": 0.02, "cache_hit_rate": 0.5, "active_jobs": 2, "queue_size": 7}
-ACTIVITY = {"activity": [{"id": "evt_1", "ts": "2026-12-06T09:00:00Z", "type": "job_created",
-                          "actor": "key_1", "target": "job_1", "data": {"kind": "ingest"}}],
-            "next_cursor": None}
+# --- analytics, activity, restart ---------------------------------------------------
 
 
-def answer(body: Any) -> Callable[[Route], Awaitable[None]]:
-    async def fulfill(route: Route) -> None:
-        await route.fulfill(json=body)
+async def test_analytics_and_activity_show_what_the_server_did(
+    browser: Browser, edge: TestServer, settings: Settings, kinds: Switch
+) -> None:
+    key = admin_key(settings)
+    flaky = [(await post(edge, key, "/api/jobs", {"kind": "flaky"}))["job_id"] for _ in range(3)]
+    steps = [(await post(edge, key, "/api/jobs", {"kind": "steps"}))["job_id"] for _ in range(2)]
+    await all_ended(edge, flaky, "failed")
+    await all_ended(edge, steps, "completed")
+    # A zone far from UTC: the activity filter's local times must reach the server as UTC.
+    _ctx, page = await signed_in(browser, key, timezone_id="America/New_York")
+    watched = Watched(page).attach()
+    await page.goto(base(edge) + "/#/analytics")
+    await ready(page, "analytics")
+    tiles = page.locator("#page .tile")
+    assert await tiles.filter(has_text="jobs").first.locator(".value").inner_text() == "5"
+    assert "40 %" in await tiles.filter(has_text="success rate").inner_text()
+    assert "5 in 24 h" in await page.inner_text("#page")
+    by_status = page.locator("#page table", has_text="Status")
+    for status, count in (("completed", "2"), ("failed", "3"), ("pending", "0")):
+        cells = by_status.locator("tr", has_text=status).locator("td")
+        assert await cells.nth(1).inner_text() == count, status
+    assert await page.locator("#page .uplot canvas").count() == 1
+    await watched.shot("analytics-after-jobs")
 
-    return fulfill
+    await page.goto(base(edge) + "/#/activity")
+    await ready(page, "activity")
+    await page.wait_for_selector("#conn[data-state=live]")
+    rows = page.locator("#page tbody tr")
+    for job_id in flaky:
+        await rows.filter(has_text="job.dead").filter(has_text=job_id).wait_for()
+    submitted = rows.filter(has_text="job.submitted").filter(has_text=steps[0])
+    assert "admin" in await submitted.inner_text()  # the actor: the key that submitted it
+    # The live tail: a job submitted now shows up without a click.
+    late = (await post(edge, key, "/api/jobs", {"kind": "steps"}))["job_id"]
+    await rows.filter(has_text="job.completed").filter(has_text=late).wait_for(timeout=20000)
+    await watched.shot("activity-live")
+    # Filters: by type, then a time window before anything happened.
+    await page.get_by_label("type", exact=True).fill("job.failed,job.dead")
+    await page.get_by_role("button", name="Filter").click()
+    await page.wait_for_function("""() => [...document.querySelectorAll('#page tbody tr')]
+        .every((tr) => tr.cells[1]?.textContent === 'job.dead')""")
+    assert await rows.count() == 3
+    assert "type=job.failed%2Cjob.dead" in page.url  # kept in the URL, shareable
+    await page.get_by_label("since", exact=True).fill("2020-01-01T00:00")
+    await page.get_by_label("until", exact=True).fill("2020-01-01T01:00")
+    await page.get_by_role("button", name="Filter").click()
+    await page.locator("#page td", has_text="No lines match.").wait_for()
+    sent = [url for url in watched.requests if "/api/activity" in url][-1]
+    assert "since=2020-01-01T05%3A00%3A00.000Z" in sent, sent  # 00:00 in New York is 05:00 UTC
+    assert "until=2020-01-01T06%3A00%3A59.999Z" in sent, sent
+    watched.clean()
 
 
-async def test_waiting_pages_render_the_documented_shapes(
+async def test_restart_from_admin_shows_reconnecting_then_live_without_reload(
+    browser: Browser, server_process: Callable[..., Any]
+) -> None:
+    server = server_process("--restart-min-interval", "0")
+    _ctx, page = await signed_in(browser, server.admin_key())
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(server.base + "/#/admin")
+    await ready(page, "admin")
+    await page.wait_for_selector("#conn[data-state=live]")
+    await page.evaluate("""() => {
+        window.notReloaded = true;
+        window.states = [];
+        const conn = document.getElementById('conn');
+        new MutationObserver(() => window.states.push(conn.dataset.state))
+            .observe(conn, {attributes: true, attributeFilter: ['data-state']});
+    }""")
+    await page.get_by_role("button", name="Restart server").click()
+    dialog = page.locator("dialog.confirm")
+    await dialog.wait_for()
+    async with page.expect_response(lambda r: r.url.endswith("/admin/restart")) as answered:
+        await dialog.get_by_role("button", name="Restart").click()
+    assert (await answered.value).status == 202
+    await page.wait_for_function("() => window.states.includes('reconnecting')", timeout=15000)
+    await page.wait_for_function(
+        "() => window.states.at(-1) === 'live' && window.states.includes('reconnecting')",
+        timeout=30000)
+    assert await page.evaluate("window.notReloaded") is True
+    states = await page.evaluate("window.states")
+    assert states.index("reconnecting") < len(states) - 1, states
+    await page.wait_for_function("() => document.documentElement.dataset.ready === 'admin'")
+    async with aiohttp.ClientSession() as session, session.get(
+        server.base + "/api/activity", params={"type": "restart.requested"},
+        headers=auth(server.admin_key()),
+    ) as response:
+        assert len((await response.json())["activity"]) == 1  # one restart, really done
+    assert not errors
+
+
+async def test_a_restart_too_soon_says_so_and_the_server_keeps_serving(
     browser: Browser, edge: TestServer, settings: Settings
 ) -> None:
+    (settings.data_dir / RESTART_STAMP).write_text(f"{time.time() - 10}\n")  # 10 s ago
     _ctx, page = await signed_in(browser, admin_key(settings))
-    for path, body in (("/api/v2/analytics/jobs", ANALYTICS_JOBS),
-                       ("/api/v2/analytics", ANALYTICS), ("/api/activity", ACTIVITY)):
-        await page.route(f"**{path}?*", answer(body))
-    watched = Watched(page).attach()
-    await page.goto(base(edge) + "/#/history")
-    await ready(page, "history")
-    version = edge.app[DASHBOARD].version
-    for module, expect in (("analytics", "p95"), ("activity", "job_created")):
-        text = await page.evaluate("""async ([version, module]) => {
-            const root = document.createElement('section');
-            document.getElementById('page').replaceChildren(root);
-            const page = await import(`/static/${version}/js/pages/${module}.js`);
-            const view = await page.mount({root, query: new URLSearchParams(),
-                can: () => true, setQuery: () => {}});
-            view.event?.({type: 'job_failed', timestamp: new Date().toISOString(), data: {}});
-            return root.innerText;
-        }""", [version, module])
-        assert expect in text, text
-        if module == "analytics":
-            assert await page.locator("#page .uplot canvas").count() == 1
-        await watched.shot(f"waiting-{module}")
-    tiles = await page.evaluate("""async ([version, metrics]) => {
-        const box = document.createElement('div');
-        document.getElementById('page').replaceChildren(box);
-        (await import(`/static/${version}/js/pages/dashboard.js`)).drawMetrics(box, metrics);
-        return box.innerText;
-    }""", [version, METRICS])
-    assert "12.5 ms" in tiles and "2 %" in tiles and "1,234" in tiles
+    watched = Watched(page, allowed_status={429}).attach()
+    await page.goto(base(edge) + "/#/admin")
+    await ready(page, "admin")
+    await page.wait_for_selector("#conn[data-state=live]")
+    await page.get_by_role("button", name="Restart server").click()
+    await page.locator("dialog.confirm").get_by_role("button", name="Restart").click()
+    await page.wait_for_selector(".toast:has-text('restarted less than 30 s ago')")
+    assert not edge.app[LIFECYCLE].stop_requested.is_set()
+    assert await page.locator("#conn").get_attribute("data-state") == "live"
     watched.clean()
 
 
