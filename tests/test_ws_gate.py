@@ -23,7 +23,7 @@ from ws_support import (
 
 from toombos_edge.api.access_log import AccessLogger
 from toombos_edge.app import create_app
-from toombos_edge.appkeys import BUS, HUB, KEYS
+from toombos_edge.appkeys import BUS, HUB, KEYS, LIFECYCLE
 from toombos_edge.events import WS_CONNECTION, Event
 from toombos_edge.keys import Role
 
@@ -215,6 +215,8 @@ async def test_trusted_proxies_and_spoofed_forwarded_for(
 async def test_tokens_never_reach_logs_or_events(
     aiohttp_client: ClientFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Before the server: aiohttp asks the access logger once per connection whether it logs.
+    caplog.set_level(logging.DEBUG)
     server = TestServer(create_app(settings_for(tmp_path)))
     await server.start_server(access_log_class=AccessLogger,
                               access_log=logging.getLogger("toombos_edge.access"))
@@ -223,7 +225,6 @@ async def test_tokens_never_reach_logs_or_events(
     key = admin_secret(client)
     token = (await (await client.post(
         "/api/auth/ws-token", headers={"Authorization": f"Bearer {key}"})).json())["token"]
-    caplog.set_level(logging.DEBUG)
     ws = await client.ws_connect(f"/ws/jobs?token={token}")
     await ws.close()
     await refusal(client, f"/ws/jobs?token={key}", Origin="null")
@@ -241,3 +242,17 @@ async def until_logged(caplog: pytest.LogCaptureFixture, needle: str) -> None:
             if caplog.text.count(needle) >= 3:
                 return
             await asyncio.sleep(0.01)
+
+
+async def test_a_stopping_server_refuses_new_sockets_with_503(client: Client) -> None:
+    """Its sockets are closing: one opened now (say over a kept-alive connection) would
+    hold the stop until its deadline. The client is told to come back in a second."""
+    events = record_events(client)
+    key = admin_secret(client)
+    client.app[LIFECYCLE].stopping = True
+    status, body, headers = await refusal(client, f"/ws/jobs?token={key}")
+    assert status == 503 and headers["Retry-After"] == "1"
+    assert "stopping" in body["error"]["message"]
+    assert [e["reason"] for e in events] == ["stopping"]
+    assert client.app[HUB].gate.slots.counts() == {}
+    client.app[LIFECYCLE].stopping = False  # the test's own cleanup stops it for real

@@ -19,6 +19,7 @@ from ..client_ip import client_ip
 from ..errors import EdgeError, Forbidden, Unauthorized, Unavailable
 from ..events import WS_CONNECTION, Event, EventBus
 from ..keys import KeyService, Role, bearer_secret, plain_secret
+from ..lifecycle import Lifecycle
 from ..settings import Settings
 from .connection import Endpoint, Peer
 from .tokens import PREFIX, WsTokens
@@ -60,9 +61,11 @@ class Gate:
     """Admits a WebSocket request or refuses it; an admitted one holds an IP slot."""
 
     def __init__(
-        self, settings: Settings, keys: KeyService, tokens: WsTokens, bus: EventBus
+        self, settings: Settings, keys: KeyService, tokens: WsTokens, bus: EventBus,
+        lifecycle: Lifecycle,
     ) -> None:
         self._settings = settings
+        self._lifecycle = lifecycle
         self._keys = keys
         self._tokens = tokens
         self._bus = bus
@@ -75,6 +78,13 @@ class Gate:
     def admit(self, request: web.Request, endpoint: Endpoint) -> Peer:
         """The peer, holding one slot of its IP until ``release``; else an EdgeError."""
         ip = self.ip_of(request)
+        if self._lifecycle.stopping:
+            # The hub has closed (or is closing) its sockets: one opened now would hold the
+            # stop until its deadline. The client reconnects to the next process.
+            stopping = Unavailable("the server is stopping or restarting; reconnect shortly",
+                                   headers={hdrs.RETRY_AFTER: "1"})
+            self.refuse(request, ip, stopping, "stopping")
+            raise stopping
         try:
             origin = self._check_origin(request)
         except EdgeError as exc:
