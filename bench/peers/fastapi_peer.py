@@ -28,6 +28,7 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Query, Request, Response
 
+from toombos_edge.activity import ActivityLog, JsonLines
 from toombos_edge.api.responses import error_body
 from toombos_edge.app import _engine_check
 from toombos_edge.cache import ContentCache
@@ -51,8 +52,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     keys = KeyService(db, bus)
     await keys.refresh()
     health = HealthService(db, data_dir, Lifecycle(started=True, ready=True))
-    # The server's extra checks, built from the same code: its cache's, and its engine's
-    # (an engine that runs no worker here: the check reads its counters only).
+    # The server's extra checks, built from the same code: its activity log's and its
+    # cache's, and its engine's (an engine that runs no worker here: the check reads its
+    # counters only; so does the activity log's, which is never started here).
+    activity = ActivityLog(db, bus, JsonLines(data_dir / "peer-activity.jsonl",
+                                              max_bytes=1 << 20, keep=1))
+    health.register("activity", activity.check)
     cache = ContentCache(data_dir / "cache", db=db, bus=bus)
     await cache.open()
     health.register("cache", cache.check)
