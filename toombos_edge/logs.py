@@ -46,8 +46,9 @@ QUEUE_LINES = 100_000
 #: How long a flush or the close at exit waits for a stuck stdout before it gives up.
 FLUSH_TIMEOUT = 2.0
 #: How long the writer lets lines gather after the first: under load one wake-up and one
-#: write per interval, not one per line (a wake-up per line cost the loop ~3 us a request).
-GATHER_SECONDS = 0.01
+#: write per interval, not one per line (a wake-up per line cost the loop ~3 us a request;
+#: 50 ms rather than 10 took the access log's cost on /health from ~21% to ~17%).
+GATHER_SECONDS = 0.05
 
 #: Renders one line from (ms since epoch, level, logger name, message, extra fields).
 LineFormat = Callable[[int, str, str, str, dict[str, Any]], bytes]
@@ -132,7 +133,7 @@ class LineWriter:
 
     def _drain(self) -> None:
         batch: list[bytes] = []
-        lines = self._lines
+        lines = self._lines  # popleft, not a swap: put() may still hold the old deque
         while lines:
             item = lines.popleft()
             if isinstance(item, bytes):
