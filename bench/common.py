@@ -18,6 +18,20 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
+def write_plugin(folder: Path, module: str, kind: str, source: str) -> Path:
+    """A throwaway package whose ``toombos_edge.handlers`` entry point names ``kind`` in
+    ``module`` (``source`` defines ``kinds``); put the returned folder on PYTHONPATH."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{module}.py").write_text(source)
+    dist = module.replace("_", "-")
+    info = folder / f"{module}-1.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        f"[toombos_edge.handlers]\n{kind} = {module}:kinds\n")
+    return folder
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

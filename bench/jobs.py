@@ -64,6 +64,7 @@ from typing import Any
 
 sys.path.insert(0, _BENCH)
 import serverconfig
+from common import write_plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -120,13 +121,7 @@ def free_port() -> int:
 
 
 def make_plugin(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "bench_noop.py").write_text(PLUGIN)
-    info = folder / "bench_noop-1.0.dist-info"
-    info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bench-noop\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[toombos_edge.handlers]\nnoop = bench_noop:kinds\n")
-    return folder
+    return write_plugin(folder, "bench_noop", "noop", PLUGIN)
 
 
 class Server:

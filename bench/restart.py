@@ -70,7 +70,7 @@ import uvloop  # noqa: E402
 
 sys.path.insert(0, str(_HERE))  # the standard library is in: this folder's modules now
 import serverconfig  # noqa: E402
-from common import PY, ROOT, free_port, pinned  # noqa: E402
+from common import PY, ROOT, free_port, pinned, write_plugin  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = 0, 1
 CHUNK = 64 * 1024
@@ -99,13 +99,7 @@ def kinds():
 
 
 def make_plugin(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "bench_pause.py").write_text(PLUGIN)
-    info = folder / "bench_pause-1.0.dist-info"
-    info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bench-pause\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[toombos_edge.handlers]\npause = bench_pause:kinds\n")
-    return folder
+    return write_plugin(folder, "bench_pause", "pause", PLUGIN)
 
 
 def server_settings(sockets: int) -> dict[str, str]:
