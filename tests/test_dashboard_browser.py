@@ -173,6 +173,19 @@ async def post(edge: TestServer, key: str, path: str, body: Any) -> Any:
         return await response.json()
 
 
+async def ended_jobs(edge: TestServer, key: str, failed: int, completed: int) -> tuple[
+        list[str], list[str]]:
+    """Ids of ``failed`` jobs that failed (kind ``flaky``) and ``completed`` that completed
+    (kind ``steps``), submitted over the API, once they have ended."""
+    flaky = [(await post(edge, key, "/api/jobs", {"kind": "flaky"}))["job_id"]
+             for _ in range(failed)]
+    steps = [(await post(edge, key, "/api/jobs", {"kind": "steps"}))["job_id"]
+             for _ in range(completed)]
+    await all_ended(edge, flaky, "failed")
+    await all_ended(edge, steps, "completed")
+    return flaky, steps
+
+
 async def all_ended(edge: TestServer, job_ids: list[str], status: str) -> None:
     """Until every job is in ``status`` (read from the engine on each of its events)."""
     engine = edge.app[ENGINE]
@@ -243,10 +256,7 @@ async def test_batch_retry_of_a_filter_confirms_the_exact_count(
     browser: Browser, edge: TestServer, settings: Settings, kinds: Switch
 ) -> None:
     key = admin_key(settings)
-    flaky = [(await post(edge, key, "/api/jobs", {"kind": "flaky"}))["job_id"] for _ in range(7)]
-    steps = [(await post(edge, key, "/api/jobs", {"kind": "steps"}))["job_id"] for _ in range(2)]
-    await all_ended(edge, flaky, "failed")
-    await all_ended(edge, steps, "completed")
+    flaky, _steps = await ended_jobs(edge, key, failed=7, completed=2)
     kinds.failing = False
     _ctx, page = await signed_in(browser, key)
     watched = Watched(page).attach()
@@ -551,10 +561,7 @@ async def test_analytics_and_activity_show_what_the_server_did(
     browser: Browser, edge: TestServer, settings: Settings, kinds: Switch
 ) -> None:
     key = admin_key(settings)
-    flaky = [(await post(edge, key, "/api/jobs", {"kind": "flaky"}))["job_id"] for _ in range(3)]
-    steps = [(await post(edge, key, "/api/jobs", {"kind": "steps"}))["job_id"] for _ in range(2)]
-    await all_ended(edge, flaky, "failed")
-    await all_ended(edge, steps, "completed")
+    flaky, steps = await ended_jobs(edge, key, failed=3, completed=2)
     # A zone far from UTC: the activity filter's local times must reach the server as UTC.
     _ctx, page = await signed_in(browser, key, timezone_id="America/New_York")
     watched = Watched(page).attach()
