@@ -56,11 +56,13 @@ def test_no_secrets_in_logs(server_process: Callable[..., ServerProcess]) -> Non
     http("GET", f"{server.base}/admin/keys?token={token}&limit=5", key=admin)
     http("GET", f"{server.base}/health/detailed?api_key={token}", key=created["secret"])
     http("GET", f"{server.base}/admin/keys?Token={token}", key="tbe_wrong-" + token)
+    http("GET", f"{server.base}/live?to%6Ben={token}&q=a+b", key=admin)  # an escaped name
     assert server.stop() == 0
     out = server.stdout
     for secret in (admin, created["secret"], token):
         assert secret not in out
     assert "/admin/keys?token=***&limit=5" in out and "/admin/keys?Token=***" in out
+    assert "/live?token=***&q=a b" in out
 
 
 def test_correlation_id_is_on_log_lines_inside_a_request(

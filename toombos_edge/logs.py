@@ -3,8 +3,8 @@
 Every line is formatted where it is logged and written to stdout by a thread of its own, in
 batches (:class:`LineWriter`): the event loop never waits on a slow disk or pipe, and a busy
 server makes one write per batch rather than one per line. The access log (one line per
-request) bypasses ``logging``'s records altogether and hands its rendered line to the same
-writer (``bench/http.py`` measures what it costs).
+request) bypasses ``logging``'s records altogether: it hands the writer a tuple that the
+writer's thread renders (``bench/http.py`` measures what it costs).
 """
 
 from __future__ import annotations
@@ -53,6 +53,10 @@ GATHER_SECONDS = 0.05
 #: Renders one line from (ms since epoch, level, logger name, message, extra fields).
 LineFormat = Callable[[int, str, str, str, dict[str, Any]], bytes]
 
+#: A line the writer's thread renders: a tuple whose first item turns the whole tuple into
+#: the line's bytes. The access log hands its lines over this way (see ``api/access_log``).
+Deferred = tuple[Any, ...]
+
 
 def json_line(ms: int, level: str, name: str, msg: str, fields: dict[str, Any]) -> bytes:
     entry: dict[str, Any] = {"ts": iso(ms), "level": level, "logger": name, "msg": msg}
@@ -88,7 +92,7 @@ class LineWriter:
 
     def __init__(self, stream: BinaryIO, limit: int = QUEUE_LINES) -> None:
         self._stream, self._limit = stream, limit
-        self._lines: collections.deque[bytes | threading.Event] = collections.deque()
+        self._lines: collections.deque[bytes | Deferred | threading.Event] = collections.deque()
         self._wake = threading.Event()
         self._closed = False
         self.written = 0
@@ -100,7 +104,7 @@ class LineWriter:
         return (f"<LineWriter waiting={len(self._lines)} written={self.written} "
                 f"dropped={self.dropped}>")
 
-    def put(self, line: bytes) -> None:
+    def put(self, line: bytes | Deferred) -> None:
         if len(self._lines) >= self._limit:
             self.dropped += 1
             return
@@ -139,10 +143,23 @@ class LineWriter:
             if isinstance(item, bytes):
                 batch.append(item)
                 continue
+            if isinstance(item, tuple):
+                line = self._render(item)
+                if line is not None:
+                    batch.append(line)
+                continue
             self._write(batch)  # a flush marker: everything before it goes out first
             batch = []
             item.set()
         self._write(batch)
+
+    def _render(self, item: Deferred) -> bytes | None:
+        try:
+            line: bytes = item[0](item)
+        except Exception:  # a line that cannot be rendered is lost, not the writer
+            self.dropped += 1
+            return None
+        return line
 
     def _write(self, batch: list[bytes]) -> None:
         if not batch:
