@@ -128,6 +128,11 @@ async def _documents(client: Client, key: str) -> None:
     assert response.status == 202
     await finished(client, (await response.json())["job_id"])
     assert (await client.get("/api/search?q=apples", headers=auth(key))).status == 200
+    project = await (await client.post("/api/projects", json={"name": "Fruit"},
+                                       headers=auth(key))).json()
+    url = f"/api/projects/{project['id']}"
+    assert (await client.put(url, json={"name": "Fruits"}, headers=auth(key))).status == 200
+    assert (await client.delete(url, headers=auth(key))).status == 200
 
 
 async def _admin(client: Client, key: str, viewer: str) -> str:
@@ -194,7 +199,7 @@ EXPECTED = {
     "error", "auth.refused", "key.created", "key.revoked", "ws.accepted", "ws.refused",
     "ws.closed", "cache.invalidated", "cache.cleared", "queue.paused", "queue.resumed",
     "announcement", "restart.requested", "content.published", "critical.emergency_publish",
-    "critical.rollback",
+    "critical.rollback", "project.created", "project.updated", "project.deleted",
 }
 
 

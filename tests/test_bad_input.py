@@ -25,7 +25,7 @@ from toombos_edge.jobs.model import JobStatus
 from toombos_edge.routes import ROUTES, Route
 
 TABLES = ("api_keys", "jobs", "job_counts", "documents", "content", "content_versions",
-          "cache_invalidations", "site_views")
+          "cache_invalidations", "site_views", "projects")
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 JSON = {"Content-Type": "application/json"}
 
@@ -256,7 +256,7 @@ async def sweep_headers(client: Client, key: str, tally: Tally) -> None:
 
 async def real_ids(client: Client, key: str) -> dict[str, str]:
     """Path parameters that name things that exist: a job, a document, a content item and
-    its page, a spare key; so the checks behind a successful lookup are swept too."""
+    its page, a spare key, a project; so the checks behind a successful lookup are swept too."""
     headers = with_auth(key)
     doc = await (await client.post("/api/documents", headers=headers,
                                    json={"title": "Real", "text": "Words " * 50})).json()
@@ -268,9 +268,12 @@ async def real_ids(client: Client, key: str) -> dict[str, str]:
     website = done["results"]["website"]
     spare = await (await client.post("/admin/keys", headers=headers,
                                      json={"name": "spare", "role": "viewer"})).json()
+    project = await (await client.post("/api/projects", headers=headers,
+                                       json={"name": "Real"})).json()
     return {"job_id": job["job_id"], "doc_id": doc["id"], "content_id": website["content_id"],
             "slug": website["url"].rsplit("/", 1)[-1], "key_id": spare["id"],
-            "component": "database", "client_id": "c1", "session_id": "s1"}
+            "component": "database", "client_id": "c1", "session_id": "s1",
+            "project_id": project["id"]}
 
 
 async def sweep_bodies_on_real_ids(client: Client, key: str, tally: Tally) -> None:

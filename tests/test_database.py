@@ -199,3 +199,35 @@ async def test_a_cancelled_close_still_ends_every_connection_thread(
         assert not thread.is_alive()
     with sqlite3.connect(tmp_path / "edge.db") as conn:  # and what was written is there
         assert conn.execute("SELECT id FROM api_keys WHERE id = 'key_a'").fetchone()
+
+
+async def test_0009_adds_projects_to_a_database_that_has_documents(tmp_path: Path) -> None:
+    """An existing file (schema 0008, with a document) gains projects; its documents belong
+    to none, and the foreign key holds from then on."""
+    path = tmp_path / "edge.db"
+    with sqlite3.connect(path) as conn:
+        for number, _name, sql in migrations():
+            if number <= 8:
+                conn.executescript(f"{sql}\nPRAGMA user_version = {number};")
+        conn.execute(
+            "INSERT INTO documents (id, title, body, format, sha256, size, source, "
+            "created_at, updated_at) VALUES ('doc_old', 'Old', 'kept', 'text', 'x', 4, 'api', "
+            "1, 1)")
+    database = Database(path)
+    await database.open()
+    try:
+        assert database.schema_version == LATEST >= 9
+
+        def read(conn: sqlite3.Connection) -> tuple[object, ...]:
+            return tuple(conn.execute(
+                "SELECT body, project_id FROM documents WHERE id = 'doc_old'").fetchone())
+
+        assert await database.read(read) == ("kept", None)
+
+        def dangle(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE documents SET project_id = 'prj_none' WHERE id = 'doc_old'")
+
+        with pytest.raises(sqlite3.IntegrityError):
+            await database.write(dangle)
+    finally:
+        await database.close()

@@ -29,6 +29,7 @@ from .appkeys import (
     KEYS,
     LIFECYCLE,
     METRICS,
+    PROJECTS,
     RESTARTS,
     RETENTION,
     ROUTE_ROLES,
@@ -58,6 +59,7 @@ from .jobs.retry import Backoff
 from .keys import KeyService
 from .lifecycle import Lifecycle
 from .metrics import Metrics
+from .projects.service import ProjectService
 from .restart import RESTART_STAMP, Restarts
 from .retention import Policy, Retention
 from .routes import setup_routes
@@ -95,9 +97,9 @@ def create_app(settings: Settings) -> web.Application:
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
     app.cleanup_ctx.extend([notify_ctx, database_ctx, activity_ctx, keys_ctx, health_ctx,
-                            cache_ctx, engine_ctx, documents_ctx, content_ctx, metrics_ctx,
-                            workers_ctx, retention_ctx, hub_ctx, analytics_ctx, dashboard_ctx,
-                            restarts_ctx,
+                            cache_ctx, engine_ctx, documents_ctx, projects_ctx, content_ctx,
+                            metrics_ctx, workers_ctx, retention_ctx, hub_ctx, analytics_ctx,
+                            dashboard_ctx, restarts_ctx,
                             ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
@@ -353,6 +355,12 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     unsubscribe()
     await ingestor.close()
+
+
+async def projects_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Projects, over the documents (deleting one may delete its documents)."""
+    app[PROJECTS] = ProjectService(app[DATABASE], app[BUS], app[DOCUMENTS])
+    yield
 
 
 async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -19,6 +19,7 @@ from .jobs.engine import JobEngine
 from .keys import ApiKey, KeyService, Role
 from .lifecycle import Lifecycle
 from .metrics import Metrics
+from .projects.service import ProjectService
 from .restart import Restarts
 from .retention import Retention
 from .settings import Settings
@@ -37,6 +38,7 @@ HUB = web.AppKey("hub", Hub)
 WS_TOKENS = web.AppKey("ws_tokens", WsTokens)
 DOCUMENTS = web.AppKey("documents", DocumentService)
 SEARCH = web.AppKey("search", SearchService)
+PROJECTS = web.AppKey("projects", ProjectService)
 INGESTOR = web.AppKey("ingestor", Ingestor)
 CACHE = web.AppKey("cache", ContentCache)
 CONTENT = web.AppKey("content", ContentService)

@@ -47,6 +47,10 @@ QUEUE_PAUSED = "queue_paused"
 QUEUE_RESUMED = "queue_resumed"
 #: An emergency publish or a rollback (POST /api/critical/*).
 CRITICAL_OPERATION = "critical_operation"
+#: A project was created, updated or deleted (its id and name; for the activity log).
+PROJECT_CREATED = "project_created"
+PROJECT_UPDATED = "project_updated"
+PROJECT_DELETED = "project_deleted"
 
 #: Notes of a ``job_update`` (``Event.note``): a worker started the job; it was retried.
 STARTED = "started"
@@ -55,7 +59,8 @@ RETRIED = "retried"
 JOB_EVENTS = frozenset({JOB_CREATED, JOB_UPDATE, JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED})
 #: Events about the server itself: logged, never sent to WebSocket clients.
 INTERNAL = frozenset({KEY_REVOKED, WS_CONNECTION, AUTH_REFUSED, KEY_CREATED, QUEUE_PAUSED,
-                      QUEUE_RESUMED, CRITICAL_OPERATION, RESTART_REQUESTED})
+                      QUEUE_RESUMED, CRITICAL_OPERATION, RESTART_REQUESTED, PROJECT_CREATED,
+                      PROJECT_UPDATED, PROJECT_DELETED})
 
 #: Where a personal message goes: ("client", client_id) or ("session", session_id).
 Address = tuple[str, str]

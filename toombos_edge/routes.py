@@ -25,6 +25,7 @@ from .api import (
     keys,
     metrics,
     probes,
+    projects,
     realtime,
     search,
     site,
@@ -115,6 +116,19 @@ ROUTES: tuple[Route, ...] = (
         )
     ),
     Route("GET", "/api/search", search.search, VIEWER),
+    # projects (seed 002's /api/v1 paths, and the same under /api)
+    *(
+        route
+        for prefix in ("/api", "/api/v1")
+        for route in (
+            Route("GET", f"{prefix}/projects", projects.list_projects, VIEWER),
+            Route("POST", f"{prefix}/projects", projects.create_project, OPERATOR),
+            Route("GET", f"{prefix}/projects/{{project_id}}", projects.get_project, VIEWER),
+            Route("PUT", f"{prefix}/projects/{{project_id}}", projects.update_project, OPERATOR),
+            Route("DELETE", f"{prefix}/projects/{{project_id}}", projects.delete_project,
+                  OPERATOR),
+        )
+    ),
     # generate
     Route("POST", "/api/v1/generate", generate.generate, OPERATOR),
     Route("POST", "/api/v1/generate/email", generate.generate_email, OPERATOR),

@@ -179,6 +179,9 @@ _BY_TYPE: dict[str, Describe] = {
     ev.QUEUE_PAUSED: _simple("queue.paused"),
     ev.QUEUE_RESUMED: _simple("queue.resumed"),
     ev.RESTART_REQUESTED: _simple("restart.requested"),
+    ev.PROJECT_CREATED: _simple("project.created", "project_id"),
+    ev.PROJECT_UPDATED: _simple("project.updated", "project_id"),
+    ev.PROJECT_DELETED: _simple("project.deleted", "project_id"),
 }
 
 #: Every line type, for the README and the tests.
@@ -188,5 +191,5 @@ TYPES = (
     "error", "auth.refused", "key.created", "key.revoked", "ws.accepted", "ws.refused",
     "ws.closed", "cache.invalidated", "cache.cleared", "content.published", "announcement",
     "critical.emergency_publish", "critical.rollback", "queue.paused", "queue.resumed",
-    "restart.requested",
+    "restart.requested", "project.created", "project.updated", "project.deleted",
 )

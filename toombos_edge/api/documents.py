@@ -12,6 +12,7 @@ from ..content.extract import ExtractionError, normalize_format
 from ..content.ingest import parse_metadata
 from ..content.model import Source
 from ..errors import BadRequest, Invalid
+from ..projects.membership import KEEP_PROJECT, ProjectChoice
 from .paging import page_params
 from .responses import json_object, json_response
 
@@ -31,6 +32,17 @@ def _title_field(body: dict[str, Any]) -> str | None:
     return value
 
 
+def project_field(raw: Any) -> str | None:
+    """``project_id``: a project's id, or null (or "") for none."""
+    if raw is not None and not isinstance(raw, str):
+        raise Invalid("'project_id' must be a string or null", {"field": "project_id"})
+    return raw or None
+
+
+def _project_change(body: dict[str, Any]) -> ProjectChoice:
+    return project_field(body["project_id"]) if "project_id" in body else KEEP_PROJECT
+
+
 def _format_field(raw: Any) -> str | None:
     if raw is not None and not isinstance(raw, str):
         raise Invalid("'format' must be a string")
@@ -48,7 +60,8 @@ def attachment(filename: str) -> str:
 
 
 async def list_documents(request: web.Request) -> web.Response:
-    """A page of documents, newest first, without text; filter by ``source`` and ``format``."""
+    """A page of documents, newest first, without text; filter by ``source``, ``format``
+    and ``project_id``."""
     limit, offset = page_params(request)
     source = request.query.get("source") or None
     if source is not None and source not in Source.__members__:
@@ -57,7 +70,8 @@ async def list_documents(request: web.Request) -> web.Response:
     if fmt is not None:
         fmt = _format_field(fmt)
     docs, total = await request.app[DOCUMENTS].list(
-        source=source, fmt=fmt, limit=limit, offset=offset
+        source=source, fmt=fmt, limit=limit, offset=offset,
+        project_id=request.query.get("project_id") or None,
     )
     return json_response({
         "documents": [doc.to_json(with_text=False) for doc in docs],
@@ -66,7 +80,8 @@ async def list_documents(request: web.Request) -> web.Response:
 
 
 async def create_document(request: web.Request) -> web.Response:
-    """A document from JSON: ``title``, ``text`` (or ``content``), ``format``, ``metadata``."""
+    """A document from JSON: ``title``, ``text`` (or ``content``), ``format``, ``metadata``,
+    ``project_id``."""
     body = await json_object(request)
     text = _text_field(body)
     if text is None:
@@ -74,6 +89,7 @@ async def create_document(request: web.Request) -> web.Response:
     doc = await request.app[DOCUMENTS].create(
         title=_title_field(body), text=text, fmt=_format_field(body.get("format")) or "text",
         metadata=parse_metadata(body.get("metadata")),
+        project_id=project_field(body.get("project_id")),
     )
     return json_response(doc.to_json(), status=201)
 
@@ -85,14 +101,17 @@ async def get_document(request: web.Request) -> web.Response:
 
 
 async def update_document(request: web.Request) -> web.Response:
-    """Change ``title``, ``text`` (or ``content``) or ``metadata``; ``sha256`` follows text."""
+    """Change ``title``, ``text`` (or ``content``), ``metadata`` or ``project_id`` (null
+    takes it out of its project); ``sha256`` follows text."""
     body = await json_object(request)
     changes: dict[str, Any] = {"title": _title_field(body), "text": _text_field(body)}
     if "metadata" in body:
         changes["metadata"] = parse_metadata(body["metadata"])
-    if all(value is None for value in changes.values()):
-        raise Invalid("nothing to update: send 'title', 'text' or 'metadata'")
-    doc = await request.app[DOCUMENTS].update(request.match_info["doc_id"], **changes)
+    project_id = _project_change(body)
+    if all(value is None for value in changes.values()) and project_id is KEEP_PROJECT:
+        raise Invalid("nothing to update: send 'title', 'text', 'metadata' or 'project_id'")
+    doc = await request.app[DOCUMENTS].update(request.match_info["doc_id"],
+                                              project_id=project_id, **changes)
     return json_response(doc.to_json())
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ..appkeys import CORRELATION_ID, DOCUMENTS, ENGINE, SETTINGS
+from ..appkeys import CORRELATION_ID, DOCUMENTS, ENGINE, PROJECTS, SETTINGS
 from ..content.documents import DocumentService
 from ..content.ingest import KIND, validate_params
 from ..content.uploads import Upload, safe_filename
@@ -22,7 +22,7 @@ from ..errors import BadRequest, PayloadTooLarge
 from .job_params import idempotency_key
 from .responses import json_object, json_response
 
-FIELDS = ("metadata", "title", "text", "format")
+FIELDS = ("metadata", "title", "text", "format", "project_id")
 READ_CHUNK = 256 * 1024
 #: Room for part headers and boundaries when the whole body's length is checked up front.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -36,6 +36,7 @@ async def ingest(request: web.Request) -> web.Response:
     params, upload = await _read_body(request, documents)
     try:
         params = validate_params({**params, "upload": upload.to_json() if upload else None})
+        await request.app[PROJECTS].require(params.get("project_id"))
         job = await request.app[ENGINE].submit(
             KIND, params, correlation_id=request[CORRELATION_ID],
             idempotency_key=idempotency,

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import NotFound
 from ..events import INGESTION_COMPLETE, Event, EventBus
 from ..ids import new_id, now_ms
+from ..projects.membership import KEEP_PROJECT, ProjectChoice, check_project
 from ..store import Database
 from . import repository
 from .blobs import BlobStore
@@ -83,11 +84,18 @@ class DocumentService:
         return f"<DocumentService {self.blobs!r} locks={len(self._locks)}>"
 
     async def create(
-        self, *, title: str | None, text: str, fmt: str, metadata: dict[str, Any]
+        self, *, title: str | None, text: str, fmt: str, metadata: dict[str, Any],
+        project_id: str | None = None,
     ) -> Document:
-        """A new text-only document (``source: api``)."""
-        doc = self._new(title=title, text=text, fmt=fmt, metadata=metadata)
-        await self.db.write(lambda conn: repository.insert(conn, doc))
+        """A new text-only document (``source: api``), in ``project_id`` when given."""
+        doc = self._new(title=title, text=text, fmt=fmt, metadata=metadata,
+                        project_id=project_id)
+
+        def insert(conn: sqlite3.Connection) -> None:
+            check_project(conn, project_id)
+            repository.insert(conn, doc)
+
+        await self.db.write(insert)
         return doc
 
     async def get(self, doc_id: str) -> Document:
@@ -97,11 +105,13 @@ class DocumentService:
         return doc
 
     async def list(
-        self, *, source: str | None, fmt: str | None, limit: int, offset: int
+        self, *, source: str | None, fmt: str | None, limit: int, offset: int,
+        project_id: str | None = None,
     ) -> tuple[list[Document], int]:
         """A page of documents, newest first, without their text; and the total."""
         return await self.db.read(
-            lambda conn: repository.list_page(conn, source, fmt, limit, offset)
+            lambda conn: repository.list_page(conn, source, fmt, limit, offset,
+                                              project_id=project_id)
         )
 
     async def update(
@@ -111,13 +121,17 @@ class DocumentService:
         title: str | None = None,
         text: str | None = None,
         metadata: dict[str, Any] | None = None,
+        project_id: ProjectChoice = KEEP_PROJECT,
     ) -> Document:
-        """Change title, text or metadata; ``sha256`` follows the text."""
+        """Change title, text, metadata or project; ``sha256`` follows the text."""
 
         def change(conn: sqlite3.Connection) -> Document:
             doc = repository.get(conn, doc_id)
             if doc is None:
                 raise NotFound(f"no document {doc_id!r}")
+            if project_id is not KEEP_PROJECT:
+                check_project(conn, project_id)
+                doc.project_id = project_id
             if title is not None:
                 doc.title = choose_title(title)
             if text is not None and text != doc.body:
@@ -162,12 +176,15 @@ class DocumentService:
         return await self.db.read(lambda conn: repository.find_by_blob(conn, blob_sha256))
 
     async def store_upload(
-        self, upload: Upload, extracted: Extracted, *, title: str | None, metadata: dict[str, Any]
+        self, upload: Upload, extracted: Extracted, *, title: str | None, metadata: dict[str, Any],
+        project_id: str | None = None,
     ) -> Stored:
-        """Move the upload into the blob store and record its document, once per content."""
+        """Move the upload into the blob store and record its document, once per content
+        (the document already made from these bytes keeps its own project)."""
         doc = self._new(
             title=choose_title(title, extracted.title, Path(upload.filename).stem),
             text=extracted.text, fmt=extracted.format, metadata=metadata, upload=upload,
+            project_id=project_id,
         )
         if doc.content_type in GENERIC_TYPES:
             doc.content_type = CONTENT_TYPES.get(doc.format, doc.content_type)
@@ -177,12 +194,13 @@ class DocumentService:
             return await self.db.write(lambda conn: _insert_unless_stored(conn, doc))
 
     async def store_text(
-        self, extracted: Extracted, *, title: str | None, metadata: dict[str, Any]
+        self, extracted: Extracted, *, title: str | None, metadata: dict[str, Any],
+        project_id: str | None = None,
     ) -> Stored:
         """Record a document sent as text; non-empty text already stored is a duplicate."""
         doc = self._new(
             title=choose_title(title, extracted.title, extracted.text[:80]),
-            text=extracted.text, fmt=extracted.format, metadata=metadata,
+            text=extracted.text, fmt=extracted.format, metadata=metadata, project_id=project_id,
         )
         return await self.db.write(lambda conn: _insert_unless_stored(conn, doc))
 
@@ -205,6 +223,11 @@ class DocumentService:
 
     async def _in_use(self, shas: Sequence[str]) -> set[str]:
         return await self.db.read(lambda conn: repository.blobs_in_use(conn, shas))
+
+    async def remove_unused_blobs(self, shas: Sequence[str]) -> int:
+        """Remove those of these blobs that no document (or unfinished ingest) uses now, as
+        after deleting documents; returns how many."""
+        return sum([await self._remove_unused_blob(sha) for sha in sorted(set(shas))])
 
     async def _remove_unused_blob(self, sha: str) -> int:
         async with self._blob_lock(sha):
@@ -235,6 +258,7 @@ class DocumentService:
         fmt: str,
         metadata: dict[str, Any],
         upload: Upload | None = None,
+        project_id: str | None = None,
     ) -> Document:
         now = self._clock()
         size = upload.size if upload else len(text.encode("utf-8", errors="surrogatepass"))
@@ -245,6 +269,7 @@ class DocumentService:
             blob_sha256=upload.sha256 if upload else None,
             filename=upload.filename if upload else None,
             content_type=upload.content_type if upload else None, metadata=metadata,
+            project_id=project_id,
         )
 
     @contextlib.asynccontextmanager
@@ -281,6 +306,7 @@ def _insert_unless_stored(conn: sqlite3.Connection, doc: Document) -> Stored:
         existing = repository.find_text_only(conn, doc.sha256) if doc.body else None
     if existing is not None:
         return Stored(existing, duplicate=True)
+    check_project(conn, doc.project_id)  # it may have been deleted since the job was sent
     repository.insert(conn, doc)
     return Stored(doc, duplicate=False)
 

@@ -56,6 +56,9 @@ def validate_params(params: dict[str, Any]) -> dict[str, Any]:
         value = _optional_text(params, name)
         if value is not None:
             out[name] = value
+    project_id = _optional_text(params, "project_id")
+    if project_id:  # an empty one (a form's blank choice) is none
+        out["project_id"] = project_id
     declared = _optional_text(params, "format")
     if declared:
         try:
@@ -147,7 +150,8 @@ class Ingestor:
         extracted = await ctx.run_blocking(read)
         await ctx.progress(80, "indexing")
         stored = await self.documents.store_upload(
-            upload, extracted, title=params.get("title"), metadata=params["metadata"]
+            upload, extracted, title=params.get("title"), metadata=params["metadata"],
+            project_id=params.get("project_id"),
         )
         return stored, extracted
 
@@ -169,7 +173,8 @@ class Ingestor:
         extracted = await ctx.run_blocking(extract_text, text, fmt)
         await ctx.progress(80, "indexing")
         stored = await self.documents.store_text(
-            extracted, title=params.get("title"), metadata=params["metadata"]
+            extracted, title=params.get("title"), metadata=params["metadata"],
+            project_id=params.get("project_id"),
         )
         return stored, extracted
 

@@ -38,6 +38,7 @@ class Document:
     content_type: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     text_edited: bool = False  #: the text was changed after ingestion
+    project_id: str | None = None  #: the project it belongs to, if any
 
     def to_json(self, *, with_text: bool = True) -> dict[str, Any]:
         """The API's document object; ``text`` only when asked (lists leave it out)."""
@@ -54,6 +55,7 @@ class Document:
             "content_type": self.content_type,
             "metadata": self.metadata,
             "text_edited": self.text_edited,
+            "project_id": self.project_id,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
         }

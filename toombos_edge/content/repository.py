@@ -15,7 +15,8 @@ import orjson
 from .model import Document, Source
 
 _NAMES = ("id", "title", "body", "format", "sha256", "size", "source", "created_at",
-          "updated_at", "blob_sha256", "filename", "content_type", "metadata", "text_edited")
+          "updated_at", "blob_sha256", "filename", "content_type", "metadata", "text_edited",
+          "project_id")
 
 
 def _select(prefix: str = "", *, with_body: bool = True) -> str:
@@ -34,16 +35,16 @@ def _row(row: tuple[Any, ...]) -> Document:
         id=row[0], title=row[1], body=row[2], format=row[3], sha256=row[4], size=row[5],
         source=Source(row[6]), created_at=row[7], updated_at=row[8], blob_sha256=row[9],
         filename=row[10], content_type=row[11], metadata=orjson.loads(row[12]),
-        text_edited=bool(row[13]),
+        text_edited=bool(row[13]), project_id=row[14],
     )
 
 
 def insert(conn: sqlite3.Connection, doc: Document) -> None:
     conn.execute(
-        f"INSERT INTO documents ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT INTO documents ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (doc.id, doc.title, doc.body, doc.format, doc.sha256, doc.size, doc.source.value,
          doc.created_at, doc.updated_at, doc.blob_sha256, doc.filename, doc.content_type,
-         orjson.dumps(doc.metadata).decode(), int(doc.text_edited)),
+         orjson.dumps(doc.metadata).decode(), int(doc.text_edited), doc.project_id),
     )
 
 
@@ -73,10 +74,11 @@ def find_text_only(conn: sqlite3.Connection, sha256: str) -> Document | None:
 
 
 def list_page(
-    conn: sqlite3.Connection, source: str | None, fmt: str | None, limit: int, offset: int
+    conn: sqlite3.Connection, source: str | None, fmt: str | None, limit: int, offset: int,
+    *, project_id: str | None = None,
 ) -> tuple[list[Document], int]:
     """Newest first, without bodies; and the total that matches the filters."""
-    where, args = _filters(source, fmt)
+    where, args = _filters(source, fmt, project_id)
     total = conn.execute(f"SELECT count(*) FROM documents{where}", args).fetchone()[0]
     rows = conn.execute(
         f"SELECT {_LIST_COLUMNS} FROM documents{where} ORDER BY seq DESC LIMIT ? OFFSET ?",
@@ -85,8 +87,13 @@ def list_page(
     return [_row(row) for row in rows], total
 
 
-def _filters(source: str | None, fmt: str | None) -> tuple[str, tuple[str, ...]]:
+def _filters(
+    source: str | None, fmt: str | None, project_id: str | None
+) -> tuple[str, tuple[str, ...]]:
     clauses, args = [], []
+    if project_id:
+        clauses.append("project_id = ?")
+        args.append(project_id)
     if source:
         clauses.append("source = ?")
         args.append(source)
@@ -99,9 +106,9 @@ def _filters(source: str | None, fmt: str | None) -> tuple[str, tuple[str, ...]]
 def update(conn: sqlite3.Connection, doc: Document) -> None:
     conn.execute(
         "UPDATE documents SET title = ?, body = ?, sha256 = ?, size = ?, metadata = ?, "
-        "text_edited = ?, updated_at = ? WHERE id = ?",
+        "text_edited = ?, project_id = ?, updated_at = ? WHERE id = ?",
         (doc.title, doc.body, doc.sha256, doc.size, orjson.dumps(doc.metadata).decode(),
-         int(doc.text_edited), doc.updated_at, doc.id),
+         int(doc.text_edited), doc.project_id, doc.updated_at, doc.id),
     )
 
 
@@ -111,6 +118,32 @@ def delete(conn: sqlite3.Connection, doc_id: str) -> Document | None:
     if doc is not None:
         conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
     return doc
+
+
+def count_in_project(conn: sqlite3.Connection, project_id: str) -> int:
+    return int(conn.execute(
+        "SELECT count(*) FROM documents WHERE project_id = ?", (project_id,)
+    ).fetchone()[0])
+
+
+def detach_from_project(conn: sqlite3.Connection, project_id: str, most: int, now: int) -> int:
+    """Take up to ``most`` documents out of the project; returns how many."""
+    return conn.execute(
+        "UPDATE documents SET project_id = NULL, updated_at = ? WHERE seq IN "
+        "(SELECT seq FROM documents WHERE project_id = ? LIMIT ?)",
+        (now, project_id, most),
+    ).rowcount
+
+
+def delete_in_project(conn: sqlite3.Connection, project_id: str, most: int) -> list[str | None]:
+    """Delete up to ``most`` documents of the project; returns the blob of each (None for a
+    text-only one)."""
+    rows = conn.execute(
+        "SELECT seq, blob_sha256 FROM documents WHERE project_id = ? LIMIT ?",
+        (project_id, most),
+    ).fetchall()
+    conn.executemany("DELETE FROM documents WHERE seq = ?", [(row[0],) for row in rows])
+    return [row[1] for row in rows]
 
 
 def blob_users(conn: sqlite3.Connection, blob_sha256: str) -> int:
@@ -159,4 +192,6 @@ def search(
         "WHERE documents_fts MATCH ? ORDER BY score LIMIT ? OFFSET ?",
         (*marks, *marks, match, limit, offset),
     ).fetchall()
-    return [(_row(row[:14]), -row[14], row[15], row[16]) for row in rows], total
+    width = len(_NAMES)
+    return [(_row(row[:width]), -row[width], row[width + 1], row[width + 2])
+            for row in rows], total
