@@ -297,6 +297,24 @@ async def test_retry_rules(make_engine: Factory, gate: Gate) -> None:
         await engine.retry("job_00000000000000000000000000")
 
 
+async def test_retry_or_cancel_of_an_unknown_job_writes_nothing(
+    make_engine: Factory, db: Database
+) -> None:
+    engine = await make_engine(start=False)
+    job = await engine.submit("noop")
+    unknown = "job_00000000000000000000000000"
+    before = (db.commits, db.writes)
+    for operation in (engine.retry, engine.cancel):
+        with pytest.raises(NotFound):
+            await operation(unknown)
+    assert (await engine.retry_many([unknown])).refused == {unknown: f"no job {unknown}"}
+    assert (await engine.cancel_many([unknown])).refused == {unknown: f"no job {unknown}"}
+    assert (db.commits, db.writes) == before  # not even an empty transaction
+    # A batch that names a job too writes once, for that job.
+    assert [j.id for j in (await engine.cancel_many([unknown, job.id])).touched] == [job.id]
+    assert db.commits == before[0] + 1
+
+
 async def test_retrying_a_running_job_is_refused(make_engine: Factory, gate: Gate) -> None:
     engine = await make_engine()
     job = await engine.submit("gate")
