@@ -112,6 +112,17 @@ class Publisher:
     def __repr__(self) -> str:
         return f"<Publisher published={self.published} failed={self.failed}>"
 
+    def missing_sink(self, channel: Channel) -> str | None:
+        """Why ``channel`` has nowhere to go on this server; None when it has a sink (the
+        website and the email outbox always do)."""
+        if not channel.is_social:
+            return None
+        url = self.config.webhooks.get(channel.result_key, "")
+        if url.startswith(("http://", "https://")):
+            return None
+        return (f"no webhook configured for {channel.result_key} "
+                f"(set TOOMBOS_WEBHOOK_{channel.result_key.upper()})")
+
     async def publish(self, item: ContentItem, recipients: tuple[str, ...] = ()) -> Publication:
         """Publish ``item`` now; raises ``PublishError`` when its sink fails."""
         channel = parse_channel(item.channel)
@@ -169,10 +180,10 @@ class Publisher:
     # -- webhooks ---------------------------------------------------------------------
 
     def _post_webhook(self, channel: Channel, item: ContentItem) -> tuple[str | None, str]:
-        url = self.config.webhooks.get(channel.result_key, "")
-        if not url.startswith(("http://", "https://")):
-            raise PublishRefused(f"no webhook configured for {channel.result_key} "
-                               f"(set TOOMBOS_WEBHOOK_{channel.result_key.upper()})")
+        missing = self.missing_sink(channel)
+        if missing is not None:
+            raise PublishRefused(missing)
+        url = self.config.webhooks[channel.result_key]
         body = orjson.dumps(webhook_payload(item, channel))
         stamp = str(int(time.time()))
         request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310
