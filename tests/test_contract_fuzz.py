@@ -56,6 +56,8 @@ ROLES = ("viewer", "operator", "admin")
 NOT_FUZZED = {
     ("POST", "/admin/restart"): "restarts the server under test (test_restart.py drives it)",
 }
+
+
 def _key(route: Any) -> tuple[str, str]:
     """(method, path) of a route as the schema spells it (``{path:.+}`` is ``{path}``)."""
     return route.method, re.sub(r"\{(\w+)(?::[^}]*)?\}", r"{\1}", route.path)

@@ -760,8 +760,10 @@ def test_a_claim_reads_no_job_scheduled_for_later(tmp_path: Path) -> None:
         with contextlib.closing(sqlite3.connect(tmp_path / f"{waiting}.db",
                                                 isolation_level=None)) as conn:
             apply_migrations(conn)
+            conn.execute("BEGIN")  # one transaction: in autocommit each row is an fsync
             store.insert(conn, [*((job, now) for job in due),
                                 *((job, now + 3_600_000) for job in later)])
+            conn.execute("COMMIT")
             conn.set_progress_handler(count, 10)
             started = store.claim(conn, now, 8, now + 60_000, urgent_only=False)
             assert {job.id for job in started} == {job.id for job in due}
