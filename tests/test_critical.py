@@ -116,8 +116,13 @@ async def test_status_reports_queue_failures_and_components(
     healthy = await (await client.get("/api/critical/status", headers=keys["viewer"])).json()
     assert healthy["status"] == "ok" and healthy["failing_jobs"] == []
     assert healthy["queue"]["paused"] is False and healthy["degraded_components"] == {}
-    failing = await client.post("/api/v2/content/sync", headers=keys["operator"],
+    drafted = await client.post("/api/v2/content/generate", headers=keys["operator"],
                                 json={"text": TEXT, "channels": ["facebook"]})
+    draft = await finished(client, (await drafted.json())["job_id"])
+    content_id = draft["results"]["facebook"]["content_id"]
+    # Publishing it asks for a sink this server does not have: that job fails.
+    failing = await client.post(f"/api/v2/content/{content_id}/publish",
+                                headers=keys["operator"], json={})
     failed = await finished(client, (await failing.json())["job_id"])
     assert failed["status"] == "failed"
     report = await (await client.get("/api/critical/status", headers=keys["viewer"])).json()

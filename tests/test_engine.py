@@ -297,6 +297,24 @@ async def test_retry_rules(make_engine: Factory, gate: Gate) -> None:
         await engine.retry("job_00000000000000000000000000")
 
 
+async def test_retry_or_cancel_of_an_unknown_job_writes_nothing(
+    make_engine: Factory, db: Database
+) -> None:
+    engine = await make_engine(start=False)
+    job = await engine.submit("noop")
+    unknown = "job_00000000000000000000000000"
+    before = (db.commits, db.writes)
+    for operation in (engine.retry, engine.cancel):
+        with pytest.raises(NotFound):
+            await operation(unknown)
+    assert (await engine.retry_many([unknown])).refused == {unknown: f"no job {unknown}"}
+    assert (await engine.cancel_many([unknown])).refused == {unknown: f"no job {unknown}"}
+    assert (db.commits, db.writes) == before  # not even an empty transaction
+    # A batch that names a job too writes once, for that job.
+    assert [j.id for j in (await engine.cancel_many([unknown, job.id])).touched] == [job.id]
+    assert db.commits == before[0] + 1
+
+
 async def test_retrying_a_running_job_is_refused(make_engine: Factory, gate: Gate) -> None:
     engine = await make_engine()
     job = await engine.submit("gate")
@@ -742,8 +760,10 @@ def test_a_claim_reads_no_job_scheduled_for_later(tmp_path: Path) -> None:
         with contextlib.closing(sqlite3.connect(tmp_path / f"{waiting}.db",
                                                 isolation_level=None)) as conn:
             apply_migrations(conn)
+            conn.execute("BEGIN")  # one transaction: in autocommit each row is an fsync
             store.insert(conn, [*((job, now) for job in due),
                                 *((job, now + 3_600_000) for job in later)])
+            conn.execute("COMMIT")
             conn.set_progress_handler(count, 10)
             started = store.claim(conn, now, 8, now + 60_000, urgent_only=False)
             assert {job.id for job in started} == {job.id for job in due}

@@ -11,7 +11,7 @@ from samples import make_pdf
 from toombos_edge.appkeys import BUS, DOCUMENTS, INGESTOR
 from toombos_edge.content.blobs import hash_file
 from toombos_edge.content.extract import ExtractionError
-from toombos_edge.content.ingest import validate_params
+from toombos_edge.content.ingest import NOTHING_SENT, validate_params
 from toombos_edge.errors import Invalid, NotFound
 from toombos_edge.events import INGESTION_COMPLETE, Event
 
@@ -101,10 +101,13 @@ async def test_text_ingest_and_its_duplicate(client: Client) -> None:
                                                                 "api")
 
 
-async def test_seed_ingest_without_file_or_text_makes_an_empty_document(client: Client) -> None:
-    outcome, _ = await run_ingest(client.app, {"metadata": '{"test":"data"}'})
-    doc = await client.app[DOCUMENTS].get(str(outcome.document_id))
-    assert (doc.title, doc.body, doc.metadata) == ("Untitled", "", {"test": "data"})
+async def test_seed_ingest_without_file_or_text_makes_no_document(client: Client) -> None:
+    for params in ({"metadata": '{"test":"data"}'}, {"text": "  \n", "title": "Blank"}):
+        outcome, _ = await run_ingest(client.app, params)
+        assert outcome.document_id is None and outcome.results == {}
+        assert outcome.output == {"document_id": None, "reason": NOTHING_SENT}
+    _page, total = await client.app[DOCUMENTS].list(source=None, fmt=None, limit=10, offset=0)
+    assert total == 0
 
 
 def test_params_are_validated() -> None:

@@ -19,6 +19,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from toombos_edge.content.ingest import NOTHING_SENT
+
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
 
 # From seeds/003 ("Using cURL"), verbatim but for host, port and token.
@@ -115,6 +117,9 @@ def test_seed_json_example(server: Server) -> None:
     job = server.wait_job(accepted["job_id"])
     assert job["status"] == "completed", job
     assert job["metadata"] == {"test": "data"}
+    # Nothing was sent to make a document of: the job says so, and makes none.
+    assert job["output"] == {"document_id": None, "reason": NOTHING_SENT}
+    assert job["document_id"] == ""  # the dashboard calls .toLowerCase() on it
 
 
 def test_seed_file_example(server: Server) -> None:

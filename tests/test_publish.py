@@ -23,6 +23,7 @@ from toombos_edge.content.publish import (
     PublishConfig,
     Publisher,
     PublishError,
+    PublishRefused,
 )
 from toombos_edge.content.render import Renderer, RenderOptions
 from toombos_edge.content.source import inline_source
@@ -160,7 +161,7 @@ async def test_social_webhook_signature_verifies(
         assert received[0]["posts"] == item.body["posts"] and received[0]["platform"] == "twitter"
         wrong = make_publisher(webhooks={"twitter": str(server.make_url("/hook"))},
                                webhook_secret=b"not the shared secret")
-        with pytest.raises(PublishError, match="401"):
+        with pytest.raises(PublishRefused, match="401"):  # final: a retry signs the same
             await wrong.publish(item)
     assert len(received) == 1 and [e.type for e in events] == [CONTENT_PUBLISHED]
 

@@ -93,13 +93,17 @@ async def test_publish_failures_retry_then_end_partial(service: ContentService) 
                                                                      first.values()}
 
 
-async def test_an_unconfigured_channel_ends_partial_without_retrying(
+async def test_an_unconfigured_channel_is_a_draft_not_a_failure(
     service: ContentService,
 ) -> None:
     wanted = parse(request(channels=["website", "social_twitter"], publish=True))
     results, partial = await service.generate(wanted, job_id="job_u", final_attempt=False)
-    assert partial and results["website"]["sent"] is True
-    assert "TOOMBOS_WEBHOOK_TWITTER" in results["twitter"]["error"]
+    assert not partial and results["website"]["sent"] is True
+    twitter = results["twitter"]
+    assert (twitter["status"], twitter["sent"], twitter["error"]) == ("draft", False, None)
+    assert "TOOMBOS_WEBHOOK_TWITTER" in twitter["reason"]
+    assert (await service.store.get(twitter["content_id"])).status == "draft"
+    assert service.publisher.failed == 0  # nothing was tried, so nothing failed
 
 
 async def test_sync_publishes_to_a_webhook(service: ContentService) -> None:
@@ -133,9 +137,16 @@ async def test_a_broken_template_fails_only_its_channel(
 
 
 async def test_all_channels_failing_fails_the_job(service: ContentService) -> None:
-    with pytest.raises(GenerationImpossible) as raised:  # no webhook: no retry either
-        await service.generate(parse(request(channels=["facebook"], publish=True)),
-                               job_id="job_f")
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response({"error": "page removed"}, status=410)
+
+    app = web.Application()
+    app.router.add_post("/hook", refuse)
+    async with TestServer(app, host="127.0.0.1") as server:
+        service.publisher.config.webhooks["facebook"] = str(server.make_url("/hook"))
+        with pytest.raises(GenerationImpossible) as raised:  # a 410 is final: no retry
+            await service.generate(parse(request(channels=["facebook"], publish=True)),
+                                   job_id="job_f")
     assert isinstance(raised.value, GenerationFailed) and raised.value.outcome is not None
     assert raised.value.outcome.results["facebook"]["status"] == "failed"
 

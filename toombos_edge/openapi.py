@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from . import __version__
+from . import __version__, openapi_links
 from .keys import Role
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
@@ -30,7 +30,7 @@ def build(routes: Iterable[RouteLike]) -> dict[str, Any]:
     for route in routes:
         path = _PARAM.sub(r"{\1}", route.path)
         paths.setdefault(path, {})[route.method.lower()] = _operation(route, path)
-    return {
+    return openapi_links.attach({
         "openapi": "3.1.0",
         "info": {"title": "Toombos Edge", "version": __version__},
         "paths": paths,
@@ -38,7 +38,7 @@ def build(routes: Iterable[RouteLike]) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Error": _ERROR_SCHEMA},
         },
-    }
+    })
 
 
 def _operation(route: RouteLike, path: str) -> dict[str, Any]:

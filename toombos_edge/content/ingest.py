@@ -26,6 +26,7 @@ from .uploads import Upload
 
 KIND = "ingest"
 TIMEOUT_SECONDS = 900.0
+NOTHING_SENT = "neither a file nor text was sent: no document was made"
 
 
 def parse_metadata(raw: Any) -> dict[str, Any]:
@@ -111,6 +112,8 @@ class Ingestor:
 
     async def run(self, ctx: JobContext) -> Outcome:
         params = validate_params(ctx.params)
+        if "upload" not in params and not params.get("text", "").strip():
+            return await _nothing_sent(ctx)
         if "upload" in params:
             upload = Upload.from_json(params["upload"])
             try:
@@ -185,6 +188,13 @@ class Ingestor:
             if await asyncio.to_thread(path.is_file):
                 return path
         raise NotFound(f"the upload of {upload.filename!r} is gone; send the file again")
+
+
+async def _nothing_sent(ctx: JobContext) -> Outcome:
+    """Seed 003's first example sends only metadata: its job completes and says that it
+    made nothing, rather than storing an empty "Untitled" document each time."""
+    await ctx.progress(100, NOTHING_SENT)
+    return Outcome(output={"document_id": None, "reason": NOTHING_SENT})
 
 
 def _size_and_hash(path: Path) -> tuple[int, str]:

@@ -7,8 +7,9 @@
   ``"{timestamp}." + body`` (header ``X-Toombos-Signature: sha256=<hex>``).
 
 A failure raises ``PublishError`` so that the ``publish`` job is retried by the engine (a
-sink down, a webhook answering 5xx); a sink that is not set up raises ``PublishRefused``, a
-``PermanentFailure``: retrying the same request cannot help, so the job fails at once.
+sink down, a webhook answering 5xx, 408 or 429); a sink that is not set up, or a webhook
+that refuses the post with another 4xx, raises ``PublishRefused``, a ``PermanentFailure``:
+retrying the same request cannot help, so the job fails at once.
 Blocking I/O (SMTP, HTTP, files) runs in threads, never on the event loop.
 """
 
@@ -49,7 +50,12 @@ class PublishError(Exception):
 
 
 class PublishRefused(PublishError, PermanentFailure):
-    """The sink is not set up for this item (no webhook, no recipients, no slug): no retry."""
+    """The sink is not set up for this item (no webhook, no recipients, no slug), or it
+    refused it for good (a 4xx): no retry."""
+
+
+#: 4xx answers that say "not now" rather than "never": a timeout, a rate limit.
+RETRYABLE_4XX = frozenset({408, 429})
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +111,17 @@ class Publisher:
 
     def __repr__(self) -> str:
         return f"<Publisher published={self.published} failed={self.failed}>"
+
+    def missing_sink(self, channel: Channel) -> str | None:
+        """Why ``channel`` has nowhere to go on this server; None when it has a sink (the
+        website and the email outbox always do)."""
+        if not channel.is_social:
+            return None
+        url = self.config.webhooks.get(channel.result_key, "")
+        if url.startswith(("http://", "https://")):
+            return None
+        return (f"no webhook configured for {channel.result_key} "
+                f"(set TOOMBOS_WEBHOOK_{channel.result_key.upper()})")
 
     async def publish(self, item: ContentItem, recipients: tuple[str, ...] = ()) -> Publication:
         """Publish ``item`` now; raises ``PublishError`` when its sink fails."""
@@ -163,10 +180,10 @@ class Publisher:
     # -- webhooks ---------------------------------------------------------------------
 
     def _post_webhook(self, channel: Channel, item: ContentItem) -> tuple[str | None, str]:
-        url = self.config.webhooks.get(channel.result_key, "")
-        if not url.startswith(("http://", "https://")):
-            raise PublishRefused(f"no webhook configured for {channel.result_key} "
-                               f"(set TOOMBOS_WEBHOOK_{channel.result_key.upper()})")
+        missing = self.missing_sink(channel)
+        if missing is not None:
+            raise PublishRefused(missing)
+        url = self.config.webhooks[channel.result_key]
         body = orjson.dumps(webhook_payload(item, channel))
         stamp = str(int(time.time()))
         request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310
@@ -181,10 +198,18 @@ class Publisher:
                 reply = response.read(MAX_WEBHOOK_REPLY)
                 status = response.status
         except urllib.error.HTTPError as exc:
-            raise PublishError(f"{channel.result_key} webhook answered {exc.code}") from exc
+            raise _refusal(channel, exc.code) from exc
         except (OSError, ValueError) as exc:
             raise PublishError(f"{channel.result_key} webhook unreachable: {exc}") from exc
         return _reply_url(reply), f"webhook answered {status}"
+
+
+def _refusal(channel: Channel, status: int) -> PublishError:
+    """A webhook's error answer: permanent for a 4xx but 408 and 429, else retried."""
+    message = f"{channel.result_key} webhook answered {status}"
+    if 400 <= status < 500 and status not in RETRYABLE_4XX:
+        return PublishRefused(f"{message}: the post was refused, not retried")
+    return PublishError(message)
 
 
 def _reply_url(reply: bytes) -> str | None:

@@ -16,7 +16,7 @@ from ..events import CRITICAL_OPERATION, Event, EventBus
 from ..ids import iso, now_ms
 from ..jobs.kinds import Cache, Outcome, PermanentFailure
 from .batch import BatchGate, BatchPlan
-from .channels import Channel
+from .channels import Channel, parse_channel
 from .edits import parse_edit
 from .publish import Publication, Publisher, PublishError
 from .render import Renderer, RenderOptions
@@ -30,6 +30,8 @@ from .validate import validate
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], Awaitable[None]]
+#: A channel's result when its content was made but has no sink to go to on this server.
+DRAFT = "draft"
 
 
 class GenerationFailed(Exception):
@@ -38,7 +40,7 @@ class GenerationFailed(Exception):
 
 class GenerationImpossible(GenerationFailed, PermanentFailure):
     """Every channel failed for a reason a retry cannot cure (a template that does not
-    render, a sink that is not set up): the job fails at once, its results kept."""
+    render, a sink that refused for good): the job fails at once, its results kept."""
 
 
 class JobSubmitter(Protocol):
@@ -188,6 +190,10 @@ class ContentService:
         if not request.publish or item.status == "published":
             return _result(content_id=item.id, version=item.version,
                            sent=item.status == "published", url=item.published_url)
+        missing = self.publisher.missing_sink(parse_channel(item.channel))
+        if missing is not None:  # generated all the same: kept as a draft, not a failure
+            return _result(status=DRAFT, content_id=item.id, version=item.version,
+                           reason=f"{missing}; kept as a draft")
         return await self._publish_result(item, request.recipients)
 
     async def _publish_result(

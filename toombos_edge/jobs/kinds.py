@@ -47,7 +47,8 @@ class Outcome:
     """What a handler returns: results per part (channel), and whether some parts failed.
 
     Each entry of ``results`` is a part's object with a ``status`` (``success`` or
-    ``failed``, the dashboard's words); what the kind produced otherwise (ids, sizes,
+    ``failed``, the dashboard's words, or ``draft``: made, with nowhere configured to send
+    it); what the kind produced otherwise (ids, sizes,
     flags) goes in ``output``. The engine moves any entry of ``results`` that is not such
     an object to ``output`` (:mod:`.results`).
     """

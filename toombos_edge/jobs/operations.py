@@ -78,8 +78,8 @@ class Operations(EngineCore):
 
     async def retry_many(self, ids: Sequence[str]) -> BatchResult:
         """Retry each of ``ids`` that can be; the others are refused with the reason."""
-        now = self._clock()
-        touched = await self._db.write(lambda c: store.requeue(c, ids, now))
+        now, known = self._clock(), await self._known(ids)
+        touched = await self._db.write(lambda c: store.requeue(c, known, now)) if known else []
         for job in touched:
             self._publish(JOB_UPDATE, job, RETRIED)
         self.counters["retried"] += len(touched)
@@ -122,13 +122,24 @@ class Operations(EngineCore):
         return job
 
     async def _cancel_pending(self, ids: Sequence[str]) -> list[Job]:
-        now = self._clock()
-        cancelled = await self._db.write(lambda c: store.cancel_pending(c, ids, now))
+        now, known = self._clock(), await self._known(ids)
+        if not known:
+            return []
+        cancelled = await self._db.write(lambda c: store.cancel_pending(c, known, now))
         for job in cancelled:
             self.counters["cancelled"] += 1
             self._publish(JOB_CANCELLED, job)
         self._changed()
         return cancelled
+
+    async def _known(self, ids: Sequence[str]) -> list[str]:
+        """Those of ``ids`` that name a job: unknown ones cost no write transaction.
+
+        Only existence is read here; the status is left to the write's own condition, since
+        a reader may not see a transition still queued to the writer.
+        """
+        found = await self._db.read(lambda c: store.statuses(c, ids)) if ids else {}
+        return [job_id for job_id in ids if job_id in found]
 
     async def _refusals(
         self, ids: Sequence[str], touched: Sequence[Job], reasons: dict[JobStatus, str]
