@@ -37,6 +37,7 @@ from .appkeys import (
     WS_TOKENS,
 )
 from .cache import ContentCache
+from .content.archives import ArchiveLimits
 from .content.blobs import BlobStore
 from .content.documents import DocumentService
 from .content.generate import kinds as content_kinds
@@ -346,7 +347,9 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
         log.info("removed %d partial and %d orphaned uploads", partial, orphaned)
     app[DOCUMENTS] = documents
     app[SEARCH] = SearchService(app[DATABASE], app[BUS])
-    ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20)
+    archive = ArchiveLimits(settings.archive_max_mb << 20, settings.archive_max_ratio,
+                            scratch=uploads.root)
+    ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20, archive=archive)
     app[INGESTOR] = ingestor
     app[ENGINE].registry.register(ingestor.kind())
     unsubscribe = app[BUS].subscribe(ingestor.on_event)

@@ -1,54 +1,83 @@
 """Text extraction: which format a document is, its encoding, and its readable text.
 
-Everything here blocks (file reads, decoding, PDF parsing): the ingest job runs it through
+Everything here blocks (file reads, decoding, parsing): the ingest job runs it through
 ``ctx.run_blocking``. Any failure is an ``ExtractionError`` whose message says what is
-wrong with the file; nothing here raises anything else for bad input.
+wrong with the file; nothing here raises anything else for bad input. ``extract_upload``
+turns that failure into a document without text: an upload is kept whatever it holds.
+
+Which library reads which format, and why, is said where each is declared (pyproject.toml)
+and in each reader's module: ``office`` (DOCX, PPTX, XLSX), ``opendocument`` (ODF, EPUB),
+``mail`` (EML), ``webpage`` (HTML), ``formats`` (text, Markdown, JSON, CSV, RTF), and
+pypdf below. Zip-based formats are read from a checked copy (``archives``).
 """
 
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+import mimetypes
+import re
+import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePath
 
 from charset_normalizer import from_bytes
 
+from .archives import ArchiveLimits, stored_copy
+from .extracted import Extracted, ExtractionError, TextBudget
 from .formats import RENDERERS, FormatError
+from .mail import read_eml
+from .office import read_docx, read_pptx, read_xlsx
+from .opendocument import read_epub, read_odf
 
-FORMATS = ("text", "markdown", "html", "json", "csv", "pdf")
+__all__ = ["Extracted", "ExtractionError", "extract_file", "extract_text", "extract_upload"]
+
+#: A file of no format we read: kept, with its blob, title and media type, and no text.
+BINARY = "binary"
+Reader = Callable[[Path, TextBudget], "str | None"]
+ARCHIVE_READERS: dict[str, Reader] = {
+    "docx": read_docx, "pptx": read_pptx, "xlsx": read_xlsx, "odt": read_odf,
+    "ods": read_odf, "odp": read_odf, "epub": read_epub,
+}
+FORMATS = ("text", "markdown", "html", "json", "csv", "pdf", "rtf", "eml",
+           *ARCHIVE_READERS, BINARY)
 SNIFF_BYTES = 8192
-_ALIASES = {"txt": "text", "plain": "text", "md": "markdown", "htm": "html", "pdf": "pdf"}
+_ALIASES = {"txt": "text", "plain": "text", "md": "markdown", "htm": "html", "pdf": "pdf",
+            "xhtml": "html", "tsv": "csv", "msg": "eml", "email": "eml"}
 _EXTENSIONS = {
     ".txt": "text", ".text": "text", ".log": "text", ".md": "markdown",
     ".markdown": "markdown", ".html": "html", ".htm": "html", ".xhtml": "html",
-    ".json": "json", ".csv": "csv", ".tsv": "csv", ".pdf": "pdf",
-}
-_MEDIA_TYPES = {
-    "text/plain": "text", "text/markdown": "markdown", "text/x-markdown": "markdown",
-    "text/html": "html", "application/xhtml+xml": "html", "application/json": "json",
-    "text/csv": "csv", "text/tab-separated-values": "csv", "application/pdf": "pdf",
+    ".json": "json", ".csv": "csv", ".tsv": "csv", ".pdf": "pdf", ".rtf": "rtf",
+    ".eml": "eml", ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".odt": "odt",
+    ".ods": "ods", ".odp": "odp", ".epub": "epub",
 }
 CONTENT_TYPES = {
     "text": "text/plain; charset=utf-8", "markdown": "text/markdown; charset=utf-8",
     "html": "text/html; charset=utf-8", "json": "application/json",
-    "csv": "text/csv; charset=utf-8", "pdf": "application/pdf",
+    "csv": "text/csv; charset=utf-8", "pdf": "application/pdf", "rtf": "application/rtf",
+    "eml": "message/rfc822",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "odt": "application/vnd.oasis.opendocument.text",
+    "ods": "application/vnd.oasis.opendocument.spreadsheet",
+    "odp": "application/vnd.oasis.opendocument.presentation",
+    "epub": "application/epub+zip", BINARY: "application/octet-stream",
 }
+_MEDIA_TYPES = {
+    **{media.split(";")[0]: fmt for fmt, media in CONTENT_TYPES.items() if fmt != BINARY},
+    "text/x-markdown": "markdown", "application/xhtml+xml": "html", "text/rtf": "rtf",
+    "text/tab-separated-values": "csv",
+}
+#: What a zip's members say it is: the ``mimetype`` member of ODF and EPUB, else OOXML's
+#: main part.
+_ZIP_MIMETYPES = {CONTENT_TYPES[fmt]: fmt for fmt in ("odt", "ods", "odp", "epub")}
+_ZIP_PARTS = {"word/document.xml": "docx", "ppt/presentation.xml": "pptx",
+              "xl/workbook.xml": "xlsx"}
+_EML_START = re.compile(
+    rb"(?:From|Return-Path|Received|Delivered-To|Message-ID|MIME-Version|Date|Subject|To"
+    rb"|X-[\w-]+): ", re.IGNORECASE)
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE,
          codecs.BOM_UTF32_BE)
-
-
-class ExtractionError(Exception):
-    """The file cannot be turned into text (unsupported, corrupt, undecodable)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Extracted:
-    format: str
-    title: str | None
-    text: str
-    encoding: str | None = None
-    truncated: bool = False
-    pages: int | None = None
 
 
 def normalize_format(declared: str | None) -> str | None:
@@ -62,25 +91,64 @@ def normalize_format(declared: str | None) -> str | None:
     return name
 
 
-def detect_format(head: bytes, filename: str, content_type: str, declared: str | None) -> str:
-    """Declared format, else the bytes (PDF magic), the extension, the media type, or text."""
-    named = normalize_format(declared)
-    if named:
-        return named
-    if head.startswith(b"%PDF-"):
-        return "pdf"
+def detect_format(path: Path, head: bytes, filename: str, content_type: str,
+                  declared: str | None) -> str:
+    """Declared format, else the bytes (PDF, RTF, a zip's members), the extension, the media
+    type; text when it looks like text, else ``binary``."""
     by_name = _EXTENSIONS.get(PurePath(filename).suffix.lower())
-    if by_name:
-        return by_name
+    found = normalize_format(declared) or _by_magic(path, head, by_name) or by_name
+    if found:
+        return found
     media = content_type.split(";", 1)[0].strip().lower()
     if media in _MEDIA_TYPES:
         return _MEDIA_TYPES[media]
     if looks_binary(head):
-        raise ExtractionError(
-            f"unsupported file type ({media or 'unknown media type'}): it is not text, "
-            "and not one of " + ", ".join(FORMATS)
-        )
+        return BINARY
+    return _by_text(head)
+
+
+def _by_text(head: bytes) -> str:
+    """A nameless text upload: a web page, an email message, or plain text."""
+    start = head.lstrip()[:64].lower()
+    if start.startswith((b"<!doctype html", b"<html")):
+        return "html"
+    if _EML_START.match(head) and (b"\nSubject:" in head or b"\nMIME-Version:" in head):
+        return "eml"
     return "text"
+
+
+def _by_magic(path: Path, head: bytes, by_name: str | None) -> str | None:
+    if head.startswith(b"%PDF-"):
+        return "pdf"
+    if head.startswith(b"{\\rtf"):
+        return "rtf"
+    if head.startswith(b"PK\x03\x04"):  # a zip: what its members say, else its name
+        return _zip_format(path) or by_name or BINARY
+    return None
+
+
+def _zip_format(path: Path) -> str | None:
+    """The document kind a zip holds, from its member names (cheap: the central directory)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "mimetype" in names:
+                info = archive.getinfo("mimetype")
+                if info.file_size <= 100:
+                    with archive.open(info) as member:
+                        media = member.read(101).decode("ascii", "replace").strip()
+                    return _ZIP_MIMETYPES.get(media)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError):
+        return None
+    return next((fmt for part, fmt in _ZIP_PARTS.items() if part in names), None)
+
+
+def content_type_of(fmt: str, filename: str) -> str:
+    """The media type to serve a document's file as, when its upload named none."""
+    if fmt != BINARY:
+        return CONTENT_TYPES[fmt]
+    guessed, _encoding = mimetypes.guess_type(filename, strict=False)
+    return guessed or CONTENT_TYPES[BINARY]
 
 
 def looks_binary(head: bytes) -> bool:
@@ -116,22 +184,68 @@ def charset_of(content_type: str) -> str | None:
     return None
 
 
+def extract_upload(
+    path: Path, *, filename: str, content_type: str, declared: str | None, max_bytes: int,
+    archive: ArchiveLimits | None = None,
+) -> Extracted:
+    """``extract_file``, but a file that gives no text is kept: an ``Extracted`` of its
+    format with empty text and, in ``error``, why (blocking)."""
+    try:
+        return extract_file(path, filename=filename, content_type=content_type,
+                            declared=declared, max_bytes=max_bytes, archive=archive)
+    except ExtractionError as exc:
+        return Extracted(exc.format or BINARY, None, "", error=str(exc))
+
+
 def extract_file(
-    path: Path, *, filename: str, content_type: str, declared: str | None, max_bytes: int
+    path: Path, *, filename: str, content_type: str, declared: str | None, max_bytes: int,
+    archive: ArchiveLimits | None = None,
 ) -> Extracted:
     """Extract the text of a stored file (blocking)."""
     with path.open("rb") as source:
         head = source.read(SNIFF_BYTES)
-        fmt = detect_format(head, filename, content_type, declared)
-        if fmt == "pdf":
-            return extract_pdf(path, max_bytes)
-        data = head + source.read(max(0, max_bytes + 1 - len(head)))
+    fmt = detect_format(path, head, filename, content_type, declared)
+    try:
+        return _extract_as(fmt, path, content_type, max_bytes, archive or ArchiveLimits())
+    except ExtractionError as exc:
+        exc.format = exc.format or fmt
+        raise
+
+
+def _extract_as(fmt: str, path: Path, content_type: str, max_bytes: int,
+                archive: ArchiveLimits) -> Extracted:
+    if fmt == BINARY:
+        media = content_type.split(";", 1)[0].strip() or "unknown media type"
+        raise ExtractionError(f"no text can be drawn from this file ({media}): it is not "
+                              "text, and not one of " + ", ".join(FORMATS[:-1]))
+    if fmt == "pdf":
+        return extract_pdf(path, max_bytes)
+    if fmt in ARCHIVE_READERS or fmt == "eml":
+        return _read_with(fmt, path, max_bytes, archive)
+    with path.open("rb") as source:
+        data = source.read(max_bytes + 1)
     truncated = len(data) > max_bytes
     if truncated:
         data = data[:max_bytes]
     if looks_binary(data[:SNIFF_BYTES]):
         raise ExtractionError(f"the file is binary, not {fmt}")
     return extract_bytes(data, fmt, charset_of(content_type), truncated=truncated)
+
+
+def _read_with(fmt: str, path: Path, max_bytes: int, limits: ArchiveLimits) -> Extracted:
+    """A library's reader on the file (a zip's on its checked stored copy)."""
+    budget = TextBudget(max_bytes)
+    try:
+        if fmt == "eml":
+            title = read_eml(path, budget)
+        else:
+            with stored_copy(path, limits) as copy:
+                title = ARCHIVE_READERS[fmt](copy, budget)
+    except ExtractionError:
+        raise
+    except Exception as exc:  # each library raises its own kinds on corrupt input
+        raise ExtractionError(f"corrupt or unreadable {fmt.upper()}: {exc}") from None
+    return Extracted(fmt, title, budget.text(), truncated=budget.truncated)
 
 
 def extract_bytes(
@@ -147,8 +261,9 @@ def extract_text(
     text: str, fmt: str, *, encoding: str | None = None, truncated: bool = False
 ) -> Extracted:
     """Render already decoded text of a format (JSON ingestion sends text, not bytes)."""
-    if fmt == "pdf":
-        raise ExtractionError("a PDF must be uploaded as a file, not sent as text")
+    if fmt not in RENDERERS:
+        raise ExtractionError(f"a {fmt.upper()} document must be uploaded as a file, not "
+                              "sent as text")
     try:
         title, body = RENDERERS[fmt](text.replace("\x00", ""))
     except FormatError as exc:
