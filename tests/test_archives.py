@@ -19,7 +19,7 @@ from test_ingest_api import form, ingest
 from zip_bombs import MIB, Deflated, bomb_archive, deflated_spaces
 
 from toombos_edge.app import create_app
-from toombos_edge.appkeys import DOCUMENTS
+from toombos_edge.appkeys import DOCUMENTS, INGESTOR
 from toombos_edge.content.archives import ArchiveLimits, ArchiveRefused, stored_copy
 
 GIB = 1024  # MiB
@@ -78,6 +78,15 @@ async def ingest_measured(client: Client, key: str, data: bytes,
     return job, cpu, peak
 
 
+@pytest.fixture
+async def in_process(aiohttp_client: ClientFactory, tmp_path: Path) -> Client:
+    """The app reading files in its own threads (TOOMBOS_EXTRACT_PROCESSES=0), so that this
+    process's CPU time and memory measure the reading: in a worker process they would not."""
+    client = await aiohttp_client(create_app(settings_for(tmp_path, extract_processes=0)))
+    assert client.app[INGESTOR].readers.processes == 0
+    return client
+
+
 @pytest.mark.parametrize("kind", ["docx", "xlsx"])
 @pytest.mark.parametrize(("lie", "reason"), [
     (False, r"inflates 1,0\d\d times its size, over the limit of 500 "
@@ -85,9 +94,10 @@ async def ingest_measured(client: Client, key: str, data: bytes,
     (True, r"inflates past the 4,\d+ bytes its header declares"),
 ], ids=["honest-header", "lying-header"])
 async def test_a_bomb_is_kept_without_text_at_once(
-    client: Client, admin_key: str, request: pytest.FixtureRequest, kind: str, lie: bool,
+    in_process: Client, tmp_path: Path, request: pytest.FixtureRequest, kind: str, lie: bool,
     reason: str,
 ) -> None:
+    client, admin_key = in_process, (tmp_path / "data" / "admin.key").read_text().strip()
     data = shaped(kind, request.getfixturevalue(f"{kind}_bomb"), lie)
     job, cpu, peak = await ingest_measured(client, admin_key, data, f"report.{kind}")
     assert job["status"] == "completed", job
@@ -109,7 +119,7 @@ async def test_past_the_size_limit_when_the_ratio_is_allowed(
     aiohttp_client: ClientFactory, tmp_path: Path, docx_bomb: Deflated
 ) -> None:
     client = await aiohttp_client(create_app(settings_for(
-        tmp_path, archive_max_ratio=5000, archive_max_mb=64)))
+        tmp_path, archive_max_ratio=5000, archive_max_mb=64, extract_processes=0)))
     key = (tmp_path / "data" / "admin.key").read_text().strip()
     job, cpu, _peak = await ingest_measured(client, key, shaped("docx", docx_bomb, False),
                                             "big.docx")
@@ -188,3 +198,12 @@ def test_a_member_that_fails_its_crc_is_corrupt(tmp_path: Path) -> None:
         path, ArchiveLimits(scratch=tmp_path)
     ):
         pass
+
+
+async def test_in_a_worker_process_too(client: Client, admin_key: str,
+                                       xlsx_bomb: Deflated) -> None:
+    """The default: a reader process refuses it the same way."""
+    assert client.app[INGESTOR].readers.processes > 0
+    job = await ingest(client, admin_key, data=form(shaped("xlsx", xlsx_bomb, True), "b.xlsx"))
+    assert (job["status"], job["output"]["text_extracted"]) == ("completed", False)
+    assert "inflates past" in job["output"]["no_text_reason"]

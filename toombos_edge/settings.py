@@ -182,6 +182,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("max_text_mb", _integer(1, 1024), "an integer from 1 to 1024",
          "Most text kept from one ingested file, in MiB (the rest is cut, and the job "
          "result says so)."),
+    Spec("extract_processes", _integer(0, 64), "an integer from 0 to 64",
+         "Worker processes that read uploaded files (started on first use), so parsing "
+         "never holds the server's event loop; 0 reads in threads of the server instead."),
     Spec("archive_max_mb", _integer(1, 4096), "an integer from 1 to 4096",
          "Most a zip-based document (DOCX, PPTX, XLSX, ODF, EPUB) may inflate to, in MiB, "
          "as its zip directory declares and as counted while it is read; past it the file "
@@ -346,6 +349,7 @@ class Settings:
     max_body_kb: int = 1024
     max_upload_mb: int = 100
     max_text_mb: int = 16
+    extract_processes: int = 2
     archive_max_mb: int = 256
     archive_max_ratio: float = 500.0
     tls_cert: str = ""

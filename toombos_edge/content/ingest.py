@@ -26,12 +26,14 @@ from .archives import ArchiveLimits
 from .blobs import hash_file
 from .documents import DocumentService, Stored
 from .extract import (
+    BINARY,
     Extracted,
     ExtractionError,
     extract_text,
     extract_upload,
     normalize_format,
 )
+from .readers import ReaderPool
 from .uploads import Upload
 
 KIND = "ingest"
@@ -83,11 +85,14 @@ class Ingestor:
     """Runs ingest jobs against the document service."""
 
     def __init__(self, documents: DocumentService, *, max_text_bytes: int,
-                 archive: ArchiveLimits | None = None) -> None:
+                 archive: ArchiveLimits | None = None, readers: ReaderPool | None = None,
+                 ) -> None:
         self.documents = documents
         self.max_text_bytes = max_text_bytes
         #: Zip-based documents' limits; their checked copy goes to the uploads folder.
         self.archive = archive or ArchiveLimits(scratch=documents.uploads.root)
+        #: Where files are read: worker processes (the default), or threads.
+        self.readers = readers or ReaderPool(0)
         self._dropping: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
@@ -115,9 +120,10 @@ class Ingestor:
         task.add_done_callback(self._dropping.discard)
 
     async def close(self) -> None:
-        """Wait for uploads being dropped."""
+        """Wait for uploads being dropped; stop the reader processes."""
         while self._dropping:
             await asyncio.gather(*self._dropping, return_exceptions=True)
+        await self.readers.close()
 
     async def run(self, ctx: JobContext) -> Outcome:
         params = validate_params(ctx.params)
@@ -156,7 +162,10 @@ class Ingestor:
             extract_upload, source, filename=upload.filename, content_type=upload.content_type,
             declared=params.get("format"), max_bytes=self.max_text_bytes, archive=self.archive,
         )
-        extracted = await ctx.run_blocking(read)
+        try:
+            extracted = await self.readers.run(read)
+        except ExtractionError as exc:
+            extracted = Extracted(params.get("format") or BINARY, None, "", error=str(exc))
         if extracted.error:
             ctx.log.info("no text from %s: %s", upload.filename, extracted.error)
         await ctx.progress(80, "indexing" if extracted.text else "storing without text")
