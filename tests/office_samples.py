@@ -104,6 +104,31 @@ def make_ods(rows: list[list[str]]) -> bytes:
     return out.getvalue()
 
 
+def make_odp(slides: list[str]) -> bytes:
+    """One page per text, in a text box (a page needs a master page, which needs a layout)."""
+    from odf.draw import Frame, Page, TextBox
+    from odf.opendocument import OpenDocumentPresentation
+    from odf.style import MasterPage, PageLayout
+    from odf.text import P
+
+    document = OpenDocumentPresentation()
+    layout = PageLayout(name="layout")
+    document.automaticstyles.addElement(layout)
+    master = MasterPage(name="master", pagelayoutname=layout)
+    document.masterstyles.addElement(master)
+    for text in slides:
+        page = Page(masterpagename=master)
+        frame = Frame(width="20cm", height="4cm", x="1cm", y="1cm")
+        box = TextBox()
+        box.addElement(P(text=text))
+        frame.addElement(box)
+        page.addElement(frame)
+        document.presentation.addElement(page)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
 def make_epub(chapters: list[tuple[str, list[str]]], *, title: str) -> bytes:
     """An EPUB 3 by hand: mimetype (stored, first), container, package, XHTML chapters."""
     items = "".join(f'<item id="c{i}" href="text/ch{i}.xhtml" '

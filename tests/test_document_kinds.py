@@ -4,15 +4,17 @@ its original file back. Each file is made here with its format's own library."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Client, auth
+from conftest import Client, ClientFactory, auth, settings_for
 from office_samples import (
     make_article_page,
     make_docx,
     make_eml,
     make_epub,
+    make_odp,
     make_ods,
     make_odt,
     make_pptx,
@@ -20,6 +22,8 @@ from office_samples import (
     make_xlsx,
 )
 from test_ingest_api import form, ingest
+
+from toombos_edge.app import create_app
 
 OTTERS = "Otters eat fish, frogs and crayfish along the river banks at night."
 BEAVERS = "Beavers build dams from branches and mud; their ponds shelter other animals."
@@ -47,6 +51,7 @@ KINDS: list[tuple[str, bytes, str, str, str]] = [
      f"River life\n{OTTERS}\n{BEAVERS}"),
     ("animals.ods", make_ods([["name", "food"], ["otter", "fish"]]), "ods", "animals",
      "name | food\notter | fish"),
+    ("slides.odp", make_odp([OTTERS, BEAVERS]), "odp", "slides", f"{OTTERS}\n{BEAVERS}"),
     ("book.epub",
      make_epub([("Chapter one", [OTTERS]), ("Chapter two", [BEAVERS])], title="A River Book"),
      "epub", "A River Book",
@@ -117,13 +122,7 @@ async def test_an_html_only_email_gives_its_main_content(client: Client, admin_k
     assert f"Spring update\n{OTTERS}\n{BEAVERS}" in text and "Shop the catalogue" not in text
 
 
-async def test_text_past_the_limit_is_cut_in_every_kind(
-    aiohttp_client: Any, tmp_path: Any
-) -> None:
-    from conftest import settings_for
-
-    from toombos_edge.app import create_app
-
+async def test_text_past_the_limit_is_cut(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
     client = await aiohttp_client(create_app(settings_for(tmp_path, max_text_mb=1)))
     key = (tmp_path / "data" / "admin.key").read_text().strip()
     lines = [f"line {i}: " + " ".join(f"w{i * j % 9973}" for j in range(30))

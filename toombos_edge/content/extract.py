@@ -1,7 +1,7 @@
-"""Text extraction: which format a document is, its encoding, and its readable text.
+"""Text extraction: a file's encoding and its readable text, by format (``sniff``).
 
-Everything here blocks (file reads, decoding, parsing): the ingest job runs it through
-``ctx.run_blocking``. Any failure is an ``ExtractionError`` whose message says what is
+Everything here blocks (file reads, decoding, parsing): the ingest job runs it in a reader
+process (``readers``). Any failure is an ``ExtractionError`` whose message says what is
 wrong with the file; nothing here raises anything else for bad input. ``extract_upload``
 turns that failure into a document without text: an upload is kept whatever it holds.
 
@@ -14,11 +14,8 @@ pypdf below. Zip-based formats are read from a checked copy (``archives``).
 from __future__ import annotations
 
 import codecs
-import mimetypes
-import re
-import zipfile
 from collections.abc import Callable
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from charset_normalizer import from_bytes
 
@@ -28,143 +25,40 @@ from .formats import RENDERERS, FormatError
 from .mail import read_eml
 from .office import read_docx, read_pptx, read_xlsx
 from .opendocument import read_epub, read_odf
+from .sniff import (
+    BINARY,
+    BOMS,
+    CONTENT_TYPES,
+    FORMATS,
+    SNIFF_BYTES,
+    content_type_of,
+    detect_format,
+    looks_binary,
+    normalize_format,
+)
 
-__all__ = ["Extracted", "ExtractionError", "extract_file", "extract_text", "extract_upload"]
+__all__ = [
+    "BINARY", "CONTENT_TYPES", "Extracted", "ExtractionError", "content_type_of",
+    "extract_file", "extract_text", "extract_upload", "normalize_format",
+]
 
-#: A file of no format we read: kept, with its blob, title and media type, and no text.
-BINARY = "binary"
 Reader = Callable[[Path, TextBudget], "str | None"]
 ARCHIVE_READERS: dict[str, Reader] = {
     "docx": read_docx, "pptx": read_pptx, "xlsx": read_xlsx, "odt": read_odf,
     "ods": read_odf, "odp": read_odf, "epub": read_epub,
 }
-FORMATS = ("text", "markdown", "html", "json", "csv", "pdf", "rtf", "eml",
-           *ARCHIVE_READERS, BINARY)
-SNIFF_BYTES = 8192
-_ALIASES = {"txt": "text", "plain": "text", "md": "markdown", "htm": "html", "pdf": "pdf",
-            "xhtml": "html", "tsv": "csv", "msg": "eml", "email": "eml"}
-_EXTENSIONS = {
-    ".txt": "text", ".text": "text", ".log": "text", ".md": "markdown",
-    ".markdown": "markdown", ".html": "html", ".htm": "html", ".xhtml": "html",
-    ".json": "json", ".csv": "csv", ".tsv": "csv", ".pdf": "pdf", ".rtf": "rtf",
-    ".eml": "eml", ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".odt": "odt",
-    ".ods": "ods", ".odp": "odp", ".epub": "epub",
-}
-CONTENT_TYPES = {
-    "text": "text/plain; charset=utf-8", "markdown": "text/markdown; charset=utf-8",
-    "html": "text/html; charset=utf-8", "json": "application/json",
-    "csv": "text/csv; charset=utf-8", "pdf": "application/pdf", "rtf": "application/rtf",
-    "eml": "message/rfc822",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "odt": "application/vnd.oasis.opendocument.text",
-    "ods": "application/vnd.oasis.opendocument.spreadsheet",
-    "odp": "application/vnd.oasis.opendocument.presentation",
-    "epub": "application/epub+zip", BINARY: "application/octet-stream",
-}
-_MEDIA_TYPES = {
-    **{media.split(";")[0]: fmt for fmt, media in CONTENT_TYPES.items() if fmt != BINARY},
-    "text/x-markdown": "markdown", "application/xhtml+xml": "html", "text/rtf": "rtf",
-    "text/tab-separated-values": "csv",
-}
-#: What a zip's members say it is: the ``mimetype`` member of ODF and EPUB, else OOXML's
-#: main part.
-_ZIP_MIMETYPES = {CONTENT_TYPES[fmt]: fmt for fmt in ("odt", "ods", "odp", "epub")}
-_ZIP_PARTS = {"word/document.xml": "docx", "ppt/presentation.xml": "pptx",
-              "xl/workbook.xml": "xlsx"}
-_EML_START = re.compile(
-    rb"(?:From|Return-Path|Received|Delivered-To|Message-ID|MIME-Version|Date|Subject|To"
-    rb"|X-[\w-]+): ", re.IGNORECASE)
-_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE,
-         codecs.BOM_UTF32_BE)
-
-
-def normalize_format(declared: str | None) -> str | None:
-    """A declared format in our words (``md`` → ``markdown``); None if not given."""
-    if not declared:
-        return None
-    name = declared.strip().lower()
-    name = _ALIASES.get(name, name)
-    if name not in FORMATS:
-        raise ExtractionError(f"unsupported format {declared!r}; known: {', '.join(FORMATS)}")
-    return name
-
-
-def detect_format(path: Path, head: bytes, filename: str, content_type: str,
-                  declared: str | None) -> str:
-    """Declared format, else the bytes (PDF, RTF, a zip's members), the extension, the media
-    type; text when it looks like text, else ``binary``."""
-    by_name = _EXTENSIONS.get(PurePath(filename).suffix.lower())
-    found = normalize_format(declared) or _by_magic(path, head, by_name) or by_name
-    if found:
-        return found
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media in _MEDIA_TYPES:
-        return _MEDIA_TYPES[media]
-    if looks_binary(head):
-        return BINARY
-    return _by_text(head)
-
-
-def _by_text(head: bytes) -> str:
-    """A nameless text upload: a web page, an email message, or plain text."""
-    start = head.lstrip()[:64].lower()
-    if start.startswith((b"<!doctype html", b"<html")):
-        return "html"
-    if _EML_START.match(head) and (b"\nSubject:" in head or b"\nMIME-Version:" in head):
-        return "eml"
-    return "text"
-
-
-def _by_magic(path: Path, head: bytes, by_name: str | None) -> str | None:
-    if head.startswith(b"%PDF-"):
-        return "pdf"
-    if head.startswith(b"{\\rtf"):
-        return "rtf"
-    if head.startswith(b"PK\x03\x04"):  # a zip: what its members say, else its name
-        return _zip_format(path) or by_name or BINARY
-    return None
-
-
-def _zip_format(path: Path) -> str | None:
-    """The document kind a zip holds, from its member names (cheap: the central directory)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            if "mimetype" in names:
-                info = archive.getinfo("mimetype")
-                if info.file_size <= 100:
-                    with archive.open(info) as member:
-                        media = member.read(101).decode("ascii", "replace").strip()
-                    return _ZIP_MIMETYPES.get(media)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError):
-        return None
-    return next((fmt for part, fmt in _ZIP_PARTS.items() if part in names), None)
-
-
-def content_type_of(fmt: str, filename: str) -> str:
-    """The media type to serve a document's file as, when its upload named none."""
-    if fmt != BINARY:
-        return CONTENT_TYPES[fmt]
-    guessed, _encoding = mimetypes.guess_type(filename, strict=False)
-    return guessed or CONTENT_TYPES[BINARY]
-
-
-def looks_binary(head: bytes) -> bool:
-    return b"\x00" in head and not head.startswith(_BOMS)
 
 
 def decode(data: bytes, declared_charset: str | None = None) -> tuple[str, str]:
     """(text, encoding): a BOM, a declared charset, strict UTF-8, else detection."""
     if data.startswith(codecs.BOM_UTF8):
         return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
-    if declared_charset and not data.startswith(_BOMS):
+    if declared_charset and not data.startswith(BOMS):
         try:
             return data.decode(declared_charset), codecs.lookup(declared_charset).name
         except (LookupError, UnicodeDecodeError):
             pass
-    if not data.startswith(_BOMS):
+    if not data.startswith(BOMS):
         try:
             return data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError as exc:

@@ -96,7 +96,7 @@ class Ingestor:
         self._dropping: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
-        return f"<Ingestor max_text_bytes={self.max_text_bytes}>"
+        return f"<Ingestor max_text_bytes={self.max_text_bytes} readers={self.readers!r}>"
 
     def kind(self) -> JobKind:
         return JobKind(KIND, self.run, timeout=TIMEOUT_SECONDS, max_attempts=1,
