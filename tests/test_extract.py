@@ -5,7 +5,12 @@ from pathlib import Path
 import pytest
 from samples import make_pdf
 
-from toombos_edge.content.extract import Extracted, ExtractionError, extract_file
+from toombos_edge.content.extract import (
+    Extracted,
+    ExtractionError,
+    extract_file,
+    extract_upload,
+)
 
 FRENCH = (
     "Le coeur a ses raisons que la raison ne connaît point. Où est la bibliothèque? À côté "
@@ -87,17 +92,23 @@ def test_invalid_json_is_a_clear_error(tmp_path: Path) -> None:
         run(tmp_path, b'{"a": ', "x.json")
 
 
-def test_binary_is_unsupported(tmp_path: Path) -> None:
+def test_binary_gives_no_text_and_says_why(tmp_path: Path) -> None:
     png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
-    with pytest.raises(ExtractionError, match="unsupported file type"):
+    with pytest.raises(ExtractionError, match=r"no text can be drawn from this file \(image/png"):
         run(tmp_path, png, "photo.png", "image/png")
     with pytest.raises(ExtractionError, match="binary"):
         run(tmp_path, png, "photo.txt")
+    path = tmp_path / "photo.png"
+    path.write_bytes(png)
+    kept = extract_upload(path, filename="photo.png", content_type="image/png", declared=None,
+                          max_bytes=1 << 20)
+    assert (kept.format, kept.text, kept.title) == ("binary", "", None)
+    assert kept.error is not None and "image/png" in kept.error
 
 
 def test_unknown_declared_format(tmp_path: Path) -> None:
-    with pytest.raises(ExtractionError, match="unsupported format 'docx'"):
-        run(tmp_path, b"text", "a.txt", declared="docx")
+    with pytest.raises(ExtractionError, match="unsupported format 'pages'"):
+        run(tmp_path, b"text", "a.txt", declared="pages")
 
 
 def test_declared_format_wins_over_the_name(tmp_path: Path) -> None:

@@ -74,13 +74,29 @@ async def test_progress_rises_to_100(client: Client) -> None:
     assert progress == sorted(progress) and progress[-1] == 100
 
 
-async def test_corrupt_file_fails_clearly_and_records_nothing(client: Client) -> None:
-    upload = await stage(client.app, make_pdf(["x"])[:70], "broken.pdf")
-    with pytest.raises(ExtractionError, match="corrupt or unreadable PDF"):
-        await run_ingest(client.app, {"upload": upload.to_json()})
+async def test_a_corrupt_file_is_kept_without_text_and_says_why(client: Client) -> None:
+    data = make_pdf(["x"])[:70]
+    upload = await stage(client.app, data, "broken.pdf")
+    outcome, _ = await run_ingest(client.app, {"upload": upload.to_json(), "title": "Broken"})
+    assert outcome.output["text_extracted"] is False
+    assert "corrupt or unreadable PDF" in outcome.output["no_text_reason"]
+    assert outcome.results["document"]["status"] == "success"
+    docs = client.app[DOCUMENTS]
+    doc = await docs.get(str(outcome.document_id))
+    assert (doc.title, doc.format, doc.body, doc.content_type) == (
+        "Broken", "pdf", "", "application/pdf")
+    assert doc.blob_sha256 == hashlib.sha256(data).hexdigest()
+    assert docs.blobs.path(doc.blob_sha256).read_bytes() == data
+    assert files(docs.uploads.root) == []
+
+
+async def test_json_text_that_does_not_parse_fails_the_job(client: Client) -> None:
+    with pytest.raises(ExtractionError, match="invalid JSON"):
+        await run_ingest(client.app, {"text": '{"a": ', "format": "json"})
+    with pytest.raises(ExtractionError, match="must be uploaded as a file"):
+        await run_ingest(client.app, {"text": "words", "format": "docx"})
     docs = client.app[DOCUMENTS]
     assert (await docs.list(source=None, fmt=None, limit=10, offset=0))[1] == 0
-    assert files(docs.uploads.root) == [] and files(docs.blobs.root) == []
 
 
 async def test_vanished_upload_is_a_clear_error(client: Client) -> None:
@@ -118,7 +134,7 @@ def test_params_are_validated() -> None:
         ({"metadata": "{nope"}, "not valid JSON"),
         ({"metadata": 3}, "must be a JSON object"),
         ({"text": 5}, "'text' must be a string"),
-        ({"format": "docx"}, "unsupported format"),
+        ({"format": "pages"}, "unsupported format"),
     ]:
         with pytest.raises(Invalid, match=message):
             validate_params(bad)

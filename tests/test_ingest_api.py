@@ -76,12 +76,18 @@ async def test_same_upload_twice_is_a_duplicate(client: Client, admin_key: str) 
     assert len(stored_files(client.app[DOCUMENTS].blobs.root)) == 1
 
 
-async def test_corrupt_upload_fails_the_job_clearly(client: Client, admin_key: str) -> None:
+async def test_a_corrupt_upload_is_kept_without_text(client: Client, admin_key: str) -> None:
     job = await ingest(client, admin_key, data=form(b"%PDF-1.4 garbage", "bad.pdf"))
-    assert job["status"] == "failed"
-    assert "corrupt or unreadable PDF" in job["last_error"]
+    assert job["status"] == "completed", job
+    assert job["output"]["text_extracted"] is False
+    assert "corrupt or unreadable PDF" in job["output"]["no_text_reason"]
+    assert job["results"]["document"]["status"] == "success"
+    assert job["progress"]["message"] == "document stored without text"
     docs = client.app[DOCUMENTS]
-    assert stored_files(docs.uploads.root) == stored_files(docs.blobs.root) == []
+    assert stored_files(docs.uploads.root) == []
+    assert len(stored_files(docs.blobs.root)) == 1
+    kept = await client.get(f"/api/documents/{job['document_id']}/file", headers=auth(admin_key))
+    assert await kept.read() == b"%PDF-1.4 garbage"
     # the worker survived: the next job runs
     assert (await ingest(client, admin_key, data=form(b"fine", "ok.txt")))["status"] == \
         "completed"

@@ -1,3 +1,5 @@
 from .cli import main
 
-raise SystemExit(main())
+# Guarded: the reader processes (multiprocessing "spawn") import the parent's main module.
+if __name__ == "__main__":
+    raise SystemExit(main())

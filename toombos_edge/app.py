@@ -38,11 +38,13 @@ from .appkeys import (
     WS_TOKENS,
 )
 from .cache import ContentCache
+from .content.archives import ArchiveLimits
 from .content.blobs import BlobStore
 from .content.documents import DocumentService
 from .content.generate import kinds as content_kinds
 from .content.ingest import Ingestor
 from .content.publish import Publisher, config_from
+from .content.readers import ReaderPool
 from .content.render import Renderer
 from .content.search import SearchService
 from .content.service import ContentService
@@ -348,7 +350,10 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
         log.info("removed %d partial and %d orphaned uploads", partial, orphaned)
     app[DOCUMENTS] = documents
     app[SEARCH] = SearchService(app[DATABASE], app[BUS])
-    ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20)
+    archive = ArchiveLimits(settings.archive_max_mb << 20, settings.archive_max_ratio,
+                            scratch=uploads.root)
+    ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20, archive=archive,
+                        readers=ReaderPool(settings.extract_processes))
     app[INGESTOR] = ingestor
     app[ENGINE].registry.register(ingestor.kind())
     unsubscribe = app[BUS].subscribe(ingestor.on_event)

@@ -112,7 +112,8 @@ ROUTES: tuple[Route, ...] = (
             Route("PUT", f"{prefix}/documents/{{doc_id}}", documents.update_document, OPERATOR),
             Route("DELETE", f"{prefix}/documents/{{doc_id}}", documents.delete_document,
                   OPERATOR),
-            Route("GET", f"{prefix}/documents/{{doc_id}}/raw", documents.raw_document, VIEWER),
+            Route("GET", f"{prefix}/documents/{{doc_id}}/file", documents.document_file, VIEWER),
+            Route("GET", f"{prefix}/documents/{{doc_id}}/raw", documents.document_file, VIEWER),
         )
     ),
     Route("GET", "/api/search", search.search, VIEWER),

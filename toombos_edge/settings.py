@@ -182,6 +182,16 @@ SPECS: tuple[Spec, ...] = (
     Spec("max_text_mb", _integer(1, 1024), "an integer from 1 to 1024",
          "Most text kept from one ingested file, in MiB (the rest is cut, and the job "
          "result says so)."),
+    Spec("extract_processes", _integer(0, 64), "an integer from 0 to 64",
+         "Worker processes that read uploaded files (started on first use), so parsing "
+         "never holds the server's event loop; 0 reads in threads of the server instead."),
+    Spec("archive_max_mb", _integer(1, 4096), "an integer from 1 to 4096",
+         "Most a zip-based document (DOCX, PPTX, XLSX, ODF, EPUB) may inflate to, in MiB, "
+         "as its zip directory declares and as counted while it is read; past it the file "
+         "is kept without text."),
+    Spec("archive_max_ratio", _number(2, 100_000), "a number from 2 to 100000",
+         "Most a member of a zip-based document may inflate over its compressed size, once "
+         "it passes 1 MiB; past it (a zip bomb) the file is kept without text."),
     Spec("tls_cert", _text, "a PEM file path or empty",
          "Certificate chain (PEM) to serve HTTPS and WSS directly; needs TOOMBOS_TLS_KEY. "
          "Empty: plain HTTP (behind a TLS proxy, or on localhost)."),
@@ -339,6 +349,9 @@ class Settings:
     max_body_kb: int = 1024
     max_upload_mb: int = 100
     max_text_mb: int = 16
+    extract_processes: int = 2
+    archive_max_mb: int = 256
+    archive_max_ratio: float = 500.0
     tls_cert: str = ""
     tls_key: str = ""
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(

@@ -122,8 +122,14 @@ async def delete_document(request: web.Request) -> web.Response:
     return json_response({"id": doc_id, "deleted": True, "blob_removed": blob_removed})
 
 
-async def raw_document(request: web.Request) -> web.StreamResponse:
-    """The original bytes, as an attachment (never rendered by the browser)."""
+async def document_file(request: web.Request) -> web.StreamResponse:
+    """The original bytes, as an attachment (never rendered by the browser).
+
+    An upload's blob is streamed from disk off the event loop (sendfile, or chunks read in
+    the executor) with ``Range`` (206, 416), ``ETag`` and ``If-Range`` as aiohttp's
+    ``FileResponse`` serves them; a document sent as text has no file, and its text is
+    sent whole (it is small, and already in memory).
+    """
     raw = await request.app[DOCUMENTS].raw(request.match_info["doc_id"])
     headers = {
         hdrs.CONTENT_TYPE: raw.content_type,

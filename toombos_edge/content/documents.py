@@ -23,7 +23,7 @@ from ..projects.membership import KEEP_PROJECT, ProjectChoice, check_project
 from ..store import Database
 from . import repository
 from .blobs import BlobStore
-from .extract import CONTENT_TYPES, Extracted
+from .extract import CONTENT_TYPES, Extracted, content_type_of
 from .model import Document, Source, text_sha256
 from .uploads import Upload, UploadFolder
 
@@ -187,7 +187,7 @@ class DocumentService:
             project_id=project_id,
         )
         if doc.content_type in GENERIC_TYPES:
-            doc.content_type = CONTENT_TYPES.get(doc.format, doc.content_type)
+            doc.content_type = content_type_of(doc.format, upload.filename)
         async with self._blob_lock(upload.sha256):
             source = self.uploads.path(upload.name)
             await asyncio.to_thread(self.blobs.adopt, source, upload.sha256)
@@ -296,7 +296,7 @@ class _Held:
 
 
 _EXTENSION = {"text": "txt", "markdown": "md", "html": "html", "json": "json", "csv": "csv",
-              "pdf": "pdf"}
+              "rtf": "rtf"}
 
 
 def _insert_unless_stored(conn: sqlite3.Connection, doc: Document) -> Stored:

@@ -1,102 +1,64 @@
-"""Text extraction: which format a document is, its encoding, and its readable text.
+"""Text extraction: a file's encoding and its readable text, by format (``sniff``).
 
-Everything here blocks (file reads, decoding, PDF parsing): the ingest job runs it through
-``ctx.run_blocking``. Any failure is an ``ExtractionError`` whose message says what is
-wrong with the file; nothing here raises anything else for bad input.
+Everything here blocks (file reads, decoding, parsing): the ingest job runs it in a reader
+process (``readers``). Any failure is an ``ExtractionError`` whose message says what is
+wrong with the file; nothing here raises anything else for bad input. ``extract_upload``
+turns that failure into a document without text: an upload is kept whatever it holds.
+
+Which library reads which format, and why, is said where each is declared (pyproject.toml)
+and in each reader's module: ``office`` (DOCX, PPTX, XLSX), ``opendocument`` (ODF, EPUB),
+``mail`` (EML), ``webpage`` (HTML), ``formats`` (text, Markdown, JSON, CSV, RTF), and
+pypdf below. Zip-based formats are read from a checked copy (``archives``).
 """
 
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
-from pathlib import Path, PurePath
+from collections.abc import Callable
+from pathlib import Path
 
 from charset_normalizer import from_bytes
 
+from .archives import ArchiveLimits, stored_copy
+from .extracted import Extracted, ExtractionError, TextBudget
 from .formats import RENDERERS, FormatError
+from .mail import read_eml
+from .office import read_docx, read_pptx, read_xlsx
+from .opendocument import read_epub, read_odf
+from .sniff import (
+    BINARY,
+    BOMS,
+    CONTENT_TYPES,
+    FORMATS,
+    SNIFF_BYTES,
+    content_type_of,
+    detect_format,
+    looks_binary,
+    normalize_format,
+)
 
-FORMATS = ("text", "markdown", "html", "json", "csv", "pdf")
-SNIFF_BYTES = 8192
-_ALIASES = {"txt": "text", "plain": "text", "md": "markdown", "htm": "html", "pdf": "pdf"}
-_EXTENSIONS = {
-    ".txt": "text", ".text": "text", ".log": "text", ".md": "markdown",
-    ".markdown": "markdown", ".html": "html", ".htm": "html", ".xhtml": "html",
-    ".json": "json", ".csv": "csv", ".tsv": "csv", ".pdf": "pdf",
+__all__ = [
+    "BINARY", "CONTENT_TYPES", "Extracted", "ExtractionError", "content_type_of",
+    "extract_file", "extract_text", "extract_upload", "normalize_format",
+]
+
+Reader = Callable[[Path, TextBudget], "str | None"]
+ARCHIVE_READERS: dict[str, Reader] = {
+    "docx": read_docx, "pptx": read_pptx, "xlsx": read_xlsx, "odt": read_odf,
+    "ods": read_odf, "odp": read_odf, "epub": read_epub,
 }
-_MEDIA_TYPES = {
-    "text/plain": "text", "text/markdown": "markdown", "text/x-markdown": "markdown",
-    "text/html": "html", "application/xhtml+xml": "html", "application/json": "json",
-    "text/csv": "csv", "text/tab-separated-values": "csv", "application/pdf": "pdf",
-}
-CONTENT_TYPES = {
-    "text": "text/plain; charset=utf-8", "markdown": "text/markdown; charset=utf-8",
-    "html": "text/html; charset=utf-8", "json": "application/json",
-    "csv": "text/csv; charset=utf-8", "pdf": "application/pdf",
-}
-_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE,
-         codecs.BOM_UTF32_BE)
-
-
-class ExtractionError(Exception):
-    """The file cannot be turned into text (unsupported, corrupt, undecodable)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Extracted:
-    format: str
-    title: str | None
-    text: str
-    encoding: str | None = None
-    truncated: bool = False
-    pages: int | None = None
-
-
-def normalize_format(declared: str | None) -> str | None:
-    """A declared format in our words (``md`` → ``markdown``); None if not given."""
-    if not declared:
-        return None
-    name = declared.strip().lower()
-    name = _ALIASES.get(name, name)
-    if name not in FORMATS:
-        raise ExtractionError(f"unsupported format {declared!r}; known: {', '.join(FORMATS)}")
-    return name
-
-
-def detect_format(head: bytes, filename: str, content_type: str, declared: str | None) -> str:
-    """Declared format, else the bytes (PDF magic), the extension, the media type, or text."""
-    named = normalize_format(declared)
-    if named:
-        return named
-    if head.startswith(b"%PDF-"):
-        return "pdf"
-    by_name = _EXTENSIONS.get(PurePath(filename).suffix.lower())
-    if by_name:
-        return by_name
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media in _MEDIA_TYPES:
-        return _MEDIA_TYPES[media]
-    if looks_binary(head):
-        raise ExtractionError(
-            f"unsupported file type ({media or 'unknown media type'}): it is not text, "
-            "and not one of " + ", ".join(FORMATS)
-        )
-    return "text"
-
-
-def looks_binary(head: bytes) -> bool:
-    return b"\x00" in head and not head.startswith(_BOMS)
 
 
 def decode(data: bytes, declared_charset: str | None = None) -> tuple[str, str]:
     """(text, encoding): a BOM, a declared charset, strict UTF-8, else detection."""
     if data.startswith(codecs.BOM_UTF8):
         return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
-    if declared_charset and not data.startswith(_BOMS):
+    if declared_charset and not data.startswith(BOMS):
         try:
             return data.decode(declared_charset), codecs.lookup(declared_charset).name
         except (LookupError, UnicodeDecodeError):
             pass
-    if not data.startswith(_BOMS):
+    if not data.startswith(BOMS):
         try:
             return data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError as exc:
@@ -116,22 +78,68 @@ def charset_of(content_type: str) -> str | None:
     return None
 
 
+def extract_upload(
+    path: Path, *, filename: str, content_type: str, declared: str | None, max_bytes: int,
+    archive: ArchiveLimits | None = None,
+) -> Extracted:
+    """``extract_file``, but a file that gives no text is kept: an ``Extracted`` of its
+    format with empty text and, in ``error``, why (blocking)."""
+    try:
+        return extract_file(path, filename=filename, content_type=content_type,
+                            declared=declared, max_bytes=max_bytes, archive=archive)
+    except ExtractionError as exc:
+        return Extracted(exc.format or BINARY, None, "", error=str(exc))
+
+
 def extract_file(
-    path: Path, *, filename: str, content_type: str, declared: str | None, max_bytes: int
+    path: Path, *, filename: str, content_type: str, declared: str | None, max_bytes: int,
+    archive: ArchiveLimits | None = None,
 ) -> Extracted:
     """Extract the text of a stored file (blocking)."""
     with path.open("rb") as source:
         head = source.read(SNIFF_BYTES)
-        fmt = detect_format(head, filename, content_type, declared)
-        if fmt == "pdf":
-            return extract_pdf(path, max_bytes)
-        data = head + source.read(max(0, max_bytes + 1 - len(head)))
+    fmt = detect_format(path, head, filename, content_type, declared)
+    try:
+        return _extract_as(fmt, path, content_type, max_bytes, archive or ArchiveLimits())
+    except ExtractionError as exc:
+        exc.format = exc.format or fmt
+        raise
+
+
+def _extract_as(fmt: str, path: Path, content_type: str, max_bytes: int,
+                archive: ArchiveLimits) -> Extracted:
+    if fmt == BINARY:
+        media = content_type.split(";", 1)[0].strip() or "unknown media type"
+        raise ExtractionError(f"no text can be drawn from this file ({media}): it is not "
+                              "text, and not one of " + ", ".join(FORMATS[:-1]))
+    if fmt == "pdf":
+        return extract_pdf(path, max_bytes)
+    if fmt in ARCHIVE_READERS or fmt == "eml":
+        return _read_with(fmt, path, max_bytes, archive)
+    with path.open("rb") as source:
+        data = source.read(max_bytes + 1)
     truncated = len(data) > max_bytes
     if truncated:
         data = data[:max_bytes]
     if looks_binary(data[:SNIFF_BYTES]):
         raise ExtractionError(f"the file is binary, not {fmt}")
     return extract_bytes(data, fmt, charset_of(content_type), truncated=truncated)
+
+
+def _read_with(fmt: str, path: Path, max_bytes: int, limits: ArchiveLimits) -> Extracted:
+    """A library's reader on the file (a zip's on its checked stored copy)."""
+    budget = TextBudget(max_bytes)
+    try:
+        if fmt == "eml":
+            title = read_eml(path, budget)
+        else:
+            with stored_copy(path, limits) as copy:
+                title = ARCHIVE_READERS[fmt](copy, budget)
+    except ExtractionError:
+        raise
+    except Exception as exc:  # each library raises its own kinds on corrupt input
+        raise ExtractionError(f"corrupt or unreadable {fmt.upper()}: {exc}") from None
+    return Extracted(fmt, title, budget.text(), truncated=budget.truncated)
 
 
 def extract_bytes(
@@ -147,8 +155,9 @@ def extract_text(
     text: str, fmt: str, *, encoding: str | None = None, truncated: bool = False
 ) -> Extracted:
     """Render already decoded text of a format (JSON ingestion sends text, not bytes)."""
-    if fmt == "pdf":
-        raise ExtractionError("a PDF must be uploaded as a file, not sent as text")
+    if fmt not in RENDERERS:
+        raise ExtractionError(f"a {fmt.upper()} document must be uploaded as a file, not "
+                              "sent as text")
     try:
         title, body = RENDERERS[fmt](text.replace("\x00", ""))
     except FormatError as exc:

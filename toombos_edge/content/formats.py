@@ -1,4 +1,4 @@
-"""Readable text from decoded documents: HTML's visible text, JSON and CSV as lines.
+"""Readable text from decoded documents: Markdown, JSON and CSV as lines, RTF.
 
 Each renderer takes the decoded text and returns ``(title or None, text)``; bad input
 raises ``FormatError`` with a message meant for the job's error.
@@ -9,11 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
-from html.parser import HTMLParser
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
+
+from .webpage import render_html
 
 
 class FormatError(ValueError):
@@ -22,61 +23,9 @@ class FormatError(ValueError):
 
 Rendered = tuple[str | None, str]
 
-_HIDDEN = frozenset({"script", "style", "noscript", "template", "svg", "head", "iframe", "object"})
-_BLOCK = frozenset({
-    "p", "div", "br", "li", "ul", "ol", "tr", "table", "section", "article", "header",
-    "footer", "nav", "aside", "main", "h1", "h2", "h3", "h4", "h5", "h6", "pre",
-    "blockquote", "hr", "dt", "dd", "figcaption", "form", "title",
-})
-_VOID = frozenset({"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "wbr"})
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
-
-
-class _VisibleText(HTMLParser):
-    """Collects the text a browser shows, and the <title>."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.title: list[str] = []
-        self._hidden: list[str] = []
-        self._in_title = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "title":
-            self._in_title = True
-        elif tag in _HIDDEN and tag not in _VOID:
-            self._hidden.append(tag)
-        if tag in _BLOCK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self._in_title = False
-        elif self._hidden and self._hidden[-1] == tag:
-            self._hidden.pop()
-        if tag in _BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title.append(data)
-        elif not self._hidden:
-            self.parts.append(data)
-
-
-def _tidy(text: str) -> str:
-    """Collapse runs of spaces inside lines and blank lines between them."""
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return "\n".join(line for line in lines if line)
-
-
-def render_html(text: str) -> Rendered:
-    parser = _VisibleText()
-    parser.feed(text)
-    parser.close()
-    title = " ".join("".join(parser.title).split()) or None
-    return title, _tidy("".join(parser.parts))
+_RTF_TITLE = re.compile(r"\\title\s?([^}\\]*)")
+_RTF_CODEPAGE = re.compile(r"\\ansicpg(\d+)")
 
 
 def render_markdown(text: str) -> Rendered:
@@ -121,23 +70,61 @@ def render_csv(text: str) -> Rendered:
     except csv.Error:
         dialect = csv.excel
     try:
-        rows = [row for row in csv.reader(io.StringIO(text), dialect) if any(row)]
+        rows = list(csv.reader(io.StringIO(text), dialect))
     except csv.Error as exc:
         raise FormatError(f"invalid CSV: {exc}") from None
-    if not rows:
-        return None, ""
-    header, lines = rows[0], [" | ".join(rows[0])]
-    for row in rows[1:]:
-        pairs = (f"{header[i] if i < len(header) else i + 1}: {cell}" for i, cell in
-                 enumerate(row))
-        lines.append("; ".join(pairs))
-    return None, "\n".join(lines)
+    return None, "\n".join(table_lines(rows))
+
+
+def table_lines(rows: Iterable[Sequence[str]]) -> Iterator[str]:
+    """The first non-empty row as the header, then each row as ``header: value`` pairs."""
+    header: Sequence[str] | None = None
+    for row in rows:
+        if not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            header = _trimmed(row)
+            yield " | ".join(header)
+            continue
+        pairs = (f"{header[i] if i < len(header) else i + 1}: {cell}"
+                 for i, cell in enumerate(_trimmed(row)))
+        yield "; ".join(pairs)
+
+
+def _trimmed(row: Sequence[str]) -> Sequence[str]:
+    """Without its empty trailing cells (spreadsheets pad rows to the widest one)."""
+    end = len(row)
+    while end and not row[end - 1].strip():
+        end -= 1
+    return row[:end]
+
+
+def render_rtf(text: str) -> Rendered:
+    """RTF's text with striprtf (control words dropped, ``\\'xx`` decoded in the file's
+    code page); the title from its ``\\info`` group."""
+    from striprtf import striprtf
+
+    rtf_to_text: Callable[..., str] = striprtf.rtf_to_text
+
+    if not text.lstrip().startswith("{\\rtf"):
+        raise FormatError("not an RTF document (it does not start with {\\rtf)")
+    page = _RTF_CODEPAGE.search(text[:4096])
+    encoding = f"cp{page.group(1)}" if page else "cp1252"
+    try:
+        body = rtf_to_text(text, encoding=encoding, errors="replace")
+    except LookupError:
+        body = rtf_to_text(text, errors="replace")
+    except Exception as exc:  # striprtf's regular expressions raise on broken groups
+        raise FormatError(f"unreadable RTF: {exc}") from None
+    title = _RTF_TITLE.search(text)
+    return (title.group(1).strip() or None) if title else None, body.strip()
 
 
 RENDERERS = {
     "text": render_text,
-    "markdown": render_markdown,
     "html": render_html,
+    "markdown": render_markdown,
+    "rtf": render_rtf,
     "json": render_json,
     "csv": render_csv,
 }

@@ -3,7 +3,10 @@
 An upload waits in ``uploads/`` (streamed there by the API, already hashed). The job looks
 for a document made from the same bytes (then it is a duplicate and the upload is dropped),
 else extracts the text off the event loop, moves the file into the blob store and records
-the document. Extraction errors are final: retrying cannot change the bytes.
+the document. An upload is kept whatever it holds: when no text can be drawn from it (an
+image, a corrupt or too large file, a zip bomb) the document has no text, and the job
+completes and says why (``text_extracted: false`` and ``no_text_reason`` in its output).
+Text sent as JSON that does not parse as its format fails the job: there is no file to keep.
 """
 
 from __future__ import annotations
@@ -19,9 +22,18 @@ from ..errors import Invalid, NotFound
 from ..events import JOB_CANCELLED, Event
 from ..ids import iso, now_ms
 from ..jobs.kinds import JobContext, JobKind, Outcome
+from .archives import ArchiveLimits
 from .blobs import hash_file
 from .documents import DocumentService, Stored
-from .extract import Extracted, ExtractionError, extract_file, extract_text, normalize_format
+from .extract import (
+    BINARY,
+    Extracted,
+    ExtractionError,
+    extract_text,
+    extract_upload,
+    normalize_format,
+)
+from .readers import ReaderPool
 from .uploads import Upload
 
 KIND = "ingest"
@@ -76,13 +88,19 @@ def validate_params(params: dict[str, Any]) -> dict[str, Any]:
 class Ingestor:
     """Runs ingest jobs against the document service."""
 
-    def __init__(self, documents: DocumentService, *, max_text_bytes: int) -> None:
+    def __init__(self, documents: DocumentService, *, max_text_bytes: int,
+                 archive: ArchiveLimits | None = None, readers: ReaderPool | None = None,
+                 ) -> None:
         self.documents = documents
         self.max_text_bytes = max_text_bytes
+        #: Zip-based documents' limits; their checked copy goes to the uploads folder.
+        self.archive = archive or ArchiveLimits(scratch=documents.uploads.root)
+        #: Where files are read: worker processes (the default), or threads.
+        self.readers = readers or ReaderPool(0)
         self._dropping: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
-        return f"<Ingestor max_text_bytes={self.max_text_bytes}>"
+        return f"<Ingestor max_text_bytes={self.max_text_bytes} readers={self.readers!r}>"
 
     def kind(self) -> JobKind:
         return JobKind(KIND, self.run, timeout=TIMEOUT_SECONDS, max_attempts=1,
@@ -106,9 +124,10 @@ class Ingestor:
         task.add_done_callback(self._dropping.discard)
 
     async def close(self) -> None:
-        """Wait for uploads being dropped."""
+        """Wait for uploads being dropped; stop the reader processes."""
         while self._dropping:
             await asyncio.gather(*self._dropping, return_exceptions=True)
+        await self.readers.close()
 
     async def run(self, ctx: JobContext) -> Outcome:
         params = validate_params(ctx.params)
@@ -129,8 +148,7 @@ class Ingestor:
             stored, extracted = await self._from_text(ctx, params)
             size, sha256 = stored.document.size, stored.document.sha256
         self.documents.publish_ingested(stored, size, sha256, ctx.job.id)
-        await ctx.progress(100, "duplicate of an existing document" if stored.duplicate
-                           else "document stored")
+        await ctx.progress(100, _finished(stored))
         return Outcome(results={"document": _entry(stored)},
                        output=_output(stored, size, sha256, extracted),
                        document_id=stored.document.id)
@@ -147,11 +165,16 @@ class Ingestor:
             return Stored(existing, duplicate=True), None
         await ctx.progress(10, f"extracting text from {upload.filename}")
         read = functools.partial(
-            extract_file, source, filename=upload.filename, content_type=upload.content_type,
-            declared=params.get("format"), max_bytes=self.max_text_bytes,
+            extract_upload, source, filename=upload.filename, content_type=upload.content_type,
+            declared=params.get("format"), max_bytes=self.max_text_bytes, archive=self.archive,
         )
-        extracted = await ctx.run_blocking(read)
-        await ctx.progress(80, "indexing")
+        try:
+            extracted = await self.readers.run(read)
+        except ExtractionError as exc:
+            extracted = Extracted(params.get("format") or BINARY, None, "", error=str(exc))
+        if extracted.error:
+            ctx.log.info("no text from %s: %s", upload.filename, extracted.error)
+        await ctx.progress(80, "indexing" if extracted.text else "storing without text")
         stored = await self.documents.store_upload(
             upload, extracted, title=params.get("title"), metadata=params["metadata"],
             project_id=params.get("project_id"),
@@ -201,10 +224,17 @@ def _size_and_hash(path: Path) -> tuple[int, str]:
     return path.stat().st_size, hash_file(path)
 
 
+def _finished(stored: Stored) -> str:
+    if stored.duplicate:
+        return "duplicate of an existing document"
+    return "document stored" if stored.document.body else "document stored without text"
+
+
 def _entry(stored: Stored) -> dict[str, Any]:
     """The job's one channel-shaped result: the document it made (or found)."""
     return {"status": "success", "document_id": stored.document.id,
-            "duplicate": stored.duplicate, "timestamp": iso(now_ms())}
+            "duplicate": stored.duplicate, "text_extracted": bool(stored.document.body),
+            "timestamp": iso(now_ms())}
 
 
 def _output(
@@ -214,8 +244,11 @@ def _output(
     out: dict[str, Any] = {
         "document_id": doc.id, "duplicate": stored.duplicate, "bytes": size, "sha256": sha256,
         "format": doc.format, "title": doc.title, "text_length": len(doc.body),
+        "text_extracted": bool(doc.body),
     }
     if extracted is not None:
         out.update(encoding=extracted.encoding, truncated=extracted.truncated,
                    pages=extracted.pages)
+        if not doc.body:
+            out["no_text_reason"] = extracted.error or "the file holds no text"
     return out
