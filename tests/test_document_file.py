@@ -8,7 +8,7 @@ import os
 from collections.abc import Awaitable, Callable
 
 from conftest import Client, auth
-from test_ingest_api import form, ingest
+from test_ingest_api import finished, form, ingest
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
 
@@ -42,6 +42,18 @@ async def test_an_image_is_kept_without_text_and_served_back(
     assert (response.status, await response.read()) == (200, PNG)
     assert response.headers["Content-Type"] == "image/png"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_generating_from_a_document_without_text_fails_at_once(
+    client: Client, admin_key: str
+) -> None:
+    doc_id = await upload(client, admin_key, PNG, "photo.png", "image/png")
+    response = await client.post("/api/v2/content/generate", headers=auth(admin_key),
+                                 json={"document_id": doc_id, "channels": ["email"]})
+    assert response.status == 202
+    job = await finished(client, admin_key, (await response.json())["job_id"])
+    assert (job["status"], job["attempts"]) == ("failed", 1)  # not retried: it cannot mend
+    assert "has no text to generate from" in job["errors"][-1]["error"]
 
 
 async def test_random_bytes_are_kept_too(client: Client, admin_key: str) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import Invalid
-from ..jobs.kinds import JobContext, JobKind, Outcome
+from ..errors import Invalid, NotFound
+from ..jobs.kinds import JobContext, JobKind, Outcome, PermanentFailure
 from .request import GenerateRequest, parse_recipients, validate_params
 from .service import ContentService
 
@@ -33,8 +33,11 @@ def kinds(service: ContentService) -> list[JobKind]:
         request = GenerateRequest.from_params(ctx.params)
         final = _final(ctx)
         async with service.batches.slot(request.batch, final):
-            results, partial = await service.generate(
-                request, job_id=ctx.job.id, progress=ctx.progress, final_attempt=final)
+            try:
+                results, partial = await service.generate(
+                    request, job_id=ctx.job.id, progress=ctx.progress, final_attempt=final)
+            except (Invalid, NotFound) as exc:  # the request itself: no retry mends it
+                raise PermanentFailure(str(exc)) from exc
         await ctx.progress(100, "done")
         return Outcome(results, partial, request.document_id)
 
