@@ -25,6 +25,7 @@ from .appkeys import (
     ENGINE,
     HEALTH,
     HUB,
+    IDP,
     INGESTOR,
     KEYS,
     LIFECYCLE,
@@ -52,6 +53,7 @@ from .dashboard import load as load_dashboard
 from .dashboard import static_dir
 from .events import EventBus
 from .health import PASS, WARN, Check, HealthService
+from .idp import Jwks, TokenVerifier
 from .jobs.engine import JobEngine
 from .jobs.kinds import KindRegistry
 from .jobs.retry import Backoff
@@ -94,7 +96,7 @@ def create_app(settings: Settings) -> web.Application:
     # Features that own job kinds put their contexts between engine_ctx and workers_ctx, so
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
-    app.cleanup_ctx.extend([notify_ctx, database_ctx, activity_ctx, keys_ctx, health_ctx,
+    app.cleanup_ctx.extend([notify_ctx, database_ctx, activity_ctx, keys_ctx, health_ctx, idp_ctx,
                             cache_ctx, engine_ctx, documents_ctx, content_ctx, metrics_ctx,
                             workers_ctx, retention_ctx, hub_ctx, analytics_ctx, dashboard_ctx,
                             restarts_ctx,
@@ -167,6 +169,29 @@ async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await keys.flush_usage()
+
+
+async def idp_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Identity-provider tokens, when configured: the JWKS is loaded before requests come."""
+    verifier = TokenVerifier.from_settings(app[SETTINGS])
+    if verifier is None:
+        yield
+        return
+    await verifier.start()
+    app[IDP] = verifier
+    if verifier.jwks is not None:
+        jwks = verifier.jwks
+        app[HEALTH].register("identity_provider", lambda: _jwks_check(jwks))
+    yield
+    await verifier.close()
+
+
+async def _jwks_check(jwks: Jwks) -> Check:
+    """Warns while no key is held or the last fetch failed: tokens may be refused then."""
+    if jwks.last_error is not None or not jwks.held:
+        reason = jwks.last_error or "no key for the accepted algorithms"
+        return Check(WARN, f"signing keys from {jwks.source}: {reason}")
+    return Check(PASS, f"signing keys held: {jwks.held}")
 
 
 def _dashboard_base(settings: Settings) -> str:

@@ -154,7 +154,7 @@ class Gate:
         claims = self._tokens.verify(token)
         if claims is None:
             raise Unauthorized("invalid or expired WebSocket token")
-        if self._keys.active_key(claims.key_id) is None:
+        if claims.key_bound and self._keys.active_key(claims.key_id) is None:
             raise Unauthorized("the key behind this WebSocket token was revoked")
         return Peer(ip, claims.role, claims.key_id, "ws_token", origin)
 
