@@ -28,7 +28,7 @@ from idp_support import (
     sign,
     sign_hs,
 )
-from ws_support import Client, ClientFactory, admin_secret, next_json, start
+from ws_support import Client, ClientFactory, admin_secret, next_json, start, upgrade
 
 from toombos_edge.appkeys import ACTIVITY, IDP, SETTINGS
 from toombos_edge.errors import SettingsError
@@ -264,6 +264,22 @@ async def test_the_activity_log_names_the_subject_never_the_token(
     assert by_type["auth.refused"]["actor"] == {"id": "user-ada", "name": "Ada"}
     signature = token.rsplit(".", 1)[1]
     assert signature not in text and signature not in caplog.text
+
+
+async def test_a_websocket_takes_a_token_in_the_query_or_the_header(
+    client: Client, k1: SigningKey
+) -> None:
+    async with client.ws_connect(f"/ws/dashboard?token={sign(k1)}") as ws:
+        ack = await next_json(ws)
+        assert (ack["type"], ack["data"]["role"], ack["data"]["read_only"]) == (
+            "connection_ack", "operator", False)
+    async with client.ws_connect("/ws/dashboard", headers=auth(sign(k1, role="viewer"))) as ws:
+        assert (await next_json(ws))["data"]["role"] == "viewer"
+    now = int(time.time())
+    expired = sign(k1, iat=now - 600, exp=now - 120)
+    refused = await client.get(f"/ws/dashboard?token={expired}", headers=upgrade())
+    assert refused.status == 401
+    assert (await refused.json())["detail"] == "the token has expired"
 
 
 async def test_a_ws_token_asked_for_with_a_token_opens_sockets_until_that_expires(

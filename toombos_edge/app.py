@@ -336,7 +336,7 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     """The WebSocket hub on the bus, its gate, its token signer and its stats ticker."""
     settings = app[SETTINGS]
     tokens = WsTokens(load_secret(settings.data_dir), settings.ws_token_ttl)
-    gate = Gate(settings, app[KEYS], tokens, app[BUS], app[LIFECYCLE])
+    gate = Gate(settings, app[KEYS], tokens, app[BUS], app[LIFECYCLE], idp=app.get(IDP))
     hub = Hub(app[BUS], gate, close_timeout=settings.ws_close_timeout)
     hub.jobs = app[ENGINE]
     app[WS_TOKENS], app[HUB] = tokens, hub

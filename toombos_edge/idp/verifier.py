@@ -79,7 +79,7 @@ class TokenVerifier:
     def __init__(self, rules: TokenRules, *, secret: str = "", jwks: Jwks | None = None
                  ) -> None:
         if bool(secret) == (jwks is not None):
-            raise ValueError("a token verifier needs a secret or a JWKS, not both")
+            raise ValueError("a token verifier needs exactly one of a secret and a JWKS")
         self.rules, self.jwks = rules, jwks
         self._secret = secret
         self.accepted = self.refused = 0
