@@ -25,6 +25,7 @@ from .appkeys import (
     ENGINE,
     HEALTH,
     HUB,
+    IDP,
     INGESTOR,
     KEYS,
     LIFECYCLE,
@@ -55,6 +56,7 @@ from .dashboard import load as load_dashboard
 from .dashboard import static_dir
 from .events import EventBus
 from .health import PASS, WARN, Check, HealthService
+from .idp import Jwks, TokenVerifier
 from .jobs.engine import JobEngine
 from .jobs.kinds import KindRegistry
 from .jobs.retry import Backoff
@@ -99,9 +101,9 @@ def create_app(settings: Settings) -> web.Application:
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
     app.cleanup_ctx.extend([notify_ctx, database_ctx, activity_ctx, keys_ctx, health_ctx,
-                            cache_ctx, engine_ctx, documents_ctx, projects_ctx, content_ctx,
-                            metrics_ctx, workers_ctx, retention_ctx, hub_ctx, analytics_ctx,
-                            dashboard_ctx, restarts_ctx,
+                            idp_ctx, cache_ctx, engine_ctx, documents_ctx, projects_ctx,
+                            content_ctx, metrics_ctx, workers_ctx, retention_ctx, hub_ctx,
+                            analytics_ctx, dashboard_ctx, restarts_ctx,
                             ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
@@ -171,6 +173,29 @@ async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await keys.flush_usage()
+
+
+async def idp_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Identity-provider tokens, when configured: the JWKS is loaded before requests come."""
+    verifier = TokenVerifier.from_settings(app[SETTINGS])
+    if verifier is None:
+        yield
+        return
+    await verifier.start()
+    app[IDP] = verifier
+    if verifier.jwks is not None:
+        jwks = verifier.jwks
+        app[HEALTH].register("identity_provider", lambda: _jwks_check(jwks))
+    yield
+    await verifier.close()
+
+
+async def _jwks_check(jwks: Jwks) -> Check:
+    """Warns while no key is held or the last fetch failed: tokens may be refused then."""
+    if jwks.last_error is not None or not jwks.held:
+        reason = jwks.last_error or "no key for the accepted algorithms"
+        return Check(WARN, f"signing keys from {jwks.source}: {reason}")
+    return Check(PASS, f"signing keys held: {jwks.held}")
 
 
 def _dashboard_base(settings: Settings) -> str:
@@ -315,7 +340,7 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     """The WebSocket hub on the bus, its gate, its token signer and its stats ticker."""
     settings = app[SETTINGS]
     tokens = WsTokens(load_secret(settings.data_dir), settings.ws_token_ttl)
-    gate = Gate(settings, app[KEYS], tokens, app[BUS], app[LIFECYCLE])
+    gate = Gate(settings, app[KEYS], tokens, app[BUS], app[LIFECYCLE], idp=app.get(IDP))
     hub = Hub(app[BUS], gate, close_timeout=settings.ws_close_timeout)
     hub.jobs = app[ENGINE]
     app[WS_TOKENS], app[HUB] = tokens, hub

@@ -15,8 +15,9 @@ from .content.service import ContentService
 from .dashboard import DashboardFiles
 from .events import EventBus
 from .health import HealthService
+from .idp import TokenVerifier
 from .jobs.engine import JobEngine
-from .keys import ApiKey, KeyService, Role
+from .keys import KeyService, Principal, Role
 from .lifecycle import Lifecycle
 from .metrics import Metrics
 from .projects.service import ProjectService
@@ -36,6 +37,8 @@ HEALTH = web.AppKey("health", HealthService)
 ENGINE = web.AppKey("engine", JobEngine)
 HUB = web.AppKey("hub", Hub)
 WS_TOKENS = web.AppKey("ws_tokens", WsTokens)
+#: Identity-provider tokens; set only when TOOMBOS_JWT_SECRET or TOOMBOS_JWT_JWKS is.
+IDP = web.AppKey("idp", TokenVerifier)
 DOCUMENTS = web.AppKey("documents", DocumentService)
 SEARCH = web.AppKey("search", SearchService)
 PROJECTS = web.AppKey("projects", ProjectService)
@@ -54,7 +57,7 @@ ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
 #: The OpenAPI document, built once from the route table.
 OPENAPI = web.AppKey("openapi", bytes)
 
-#: The key that authenticated this request.
-PRINCIPAL = web.RequestKey("principal", ApiKey)
+#: Who authenticated this request: an API key, or an identity-provider token's subject.
+PRINCIPAL = web.RequestKey[Principal]("principal")
 #: This request's correlation id (sent back as X-Correlation-ID).
 CORRELATION_ID = web.RequestKey("correlation_id", str)

@@ -10,7 +10,7 @@ import sqlite3
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import Invalid, NotFound
 from .events import KEY_CREATED, KEY_REVOKED, Event, EventBus
@@ -35,6 +35,17 @@ class Role(IntEnum):
             raise Invalid(
                 f"unknown role {name!r}; expected viewer, operator or admin"
             ) from None
+
+
+class Principal(Protocol):
+    """Who a request acts as: an API key, or the subject of an identity-provider token."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def role(self) -> Role: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ def build(routes: Iterable[RouteLike]) -> dict[str, Any]:
         "info": {"title": "Toombos Edge", "version": __version__},
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"bearer": _BEARER},
             "schemas": {"Error": _ERROR_SCHEMA},
         },
     })
@@ -57,6 +57,13 @@ def _operation(route: RouteLike, path: str) -> dict[str, Any]:
         operation["x-role"] = route.role.name
     return operation
 
+
+#: One scheme, two kinds of bearer: the header is the same, the server tells them apart.
+_BEARER = {
+    "type": "http", "scheme": "bearer",
+    "description": "An API key (tbe_…) or, when TOOMBOS_JWT_SECRET or TOOMBOS_JWT_JWKS is "
+                   "set, a JWT from the identity provider (Supabase, Auth0, Keycloak …).",
+}
 
 _ERROR_SCHEMA = {
     "type": "object",

@@ -148,6 +148,32 @@ def _networks(raw: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, 
         raise _Invalid from None
 
 
+#: Signing algorithms an identity provider's token may name; never "none".
+JWT_HMAC = frozenset({"HS256", "HS384", "HS512"})
+JWT_ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                            "ES256", "ES384", "ES512", "EdDSA"})
+_JWT_ALGORITHMS = {name.lower(): name for name in JWT_HMAC | JWT_ASYMMETRIC}
+_ROLE_NAMES = ("viewer", "operator", "admin")
+
+
+def _algorithms(raw: Any) -> tuple[str, ...]:
+    try:
+        return tuple(_JWT_ALGORITHMS[item.lower()] for item in _items(raw))
+    except KeyError:
+        raise _Invalid from None
+
+
+def _role_map(raw: Any) -> tuple[str, ...]:
+    """``value=role`` pairs, kept as text (``Settings`` stays hashable and printable)."""
+    pairs = []
+    for item in _items(raw):
+        value, sep, role = (part.strip() for part in item.rpartition("="))
+        if not sep or not value or role not in _ROLE_NAMES:
+            raise _Invalid
+        pairs.append(f"{value}={role}")
+    return tuple(pairs)
+
+
 SPECS: tuple[Spec, ...] = (
     Spec("host", _text, "a host name or IP address", "Address to bind."),
     Spec("port", _integer(0, 65535), "an integer from 0 to 65535", "TCP port to listen on."),
@@ -199,6 +225,37 @@ SPECS: tuple[Spec, ...] = (
          "Private key (PEM) of TOOMBOS_TLS_CERT; read once at start, so a restart reloads both."),
     Spec("trusted_proxies", _networks, "comma-separated IP addresses or networks",
          "Peers whose X-Forwarded-For header is believed."),
+    Spec("jwt_secret", _text, "a secret of at least 32 characters, or empty",
+         "HS256 secret of identity-provider tokens (Supabase's JWT secret); tokens signed "
+         "with it are accepted beside API keys. Empty: off. Not with TOOMBOS_JWT_JWKS."),
+    Spec("jwt_jwks", _text, "an http(s) URL, a file path, or empty",
+         "The identity provider's public keys (JWKS) as a URL or a file; tokens signed "
+         "with them are accepted beside API keys. Empty: off."),
+    Spec("jwt_algorithms", _algorithms, "comma-separated algorithms like RS256,ES256",
+         "Signing algorithms accepted (never none; HS* only with TOOMBOS_JWT_SECRET, "
+         "never with a JWKS). Empty: HS256 with a secret, RS256,ES256 with a JWKS."),
+    Spec("jwt_issuer", _text, "a string (required with tokens on)",
+         "The iss claim a token must carry, e.g. https://PROJECT.supabase.co/auth/v1."),
+    Spec("jwt_audience", _items, "comma-separated strings (required with tokens on)",
+         "Audiences accepted; a token's aud must name one (Supabase: authenticated)."),
+    Spec("jwt_leeway", _number(0, 300), "a number of seconds from 0 to 300",
+         "Clock skew allowed when checking a token's exp, nbf and iat."),
+    Spec("jwt_role_claim", _text, "a claim name, dotted for nested ones",
+         "Claim that holds the user's role, e.g. role or app_metadata.role (a list of "
+         "roles, as in Keycloak's realm_access.roles, gives the highest mapped one)."),
+    Spec("jwt_roles", _role_map, "comma-separated value=role pairs (viewer, operator, admin)",
+         "Map from the role claim's values to our roles; a token whose value is not "
+         "listed gets 403."),
+    Spec("jwt_name_claim", _text, "a claim name, dotted for nested ones, or empty",
+         "Claim shown as the actor's name in the activity log beside the token's sub."),
+    Spec("jwt_jwks_max_age", _number(1, 604_800), "a number of seconds from 1 to 604800",
+         "Age after which the JWKS is fetched again, in the background (requests go on "
+         "with the keys held)."),
+    Spec("jwt_jwks_min_interval", _number(0, 86_400), "a number of seconds from 0 to 86400",
+         "Least time between two JWKS fetches: a token with an unknown kid fetches the keys "
+         "once, and a flood of them cannot make the server hammer the provider."),
+    Spec("jwt_jwks_timeout", _number(0.1, 60), "a number of seconds from 0.1 to 60",
+         "How long a JWKS fetch may take before it is given up."),
     Spec("retain_finished_days", _number(0, 36500), "a number of days from 0 to 36500",
          "Days a completed, partial or cancelled job is kept after it ended; 0 keeps them."),
     Spec("retain_dead_days", _number(0, 36500), "a number of days from 0 to 36500",
@@ -325,7 +382,7 @@ def _ours(
 
 
 #: Settings shown as "***" by ``Settings.public``.
-SECRET_SETTINGS = frozenset({"smtp_password", "webhook_secret"})
+SECRET_SETTINGS = frozenset({"smtp_password", "webhook_secret", "jwt_secret"})
 
 _SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
 
@@ -357,6 +414,18 @@ class Settings:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default_factory=tuple
     )
+    jwt_secret: str = field(default="", repr=False)
+    jwt_jwks: str = ""
+    jwt_algorithms: tuple[str, ...] = ()
+    jwt_issuer: str = ""
+    jwt_audience: tuple[str, ...] = ()
+    jwt_leeway: float = 30.0
+    jwt_role_claim: str = "role"
+    jwt_roles: tuple[str, ...] = ("viewer=viewer", "operator=operator", "admin=admin")
+    jwt_name_claim: str = "name"
+    jwt_jwks_max_age: float = 3600.0
+    jwt_jwks_min_interval: float = 30.0
+    jwt_jwks_timeout: float = 5.0
     retain_finished_days: float = 30.0
     retain_dead_days: float = 90.0
     dead_max: int = 10_000
@@ -425,7 +494,21 @@ class Settings:
             merged[name] = _parse(_SPEC_BY_NAME[name], raw, label=_SPEC_BY_NAME[name].flag)
         if bool(merged.get("tls_cert")) != bool(merged.get("tls_key")):
             raise SettingsError("TOOMBOS_TLS_CERT and TOOMBOS_TLS_KEY: give both or neither")
-        return dataclasses.replace(cls(), **merged)
+        settings = dataclasses.replace(cls(), **merged)
+        _check_jwt(settings)
+        return settings
+
+    @property
+    def jwt_enabled(self) -> bool:
+        """Identity-provider tokens are accepted beside API keys."""
+        return bool(self.jwt_secret or self.jwt_jwks)
+
+    @property
+    def jwt_accepted_algorithms(self) -> tuple[str, ...]:
+        """``jwt_algorithms``, or the default for the kind of key configured."""
+        if self.jwt_algorithms:
+            return self.jwt_algorithms
+        return ("HS256",) if self.jwt_secret else ("RS256", "ES256")
 
     @property
     def activity_path(self) -> Path:
@@ -457,6 +540,27 @@ class Settings:
                 value = str(value)
             out[spec.name] = value
         return out
+
+
+def _check_jwt(settings: Settings) -> None:
+    """Token settings that only make sense together; each refusal names the key to fix."""
+    if not settings.jwt_enabled:
+        return
+    if settings.jwt_secret and settings.jwt_jwks:
+        raise SettingsError("TOOMBOS_JWT_SECRET and TOOMBOS_JWT_JWKS: give one, not both")
+    if settings.jwt_secret and len(settings.jwt_secret) < 32:
+        raise SettingsError("TOOMBOS_JWT_SECRET: expected at least 32 characters")
+    for name in ("jwt_issuer", "jwt_audience", "jwt_role_claim", "jwt_roles"):
+        if not getattr(settings, name):
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()}: required when tokens are on")
+    # A JWKS holds public keys: an HS* token checked against one would be "signed" with
+    # a key anyone can read. A shared secret signs HS* only.
+    allowed = JWT_HMAC if settings.jwt_secret else JWT_ASYMMETRIC
+    wrong = [name for name in settings.jwt_accepted_algorithms if name not in allowed]
+    if wrong:
+        kind = "TOOMBOS_JWT_SECRET" if settings.jwt_secret else "TOOMBOS_JWT_JWKS"
+        raise SettingsError(f"TOOMBOS_JWT_ALGORITHMS: {', '.join(wrong)} cannot be used "
+                            f"with {kind}")
 
 
 def _parse(spec: Spec, raw: Any, label: str) -> Any:

@@ -52,6 +52,6 @@ async def revoke_key(request: web.Request) -> web.Response:
 
 
 async def whoami(request: web.Request) -> web.Response:
-    """The key this request came with: id, name and role (what the dashboard may show)."""
+    """Who this request came as (a key, or a token's subject): id, name and role."""
     key = request[PRINCIPAL]
     return json_response({"id": key.id, "name": key.name, "role": key.role.name})

@@ -15,6 +15,7 @@ import itertools
 import logging
 import re
 import secrets
+from collections.abc import Awaitable
 from functools import partial
 from time import perf_counter
 from typing import Any
@@ -24,10 +25,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
-from ..appkeys import BUS, CORRELATION_ID, KEYS, LIFECYCLE, PRINCIPAL, SETTINGS
+from ..appkeys import BUS, CORRELATION_ID, IDP, KEYS, LIFECYCLE, PRINCIPAL, SETTINGS
 from ..client_ip import client_ip
 from ..errors import EdgeError, Forbidden, Unauthorized
 from ..events import AUTH_REFUSED, ERROR, Event
+from ..idp import TokenVerifier, looks_like_jwt
 from ..ids import iso, now_ms
 from ..keys import Role, bearer_secret
 from ..logs import Actor, correlation_id, requester
@@ -95,7 +97,9 @@ def edge(
                 response: web.StreamResponse = _preflight(request)
             else:
                 if role is not None and not (gated and _is_upgrade(request)):
-                    authorize(request, role)
+                    token_check = authorize(request, role)
+                    if token_check is not None:  # an identity-provider token, not a key
+                        await token_check
                 response = await handler(request)
         except asyncio.CancelledError:
             response = _stopping_response(request, task, gated)  # or raises on
@@ -215,20 +219,34 @@ def _publish_failure(request: web.Request, gated: bool, status: int, exc: Except
         requester.reset(token)
 
 
-def authorize(request: web.Request, role: Role) -> None:
+def authorize(request: web.Request, role: Role) -> Awaitable[None] | None:
     """A key of at least ``role``; raises Unauthorized or Forbidden.
 
-    A known key is the request's PRINCIPAL (also when its role is too low).
+    A known key is the request's PRINCIPAL (also when its role is too low). A bearer that
+    is no key but a JWT, with identity-provider tokens on, is checked by the awaitable
+    returned (the key path stays synchronous: it is every request's).
     """
     secret = bearer_secret(request.headers.get(hdrs.AUTHORIZATION, ""))
     if secret is None:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     key = request.app[KEYS].authenticate(secret)
     if key is None:
+        idp = request.app.get(IDP)
+        if idp is not None and looks_like_jwt(secret):
+            return _authorize_token(request, role, idp, secret)
         raise Unauthorized("invalid or revoked API key")
     request[PRINCIPAL] = key  # before the role check: a refusal names the key it refused
     if key.role < role:
         raise Forbidden(f"this needs the {role.name} role; the key has {key.role.name}")
+    return None
+
+
+async def _authorize_token(request: web.Request, role: Role, idp: TokenVerifier,
+                           token: str) -> None:
+    identity = await idp.verify(token)
+    request[PRINCIPAL] = identity  # the token's subject, also when its role is too low
+    if identity.role < role:
+        raise Forbidden(f"this needs the {role.name} role; the token has {identity.role.name}")
 
 
 def _is_upgrade(request: web.Request) -> bool:

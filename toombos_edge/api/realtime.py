@@ -7,7 +7,8 @@ from aiohttp import web
 from ..appkeys import BUS, HUB, PRINCIPAL, WS_TOKENS
 from ..errors import Invalid
 from ..events import ANNOUNCEMENT, Event
-from ..ids import iso
+from ..idp import Identity
+from ..ids import iso, now_ms
 from .paging import int_param
 from .responses import json_object, json_response
 
@@ -15,15 +16,18 @@ MAX_LISTED = 10_000
 
 
 async def ws_token(request: web.Request) -> web.Response:
-    """A short-lived token for WebSocket URLs (``?token=``), bound to this key and its role."""
-    tokens = request.app[WS_TOKENS]
-    token, claims = tokens.issue(request[PRINCIPAL])
+    """A short-lived token for WebSocket URLs (``?token=``), bound to this caller and role.
+
+    Asked for with an identity-provider token, it expires no later than that token."""
+    tokens, principal = request.app[WS_TOKENS], request[PRINCIPAL]
+    until = principal.expires_at if isinstance(principal, Identity) else None
+    token, claims = tokens.issue(principal, until)
     return json_response({
         "token": token,
         "token_type": "ws",
         "role": claims.role.name,
         "expires_at": iso(claims.expires_at),
-        "expires_in": tokens.ttl,
+        "expires_in": tokens.ttl if until is None else (claims.expires_at - now_ms()) / 1000,
     })
 
 

@@ -51,7 +51,7 @@ class Peer:
     ip: str
     role: Role
     key_id: str | None  #: None for an anonymous browser (TOOMBOS_WS_AUTH=origin)
-    via: str  #: header, api_key, ws_token or origin
+    via: str  #: header, api_key, ws_token, jwt (an identity-provider token) or origin
     origin: str | None = None
 
     @property

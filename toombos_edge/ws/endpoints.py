@@ -67,7 +67,7 @@ async def _serve(
     if not ws.can_prepare(request).ok:
         raise BadRequest("this is a WebSocket endpoint: connect with a WebSocket client")
     hub = request.app[HUB]
-    peer = hub.gate.admit(request, endpoint)
+    peer = await hub.gate.admit(request, endpoint)
     try:
         if endpoint is Endpoint.status:
             await _find_job(request, hub, peer, str(target))

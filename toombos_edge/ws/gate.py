@@ -2,7 +2,9 @@
 
 Refusals are ordinary HTTP answers with the JSON error body: 403 for an origin, 503 with
 ``Retry-After`` when the client IP already holds ``TOOMBOS_WS_MAX_PER_IP`` sockets, 401 for a
-missing or bad credential. Each one is published as a ``ws_connection`` event with its reason.
+missing or bad credential: an API key, a WS token or, when configured, an identity-provider
+token (checked by the same verifier as over HTTP). Each one is published as a
+``ws_connection`` event with its reason.
 
 A request without an ``Origin`` comes from a program, not a browser (wscat, scripts): it is
 let through only with a credential, since the origin check exists to stop pages in a browser
@@ -18,6 +20,7 @@ from aiohttp import hdrs, web
 from ..client_ip import client_ip
 from ..errors import EdgeError, Forbidden, Unauthorized, Unavailable
 from ..events import WS_CONNECTION, Event, EventBus
+from ..idp import TokenVerifier, looks_like_jwt
 from ..keys import KeyService, Role, bearer_secret, plain_secret
 from ..lifecycle import Lifecycle
 from ..settings import Settings
@@ -62,9 +65,10 @@ class Gate:
 
     def __init__(
         self, settings: Settings, keys: KeyService, tokens: WsTokens, bus: EventBus,
-        lifecycle: Lifecycle,
+        lifecycle: Lifecycle, *, idp: TokenVerifier | None = None,
     ) -> None:
         self._settings = settings
+        self._idp = idp
         self._lifecycle = lifecycle
         self._keys = keys
         self._tokens = tokens
@@ -75,7 +79,7 @@ class Gate:
     def __repr__(self) -> str:
         return f"<Gate {self.slots!r} refused={sum(self.refused.values())}>"
 
-    def admit(self, request: web.Request, endpoint: Endpoint) -> Peer:
+    async def admit(self, request: web.Request, endpoint: Endpoint) -> Peer:
         """The peer, holding one slot of its IP until ``release``; else an EdgeError."""
         ip = self.ip_of(request)
         if self._lifecycle.stopping:
@@ -96,7 +100,7 @@ class Gate:
             self.refuse(request, ip, full, "per_ip_limit")
             raise full
         try:
-            return self._authenticate(request, endpoint, ip, origin)
+            return await self._authenticate(request, endpoint, ip, origin)
         except EdgeError as exc:
             self.slots.give(ip)
             self.refuse(request, ip, exc, "auth")
@@ -128,7 +132,7 @@ class Gate:
             return origin
         raise Forbidden(f"origin {origin!r} is not allowed")
 
-    def _authenticate(
+    async def _authenticate(
         self, request: web.Request, endpoint: Endpoint, ip: str, origin: str | None
     ) -> Peer:
         header = request.headers.get(hdrs.AUTHORIZATION)
@@ -136,25 +140,28 @@ class Gate:
             secret = bearer_secret(header)
             if secret is None:
                 raise Unauthorized("send 'Authorization: Bearer <key>'")
-            return self._by_key(secret, ip, origin, "header")
+            return await self._by_key(secret, ip, origin, "header")
         token = plain_secret(request.query.get("token", ""))
         if token:
             if token.startswith(PREFIX):
                 return self._by_ws_token(token, ip, origin)
-            return self._by_key(token, ip, origin, "api_key")
+            return await self._by_key(token, ip, origin, "api_key")
         return self._anonymous(endpoint, ip, origin)
 
-    def _by_key(self, secret: str, ip: str, origin: str | None, via: str) -> Peer:
+    async def _by_key(self, secret: str, ip: str, origin: str | None, via: str) -> Peer:
         key = self._keys.authenticate(secret)
-        if key is None:
-            raise Unauthorized("invalid or revoked API key")
-        return Peer(ip, key.role, key.id, via, origin)
+        if key is not None:
+            return Peer(ip, key.role, key.id, via, origin)
+        if self._idp is not None and looks_like_jwt(secret):
+            identity = await self._idp.verify(secret)
+            return Peer(ip, identity.role, identity.id, "jwt", origin)
+        raise Unauthorized("invalid or revoked API key")
 
     def _by_ws_token(self, token: str, ip: str, origin: str | None) -> Peer:
         claims = self._tokens.verify(token)
         if claims is None:
             raise Unauthorized("invalid or expired WebSocket token")
-        if self._keys.active_key(claims.key_id) is None:
+        if claims.key_bound and self._keys.active_key(claims.key_id) is None:
             raise Unauthorized("the key behind this WebSocket token was revoked")
         return Peer(ip, claims.role, claims.key_id, "ws_token", origin)
 

@@ -2,7 +2,9 @@
 
 A browser cannot set headers on a WebSocket, so it puts a credential in the URL. Rather
 than its long-lived API key, it asks ``POST /api/auth/ws-token`` for one of these: it opens
-sockets for ``TOOMBOS_WS_TOKEN_TTL`` seconds and dies with the key that asked for it.
+sockets for ``TOOMBOS_WS_TOKEN_TTL`` seconds and dies with the key that asked for it. One
+asked for with an identity-provider token is bound to its subject instead, and dies with
+that token (at its expiry, if sooner).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from ..keys import ApiKey, Role, write_secret_file
+from ..keys import Principal, Role, write_secret_file
 
 PREFIX = "wst_"
 SECRET_FILE = "ws-token.key"  # noqa: S105 - a file name, not a secret
@@ -28,9 +30,10 @@ _MIN_SECRET_CHARS = 64
 
 @dataclass(frozen=True, slots=True)
 class Claims:
-    key_id: str
+    key_id: str  #: the key's id, or the token subject's when ``key_bound`` is false
     role: Role
     expires_at: int  #: ms since the epoch
+    key_bound: bool = True  #: dies with its API key (else with an identity-provider token)
 
 
 def _b64(raw: bytes) -> str:
@@ -52,10 +55,17 @@ class WsTokens:
     def __repr__(self) -> str:
         return f"<WsTokens ttl={self.ttl}>"  # never the secret
 
-    def issue(self, key: ApiKey) -> tuple[str, Claims]:
-        claims = Claims(key.id, key.role, int((self._clock() + self.ttl) * 1000))
-        payload = _b64(orjson.dumps({"k": claims.key_id, "r": claims.role.name,
-                                     "e": claims.expires_at}))
+    def issue(self, principal: Principal, until: int | None = None) -> tuple[str, Claims]:
+        """A token for ``principal``; with ``until`` (ms), for an identity-provider token's
+        subject that expires then: no key is behind it, and it lives no longer."""
+        expires_at = int((self._clock() + self.ttl) * 1000)
+        claims = Claims(principal.id, principal.role,
+                        expires_at if until is None else min(expires_at, until), until is None)
+        body: dict[str, object] = {"k": claims.key_id, "r": claims.role.name,
+                                   "e": claims.expires_at}
+        if not claims.key_bound:
+            body["s"] = 1
+        payload = _b64(orjson.dumps(body))
         return f"{PREFIX}{payload}.{self._sign(payload)}", claims
 
     def verify(self, token: str) -> Claims | None:
@@ -67,7 +77,7 @@ class WsTokens:
             return None
         try:
             body = orjson.loads(_unb64(payload))
-            claims = Claims(str(body["k"]), Role[body["r"]], int(body["e"]))
+            claims = Claims(str(body["k"]), Role[body["r"]], int(body["e"]), "s" not in body)
         except (binascii.Error, ValueError, KeyError, TypeError):
             return None
         return claims if claims.expires_at > self._clock() * 1000 else None
