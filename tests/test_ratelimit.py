@@ -106,6 +106,23 @@ async def test_a_key_over_its_roles_limit_gets_429_then_recovers(
     assert await statuses(client, 6, **auth(viewer)) == [200] * 5 + [429]  # all of them
 
 
+async def test_a_client_at_the_policys_rate_is_never_refused(
+    make_client: Callable[..., Any],
+) -> None:
+    """A bucket refills evenly: once its burst is spent, one request per window/quota
+    always passes, and a faster one never does; idle time refills no more than the quota."""
+    client, clock = await make_client(rate_limit_operator=4)  # a token every 15 s
+    operator = await key_of(client, "operator")
+    assert await statuses(client, 4, **auth(operator)) == [200] * 4
+    for _ in range(20):  # (steps that floats hold exactly)
+        clock.now += 14.5
+        assert await statuses(client, 1, **auth(operator)) == [429]  # a little early
+        clock.now += 0.5
+        assert await statuses(client, 2, **auth(operator)) == [200, 429]  # on the beat
+    clock.now += 3600
+    assert await statuses(client, 5, **auth(operator)) == [200] * 4 + [429]
+
+
 async def test_a_dashboard_of_another_origin_may_read_when_to_retry(
     make_client: Callable[..., Any],
 ) -> None:
