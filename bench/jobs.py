@@ -64,7 +64,7 @@ from typing import Any
 
 sys.path.insert(0, _BENCH)
 import serverconfig
-from common import write_plugin
+from common import UNTHROTTLED, write_plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -96,7 +96,7 @@ def pinned(command: list[str], cpu: int) -> list[str]:
 
 def server_env(workers: int | None, sync: str | None) -> dict[str, str]:
     """The only TOOMBOS_* variables a measured server gets (None: left at its default)."""
-    env = {}
+    env = dict(UNTHROTTLED)
     if workers is not None:
         env["TOOMBOS_JOB_WORKERS"] = str(workers)
     if sync is not None:

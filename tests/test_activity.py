@@ -19,7 +19,7 @@ from conftest import Client, ClientFactory, auth, clean_env, finished, settings_
 
 from toombos_edge.activity import TYPES, ActivityLog, JsonLines, describe
 from toombos_edge.app import create_app
-from toombos_edge.appkeys import ACTIVITY, BUS, ENGINE, KEYS
+from toombos_edge.appkeys import ACTIVITY, BUS, ENGINE, KEYS, SETTINGS
 from toombos_edge.events import (
     QUERY_COMPLETE,
     RESTART_REQUESTED,
@@ -30,6 +30,7 @@ from toombos_edge.events import (
 from toombos_edge.ids import iso
 from toombos_edge.jobs.kinds import JobContext, JobKind, Outcome, PermanentFailure
 from toombos_edge.keys import Role
+from toombos_edge.restart import RESTART_STAMP
 from toombos_edge.routes import Route, setup_routes
 from toombos_edge.store import Database
 
@@ -150,6 +151,9 @@ async def _admin(client: Client, key: str, viewer: str) -> str:
         response = await client.post(path, json=body, headers=auth(key))
         assert response.status in (200, 202), (path, await response.text())
     client.app[BUS].publish(Event.data(RESTART_REQUESTED, {"reason": "test"}))
+    # A restart sooner than the interval: refused by a rate limit (rate.limited).
+    (client.app[SETTINGS].data_dir / RESTART_STAMP).write_text(f"{time.time()}\n")
+    assert (await client.post("/admin/restart", headers=auth(key))).status == 429
     return str(created["secret"])
 
 
@@ -196,8 +200,9 @@ async def _sockets(client: Client, key: str) -> None:
 EXPECTED = {
     "job.submitted", "job.started", "job.completed", "job.partial", "job.failed", "job.dead",
     "job.cancelled", "job.retried", "ingestion.accepted", "ingestion.finished", "query",
-    "error", "auth.refused", "key.created", "key.revoked", "ws.accepted", "ws.refused",
-    "ws.closed", "cache.invalidated", "cache.cleared", "queue.paused", "queue.resumed",
+    "error", "auth.refused", "rate.limited", "key.created", "key.revoked", "ws.accepted",
+    "ws.refused", "ws.closed", "cache.invalidated", "cache.cleared", "queue.paused",
+    "queue.resumed",
     "announcement", "restart.requested", "content.published", "critical.emergency_publish",
     "critical.rollback", "project.created", "project.updated", "project.deleted",
 }

@@ -351,3 +351,18 @@ async def test_health_shows_the_keys_held(client: Client) -> None:
     health = await client.get("/health/detailed", headers=auth(admin_secret(client)))
     check = (await health.json())["components"]["identity_provider"]
     assert check["status"] == "pass" and check["message"] == "signing keys held: 1"
+
+
+async def test_a_token_spends_from_its_subjects_bucket_and_a_bad_one_counts_as_a_failure(
+    start_app: Start, k1: SigningKey
+) -> None:
+    client = await start_app(rate_limit_operator=2, rate_limit_failed_auth=2)
+    token = sign(k1)
+    assert [(await whoami(client, token))[0] for _ in range(2)] == [200, 200]
+    status, body = await whoami(client, sign(k1))  # a new token of the same subject
+    assert status == 429 and body["error"]["details"]["policy"] == "operator"
+    other = await start_app(rate_limit_failed_auth=2)
+    expired = _bad_tokens(k1)["expired"][0]
+    assert [(await whoami(other, expired))[0] for _ in range(2)] == [401, 401]
+    status, body = await whoami(other, token)  # the address is out of failures
+    assert status == 429 and body["error"]["details"]["policy"] == "failed-auth"

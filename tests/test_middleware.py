@@ -190,7 +190,8 @@ def assert_edge_headers(headers: object, correlation: str) -> None:
     assert headers["X-Correlation-ID"] == correlation
     assert "Origin" in headers.getall("Vary")
     assert headers["Access-Control-Allow-Origin"] == DASHBOARD
-    assert headers["Access-Control-Expose-Headers"] == "X-Correlation-ID"
+    assert headers["Access-Control-Expose-Headers"] == (
+        "X-Correlation-ID, Retry-After, RateLimit, RateLimit-Policy")
 
 
 async def test_every_kind_of_answer_carries_the_edge_headers(

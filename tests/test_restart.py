@@ -21,7 +21,7 @@ from conftest import Client, ServerProcess, auth, clean_env, http
 from stop_support import make_plugin, starts, submit, until_closed, wait_until
 
 from toombos_edge.appkeys import BUS, LIFECYCLE
-from toombos_edge.events import RESTART_REQUESTED, RESTARTING, Event
+from toombos_edge.events import RATE_LIMITED, RESTART_REQUESTED, RESTARTING, Event
 from toombos_edge.restart import RESTART_STAMP
 from toombos_edge.settings import Settings
 
@@ -57,9 +57,14 @@ async def test_restart_sooner_than_the_interval_is_429(
     client.app[BUS].subscribe(seen.append)
     response = await client.post("/admin/restart", headers=auth(admin_key))
     assert response.status == 429
-    assert 1 <= int(response.headers["Retry-After"]) <= 20  # 30 s interval, 10 s gone
+    retry = int(response.headers["Retry-After"])
+    assert 1 <= retry <= 20  # 30 s interval, 10 s gone
+    assert response.headers["RateLimit-Policy"] == '"restart";q=1;w=30'
+    assert response.headers["RateLimit"] == f'"restart";r=0;t={retry}'
     assert (await response.json())["error"]["code"] == "too_many_requests"
-    assert seen == [] and not client.app[LIFECYCLE].stop_requested.is_set()
+    # No restart asked for; the refusal is the activity log's (rate.limited), not a restart.
+    assert [event.type for event in seen] == [RATE_LIMITED]
+    assert not client.app[LIFECYCLE].stop_requested.is_set()
 
 
 async def test_restart_is_for_admins_only(

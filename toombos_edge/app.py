@@ -29,6 +29,7 @@ from .appkeys import (
     INGESTOR,
     KEYS,
     LIFECYCLE,
+    LIMITER,
     METRICS,
     PROJECTS,
     RESTARTS,
@@ -64,6 +65,7 @@ from .keys import KeyService
 from .lifecycle import Lifecycle
 from .metrics import Metrics
 from .projects.service import ProjectService
+from .ratelimit import RateLimiter
 from .restart import RESTART_STAMP, Restarts
 from .retention import Policy, Retention
 from .routes import setup_routes
@@ -94,6 +96,7 @@ def create_app(settings: Settings) -> web.Application:
     app[BUS] = EventBus()
     app[ROUTE_ROLES] = {}
     app[METRICS] = Metrics()  # before the routes: each route's request meter lives in it
+    app[LIMITER] = RateLimiter.from_settings(settings)  # the same: the routes bind it
     app.on_response_prepare.append(on_prepare)
     setup_tls(app, settings)
     app.on_startup.insert(0, refuse_unwrapped_routes)  # before any lifetime starts
@@ -102,9 +105,8 @@ def create_app(settings: Settings) -> web.Application:
     # the engine, which hands it to every job.
     app.cleanup_ctx.extend([notify_ctx, database_ctx, activity_ctx, keys_ctx, health_ctx,
                             idp_ctx, cache_ctx, engine_ctx, documents_ctx, projects_ctx,
-                            content_ctx, metrics_ctx, workers_ctx, retention_ctx, hub_ctx,
-                            analytics_ctx, dashboard_ctx, restarts_ctx,
-                            ready_ctx])
+                            content_ctx, metrics_ctx, limits_ctx, workers_ctx, retention_ctx,
+                            hub_ctx, analytics_ctx, dashboard_ctx, restarts_ctx, ready_ctx])
     app.on_shutdown.append(close_websockets)
     setup_routes(app)
     return app
@@ -306,6 +308,25 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     db.on_commit = None
     for undo in unwatch:
         undo()
+
+
+async def limits_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The rate limits in the metrics, and their full buckets forgotten once a window."""
+    limiter = app[LIMITER]
+    unwatch = app[METRICS].watch_limiter(limiter)
+    task = asyncio.create_task(_expire_buckets(limiter, app[SETTINGS].rate_limit_window),
+                               name="rate-limit-expiry")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    unwatch()
+
+
+async def _expire_buckets(limiter: RateLimiter, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        limiter.expire()
 
 
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -21,6 +21,7 @@ from .keys import KeyService, Principal, Role
 from .lifecycle import Lifecycle
 from .metrics import Metrics
 from .projects.service import ProjectService
+from .ratelimit import RateLimiter
 from .restart import Restarts
 from .retention import Retention
 from .settings import Settings
@@ -50,6 +51,8 @@ ANALYTICS = web.AppKey("analytics", AnalyticsService)
 METRICS = web.AppKey("metrics", Metrics)
 ACTIVITY = web.AppKey("activity", ActivityLog)
 RESTARTS = web.AppKey("restarts", Restarts)
+#: The rate limits' buckets (made with the app: the route table binds them).
+LIMITER = web.AppKey("limiter", RateLimiter)
 #: The dashboard's files, read once at start.
 DASHBOARD = web.AppKey("dashboard", DashboardFiles)
 #: The role each route needs; None marks the few public routes (probes, docs).

@@ -55,6 +55,17 @@ class TooManyRequests(EdgeError):
     status, code = 429, "too_many_requests"
 
 
+class RateLimited(TooManyRequests):
+    """Over a rate limit's quota; ``headers`` carry Retry-After and the RateLimit fields."""
+
+    def __init__(self, message: str, details: dict[str, Any], headers: dict[str, str], *,
+                 policy: str, scope: str, first: bool) -> None:
+        super().__init__(message, details, headers)
+        self.policy, self.scope = policy, scope
+        #: The first refusal since this client was last let in (one activity line each).
+        self.first = first
+
+
 class Unavailable(EdgeError):
     status, code = 503, "unavailable"
 

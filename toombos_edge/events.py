@@ -40,6 +40,8 @@ ANNOUNCEMENT = "announcement"
 WS_CONNECTION = "ws_connection"
 #: A request refused by authentication (401) or by its role (403), with the route.
 AUTH_REFUSED = "auth_refused"
+#: A request refused by a rate limit (429): the first refusal of a client in a row.
+RATE_LIMITED = "rate_limited"
 #: An API key was created (its id, name and role; never the secret).
 KEY_CREATED = "key_created"
 #: The job queue was paused or resumed by an admin.
@@ -59,8 +61,8 @@ RETRIED = "retried"
 JOB_EVENTS = frozenset({JOB_CREATED, JOB_UPDATE, JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED})
 #: Events about the server itself: logged, never sent to WebSocket clients.
 INTERNAL = frozenset({KEY_REVOKED, WS_CONNECTION, AUTH_REFUSED, KEY_CREATED, QUEUE_PAUSED,
-                      QUEUE_RESUMED, CRITICAL_OPERATION, RESTART_REQUESTED, PROJECT_CREATED,
-                      PROJECT_UPDATED, PROJECT_DELETED})
+                      QUEUE_RESUMED, CRITICAL_OPERATION, RESTART_REQUESTED, RATE_LIMITED,
+                      PROJECT_CREATED, PROJECT_UPDATED, PROJECT_DELETED})
 
 #: Where a personal message goes: ("client", client_id) or ("session", session_id).
 Address = tuple[str, str]

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import Conflict, TooManyRequests
+from .errors import Conflict
 from .events import RESTART_REQUESTED, Event, EventBus
 from .ids import iso, now_ms
 from .lifecycle import Lifecycle
+from .ratelimit import SERVER, Policy
 
 RESTART_STAMP = "last-restart"  #: in the data dir: when the last restart was asked for
 
@@ -44,7 +45,7 @@ class Restarts:
         return f"<Restarts mode={self.mode} asked={self._asked}>"
 
     async def request(self, requested_by: str) -> dict[str, Any]:
-        """Ask for a restart; raises Conflict (one under way) or TooManyRequests."""
+        """Ask for a restart; raises Conflict (one under way) or RateLimited."""
         if self._asked or self._lifecycle.stop_requested.is_set():
             raise Conflict("a restart or a stop is already under way")
         self._asked = True  # before any await: a second request meanwhile gets 409
@@ -68,11 +69,11 @@ class Restarts:
         last = await asyncio.to_thread(self._last)
         wait = last + self._min_interval - now
         if wait > 0:
-            raise TooManyRequests(
-                f"the server restarted less than {self._min_interval:g} s ago",
-                {"retry_after": math.ceil(wait)},
-                headers={"Retry-After": str(math.ceil(wait))},
-            )
+            # The interval is kept in the data dir, not in a bucket in memory: a restart
+            # would empty that (the very thing being limited).
+            raise Policy("restart", 1, self._min_interval).refusal(
+                SERVER, wait, message=f"the server restarted less than "
+                f"{self._min_interval:g} s ago")
 
     def _last(self) -> float:
         try:

@@ -31,7 +31,8 @@ from .api import (
     site,
 )
 from .api.middleware import edge, unmatched
-from .appkeys import METRICS, OPENAPI, ROUTE_ROLES, SETTINGS
+from .api.throttle import Throttle
+from .appkeys import LIMITER, METRICS, OPENAPI, ROUTE_ROLES, SETTINGS
 from .keys import Role
 from .metrics import UNMATCHED
 from .ws import endpoints as ws
@@ -49,8 +50,11 @@ class Route:
     #: A WebSocket: its upgrade is authenticated by the gate (origin, per-IP limit, then a
     #: header or ?token=), not by the pipeline.
     gated: bool = False
-    #: A boolean setting that, when true, opens this route to anonymous clients.
+    #: A boolean setting that, when true, opens this route to anonymous clients (scrapers:
+    #: then no rate limit either).
     public_if: str | None = None
+    #: Asked by supervisors and load balancers: never rate-limited.
+    probe: bool = False
 
 
 def socket(path: str, handler: Handler) -> Route:
@@ -59,13 +63,13 @@ def socket(path: str, handler: Handler) -> Route:
 
 ROUTES: tuple[Route, ...] = (
     # probes
-    Route("GET", "/health", probes.health, PUBLIC),
+    Route("GET", "/health", probes.health, PUBLIC, probe=True),
     Route("GET", "/health/detailed", probes.health_detailed, VIEWER),
     Route("POST", "/health/check/{component}", probes.check_component, PUBLIC),
-    Route("GET", "/ready", probes.ready, PUBLIC),
-    Route("GET", "/live", probes.live, PUBLIC),
-    Route("GET", "/liveness", probes.live, PUBLIC),
-    Route("GET", "/startup", probes.startup, PUBLIC),
+    Route("GET", "/ready", probes.ready, PUBLIC, probe=True),
+    Route("GET", "/live", probes.live, PUBLIC, probe=True),
+    Route("GET", "/liveness", probes.live, PUBLIC, probe=True),
+    Route("GET", "/startup", probes.startup, PUBLIC, probe=True),
     # metrics (TOOMBOS_METRICS_PUBLIC opens /metrics to scrapers without a key)
     Route("GET", "/metrics", metrics.scrape, VIEWER, public_if="metrics_public"),
     Route("GET", "/api/metrics", metrics.dashboard, VIEWER),
@@ -185,15 +189,18 @@ ROUTES: tuple[Route, ...] = (
 
 
 def setup_routes(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> None:
-    """Register every route behind the pipeline with its role and its request meter, then
-    the catch-all."""
+    """Register every route behind the pipeline with its role, its request meter and its
+    rate limits, then the catch-all."""
     roles, settings, meters = app[ROUTE_ROLES], app[SETTINGS], app[METRICS].requests
+    throttle = Throttle(app[LIMITER], settings.trusted_proxies) if settings.rate_limit else None
     for route in routes:
-        role = PUBLIC if route.public_if and getattr(settings, route.public_if) else route.role
+        opened = bool(route.public_if and getattr(settings, route.public_if))
+        role = PUBLIC if opened else route.role
         meter = meters.meter(route.method, route.path)
-        handler = edge(route.handler, role, meter, gated=route.gated)
+        handler = edge(route.handler, role, meter, gated=route.gated,
+                       throttle=None if route.probe or opened else throttle)
         roles[app.router.add_route(route.method, route.path, handler)] = role
     # Last: whatever no route matched (any method, any path) answers a JSON 404 or 405.
-    catch_all = edge(unmatched, PUBLIC, meters.meter("*", UNMATCHED))
+    catch_all = edge(unmatched, PUBLIC, meters.meter("*", UNMATCHED), throttle=throttle)
     roles[app.router.add_route("*", "/{unmatched:.*}", catch_all)] = PUBLIC
     app[OPENAPI] = orjson.dumps(openapi.build(routes))

@@ -275,6 +275,27 @@ SPECS: tuple[Spec, ...] = (
          "past it the process exits whatever still runs."),
     Spec("restart_min_interval", _number(0, 86400), "a number of seconds from 0 to 86400",
          "Least time between two POST /admin/restart (sooner: 429 with Retry-After)."),
+    Spec("rate_limit", _boolean, "true or false",
+         "Rate-limit requests per API key and per client IP (then 429 with Retry-After and "
+         "the RateLimit headers); the probes never are."),
+    Spec("rate_limit_window", _integer(1, 86400), "an integer of seconds from 1 to 86400",
+         "The window the rate limits below are counted over, in seconds."),
+    Spec("rate_limit_viewer", _integer(0, 1_000_000_000), "an integer (0: no limit)",
+         "Requests one viewer key may make per window, in bursts of up to as many; 0: no "
+         "limit."),
+    Spec("rate_limit_operator", _integer(0, 1_000_000_000), "an integer (0: no limit)",
+         "Requests one operator key may make per window; 0: no limit."),
+    Spec("rate_limit_admin", _integer(0, 1_000_000_000), "an integer (0: no limit)",
+         "Requests one admin key may make per window; 0: no limit."),
+    Spec("rate_limit_anonymous", _integer(0, 1_000_000_000), "an integer (0: no limit)",
+         "Requests one client IP (an IPv6 /64) may make per window without an API key: "
+         "public pages and files, and protected routes asked without a key; 0: no limit."),
+    Spec("rate_limit_failed_auth", _integer(0, 1_000_000_000), "an integer (0: no limit)",
+         "Wrong API keys one client IP may send per window; past it that IP's requests to "
+         "routes that need a key are refused until the window lets one more in; 0: no limit."),
+    Spec("rate_limit_max_buckets", _integer(100, 100_000_000), "an integer from 100 to 100000000",
+         "Most clients tracked per limit (keys; IPs without a key; IPs with failed keys); past "
+         "it the least recently seen quarter is forgotten (about 160 bytes each)."),
     Spec("restart_mode", _choice("exec", "exit"), "exec or exit",
          "How POST /admin/restart restarts: exec replaces the process in place, handing "
          "its listening socket on; exit ends it with code 75 for a supervisor to start."),
@@ -434,6 +455,14 @@ class Settings:
     retention_interval: float = 3600.0
     shutdown_timeout: float = 10.0
     restart_min_interval: float = 30.0
+    rate_limit: bool = True
+    rate_limit_window: int = 60
+    rate_limit_viewer: int = 1200
+    rate_limit_operator: int = 1200
+    rate_limit_admin: int = 2400
+    rate_limit_anonymous: int = 600
+    rate_limit_failed_auth: int = 30
+    rate_limit_max_buckets: int = 100_000
     restart_mode: str = "exec"
     job_workers: int = 4
     job_lease_seconds: float = 60.0

@@ -169,6 +169,7 @@ _BY_TYPE: dict[str, Describe] = {
     ev.QUERY_COMPLETE: _simple("query"),
     ev.ERROR: _error,
     ev.AUTH_REFUSED: _simple("auth.refused", outcome=REFUSED),
+    ev.RATE_LIMITED: _simple("rate.limited", outcome=REFUSED),
     ev.KEY_CREATED: _simple("key.created", "key_id"),
     ev.KEY_REVOKED: _simple("key.revoked", "key_id"),
     ev.WS_CONNECTION: _socket,
@@ -188,8 +189,9 @@ _BY_TYPE: dict[str, Describe] = {
 TYPES = (
     "job.submitted", "job.started", "job.completed", "job.partial", "job.failed", "job.dead",
     "job.cancelled", "job.retried", "ingestion.accepted", "ingestion.finished", "query",
-    "error", "auth.refused", "key.created", "key.revoked", "ws.accepted", "ws.refused",
-    "ws.closed", "cache.invalidated", "cache.cleared", "content.published", "announcement",
-    "critical.emergency_publish", "critical.rollback", "queue.paused", "queue.resumed",
-    "restart.requested", "project.created", "project.updated", "project.deleted",
+    "error", "auth.refused", "rate.limited", "key.created", "key.revoked", "ws.accepted",
+    "ws.refused", "ws.closed", "cache.invalidated", "cache.cleared", "content.published",
+    "announcement", "critical.emergency_publish", "critical.rollback", "queue.paused",
+    "queue.resumed", "restart.requested", "project.created", "project.updated",
+    "project.deleted",
 )

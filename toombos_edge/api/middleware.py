@@ -18,23 +18,26 @@ import secrets
 from collections.abc import Awaitable
 from functools import partial
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
-from ..appkeys import BUS, CORRELATION_ID, IDP, KEYS, LIFECYCLE, PRINCIPAL, SETTINGS
+from ..appkeys import BUS, CORRELATION_ID, IDP, KEYS, LIFECYCLE, LIMITER, PRINCIPAL, SETTINGS
 from ..client_ip import client_ip
-from ..errors import EdgeError, Forbidden, Unauthorized
-from ..events import AUTH_REFUSED, ERROR, Event
+from ..errors import EdgeError, Forbidden, RateLimited, Unauthorized
+from ..events import AUTH_REFUSED, ERROR, RATE_LIMITED, Event
 from ..idp import TokenVerifier, looks_like_jwt
 from ..ids import iso, now_ms
 from ..keys import Role, bearer_secret
 from ..logs import Actor, correlation_id, requester
 from ..metrics import RouteMeter
 from .responses import error_body, json_response
+
+if TYPE_CHECKING:
+    from .throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ CORRELATION_HEADER = "X-Correlation-ID"
 SERVER = "toombos-edge"
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, X-Correlation-ID"
+#: What a page of another allowed origin may read: the correlation id, and when to retry.
+CORS_EXPOSED = "X-Correlation-ID, Retry-After, RateLimit, RateLimit-Policy"
 
 
 def error_response(status: int, code: str, message: str, details: object = None) -> web.Response:
@@ -75,11 +80,13 @@ def _request_id() -> str:
 
 
 def edge(
-    handler: Handler, role: Role | None, meter: RouteMeter, *, gated: bool = False
+    handler: Handler, role: Role | None, meter: RouteMeter, *, gated: bool = False,
+    throttle: Throttle | None = None,
 ) -> Handler:
     """``handler`` behind the pipeline: a key of at least ``role`` (None: public); ``meter``
     counts each answer's status and latency; ``gated``: a WebSocket whose upgrade the gate
-    authenticates (origin first, then a key or token)."""
+    authenticates (origin first, then a key or token); ``throttle``: the rate limits (None:
+    a probe, or rate limits off)."""
 
     async def pipeline(request: web.Request) -> web.StreamResponse:
         started = perf_counter()
@@ -96,16 +103,15 @@ def edge(
             if request.method == hdrs.METH_OPTIONS and _is_preflight(request):
                 response: web.StreamResponse = _preflight(request)
             else:
-                if role is not None and not (gated and _is_upgrade(request)):
-                    token_check = authorize(request, role)
-                    if token_check is not None:  # an identity-provider token, not a key
-                        await token_check
+                pending = _admit(request, role, gated, throttle)
+                if pending is not None:  # an identity-provider token, not a key
+                    await pending
                 response = await handler(request)
         except asyncio.CancelledError:
             response = _stopping_response(request, task, gated)  # or raises on
         except Exception as exc:
             response = _failure(request, exc)
-            if response.status in (401, 403) or response.status >= 500:
+            if response.status in (401, 403, 429) or response.status >= 500:
                 _publish_failure(request, gated, response.status, exc)
         finally:
             correlation_id.reset(token)
@@ -119,6 +125,22 @@ def edge(
 
     pipeline.__edge__ = True  # type: ignore[attr-defined]
     return pipeline
+
+
+def _admit(request: web.Request, role: Role | None, gated: bool,
+           throttle: Throttle | None) -> Awaitable[None] | None:
+    """Let the request in, or raise: its key (by ``role``) and the rate limits. A WebSocket
+    upgrade is the gate's: its key or token, and its per-IP limit of open sockets. An
+    identity-provider token is checked by the awaitable returned."""
+    if role is None:
+        if throttle is not None:
+            throttle.anonymous(request)
+        return None
+    if gated and _is_upgrade(request):
+        return None
+    if throttle is None:
+        return authorize(request, role)
+    return throttle.authorize(request, role)  # authorize() between its buckets
 
 
 def _failure(request: web.Request, exc: Exception) -> web.StreamResponse:
@@ -195,11 +217,16 @@ def _route(request: web.Request) -> str:
 
 
 def _publish_failure(request: web.Request, gated: bool, status: int, exc: Exception) -> None:
-    """A refusal (401, 403) or a server error (5xx) on the bus, for the activity log and,
-    for errors, the dashboards (seed 004's ``error`` shape). A WebSocket upgrade's refusals
-    are the gate's to publish (``ws_connection``), with their reason. Who made the request
-    is not in the event (dashboards see errors): the activity log asks ``requester``."""
-    if gated and _is_upgrade(request):
+    """A refusal (401, 403, 429) or a server error (5xx) on the bus, for the activity log
+    and, for errors, the dashboards (seed 004's ``error`` shape). A WebSocket upgrade's
+    refusals are the gate's to publish (``ws_connection``), with their reason. Who made the
+    request is not in the event (dashboards see errors): the activity log asks ``requester``.
+    A rate limit's refusal is counted each time, published the first time in a row."""
+    if isinstance(exc, RateLimited):
+        request.app[LIMITER].record(exc)
+        if not exc.first:
+            return
+    elif status == 429 or (gated and _is_upgrade(request)):
         return
     # Our own errors' messages only: another exception's text may quote anything, secrets too.
     message = exc.message if isinstance(exc, EdgeError) else (
@@ -210,6 +237,8 @@ def _publish_failure(request: web.Request, gated: bool, status: int, exc: Except
     if status >= 500:
         event = Event.data(ERROR, {"error_type": type(exc).__name__, **data,
                                    "timestamp": iso(now_ms())})
+    elif isinstance(exc, RateLimited):
+        event = Event.data(RATE_LIMITED, {**data, **exc.details})
     else:
         event = Event.data(AUTH_REFUSED, data)
     token = requester.set(partial(actor_of, request))  # also on a public route
@@ -289,4 +318,4 @@ def _edge_headers(request: web.Request, response: web.StreamResponse, cid: str |
     if origin is not None and origin in request.app[SETTINGS].allowed_origins:
         # The exact origin, never "*": browsers send the Authorization header with it.
         headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
-        headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = CORRELATION_HEADER
+        headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = CORS_EXPOSED

@@ -26,6 +26,7 @@ from .collectors import (
     CommitMetrics,
     EngineCollector,
     HubCollector,
+    LimiterCollector,
     LineCounts,
 )
 from .frozen import Parts, freeze
@@ -36,6 +37,7 @@ from .requests import UNMATCHED, RequestMetrics, RouteMeter
 if TYPE_CHECKING:
     from ..cache import ContentCache
     from ..jobs.engine import JobEngine
+    from ..ratelimit import RateLimiter
     from ..ws.hub import Hub
 
 __all__ = ["UNMATCHED", "LineCounts", "Metrics", "RateWindow", "RouteMeter"]
@@ -105,6 +107,9 @@ class Metrics:
 
     def watch_hub(self, hub: Hub) -> Callable[[], None]:
         return self.watch(HubCollector(hub))
+
+    def watch_limiter(self, limiter: RateLimiter) -> Callable[[], None]:
+        return self.watch(LimiterCollector(limiter))
 
     def watch_activity(self, lines: LineCounts) -> Callable[[], None]:
         """The activity log (anything with ``written`` and ``dropped`` counters)."""

@@ -19,6 +19,7 @@ from .histogram import BATCH_SIZES, COMMIT_SECONDS, Histogram
 if TYPE_CHECKING:
     from ..cache import ContentCache
     from ..jobs.engine import JobEngine
+    from ..ratelimit import RateLimiter
     from ..ws.hub import Hub
 
 JOB_STATUSES = ("pending", "in_progress", "completed", "partial", "failed", "cancelled")
@@ -160,3 +161,30 @@ class ActivityCollector(LoopCollector):
         yield _counter("toombos_activity_lines_dropped",
                        "Activity log lines dropped because the log's queue was full.",
                        self._lines.dropped)
+
+
+class LimiterCollector(LoopCollector):
+    """Rate limits: requests refused by scope and policy; buckets held and forgotten."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+
+    def collect(self) -> Iterator[Any]:
+        refused = CounterMetricFamily(
+            "toombos_rate_limited", "Requests refused with 429 by a rate limit, by what was "
+            "counted (key, ip, failed_auth, server) and the policy.", labels=["scope", "policy"])
+        for (scope, policy), count in sorted(self._limiter.refusals.items()):
+            refused.add_metric([scope, policy], count)
+        yield refused
+        tables = self._limiter.tables()
+        buckets = GaugeMetricFamily("toombos_rate_limit_buckets",
+                                    "Clients tracked by the rate limits, by scope.",
+                                    labels=["scope"])
+        evicted = CounterMetricFamily(
+            "toombos_rate_limit_evicted", "Buckets forgotten before they were full because "
+            "their table reached TOOMBOS_RATE_LIMIT_MAX_BUCKETS.", labels=["scope"])
+        for table in tables:
+            buckets.add_metric([table.scope], len(table.table))
+            evicted.add_metric([table.scope], table.evicted)
+        yield buckets
+        yield evicted
