@@ -118,7 +118,12 @@ def _seed(base: str, admin: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    server = ServerProcess(Path(tmp_path_factory.mktemp("fuzz")) / "data").start()
+    # The rate limits stay on, with quotas no fuzzing run reaches: thousands of requests a
+    # minute per key, and a wrong key on every protected operation (test_ratelimit.py
+    # holds the limits to their figures).
+    quotas = {f"TOOMBOS_RATE_LIMIT_{who}": "1000000000"
+              for who in ("VIEWER", "OPERATOR", "ADMIN", "ANONYMOUS", "FAILED_AUTH")}
+    server = ServerProcess(Path(tmp_path_factory.mktemp("fuzz")) / "data", env=quotas).start()
     try:
         admin = server.admin_key()
         keys = {"admin": admin}
