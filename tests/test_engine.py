@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -573,9 +574,9 @@ async def test_a_save_that_finds_its_job_taken_counts_only_what_it_changed(
     def race(conn: sqlite3.Connection) -> None:
         store.insert(conn, [(ours, now), (taken, now)])
         store.release(conn, [taken.id], now)  # what a recovery elsewhere leaves: pending
-        for job in (ours, taken):
-            job.status, job.completed_at, job.lease_until = JobStatus.completed, now, None
-        store.save(conn, [(ours, now), (taken, now)])
+        ended = [replace(job, status=JobStatus.completed, completed_at=now, lease_until=None)
+                 for job in (ours, taken)]
+        store.save(conn, [(job, now) for job in ended])
 
     await db.write(race)
     assert await db.read(exact_counts) == {"noop/completed": 1, "noop/pending": 1}

@@ -124,12 +124,13 @@ class Attempts(EngineCore):
         if running.progress_timer is not None:  # the final state carries the progress
             self._progress.forget(running)
         if running.cancel_requested:
-            transitions.cancel(job, now)
+            job = transitions.cancel(job, now)
         elif isinstance(result, Failure):
             retry_at = self._retry_at(job, now, result.final)
-            transitions.fail(job, result.error, now, retry_at, result.outcome)
+            job = transitions.fail(job, result.error, now, retry_at, result.outcome)
         else:
-            transitions.succeed(job, result, now)
+            job = transitions.succeed(job, result, now)
+        running.job = job
         self._finishing[job.id] = running
         pending = job.status is JobStatus.pending and job.scheduled_for is not None
         self._saves.add((job, job.scheduled_for if pending and job.scheduled_for else now))
@@ -152,13 +153,13 @@ class Attempts(EngineCore):
                 running.saved.set_result(None)
             # Stored: a retry is claimed from the database as a new object, an end is final.
             if job.status is JobStatus.pending:
-                self._publish_last(JOB_UPDATE, job)
+                self._publish(JOB_UPDATE, job)
                 due_now = due_now or due <= now
                 if due > now:
                     self._feeder.wake_at(due)
             else:
                 self.counters[job.status] += 1  # a StrEnum member is its value as a key
-                self._publish_last(END_EVENTS[job.status], job)
+                self._publish(END_EVENTS[job.status], job)
                 if job.status is JobStatus.failed:
                     self._bus.publish(failure_event(job))
         if due_now:

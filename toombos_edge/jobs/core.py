@@ -73,13 +73,8 @@ class EngineCore:
         raise NotImplementedError  # the worker part (:mod:`.attempts`) announces starts
 
     def _publish(self, type_: str, job: Job, note: str | None = None) -> None:
-        """Announce a job the engine goes on changing: the event carries a snapshot."""
-        self._bus.publish(Event(type_, job.snapshot(), note=note))  # Event.job, one call fewer
-
-    def _publish_last(self, type_: str, job: Job) -> None:
-        """Announce a job the engine lets go of (it never changes this object again), so
-        the event may render the object itself: a snapshot is a third of an event's cost."""
-        self._bus.publish(Event(type_, job))
+        """Announce a job: the event renders the (frozen) record when first sent."""
+        self._bus.publish(Event(type_, job, note=note))  # Event.job, one call fewer
 
     def _release_soon(self, jobs: list[Job]) -> None:
         if jobs:

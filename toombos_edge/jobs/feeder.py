@@ -104,10 +104,6 @@ class Feeder:
         """May a new job go straight to a worker? Only when nothing older is due."""
         return self._hand_over_ok and self.started and not self.paused and not self.stopping
 
-    def claim_fresh(self, job: Job, now: int) -> None:
-        """Lease a new job an idle worker will run: stored that way, it skips the claim."""
-        job.lease_until = now + self.lease_ms
-
     def _timer_fired(self) -> None:
         self._timer = None
         self.due()

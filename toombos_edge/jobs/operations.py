@@ -107,12 +107,12 @@ class Operations(EngineCore):
             if running.task is not None:
                 running.task.cancel()
         elif running.task is None:  # given to a worker, not taken: it never ran
-            job.attempts, job.started_at = max(job.attempts - 1, 0), None
-            transitions.cancel(job, self._clock())
+            running.job = job = transitions.cancel(transitions.unstart(job), self._clock())
             self._finishing[job.id] = running
             self._saves.add((job, job.updated_at))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(running.saved), CANCEL_WAIT)
+        job = running.job  # as its worker ended it
         if job.status is JobStatus.pending:  # it had ended with a retry scheduled
             cancelled = await self._cancel_pending([job.id])
             if cancelled:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..store import Database
@@ -102,11 +102,10 @@ class ProgressReports:
 
     async def report(self, running: Running, percent: float, message: str) -> None:
         """A handler's ``ctx.progress``: kept now, stored and published when due. Late
-        reports (a task the handler left behind) are dropped: the job's end is published
-        with this object, which must not change any more."""
+        reports (a task the handler left behind) are dropped: the job has ended."""
         if running.job.status is not JobStatus.in_progress:
             return
-        running.job.progress_percent, running.job.progress_message = percent, message
+        running.job = replace(running.job, progress_percent=percent, progress_message=message)
         if running.progress_timer is not None:
             return  # a report is already due; it will carry these latest values
         loop = asyncio.get_running_loop()
@@ -127,7 +126,7 @@ class ProgressReports:
         running.progress_timer = None
         if self._is_running(running.job.id):
             running.progress_at = asyncio.get_running_loop().time()
-            running.job.updated_at = self._clock()
+            running.job = replace(running.job, updated_at=self._clock())
             self.batcher.add(running.job)
 
     def _stored(self, jobs: Sequence[Job], stored: list[bool]) -> None:

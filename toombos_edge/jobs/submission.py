@@ -54,28 +54,26 @@ class Submission(EngineCore):
             max_attempts=max_attempts or spec.max_attempts, idempotency_key=idempotency_key,
             correlation_id=correlation_id, metadata=dict(metadata or {}),
             scheduled_for=scheduled_for, urgent=urgent,
+            actor=who() if (who := requester.get()) is not None else None,
         )
-        if (who := requester.get()) is not None:
-            job.actor = who()
         due = now if scheduled_for is None else scheduled_for
         if idempotency_key is None and not urgent:  # most jobs: no second coroutine
-            self._place(job, due, now)
+            job = self._place(job, due, now)
             await self._inserts.add_and_wait((job, due))
             return job
         return await self._store_keyed_or_urgent(job, due, now)
 
-    def _place(self, job: Job, due: int, now: int) -> None:
+    def _place(self, job: Job, due: int, now: int) -> Job:
         """A plain new job due now goes to an idle worker (stored started) if nothing older
         is due; otherwise it is stored pending, and newer jobs wait behind it."""
         if due > now:
-            return
+            return job
         worker = self._ready.reserve() if self._feeder.may_hand_over() else None
         if worker is None:
             self._feeder.held_back()
-            return
-        self._feeder.claim_fresh(job, now)
-        transitions.start(job, now)
+            return job
         self._reserved[job.id] = worker
+        return transitions.start(job, now, now + self._lease_ms)
 
     async def _store_keyed_or_urgent(self, job: Job, due: int, now: int) -> Job:
         keyed = job.idempotency_key is not None
@@ -102,7 +100,7 @@ class Submission(EngineCore):
                 self._publish(JOB_CREATED, job)
                 claimed.append(job)
                 continue
-            self._publish_last(JOB_CREATED, job)  # the feeder claims a new object from the row
+            self._publish(JOB_CREATED, job)  # the feeder claims a new object from the row
             if due <= now:
                 due_now = True
             elif later is None or due < later:
