@@ -73,10 +73,11 @@ def write_job(conn: sqlite3.Connection, spec: Spec) -> None:
         return
     ended = started + spec.run_ms
     if spec.end in ("failed", "requeued"):
-        transitions.fail(claimed, "no", ended, None)
+        claimed = transitions.fail(claimed, "no", ended, None)
     else:
         partial = spec.end == "partial"
-        transitions.succeed(claimed, Outcome({"email": {"status": "success"}}, partial), ended)
+        outcome = Outcome({"email": {"status": "success"}}, partial)
+        claimed = transitions.succeed(claimed, outcome, ended)
     store.save(conn, [(claimed, ended)])
     if spec.end == "requeued":
         assert [j.id for j in store.requeue(conn, [job.id], ended + MIN)] == [job.id]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,25 @@ async def test_job_runs_and_each_change_is_published(
     assert types(events, job.id) == ["job_created", "job_update", "job_completed"]
     last = events[-1].to_json()
     assert last["job"]["status"] == "completed" and last["timestamp"].endswith("Z")
+
+
+async def test_a_job_record_keeps_the_state_it_was_made_with(
+    make_engine: Factory, events: list[Event]
+) -> None:
+    """Records are values: the one ``submit`` returned, and the one each event renders when it
+    is first sent (here after the job ended), keep their state while the job goes on; none
+    can be changed in place."""
+    engine = await make_engine()
+    job = await engine.submit("noop")
+    await engine.join()
+    assert job.status in (JobStatus.pending, JobStatus.in_progress) and job.completed_at is None
+    statuses = [e.body["job"]["status"] for e in events
+                if e.type in JOB_EVENTS and e.body["job"]["job_id"] == job.id]
+    assert statuses[0] == job.status.value and statuses[-1] == "completed"
+    assert "in_progress" in statuses
+    with pytest.raises(FrozenInstanceError):
+        job.status = JobStatus.completed  # type: ignore[misc]
+    assert (await engine.get(job.id)).status is JobStatus.completed
 
 
 async def test_unknown_kind_is_refused_at_submission(make_engine: Factory) -> None:
@@ -591,9 +611,9 @@ async def test_a_save_that_finds_its_job_taken_counts_only_what_it_changed(
     def race(conn: sqlite3.Connection) -> None:
         store.insert(conn, [(ours, now), (taken, now)])
         store.release(conn, [taken.id], now)  # what a recovery elsewhere leaves: pending
-        for job in (ours, taken):
-            job.status, job.completed_at, job.lease_until = JobStatus.completed, now, None
-        store.save(conn, [(ours, now), (taken, now)])
+        ended = [replace(job, status=JobStatus.completed, completed_at=now, lease_until=None)
+                 for job in (ours, taken)]
+        store.save(conn, [(job, now) for job in ended])
 
     await db.write(race)
     assert await db.read(exact_counts) == {"noop/completed": 1, "noop/pending": 1}

@@ -15,37 +15,39 @@ jobs whose lease expired (their process died) go back to pending with their atte
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import random as random_module
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..events import JOB_UPDATE, EventBus
+from ..events import JOB_UPDATE, QUEUE_PAUSED, QUEUE_RESUMED, Event, EventBus
 from ..ids import now_ms
 from ..store import Database
-from . import store
+from . import operations, store
 from .attempts import END_EVENTS, Attempts
-from .batcher import Batcher
-from .core import log
 from .feeder import Feeder
 from .kinds import Cache, KindRegistry
 from .lock import EngineLock
+from .model import Job
 from .operations import BatchResult, Operations
-from .queue import ReadyQueue
 from .retry import Backoff
-from .running import Deadlines, ProgressReports, Running
 from .submission import Submission
+from .tasks import cancel_all
 
 __all__ = ["BatchResult", "JobEngine"]
 
+log = logging.getLogger(__name__)
 
-class JobEngine(Submission, Attempts, Operations):
+
+class JobEngine:
     """Runs jobs of the kinds in ``registry``; see the module docstring.
 
-    Its parts: :class:`.submission.Submission` (submit, get), :class:`.attempts.Attempts`
-    (workers, each attempt), :class:`.operations.Operations` (cancel, retry, pause); the
-    shared state is declared by :class:`.core.EngineCore`. Here: building it, its lifetime
-    (start with recovery, stop), ``join``, ``stats`` and the housekeeping tick.
+    It owns its parts, each with its own state: the :class:`.feeder.Feeder` (the ready
+    queue, claims, hand-over of fresh jobs, the pause), :class:`.attempts.Attempts` (the
+    jobs workers hold, their limits, progress and outcomes), :class:`.submission.Submission`
+    (new jobs and their inserts) and :class:`.operations.Operations` (cancel, retry). Here:
+    the public API, the lifetime (start with recovery, stop), ``join``, ``stats`` and the
+    housekeeping tick.
     """
 
     def __init__(
@@ -62,46 +64,108 @@ class JobEngine(Submission, Attempts, Operations):
         cache: Cache | None = None,
     ) -> None:
         self.registry = registry
-        self._db, self._bus, self._cache = db, bus, cache
+        self._db, self._bus, self._clock = db, bus, clock
         self._workers = workers
         self._lease_ms = int(lease_seconds * 1000)
-        self._backoff = backoff or Backoff()
-        self._clock, self._random = clock, random
-        self._ready = ReadyQueue()
-        self._running: dict[str, Running] = {}
-        self._finishing: dict[str, Running] = {}
-        self._inserts = Batcher(db, store.insert, self._inserted, "insert", self._write_failed)
-        self._saves = Batcher(db, store.save, self._saved, "save", self._save_failed)
-        self._progress = ProgressReports(
-            db, clock, self._running.__contains__, lambda job: self._publish(JOB_UPDATE, job)
+        self._changes = asyncio.Event()  #: set by a part that may have gone idle (``join``)
+        changed = self._changes.set
+        self._feeder = Feeder(db, bus, clock, lease_ms=self._lease_ms, changed=changed)
+        self._attempts = Attempts(
+            db, bus, registry, self._feeder, changed=changed, clock=clock,
+            backoff=backoff or Backoff(), random=random, cache=cache,
         )
-        self._deadlines = Deadlines(self._running)
-        self._feeder = Feeder(
-            db, self._ready, clock, lease_ms=self._lease_ms, started=self._claimed,
-            release=self._release_soon, changed=self._changed,
-        )
-        self._ready.on_idle = self._feeder.want  # an idle worker asks the feeder for a job
-        self._tasks: list[asyncio.Task[None]] = []
-        self._side: set[asyncio.Task[Any]] = set()
-        self._idle = asyncio.Event()
+        self._submission = Submission(
+            db, bus, registry, self._feeder, self._attempts, changed=changed, clock=clock)
+        self._operations = Operations(
+            db, bus, self._feeder, self._attempts, changed=changed, clock=clock)
+        self._tasks: list[asyncio.Task[None]] = []  #: the workers, the feeder, housekeeping
         self._lock = EngineLock(db.path)
-        self.counters = dict.fromkeys(
-            ("submitted", "started", "completed", "partial", "failed", "cancelled", "retried"), 0
-        )
         self.status_counts: dict[str, int] = {}
         self._rates: dict[str, float] = {}
-        self._urgent: set[asyncio.Task[Any]] = set()
-        self._reserved = {}
         self._stopping: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         c = self.counters
         return (
-            f"<JobEngine workers={self._workers} running={len(self._running)} "
-            f"queued={len(self._ready)} done={c['completed'] + c['partial']} "
+            f"<JobEngine workers={self._workers} running={len(self._attempts.running)} "
+            f"queued={len(self._feeder.ready)} done={c['completed'] + c['partial']} "
             f"failed={c['failed']} cancelled={c['cancelled']}"
             f"{' paused' if self._feeder.paused else ''}>"
         )
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        kind: str,
+        params: dict[str, Any] | None = None,
+        *,
+        priority: int = 0,
+        scheduled_for: int | None = None,
+        max_attempts: int | None = None,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        document_id: str | None = None,
+        channels: Sequence[str] | None = None,
+        urgent: bool = False,
+    ) -> Job:
+        """Store a new job and return it (committed); raises ``Invalid`` for an unknown kind.
+
+        With an ``idempotency_key`` already used, returns that job instead. ``urgent`` jobs
+        go ahead of every other and run even while the queue is paused.
+        """
+        return await self._submission.submit(
+            kind, params, priority=priority, scheduled_for=scheduled_for,
+            max_attempts=max_attempts, idempotency_key=idempotency_key,
+            correlation_id=correlation_id, metadata=metadata, document_id=document_id,
+            channels=channels, urgent=urgent,
+        )
+
+    async def get(self, job_id: str) -> Job:
+        """The stored job; raises ``NotFound``."""
+        return await operations.get(self._db, job_id)
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a pending job at once, or a running one cooperatively; 409 if it ended."""
+        return await self._operations.cancel(job_id)
+
+    async def retry(self, job_id: str) -> Job:
+        """Start a failed, partial or cancelled job again with its attempts reset."""
+        return await self._operations.retry(job_id)
+
+    async def retry_many(self, ids: Sequence[str]) -> BatchResult:
+        """Retry each of ``ids`` that can be; the others are refused with the reason."""
+        return await self._operations.retry_many(ids)
+
+    async def cancel_many(self, ids: Sequence[str]) -> BatchResult:
+        """Cancel each of ``ids`` that can be; the others are refused with the reason."""
+        return await self._operations.cancel_many(ids)
+
+    # -- the queue ------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Stop starting jobs (urgent ones excepted); running ones finish."""
+        if self._feeder.pause():
+            log.info("queue paused")
+            self._bus.publish(Event.data(QUEUE_PAUSED, self._queue_state()))
+
+    def resume(self) -> None:
+        log.info("queue resumed")
+        if self._feeder.resume():
+            self._bus.publish(Event.data(QUEUE_RESUMED, self._queue_state()))
+
+    @property
+    def paused(self) -> bool:
+        return self._feeder.paused
+
+    def wake(self) -> None:
+        """Look for due jobs now (after the injected clock moved, or a scheduled time)."""
+        self._feeder.due()
+
+    def _queue_state(self) -> dict[str, int]:
+        return {"running": len(self._attempts.running),
+                "queue_depth": self.status_counts.get("pending", 0) + len(self._feeder.ready)}
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -115,12 +179,12 @@ class JobEngine(Submission, Attempts, Operations):
             lambda c: store.recover(c, now, every_lease=exclusive)
         )
         for job in recovered:
-            self._publish(END_EVENTS.get(job.status, JOB_UPDATE), job)
+            self._bus.publish(Event(END_EVENTS.get(job.status, JOB_UPDATE), job))
         if recovered:
             log.info("requeued %d jobs left running by a stopped process", len(recovered))
         self.status_counts = await self._db.read(store.counts)
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._work(), name=f"worker-{n}")
+        self._tasks = [loop.create_task(self._attempts.work(), name=f"worker-{n}")
                        for n in range(self._workers)]
         self._tasks.append(loop.create_task(self._feeder.run(), name="job-feeder"))
         self._tasks.append(loop.create_task(self._housekeep(), name="job-housekeeping"))
@@ -148,16 +212,15 @@ class JobEngine(Submission, Attempts, Operations):
             try:
                 await self._let_running_finish(grace)
             finally:  # whatever failed above: no task of the engine outlives the stop
-                interrupted = [running.job for running in self._running.values()]
-                await _cancel_all([*self._tasks, *self._urgent])
-                self._deadlines.close()
+                interrupted = [running.job for running in self._attempts.running.values()]
+                await cancel_all([*self._tasks, *self._attempts.urgent.all()])
+                self._attempts.stop_timers()
             if interrupted:
                 log.warning("requeueing %d jobs still running at stop", len(interrupted))
-                await self._release(interrupted)
-            for batcher in (self._inserts, self._progress.batcher, self._saves):
-                await batcher.drain()
-            while self._side:
-                await asyncio.gather(*self._side, return_exceptions=True)
+                await self._feeder.release(interrupted)
+            await self._submission.drain()
+            await self._attempts.drain()
+            await self._feeder.wait_releases()
         finally:
             self._lock.release()
 
@@ -165,12 +228,12 @@ class JobEngine(Submission, Attempts, Operations):
         began = asyncio.get_running_loop().time()
         if self._tasks:
             await self._tasks[self._workers]  # the feeder ends after its current claim
-        await self._inserts.drain()  # jobs handed over in flight land, and are released
-        held = self._ready.take_all()
-        self._ready.close()
+        await self._submission.drain()  # jobs handed over in flight land, and are released
+        held = self._feeder.ready.take_all()
+        self._feeder.ready.close()
         if held:
-            await self._release(held)
-        runners = [*self._tasks[: self._workers], *self._urgent]
+            await self._feeder.release(held)
+        runners = [*self._tasks[: self._workers], *self._attempts.urgent.all()]
         left = grace - (asyncio.get_running_loop().time() - began)
         if runners and left > 0:
             await asyncio.wait(runners, timeout=left)
@@ -178,30 +241,43 @@ class JobEngine(Submission, Attempts, Operations):
     async def join(self) -> None:
         """Wait until nothing is running, queued or due now (later schedules are not waited)."""
         while not self._is_idle():
-            self._idle.clear()
-            await self._idle.wait()
+            self._changes.clear()
+            await self._changes.wait()
+
+    def _is_idle(self) -> bool:
+        return self._feeder.idle and self._attempts.idle and self._submission.idle
+
+    # -- numbers --------------------------------------------------------------------------
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Jobs submitted, started, ended each way, cancelled and retried since start."""
+        ended, ops = self._attempts.counts, self._operations
+        return {"submitted": self._submission.submitted, **ended,
+                "cancelled": ended["cancelled"] + ops.cancelled, "retried": ops.retried}
 
     def stats(self) -> dict[str, Any]:
         """Queue depth, running jobs, counts per status and counters since start."""
         return {
             "workers": self._workers,
             "paused": self._feeder.paused,
-            "running": len(self._running),
-            "queued": len(self._ready),
-            "queue_depth": self.status_counts.get("pending", 0) + len(self._ready),
+            "running": len(self._attempts.running),
+            "queued": len(self._feeder.ready),
+            "queue_depth": self.status_counts.get("pending", 0) + len(self._feeder.ready),
             "counts": dict(self.status_counts),
-            "since_start": dict(self.counters),
+            "since_start": self.counters,
             "rates": dict(self._rates),
         }
 
     async def _housekeep(self) -> None:
         """Every second: counts per status and rates; every third of a lease: renew leases."""
-        ticks, last = 0, dict(self.counters)
+        ticks, last = 0, self.counters
         while True:
             await asyncio.sleep(1.0)
             ticks += 1
-            self._rates = {k: float(v - last[k]) for k, v in self.counters.items()}
-            last = dict(self.counters)
+            counters = self.counters
+            self._rates = {k: float(v - last[k]) for k, v in counters.items()}
+            last = counters
             try:
                 self.status_counts = await self._db.read(store.counts)
                 if ticks % max(1, self._lease_ms // 3000) == 0:
@@ -210,15 +286,7 @@ class JobEngine(Submission, Attempts, Operations):
                 log.exception("job housekeeping failed")
 
     async def _renew_leases(self) -> None:
-        ids = [*self._running, *self._finishing, *self._ready.ids()]
+        ids = [*self._attempts.held(), *self._feeder.ready.ids()]
         if ids:
             until = self._clock() + self._lease_ms
             await self._db.write(lambda c: store.renew_leases(c, ids, until))
-
-
-async def _cancel_all(tasks: Sequence[asyncio.Task[Any]]) -> None:
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -6,7 +6,7 @@ statement (``in_progress``, attempt counted, under a lease), then gives one to e
 claimed job is a running job: nothing waits in memory marked as started, and nothing started
 waits for a worker. It sets one timer for the earliest job scheduled later, and decides when
 a brand-new job may skip the database queue and go straight to an idle worker: only when no
-older job is due.
+older job is due. Jobs started but not run after all (a pause, a stop) it gives back.
 """
 
 from __future__ import annotations
@@ -15,32 +15,38 @@ import asyncio
 import logging
 import sqlite3
 from asyncio import Future
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import zip_longest
 
+from ..events import JOB_UPDATE, STARTED, Event, EventBus
 from ..store import Database
-from . import store
+from . import store, transitions
 from .model import Job
 from .queue import ReadyQueue
+from .tasks import Tasks
 
 log = logging.getLogger(__name__)
 
 
 class Feeder:
+    """Owns the ready queue (:attr:`ready`, where workers take jobs), the workers reserved
+    for fresh jobs, and the pause; ``changed`` is called whenever it may have gone idle."""
+
     def __init__(
         self,
         db: Database,
-        ready: ReadyQueue,
+        bus: EventBus,
         clock: Callable[[], int],
         *,
         lease_ms: int,
-        started: Callable[[list[Job]], None],
-        release: Callable[[list[Job]], None],
         changed: Callable[[], None],
     ) -> None:
-        self._db, self._ready, self._clock = db, ready, clock
+        self._db, self._bus, self._clock = db, bus, clock
         self.lease_ms = lease_ms
-        self._started, self._release, self._changed = started, release, changed
+        self._changed = changed
+        self.ready = ReadyQueue(on_idle=self.want)  #: an idle worker asks for a job
+        self._reserved: dict[str, Future[Job | None]] = {}  #: idle workers held for a fresh job
+        self._releases = Tasks(changed)
         self._wanted = asyncio.Event()
         self.claim_done: asyncio.Future[None] | None = None  #: set while a claim runs
         self._timer: asyncio.TimerHandle | None = None
@@ -52,7 +58,15 @@ class Feeder:
         self.paused = self.started = self.stopping = False
 
     def __repr__(self) -> str:
-        return f"<Feeder ready={len(self._ready)} empty={self.queue_empty} paused={self.paused}>"
+        return f"<Feeder ready={len(self.ready)} empty={self.queue_empty} paused={self.paused}>"
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, claimed or given back in flight, and nothing due to claim."""
+        return (
+            not len(self.ready) and self.claim_done is None and not len(self._releases)
+            and (self.paused or self.queue_empty or not self.started or self.stopping)
+        )
 
     async def run(self) -> None:
         """Claim whenever asked, until stopped; returns after the claim in flight."""
@@ -61,7 +75,7 @@ class Feeder:
             self._wanted.clear()
             if self.stopping:
                 return
-            workers = self._ready.reserve_idle()
+            workers = self.ready.reserve_idle()
             if workers:
                 await self._claim(workers)
             self._changed()
@@ -100,13 +114,70 @@ class Feeder:
         self._timer = asyncio.get_running_loop().call_later(delay, self._timer_fired)
         self._timer_due = due
 
-    def may_hand_over(self) -> bool:
-        """May a new job go straight to a worker? Only when nothing older is due."""
-        return self._hand_over_ok and self.started and not self.paused and not self.stopping
+    def place(self, job: Job, due: int, now: int) -> Job:
+        """A new job, before its insert: started for an idle worker reserved for it when it
+        is due now and nothing older is (so it skips the claim), else as it is (pending,
+        and newer jobs wait behind it)."""
+        if due > now:
+            return job
+        may = self._hand_over_ok and self.started and not self.paused and not self.stopping
+        worker = self.ready.reserve() if may else None
+        if worker is None:
+            self.held_back()
+            return job
+        self._reserved[job.id] = worker
+        return transitions.start(job, now, now + self.lease_ms)
 
-    def claim_fresh(self, job: Job, now: int) -> None:
-        """Lease a new job an idle worker will run: stored that way, it skips the claim."""
-        job.lease_until = now + self.lease_ms
+    def hand_over(self, jobs: list[Job]) -> None:
+        """Each fresh job stored started goes to the worker reserved for it; paused or
+        stopping meanwhile: it is given back."""
+        keep = not (self.stopping or self.paused)
+        for job in jobs:
+            self.ready.give(self._reserved.pop(job.id), job if keep else None)
+        if not keep:
+            self.release_soon(jobs)
+
+    def unreserve(self, job_id: str) -> None:
+        """The insert of a fresh job failed: its reserved worker goes back to waiting."""
+        worker = self._reserved.pop(job_id, None)
+        if worker is not None:
+            self.ready.give(worker, None)
+
+    def pause(self) -> bool:
+        """Stop starting jobs (urgent ones excepted); False if it was paused already."""
+        if self.paused:
+            return False
+        self.paused = True
+        self.release_soon(self.ready.take_all())
+        self._changed()
+        return True
+
+    def resume(self) -> bool:
+        """Start jobs again; False if it was not paused."""
+        was_paused, self.paused = self.paused, False
+        self.due()
+        return was_paused
+
+    def release_soon(self, jobs: list[Job]) -> None:
+        if jobs:
+            self._releases.spawn(self.release(jobs), "release")
+
+    async def release(self, jobs: Sequence[Job]) -> None:
+        """Back to pending, attempt not counted (pause, stop)."""
+        ids, now = [job.id for job in jobs], self._clock()
+        for job in await self._db.write(lambda c: store.release(c, ids, now)):
+            self._bus.publish(Event(JOB_UPDATE, job))
+        if not self.stopping:
+            self.due()  # due again: claim them when a worker is free (and unpaused)
+        self._changed()
+
+    async def wait_releases(self) -> None:
+        await self._releases.wait()
+
+    def announce_started(self, jobs: Sequence[Job]) -> None:
+        """Jobs stored started (by a claim, or an urgent job's own): announce them."""
+        for job in jobs:
+            self._bus.publish(Event(JOB_UPDATE, job, note=STARTED))
 
     def _timer_fired(self) -> None:
         self._timer = None
@@ -136,16 +207,16 @@ class Feeder:
             self.claim_done = None
         if self.stopping or (self.paused and not urgent_only):
             self._give(workers, [])
-            self._release(jobs)  # stopped or paused meanwhile: not started after all
+            self.release_soon(jobs)  # stopped or paused meanwhile: not started after all
             return
-        self._started(jobs)
+        self.announce_started(jobs)
         self._give(workers, jobs)
         self._after_claim(len(jobs) < room, generation, urgent_only, next_due)
 
     def _give(self, workers: list[Future[Job | None]], jobs: list[Job]) -> None:
         for worker, job in zip_longest(workers, jobs):
             if worker is not None:
-                self._ready.give(worker, job)
+                self.ready.give(worker, job)
 
     def _after_claim(
         self, drained: bool, generation: int, urgent_only: bool, next_due: int | None

@@ -102,8 +102,10 @@ def _renderer(fields: tuple[str, ...], last: int) -> Callable[[Sequence[Any]], d
     """A function of one row returning the dict literal of the fieldset.
 
     Generated from trusted names only (the keys of ``_FIELDS``, never client text), as
-    ``dataclasses`` does: a dict display with direct indexing renders a row in about half
-    the time of a loop over the keys (bench/http.py's profile).
+    ``dataclasses`` does: a dict display with direct indexing instead of a loop over the
+    keys saves a fifth to a quarter of each row's rendering (measured per row, CPU time:
+    the whole object 2.6 µs against 3.3, four keys 0.40 against 0.55), which an export of
+    every job and each list page pay once per row.
     """
     names = {iso: "iso", orjson.loads: "loads", text: "text"}
     items = []

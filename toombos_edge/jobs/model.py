@@ -1,10 +1,14 @@
-"""The job record, its states, and its JSON shape (the client contract's job object)."""
+"""The job record, its states, and its JSON shape (the client contract's job object).
+
+A :class:`Job` is a value: frozen, so a change is a new record (``dataclasses.replace``
+or a function of :mod:`.transitions`). Whoever holds one (an event rendered later, a page
+being sent, a handler's context) sees it as it was when it was made.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import StrEnum
-from operator import attrgetter
 from typing import Any
 
 from ..ids import iso
@@ -28,7 +32,7 @@ TERMINAL = frozenset({JobStatus.completed, JobStatus.partial, JobStatus.failed,
                       JobStatus.cancelled})
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Job:
     """One job as stored; times are integer milliseconds since the epoch (UTC)."""
 
@@ -61,11 +65,6 @@ class Job:
     #: stored, and None on a job read back from the database.
     actor: Actor | None = field(default=None, compare=False, repr=False)
 
-    def snapshot(self) -> Job:
-        """A copy as of now, for an event rendered later. Shallow: the engine replaces a
-        job's lists and dicts when they change, it never edits them in place."""
-        return Job(*_FIELDS(self))
-
     def to_json(self) -> dict[str, Any]:
         """The client contract's job object (plus ``kind``, ``progress``, ``attempts`` and
         ``output``). ``document_id`` is a string always (empty until a job has one): the
@@ -95,5 +94,3 @@ class Job:
             "completed_at": iso(self.completed_at),
         }
 
-
-_FIELDS = attrgetter(*(f.name for f in fields(Job)))

@@ -1,4 +1,4 @@
-"""Changing jobs from outside: cancel, retry, the batch forms of both, pause and resume.
+"""Changing jobs from outside: cancel, retry, and the batch forms of both.
 
 A pending job is cancelled in the database at once; a started one given to a worker that
 has not taken it yet is taken back; a running one has its task cancelled and is stored
@@ -9,24 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import Conflict, NotFound
-from ..events import (
-    JOB_CANCELLED,
-    JOB_UPDATE,
-    QUEUE_PAUSED,
-    QUEUE_RESUMED,
-    RETRIED,
-    Event,
-)
-from . import store, transitions
-from .core import EngineCore, log
+from ..events import JOB_CANCELLED, JOB_UPDATE, RETRIED, Event, EventBus
+from ..store import Database
+from . import store
+from .attempts import Attempts
+from .feeder import Feeder
 from .model import Job, JobStatus
 from .running import Running
 
-CANCEL_WAIT = 10.0  # seconds a cancel waits for a running handler to stop
 REFUSE_CANCEL = "job {id} is already {status}: only pending or running jobs can be cancelled"
 REFUSE_RETRY = {
     JobStatus.pending: "job {id} is pending: it is already waiting to run",
@@ -43,28 +37,54 @@ class BatchResult:
     refused: dict[str, str]
 
 
-class Operations(EngineCore):
-    """Cancel, retry (one or many), pause, resume, wake."""
+async def get(db: Database, job_id: str) -> Job:
+    """The stored job; raises ``NotFound``."""
+    job = await db.read(lambda c: store.get(c, job_id))
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+class Operations:
+    """Cancel and retry, one job or many; counts the jobs it cancelled and retried."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        feeder: Feeder,
+        attempts: Attempts,
+        *,
+        changed: Callable[[], None],
+        clock: Callable[[], int],
+    ) -> None:
+        self._db, self._bus, self._feeder, self._attempts = db, bus, feeder, attempts
+        self._changed, self._clock = changed, clock
+        self.cancelled = self.retried = 0
+
+    def __repr__(self) -> str:
+        return f"<Operations cancelled={self.cancelled} retried={self.retried}>"
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a pending job at once, or a running one cooperatively; 409 if it ended."""
+        ready = self._feeder.ready
         for _ in range(3):
-            running = self._running.get(job_id) or self._finishing.get(job_id)
+            running = self._attempts.find(job_id)
             if running is not None:
                 return await self._cancel_held(running)
-            held = self._ready.remove(job_id)
+            held = ready.remove(job_id)
             if held is not None:
                 return await self._cancel_held(Running(held, None))
             cancelled = await self._cancel_pending([job_id])
             if cancelled:
                 return cancelled[0]
-            job = await self.get(job_id)
+            job = await get(self._db, job_id)
             claiming = self._feeder.claim_done
             if job.status.terminal:
                 break
             if claiming is not None:
                 await asyncio.shield(claiming)  # it may be being started: ask again after
-            elif not (job_id in self._running or job_id in self._ready):
+            elif not (job_id in self._attempts.running or job_id in ready):
                 break  # started by another engine, or ended meanwhile
         raise Conflict(REFUSE_CANCEL.format(id=job_id, status=job.status.value))
 
@@ -81,8 +101,8 @@ class Operations(EngineCore):
         now, known = self._clock(), await self._known(ids)
         touched = await self._db.write(lambda c: store.requeue(c, known, now)) if known else []
         for job in touched:
-            self._publish(JOB_UPDATE, job, RETRIED)
-        self.counters["retried"] += len(touched)
+            self._bus.publish(Event(JOB_UPDATE, job, note=RETRIED))
+        self.retried += len(touched)
         if touched:
             self._feeder.due()
         return BatchResult(touched, await self._refusals(ids, touched, REFUSE_RETRY))
@@ -92,27 +112,16 @@ class Operations(EngineCore):
         touched = await self._cancel_pending(ids)
         done = {job.id for job in touched}
         for job_id in ids:
-            if job_id not in done and (job_id in self._running or job_id in self._ready):
+            if job_id not in done and (
+                job_id in self._attempts.running or job_id in self._feeder.ready
+            ):
                 with contextlib.suppress(Conflict, NotFound):
                     touched.append(await self.cancel(job_id))
         refusals = {s: REFUSE_CANCEL for s in JobStatus if s.terminal}
         return BatchResult(touched, await self._refusals(ids, touched, refusals))
 
     async def _cancel_held(self, running: Running) -> Job:
-        job = running.job
-        if running.saved is None:
-            running.saved = asyncio.get_running_loop().create_future()
-        if job.id in self._running and not running.cancel_requested:
-            running.cancel_requested = True
-            if running.task is not None:
-                running.task.cancel()
-        elif running.task is None:  # given to a worker, not taken: it never ran
-            job.attempts, job.started_at = max(job.attempts - 1, 0), None
-            transitions.cancel(job, self._clock())
-            self._finishing[job.id] = running
-            self._saves.add((job, job.updated_at))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(running.saved), CANCEL_WAIT)
+        job = await self._attempts.stop_held(running)
         if job.status is JobStatus.pending:  # it had ended with a retry scheduled
             cancelled = await self._cancel_pending([job.id])
             if cancelled:
@@ -127,8 +136,8 @@ class Operations(EngineCore):
             return []
         cancelled = await self._db.write(lambda c: store.cancel_pending(c, known, now))
         for job in cancelled:
-            self.counters["cancelled"] += 1
-            self._publish(JOB_CANCELLED, job)
+            self._bus.publish(Event(JOB_CANCELLED, job))
+        self.cancelled += len(cancelled)
         self._changed()
         return cancelled
 
@@ -156,32 +165,3 @@ class Operations(EngineCore):
                 reason = reasons.get(status, "job {id} is {status}")
                 refused[job_id] = reason.format(id=job_id, status=status.value)
         return refused
-
-    def pause(self) -> None:
-        """Stop starting jobs (urgent ones excepted); running ones finish."""
-        if self._feeder.paused:
-            return
-        self._feeder.paused = True
-        self._release_soon(self._ready.take_all())
-        log.info("queue paused")
-        self._bus.publish(Event.data(QUEUE_PAUSED, self._queue_state()))
-        self._changed()
-
-    def resume(self) -> None:
-        was_paused, self._feeder.paused = self._feeder.paused, False
-        log.info("queue resumed")
-        if was_paused:
-            self._bus.publish(Event.data(QUEUE_RESUMED, self._queue_state()))
-        self._feeder.due()
-
-    def _queue_state(self) -> dict[str, int]:
-        return {"running": len(self._running),
-                "queue_depth": self.status_counts.get("pending", 0) + len(self._ready)}
-
-    @property
-    def paused(self) -> bool:
-        return self._feeder.paused
-
-    def wake(self) -> None:
-        """Look for due jobs now (after the injected clock moved, or a scheduled time)."""
-        self._feeder.due()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from ..events import JOB_UPDATE, Event, EventBus
 from ..store import Database
 from . import store
 from .batcher import Batcher
@@ -90,23 +91,21 @@ class Deadlines:
 
 
 class ProgressReports:
+    """The progress reports of the jobs in ``running`` (owned by :class:`.attempts.Attempts`):
+    a report of a job no longer there is neither stored nor published."""
+
     def __init__(
-        self,
-        db: Database,
-        clock: Callable[[], int],
-        is_running: Callable[[str], bool],
-        publish: Callable[[Job], None],
+        self, db: Database, bus: EventBus, clock: Callable[[], int], running: dict[str, Running]
     ) -> None:
-        self._clock, self._is_running, self._publish = clock, is_running, publish
+        self._bus, self._clock, self._running = bus, clock, running
         self.batcher = Batcher(db, store.save_progress, self._stored, "progress")
 
     async def report(self, running: Running, percent: float, message: str) -> None:
         """A handler's ``ctx.progress``: kept now, stored and published when due. Late
-        reports (a task the handler left behind) are dropped: the job's end is published
-        with this object, which must not change any more."""
+        reports (a task the handler left behind) are dropped: the job has ended."""
         if running.job.status is not JobStatus.in_progress:
             return
-        running.job.progress_percent, running.job.progress_message = percent, message
+        running.job = replace(running.job, progress_percent=percent, progress_message=message)
         if running.progress_timer is not None:
             return  # a report is already due; it will carry these latest values
         loop = asyncio.get_running_loop()
@@ -125,12 +124,12 @@ class ProgressReports:
 
     def _store(self, running: Running) -> None:
         running.progress_timer = None
-        if self._is_running(running.job.id):
+        if running.job.id in self._running:
             running.progress_at = asyncio.get_running_loop().time()
-            running.job.updated_at = self._clock()
+            running.job = replace(running.job, updated_at=self._clock())
             self.batcher.add(running.job)
 
     def _stored(self, jobs: Sequence[Job], stored: list[bool]) -> None:
         for job, ok in zip(jobs, stored, strict=True):
-            if ok and self._is_running(job.id):
-                self._publish(job)
+            if ok and job.id in self._running:
+                self._bus.publish(Event(JOB_UPDATE, job))

@@ -9,20 +9,51 @@ returns the job already stored under that key. After the commit each job is anno
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..events import JOB_CREATED
+from ..events import JOB_CREATED, Event, EventBus
 from ..ids import stamped_id
 from ..logs import requester
-from . import store, transitions
-from .core import EngineCore
+from ..store import Database
+from . import store
+from .attempts import Attempts
+from .batcher import Batcher
+from .feeder import Feeder
+from .kinds import KindRegistry
 from .model import Job, JobStatus
 
 
-class Submission(EngineCore):
-    """``submit``, and what follows the commit of new jobs."""
+class Submission:
+    """``submit``, and what follows the commit of new jobs (it owns their inserts)."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        registry: KindRegistry,
+        feeder: Feeder,
+        attempts: Attempts,
+        *,
+        changed: Callable[[], None],
+        clock: Callable[[], int],
+    ) -> None:
+        self._db, self._bus, self._registry = db, bus, registry
+        self._feeder, self._attempts = feeder, attempts
+        self._changed, self._clock = changed, clock
+        self._inserts = Batcher(db, store.insert, self._inserted, "insert", self._failed)
+        self.submitted = 0
+
+    def __repr__(self) -> str:
+        return f"<Submission submitted={self.submitted} {self._inserts!r}>"
+
+    @property
+    def idle(self) -> bool:
+        return self._inserts.idle
+
+    async def drain(self) -> None:
+        """Wait until every job submitted so far is stored (and handed over or given back)."""
+        await self._inserts.drain()
 
     async def submit(
         self,
@@ -39,12 +70,8 @@ class Submission(EngineCore):
         channels: Sequence[str] | None = None,
         urgent: bool = False,
     ) -> Job:
-        """Store a new job and return it (committed); raises ``Invalid`` for an unknown kind.
-
-        With an ``idempotency_key`` already used, returns that job instead. ``urgent`` jobs
-        go ahead of every other and run even while the queue is paused.
-        """
-        spec = self.registry.get(kind)
+        """See :meth:`.engine.JobEngine.submit`."""
+        spec = self._registry.get(kind)
         now = self._clock()
         job_id, created_at = stamped_id("job")
         job = Job(
@@ -54,28 +81,14 @@ class Submission(EngineCore):
             max_attempts=max_attempts or spec.max_attempts, idempotency_key=idempotency_key,
             correlation_id=correlation_id, metadata=dict(metadata or {}),
             scheduled_for=scheduled_for, urgent=urgent,
+            actor=who() if (who := requester.get()) is not None else None,
         )
-        if (who := requester.get()) is not None:
-            job.actor = who()
         due = now if scheduled_for is None else scheduled_for
         if idempotency_key is None and not urgent:  # most jobs: no second coroutine
-            self._place(job, due, now)
+            job = self._feeder.place(job, due, now)
             await self._inserts.add_and_wait((job, due))
             return job
         return await self._store_keyed_or_urgent(job, due, now)
-
-    def _place(self, job: Job, due: int, now: int) -> None:
-        """A plain new job due now goes to an idle worker (stored started) if nothing older
-        is due; otherwise it is stored pending, and newer jobs wait behind it."""
-        if due > now:
-            return
-        worker = self._ready.reserve() if self._feeder.may_hand_over() else None
-        if worker is None:
-            self._feeder.held_back()
-            return
-        self._feeder.claim_fresh(job, now)
-        transitions.start(job, now)
-        self._reserved[job.id] = worker
 
     async def _store_keyed_or_urgent(self, job: Job, due: int, now: int) -> Job:
         keyed = job.idempotency_key is not None
@@ -89,38 +102,30 @@ class Submission(EngineCore):
         else:
             await self._inserts.add_and_wait((job, due))
         if job.urgent and not self._feeder.stopping:  # stopping: it waits for the next start
-            task = asyncio.get_running_loop().create_task(self._run_urgent(job.id))
-            self._urgent.add(task)
-            task.add_done_callback(self._urgent_done)
+            self._attempts.run_urgent(job.id)
         return job
 
     def _inserted(self, items: Sequence[tuple[Job, int]], _result: object) -> None:
         now, due_now, later = self._clock(), False, None
         claimed = []
         for job, due in items:
-            if job.lease_until is not None:  # a worker runs this very object
-                self._publish(JOB_CREATED, job)
+            self._bus.publish(Event(JOB_CREATED, job))
+            if job.lease_until is not None:  # stored started, for the worker reserved for it
                 claimed.append(job)
-                continue
-            self._publish_last(JOB_CREATED, job)  # the feeder claims a new object from the row
-            if due <= now:
+            elif due <= now:
                 due_now = True
             elif later is None or due < later:
                 later = due
-        self.counters["submitted"] += len(items)
+        self.submitted += len(items)
         if claimed:
-            self._hand_over(claimed)
+            self._feeder.hand_over(claimed)
         if due_now:
             self._feeder.due(backlog=False)  # ``submit`` already held newer jobs back
         if later is not None and self._feeder.started:
             self._feeder.wake_at(later)
         self._changed()
 
-    def _hand_over(self, jobs: list[Job]) -> None:
-        """Each fresh job stored started goes to the worker reserved for it (a job gets a
-        lease only with a reserved worker); paused or stopping meanwhile: it is given back."""
-        keep = not (self._feeder.stopping or self._feeder.paused)
-        for job in jobs:
-            self._ready.give(self._reserved.pop(job.id), job if keep else None)
-        if not keep:
-            self._release_soon(jobs)
+    def _failed(self, items: Sequence[tuple[Job, int]], _exc: Exception) -> None:
+        for job, _due in items:  # not stored: a worker reserved for it goes back
+            self._feeder.unreserve(job.id)
+        self._changed()

@@ -30,13 +30,6 @@ _Pending = tuple[asyncio.Future[Any], Op]
 
 log = logging.getLogger(__name__)
 
-# Python's sqlite3 binds None through its adaptation protocol: a failed registry lookup and
-# two failed attribute lookups per NULL parameter, about half a microsecond each (a job row
-# binds six or more). A registered adapter makes it one dictionary hit. It changes nothing
-# else: None is still bound as NULL, for every sqlite3 user in the process.
-sqlite3.register_adapter(type(None), lambda value: value)
-
-
 def migrations() -> list[tuple[int, str, str]]:
     """(number, name, SQL) of each migration shipped with the package, in order."""
     folder = resources.files(__package__).joinpath("migrations")
