@@ -19,6 +19,7 @@ from .jobs.engine import JobEngine
 from .keys import ApiKey, KeyService, Role
 from .lifecycle import Lifecycle
 from .metrics import Metrics
+from .openapi import Document
 from .restart import Restarts
 from .retention import Retention
 from .settings import Settings
@@ -49,8 +50,8 @@ RESTARTS = web.AppKey("restarts", Restarts)
 DASHBOARD = web.AppKey("dashboard", DashboardFiles)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
-#: The OpenAPI document, built once from the route table.
-OPENAPI = web.AppKey("openapi", bytes)
+#: The OpenAPI document of the route table (built on its first request).
+OPENAPI = web.AppKey("openapi", Document)
 
 #: The key that authenticated this request.
 PRINCIPAL = web.RequestKey("principal", ApiKey)

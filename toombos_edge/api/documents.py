@@ -6,38 +6,21 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import hdrs, web
+from msgspec import UnsetType
 
 from ..appkeys import DOCUMENTS
 from ..content.extract import ExtractionError, normalize_format
 from ..content.ingest import parse_metadata
-from ..content.model import Source
-from ..errors import BadRequest, Invalid
-from .paging import page_params
-from .responses import json_object, json_response
+from ..errors import Invalid
+from .responses import json_response
+from .schemas.documents import DocumentChanges, DocumentQuery, NewDocument
 
 
-def _text_field(body: dict[str, Any]) -> str | None:
-    """``text``, or ``content`` as the seed's documents API calls it."""
-    value = body.get("text", body.get("content"))
-    if value is not None and not isinstance(value, str):
-        raise Invalid("'text' must be a string")
-    return value
-
-
-def _title_field(body: dict[str, Any]) -> str | None:
-    value = body.get("title")
-    if value is not None and not isinstance(value, str):
-        raise Invalid("'title' must be a string")
-    return value
-
-
-def _format_field(raw: Any) -> str | None:
-    if raw is not None and not isinstance(raw, str):
-        raise Invalid("'format' must be a string")
+def _format_field(raw: str | None) -> str | None:
     try:
         return normalize_format(raw)
     except ExtractionError as exc:
-        raise Invalid(str(exc)) from None
+        raise Invalid(f"format: {exc}", {"field": "format"}) from None
 
 
 def attachment(filename: str) -> str:
@@ -47,17 +30,12 @@ def attachment(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-async def list_documents(request: web.Request) -> web.Response:
+async def list_documents(request: web.Request, query: DocumentQuery) -> web.Response:
     """A page of documents, newest first, without text; filter by ``source`` and ``format``."""
-    limit, offset = page_params(request)
-    source = request.query.get("source") or None
-    if source is not None and source not in Source.__members__:
-        raise BadRequest(f"'source' must be one of {', '.join(Source.__members__)}")
-    fmt = request.query.get("format") or None
-    if fmt is not None:
-        fmt = _format_field(fmt)
+    limit, offset = query.limit, query.offset
+    source = None if query.source is None else query.source.value
     docs, total = await request.app[DOCUMENTS].list(
-        source=source, fmt=fmt, limit=limit, offset=offset
+        source=source, fmt=_format_field(query.format), limit=limit, offset=offset
     )
     return json_response({
         "documents": [doc.to_json(with_text=False) for doc in docs],
@@ -65,15 +43,14 @@ async def list_documents(request: web.Request) -> web.Response:
     })
 
 
-async def create_document(request: web.Request) -> web.Response:
+async def create_document(request: web.Request, body: NewDocument) -> web.Response:
     """A document from JSON: ``title``, ``text`` (or ``content``), ``format``, ``metadata``."""
-    body = await json_object(request)
-    text = _text_field(body)
+    text = body.text if body.text is not None else body.content
     if text is None:
-        raise Invalid("'text' is required")
+        raise Invalid("text: required ('text' or 'content')", {"field": "text"})
     doc = await request.app[DOCUMENTS].create(
-        title=_title_field(body), text=text, fmt=_format_field(body.get("format")) or "text",
-        metadata=parse_metadata(body.get("metadata")),
+        title=body.title, text=text, fmt=_format_field(body.format) or "text",
+        metadata=parse_metadata(body.metadata),
     )
     return json_response(doc.to_json(), status=201)
 
@@ -84,14 +61,15 @@ async def get_document(request: web.Request) -> web.Response:
     return json_response(doc.to_json())
 
 
-async def update_document(request: web.Request) -> web.Response:
+async def update_document(request: web.Request, body: DocumentChanges) -> web.Response:
     """Change ``title``, ``text`` (or ``content``) or ``metadata``; ``sha256`` follows text."""
-    body = await json_object(request)
-    changes: dict[str, Any] = {"title": _title_field(body), "text": _text_field(body)}
-    if "metadata" in body:
-        changes["metadata"] = parse_metadata(body["metadata"])
+    text = body.text if body.text is not None else body.content
+    changes: dict[str, Any] = {"title": body.title, "text": text}
+    if not isinstance(body.metadata, UnsetType):
+        changes["metadata"] = parse_metadata(body.metadata)
     if all(value is None for value in changes.values()):
-        raise Invalid("nothing to update: send 'title', 'text' or 'metadata'")
+        raise Invalid("body: nothing to update: send 'title', 'text' or 'metadata'",
+                      {"field": "body"})
     doc = await request.app[DOCUMENTS].update(request.match_info["doc_id"], **changes)
     return json_response(doc.to_json())
 
