@@ -81,8 +81,11 @@ class GenerateSocial(Generate):
 
 
 class BatchGenerate(Body):
-    requests: Annotated[list[dict[str, Any]], Meta(min_length=1, max_length=100,
-                        description="generate requests (each the generate body)")]
+    #: Each is checked on its own (the invalid ones are listed in ``errors`` unless
+    #: ``fail_fast``), so they decode as objects; the document describes them as the body.
+    requests: Annotated[list[dict[str, Any]], Meta(
+        min_length=1, max_length=100, description="generate requests, each the generate body",
+        extra_json_schema={"items": {"$ref": "#/components/schemas/Generate"}})]
     parallel: bool = True
     fail_fast: bool = False
 
@@ -103,10 +106,13 @@ class BatchCreated(Reply):
 
 
 class PreviewQuery(Query):
+    """A document's id, or a short inline text (a request line holds 8 KiB at most; preview
+    longer text by storing it as a document first)."""
+
     document_id: Annotated[str, Meta(max_length=200)] | None = None
     living_doc_id: Annotated[str, Meta(max_length=200)] | None = None
-    title: Annotated[str, Meta(max_length=MAX_TITLE)] | None = None
-    text: Annotated[str, Meta(max_length=MAX_TEXT)] | None = None
+    title: Annotated[str, Meta(max_length=200)] | None = None
+    text: Annotated[str, Meta(max_length=1000)] | None = None
     channels: list[ChannelName] = []
     channel: ChannelName | None = None
     tags: list[str] = []
