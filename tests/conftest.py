@@ -35,8 +35,10 @@ ClientFactory = Callable[..., Awaitable[Client]]
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    """Test settings: a data dir under ``tmp_path``, no access log, then ``overrides``."""
-    values = {"data_dir": str(tmp_path / "data"), "access_log": "false", **overrides}
+    """Test settings: a data dir under ``tmp_path``, no access log, every reply checked
+    against the route table's types, then ``overrides``."""
+    values = {"data_dir": str(tmp_path / "data"), "access_log": "false",
+              "validate_responses": "true", **overrides}
     return Settings.load({}, overrides={k: str(v) for k, v in values.items()})
 
 
@@ -153,8 +155,8 @@ class ServerProcess:
         command += ["--port", str(self.port)]
         command += ["--data-dir", str(self.data_dir), *self.args]
         with out, err:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=err,
-                                         env={**clean_env(), **self.env})
+            env = {**clean_env(), "TOOMBOS_VALIDATE_RESPONSES": "true", **self.env}
+            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=env)
 
     def wait_ready(self, deadline: float = 20.0) -> float:
         """Seconds until this process (not another on the port) is ready; fails if it died."""

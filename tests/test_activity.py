@@ -420,14 +420,14 @@ async def test_api_filters_and_pages_newest_first(client: Client, admin_key: str
 
 
 @pytest.mark.parametrize(("query", "status"), [
-    ("limit=0", 422), ("limit=x", 422), ("cursor=abc", 400), ("since=yesterday", 422),
+    ("limit=0", 422), ("limit=x", 422), ("cursor=abc", 422), ("since=yesterday", 422),
     ("type=DROP TABLE", 422), ("since=2025-01-02&until=2025-01-01", 422),
 ])
 async def test_api_refuses_bad_parameters(client: Client, admin_key: str, query: str,
                                           status: int) -> None:
     response = await client.get(f"/api/activity?{query}", headers=auth(admin_key))
     assert response.status == status
-    assert (await response.json())["error"]["code"] in {"invalid", "bad_request"}
+    assert (await response.json())["error"]["code"] == "invalid"
 
 
 async def test_error_events_reach_the_dashboards(app_client: Client) -> None:

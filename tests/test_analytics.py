@@ -222,9 +222,9 @@ async def test_without_dates_the_last_30_days(viewer: tuple[Client, dict[str, st
 
 
 @pytest.mark.parametrize(("query", "named"), [
-    ("start_date=yesterday", "'start_date'"),
-    ("end_date=2025-13-40", "'end_date'"),
-    ("granularity=week", "'granularity'"),
+    ("start_date=yesterday", "start_date: expected an ISO 8601 time"),
+    ("end_date=2025-13-40", "end_date: expected an ISO 8601 time"),
+    ("granularity=week", "granularity: expected one of day, hour, got 'week'"),
     ("start_date=2025-03-11&end_date=2025-03-10", "'start_date' is after 'end_date'"),
     ("start_date=1970-01-01&end_date=2100-01-01&granularity=hour", "'start_date' to 'end_date'"),
 ])

@@ -61,10 +61,10 @@ async def test_submit_then_read_under_every_alias(client: Client, operator: dict
 async def test_bad_submissions_are_clear_4xx(client: Client, operator: dict[str, str]) -> None:
     cases: list[tuple[Any, int, str]] = [
         ({"kind": "nope"}, 422, "unknown job kind"),
-        ({}, 422, "'kind' is required"),
-        ({"kind": "noop", "params": [1]}, 422, "'params' must be a JSON object"),
-        ({"kind": "noop", "priority": "high"}, 422, "'priority'"),
-        ({"kind": "noop", "scheduled_for": "soon"}, 422, "'scheduled_for'"),
+        ({}, 422, "kind: required"),
+        ({"kind": "noop", "params": [1]}, 422, "params: expected object | null, got array"),
+        ({"kind": "noop", "priority": "high"}, 422, "priority: expected int"),
+        ({"kind": "noop", "scheduled_for": "soon"}, 422, "scheduled_for: expected an ISO"),
     ]
     for body, status, words in cases:
         response = await client.post("/api/jobs", json=body, headers=operator)
@@ -130,9 +130,9 @@ async def test_list_filters_paging_and_cursor(client: Client, operator: dict[str
 
 
 async def test_list_refuses_bad_parameters(client: Client, operator: dict[str, str]) -> None:
-    for query, status in [("limit=501", 422), ("limit=x", 400), ("status=done", 422),
-                          ("from=yesterday", 422), ("cursor=abc", 400),
-                          ("offset=3&cursor=job_00000000000000000000000000", 400)]:
+    for query, status in [("limit=501", 422), ("limit=x", 422), ("status=done", 422),
+                          ("from=yesterday", 422), ("cursor=abc", 422),
+                          ("offset=3&cursor=job_00000000000000000000000000", 422)]:
         response = await client.get("/api/jobs?" + query, headers=operator)
         assert response.status == status, query
         assert (await response.json())["error"]["status"] == status

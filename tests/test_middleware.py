@@ -62,6 +62,27 @@ async def test_wrong_method_is_a_json_405_with_allow(client: Client) -> None:
     assert_error(await response.json(), 405, "method_not_allowed")
 
 
+async def test_a_405_allows_exactly_the_methods_of_the_path_that_matched(
+    client: Client,
+) -> None:
+    """``/api/v2/content/{content_id}`` also fits ``/api/v2/content/sync``: its methods are
+    not the fixed path's."""
+    expected = {
+        "/api/v2/content/sync": "POST",
+        "/api/v2/content/batch": "POST",
+        "/api/v2/content/validate": "POST",
+        "/api/v2/content/generate": "POST",
+        "/api/v2/content/cnt_1": "DELETE,GET,PUT",
+        "/api/jobs/export": "GET",
+        "/api/jobs": "GET,POST",
+    }
+    for path, allow in expected.items():
+        response = await client.patch(path)
+        assert response.status == 405, path
+        assert response.headers["Allow"] == allow, path
+        assert_error(await response.json(), 405, "method_not_allowed")
+
+
 async def test_too_large_body_is_a_json_413(client: Client, admin_key: str) -> None:
     body = b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}'
     response = await client.post("/admin/keys", data=io.BytesIO(body), headers=auth(admin_key))

@@ -54,12 +54,12 @@ async def test_fts_syntax_works(client: Client, admin_key: str) -> None:
     assert (await search(client, admin_key, "title:b"))["total"] == 1
 
 
-async def test_bad_syntax_is_a_400_saying_why(client: Client, admin_key: str) -> None:
+async def test_bad_syntax_is_a_422_saying_why(client: Client, admin_key: str) -> None:
     await add(client, "x", "hello world")
     for query in ['"unterminated', "AND", "hello-world", "nocol:word", "(a OR"]:
         response = await client.get("/api/search", params={"q": query},
                                     headers=auth(admin_key))
-        assert response.status == 400, query
+        assert response.status == 422, query
         body = await response.json()
         assert body["detail"].startswith("bad search syntax"), body
         assert "mode=plain" in body["error"]["details"]["hint"]
@@ -93,7 +93,7 @@ async def test_each_search_publishes_query_complete(client: Client, admin_key: s
 async def test_empty_query_and_bad_params(client: Client, admin_key: str) -> None:
     for params in [{"q": "  "}, {}, {"q": "a", "mode": "regex"}, {"q": "a", "limit": "500"}]:
         response = await client.get("/api/search", params=params, headers=auth(admin_key))
-        assert response.status == 400, params
+        assert response.status == 422, params
 
 
 def test_plain_query_quotes_everything() -> None:

@@ -20,6 +20,7 @@ from .jobs.engine import JobEngine
 from .keys import KeyService, Principal, Role
 from .lifecycle import Lifecycle
 from .metrics import Metrics
+from .openapi import Document
 from .projects.service import ProjectService
 from .ratelimit import RateLimiter
 from .restart import Restarts
@@ -57,8 +58,8 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 DASHBOARD = web.AppKey("dashboard", DashboardFiles)
 #: The role each route needs; None marks the few public routes (probes, docs).
 ROUTE_ROLES = web.AppKey("route_roles", dict[AbstractRoute, Role | None])
-#: The OpenAPI document, built once from the route table.
-OPENAPI = web.AppKey("openapi", bytes)
+#: The OpenAPI document of the route table (built on its first request).
+OPENAPI = web.AppKey("openapi", Document)
 
 #: Who authenticated this request: an API key, or an identity-provider token's subject.
 PRINCIPAL = web.RequestKey[Principal]("principal")

@@ -186,6 +186,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("metrics_public", _boolean, "true or false",
          "Let anyone read GET /metrics without an API key (for a Prometheus scraper); "
          "GET /api/metrics always needs one."),
+    Spec("validate_responses", _boolean, "true or false",
+         "Check every JSON reply against its declared type and status, answering 500 on a "
+         "mismatch (for tests; off in production, where it costs nothing)."),
     Spec("allowed_origins", _origins, "comma-separated exact origins like https://a.example",
          "Browser origins allowed by CORS and the WebSocket gate (exact match)."),
     Spec("db_synchronous", _choice("normal", "full"), "normal or full",
@@ -419,6 +422,7 @@ class Settings:
     log_format: str = "json"
     access_log: bool = True
     metrics_public: bool = False
+    validate_responses: bool = False
     allowed_origins: tuple[str, ...] = ("http://localhost:3000",)
     db_synchronous: str = "full"
     db_max_size_mb: int = 0

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from ..appkeys import CONTENT, CORRELATION_ID
 from ..content.store import LIST_FILTERS
-from ..errors import Invalid
-from .paging import int_param
-from .responses import json_object, json_response
-
-MAX_PAGE = 200
+from .contract import given
+from .responses import json_response
+from .schemas.content import ContentEdit, ContentQuery, PublishBody
 
 
-async def list_content(request: web.Request) -> web.Response:
+async def list_content(request: web.Request, query: ContentQuery) -> web.Response:
     """Content items, newest first, by ``job_id``, ``document_id``, ``channel``, ``status``."""
-    query = request.query
-    limit = int_param(request, "limit", 50, 1, MAX_PAGE, error=Invalid)
-    offset = int_param(request, "offset", 0, 0, 10**9, error=Invalid)
-    filters = {name: query[name] for name in LIST_FILTERS if name in query}
+    limit, offset = query.limit, query.offset
+    asked = given(query)
+    filters = {name: asked[name] for name in LIST_FILTERS if name in asked}
     items, total = await request.app[CONTENT].store.find(filters, limit, offset)
     return json_response({"content": [item.to_json() for item in items], "total": total,
                           "limit": limit, "offset": offset})
@@ -37,18 +35,17 @@ async def get_content(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-async def update_content(request: web.Request) -> web.Response:
+async def update_content(request: web.Request, body: ContentEdit) -> web.Response:
     """Change fields of the body (``subject``, ``html``, ``posts`` …) as a new version."""
-    changes = await json_object(request)
+    changes = msgspec.to_builtins(body)
     item = await request.app[CONTENT].update(request.match_info["content_id"], changes)
     return json_response(item.to_json())
 
 
-async def publish_content(request: web.Request) -> web.Response:
+async def publish_content(request: web.Request, body: PublishBody) -> web.Response:
     """Publish a stored item through a ``publish`` job (retried if its sink fails)."""
-    body = await json_object(request)
     job = await request.app[CONTENT].submit_publish(
-        request.match_info["content_id"], body.get("recipients", []),
+        request.match_info["content_id"], body.recipients or [],
         correlation_id=request.get(CORRELATION_ID))
     return json_response(job.to_json(), status=202)
 

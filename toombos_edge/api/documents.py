@@ -6,50 +6,28 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import hdrs, web
+from msgspec import UnsetType
 
 from ..appkeys import DOCUMENTS
 from ..content.extract import ExtractionError, normalize_format
 from ..content.ingest import parse_metadata
-from ..content.model import Source
-from ..errors import BadRequest, Invalid
+from ..errors import Invalid
 from ..projects.membership import KEEP_PROJECT, ProjectChoice
-from .paging import page_params
-from .responses import json_object, json_response
+from .responses import json_response
+from .schemas.documents import DocumentChanges, DocumentQuery, NewDocument
 
 
-def _text_field(body: dict[str, Any]) -> str | None:
-    """``text``, or ``content`` as the seed's documents API calls it."""
-    value = body.get("text", body.get("content"))
-    if value is not None and not isinstance(value, str):
-        raise Invalid("'text' must be a string")
-    return value
-
-
-def _title_field(body: dict[str, Any]) -> str | None:
-    value = body.get("title")
-    if value is not None and not isinstance(value, str):
-        raise Invalid("'title' must be a string")
-    return value
-
-
-def project_field(raw: Any) -> str | None:
-    """``project_id``: a project's id, or null (or "") for none."""
-    if raw is not None and not isinstance(raw, str):
-        raise Invalid("'project_id' must be a string or null", {"field": "project_id"})
-    return raw or None
-
-
-def _project_change(body: dict[str, Any]) -> ProjectChoice:
-    return project_field(body["project_id"]) if "project_id" in body else KEEP_PROJECT
-
-
-def _format_field(raw: Any) -> str | None:
-    if raw is not None and not isinstance(raw, str):
-        raise Invalid("'format' must be a string")
+def _format_field(raw: str | None) -> str | None:
     try:
         return normalize_format(raw)
     except ExtractionError as exc:
-        raise Invalid(str(exc)) from None
+        raise Invalid(f"format: {exc}", {"field": "format"}) from None
+
+
+def _project_change(raw: str | UnsetType | None) -> ProjectChoice:
+    """``project_id`` of an update: absent keeps the project, null (or "") takes the
+    document out of it."""
+    return KEEP_PROJECT if isinstance(raw, UnsetType) else raw or None
 
 
 def attachment(filename: str) -> str:
@@ -59,19 +37,14 @@ def attachment(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-async def list_documents(request: web.Request) -> web.Response:
+async def list_documents(request: web.Request, query: DocumentQuery) -> web.Response:
     """A page of documents, newest first, without text; filter by ``source``, ``format``
     and ``project_id``."""
-    limit, offset = page_params(request)
-    source = request.query.get("source") or None
-    if source is not None and source not in Source.__members__:
-        raise BadRequest(f"'source' must be one of {', '.join(Source.__members__)}")
-    fmt = request.query.get("format") or None
-    if fmt is not None:
-        fmt = _format_field(fmt)
+    limit, offset = query.limit, query.offset
+    source = None if query.source is None else query.source.value
     docs, total = await request.app[DOCUMENTS].list(
-        source=source, fmt=fmt, limit=limit, offset=offset,
-        project_id=request.query.get("project_id") or None,
+        source=source, fmt=_format_field(query.format), limit=limit, offset=offset,
+        project_id=query.project_id or None,
     )
     return json_response({
         "documents": [doc.to_json(with_text=False) for doc in docs],
@@ -79,17 +52,15 @@ async def list_documents(request: web.Request) -> web.Response:
     })
 
 
-async def create_document(request: web.Request) -> web.Response:
+async def create_document(request: web.Request, body: NewDocument) -> web.Response:
     """A document from JSON: ``title``, ``text`` (or ``content``), ``format``, ``metadata``,
     ``project_id``."""
-    body = await json_object(request)
-    text = _text_field(body)
+    text = body.text if body.text is not None else body.content
     if text is None:
-        raise Invalid("'text' is required")
+        raise Invalid("text: required ('text' or 'content')", {"field": "text"})
     doc = await request.app[DOCUMENTS].create(
-        title=_title_field(body), text=text, fmt=_format_field(body.get("format")) or "text",
-        metadata=parse_metadata(body.get("metadata")),
-        project_id=project_field(body.get("project_id")),
+        title=body.title, text=text, fmt=_format_field(body.format) or "text",
+        metadata=parse_metadata(body.metadata), project_id=body.project_id or None,
     )
     return json_response(doc.to_json(), status=201)
 
@@ -100,16 +71,17 @@ async def get_document(request: web.Request) -> web.Response:
     return json_response(doc.to_json())
 
 
-async def update_document(request: web.Request) -> web.Response:
+async def update_document(request: web.Request, body: DocumentChanges) -> web.Response:
     """Change ``title``, ``text`` (or ``content``), ``metadata`` or ``project_id`` (null
     takes it out of its project); ``sha256`` follows text."""
-    body = await json_object(request)
-    changes: dict[str, Any] = {"title": _title_field(body), "text": _text_field(body)}
-    if "metadata" in body:
-        changes["metadata"] = parse_metadata(body["metadata"])
-    project_id = _project_change(body)
+    text = body.text if body.text is not None else body.content
+    changes: dict[str, Any] = {"title": body.title, "text": text}
+    if not isinstance(body.metadata, UnsetType):
+        changes["metadata"] = parse_metadata(body.metadata)
+    project_id = _project_change(body.project_id)
     if all(value is None for value in changes.values()) and project_id is KEEP_PROJECT:
-        raise Invalid("nothing to update: send 'title', 'text', 'metadata' or 'project_id'")
+        raise Invalid("body: nothing to update: send 'title', 'text', 'metadata' or "
+                      "'project_id'", {"field": "body"})
     doc = await request.app[DOCUMENTS].update(request.match_info["doc_id"],
                                               project_id=project_id, **changes)
     return json_response(doc.to_json())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from ..appkeys import CONTENT, CORRELATION_ID
@@ -16,68 +17,62 @@ from ..content import batch
 from ..content.channels import SOCIAL_CHANNELS
 from ..content.request import parse
 from ..errors import Invalid
-from .responses import json_object, json_response
-
-_QUERY_FIELDS = ("document_id", "living_doc_id", "title", "text", "content_type",
-                 "template_style", "style", "tone", "link")
+from .contract import given
+from .responses import json_response
+from .schemas.content import BatchGenerate, ContentToCheck, Generate, GenerateSocial, PreviewQuery
 
 
 async def _submit(request: web.Request, body: dict[str, Any], publish: bool | None) -> web.Response:
     parsed = parse(body, publish=publish)
     idempotency = request.headers.get("Idempotency-Key") or body.get("idempotency_key")
-    if idempotency is not None and (not isinstance(idempotency, str) or len(idempotency) > 200):
-        raise Invalid("'idempotency_key' must be a string of at most 200 characters")
+    if idempotency is not None and len(idempotency) > 200:
+        raise Invalid("Idempotency-Key: longer than 200 characters",
+                      {"field": "Idempotency-Key"})
     job = await request.app[CONTENT].submit(
         parsed, correlation_id=request.get(CORRELATION_ID), idempotency_key=idempotency)
     return json_response(job.to_json(), status=202)
 
 
-async def generate(request: web.Request) -> web.Response:
+async def generate(request: web.Request, body: Generate) -> web.Response:
     """Create a generate job; drafts unless ``publish`` is true."""
-    return await _submit(request, await json_object(request), publish=None)
+    return await _submit(request, given(body), publish=None)
 
 
-async def generate_email(request: web.Request) -> web.Response:
+async def generate_email(request: web.Request, body: Generate) -> web.Response:
     """Create a generate job for the email channel only."""
-    body = await json_object(request)
-    return await _submit(request, {**body, "channels": ["email"]}, publish=None)
+    return await _submit(request, {**given(body), "channels": ["email"]}, publish=None)
 
 
-async def generate_social(request: web.Request) -> web.Response:
+async def generate_social(request: web.Request, body: GenerateSocial) -> web.Response:
     """Create a generate job for social channels (``platforms`` or ``channels``; all three)."""
-    body = await json_object(request)
-    wanted = body.get("platforms", body.get("channels")) or [c.value for c in SOCIAL_CHANNELS]
-    body = {**body, "channels": wanted}
-    parsed = parse(body)
+    fields = given(body)
+    wanted = (fields.pop("platforms", None) or fields.get("channels")
+              or [c.value for c in SOCIAL_CHANNELS])
+    fields["channels"] = wanted
+    parsed = parse(fields)
     if any(not c.is_social for c in parsed.channels):
-        raise Invalid("this path makes social posts only", {"field": "channels"})
-    return await _submit(request, body, publish=None)
+        raise Invalid("channels: this path makes social posts only", {"field": "channels"})
+    return await _submit(request, fields, publish=None)
 
 
-async def sync(request: web.Request) -> web.Response:
+async def sync(request: web.Request, body: Generate) -> web.Response:
     """Generate and publish (what the original backend's sync did)."""
-    return await _submit(request, await json_object(request), publish=True)
+    return await _submit(request, given(body), publish=True)
 
 
-async def batch_generate(request: web.Request) -> web.Response:
+async def batch_generate(request: web.Request, body: BatchGenerate) -> web.Response:
     """Several generate requests at once, ``parallel`` or in order, optionally ``fail_fast``."""
-    plan = batch.plan(await json_object(request))
+    plan = batch.plan(msgspec.to_builtins(body))
     created = await request.app[CONTENT].submit_batch(
         plan, correlation_id=request.get(CORRELATION_ID))
     return json_response(created, status=202)
 
 
-async def preview(request: web.Request) -> web.Response:
+async def preview(request: web.Request, query: PreviewQuery) -> web.Response:
     """Render channels of a document (or inline ``title``/``text``) without storing anything."""
-    query = request.query
-    body: dict[str, Any] = {name: query[name] for name in _QUERY_FIELDS if name in query}
-    if "channels" in query or "channel" in query:
-        body["channels"] = query.get("channels", query.get("channel", ""))
-    if "tags" in query:
-        body["tags"] = query["tags"]
-    return json_response(await request.app[CONTENT].preview(parse(body)))
+    return json_response(await request.app[CONTENT].preview(parse(given(query))))
 
 
-async def validate(request: web.Request) -> web.Response:
+async def validate(request: web.Request, body: ContentToCheck) -> web.Response:
     """Check content: ``is_valid``, ``issues``, ``warnings`` and ``enhanced_metadata``."""
-    return json_response(await request.app[CONTENT].validate(await json_object(request)))
+    return json_response(await request.app[CONTENT].validate(msgspec.to_builtins(body)))

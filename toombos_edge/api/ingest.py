@@ -19,8 +19,10 @@ from ..content.documents import DocumentService
 from ..content.ingest import KIND, validate_params
 from ..content.uploads import Upload, safe_filename
 from ..errors import BadRequest, PayloadTooLarge
+from .contract import given, read_body
 from .job_params import idempotency_key
-from .responses import json_object, json_response
+from .responses import json_response
+from .schemas.documents import IngestText
 
 FIELDS = ("metadata", "title", "text", "format", "project_id")
 READ_CHUNK = 256 * 1024
@@ -63,7 +65,7 @@ async def _read_body(
     if request.content_type == "application/x-www-form-urlencoded":
         form = await request.post()
         return {name: form[name] for name in FIELDS if isinstance(form.get(name), str)}, None
-    return await json_object(request), None
+    return given(await read_body(request, IngestText)), None
 
 
 async def _read_multipart(

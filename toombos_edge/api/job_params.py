@@ -1,25 +1,25 @@
-"""Reading job requests: list filters from a query string or a JSON body, new-job fields.
+"""Reading job requests: list filters from the typed query or a batch body, new-job fields.
 
-Every refusal is a 400 (malformed) or 422 (well-formed, not allowed) naming the field.
+The types (:mod:`.schemas.jobs`) checked the shapes; what is left here are the rules across
+fields (``from`` before ``to``, a cursor or an offset), each a 422 naming the field.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import BadRequest, Invalid
-from ..jobs.fields import JOB_FIELDS, Fieldset, UnknownFields, fieldset, whole
+import msgspec
+
+from ..errors import Invalid
+from ..jobs.fields import Fieldset, fieldset, whole
 from ..jobs.model import JobStatus
 from ..jobs.query import JobFilter
 from .paging import parse_int
+from .schemas.jobs import MAX_OFFSET, BatchBody, JobFilterQuery, JobListQuery, NewJob
 
-MAX_LIMIT, DEFAULT_LIMIT, MAX_OFFSET = 500, 50, 100_000
-MAX_IDS = 10_000
-_ID = re.compile(r"^job_[0-9a-z]{26}$")
 _STATUSES = {status.value for status in JobStatus}
 _DAY_MS = 86_400_000
 _FILTER_FIELDS = {"status", "kind", "q", "from", "to"}
@@ -47,22 +47,16 @@ def parse_time(name: str, raw: Any, *, end_of_day: bool = False) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise Invalid(f"{name!r} must be an ISO 8601 time or milliseconds, got {text!r}") from None
+        raise Invalid(f"{name}: expected an ISO 8601 time or milliseconds, got {text!r}",
+                      {"field": name}) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     ms = int(moment.timestamp() * 1000)
     return ms + _DAY_MS - 1 if end_of_day and len(text) == 10 else ms
 
 
-def _text(name: str, raw: Any, most: int) -> str | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise Invalid(f"{name!r} must be a string")
-    text = raw.strip()
-    if len(text) > most:
-        raise Invalid(f"{name!r} is longer than {most} characters")
-    return text or None
+def _text(raw: Any) -> str | None:
+    return (raw.strip() or None) if isinstance(raw, str) else None
 
 
 def _statuses(values: list[Any]) -> tuple[str, ...]:
@@ -72,12 +66,13 @@ def _statuses(values: list[Any]) -> tuple[str, ...]:
         found += [str(item).strip() for item in items if str(item).strip()]
     unknown = [item for item in found if item not in _STATUSES]
     if unknown:
-        raise Invalid(f"unknown status {unknown[0]!r}", {"known": sorted(_STATUSES)})
+        raise Invalid(f"status: expected one of {', '.join(_STATUSES)}, got {unknown[0]!r}",
+                      {"field": "status", "known": sorted(_STATUSES)})
     return tuple(dict.fromkeys(found))
 
 
 def job_filter(get_all: GetAll) -> JobFilter:
-    """The list filter from ``get_all(name)`` (query string or JSON body)."""
+    """The list filter from ``get_all(name)`` (the typed query or a JSON body's fields)."""
 
     def one(name: str) -> Any:
         values = get_all(name)
@@ -86,144 +81,98 @@ def job_filter(get_all: GetAll) -> JobFilter:
     since, until = one("from"), one("to")
     flt = JobFilter(
         statuses=_statuses(get_all("status")),
-        kind=_text("kind", one("kind"), 100),
-        q=_text("q", one("q"), 200),
+        kind=_text(one("kind")),
+        q=_text(one("q")),
         since=None if since in (None, "") else parse_time("from", since),
         until=None if until in (None, "") else parse_time("to", until, end_of_day=True),
     )
     if flt.since is not None and flt.until is not None and flt.since > flt.until:
-        raise Invalid("'from' is after 'to'")
+        raise Invalid("from: after 'to'", {"field": "from"})
     return flt
 
 
-def query_filter(query: Mapping[str, str]) -> JobFilter:
-    getall = getattr(query, "getall", None)
-    if getall is None:
-        return job_filter(lambda name: [query[name]] if name in query else [])
-    return job_filter(lambda name: list(getall(name, [])))
+def query_filter(query: JobFilterQuery) -> JobFilter:
+    """The list filter of a typed query (the job list's hot path: no detour through dicts)."""
+    since, until = query.since, query.until
+    flt = JobFilter(
+        statuses=tuple(dict.fromkeys(status.value for status in query.status)),
+        kind=_text(query.kind),
+        q=_text(query.q),
+        since=parse_time("from", since) if since and since.strip() else None,
+        until=parse_time("to", until, end_of_day=True) if until and until.strip() else None,
+    )
+    if flt.since is not None and flt.until is not None and flt.since > flt.until:
+        raise Invalid("from: after 'to'", {"field": "from"})
+    return flt
 
 
-def query_fieldset(query: Mapping[str, str]) -> Fieldset:
-    """``fields=job_id,status,…`` (comma-separated, may repeat); absent: the whole object."""
-    getall = getattr(query, "getall", None)
-    values = list(getall("fields", [])) if getall else [query.get("fields", "")]
-    names = [name.strip() for value in values for name in value.split(",")]
-    if not any(names):
-        return whole()
-    try:
-        return fieldset(names)
-    except UnknownFields as exc:
-        raise Invalid(
-            f"unknown field{'s' if len(exc.names) > 1 else ''} {', '.join(exc.names)}",
-            {"unknown": exc.names, "known": list(JOB_FIELDS)},
-        ) from None
+def query_fieldset(query: JobFilterQuery) -> Fieldset:
+    """``fields=job_id,status,…`` (the type knows the names); absent: the whole object."""
+    return fieldset(list(query.fields)) if query.fields else whole()
 
 
-def _integer(name: str, raw: str | None, default: int, low: int, high: int) -> int:
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name!r} must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise Invalid(f"{name!r} must be from {low} to {high}, got {value}")
-    return value
-
-
-def paging(query: Mapping[str, str]) -> Paging:
-    """``limit`` (≤ 500) with ``offset``, ``page`` (1-based) or ``cursor``."""
-    limit = _integer("limit", query.get("limit"), DEFAULT_LIMIT, 1, MAX_LIMIT)
-    cursor = query.get("cursor") or None
-    if cursor is not None and not _ID.match(cursor):
-        raise BadRequest("'cursor' is not a cursor this server gave out")
-    offset = _integer("offset", query.get("offset"), 0, 0, MAX_OFFSET)
-    if "page" in query and "offset" not in query:
-        offset = (_integer("page", query.get("page"), 1, 1, MAX_OFFSET) - 1) * limit
-    if cursor is not None and offset:
-        raise BadRequest("send either 'cursor' or 'offset'/'page', not both")
+def paging(query: JobListQuery) -> Paging:
+    """``limit`` with ``offset``, ``page`` (1-based) or ``cursor``."""
+    offset = query.offset
+    if offset is None:
+        offset = 0 if query.page is None else (query.page - 1) * query.limit
+    if query.cursor is not None and offset:
+        raise Invalid("cursor: send either 'cursor' or 'offset'/'page', not both",
+                      {"field": "cursor"})
     if offset > MAX_OFFSET:
-        raise Invalid(f"offsets beyond {MAX_OFFSET} are refused; page with 'cursor'")
-    return Paging(limit, offset, cursor)
+        raise Invalid(f"page: offsets beyond {MAX_OFFSET} are refused; page with 'cursor'",
+                      {"field": "page"})
+    return Paging(query.limit, offset, query.cursor)
 
 
-def job_ids(body: Mapping[str, Any]) -> list[str] | None:
+def job_ids(body: BatchBody) -> list[str] | None:
     """``job_ids`` (or ``ids``) of a batch body: None when the body selects by filter."""
-    raw = body.get("job_ids", body.get("ids"))
-    if raw is None:
-        return None
-    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
-        raise Invalid("'job_ids' must be a list of job id strings")
-    if len(raw) > MAX_IDS:
-        raise Invalid(f"at most {MAX_IDS} job ids per batch; select by filter for more")
-    return list(dict.fromkeys(raw))
+    raw = body.job_ids if isinstance(body.job_ids, list) else body.ids
+    return list(dict.fromkeys(raw)) if isinstance(raw, list) else None
 
 
-def body_filter(body: Mapping[str, Any]) -> JobFilter:
+def body_filter(body: BatchBody) -> JobFilter:
     """The filter of a batch body: under ``filter``, or the list's names at the top level."""
-    source = body.get("filter", body)
-    if not isinstance(source, dict):
-        raise Invalid("'filter' must be an object")
-    if "filter" not in body and not set(body) & _FILTER_FIELDS:
+    given = msgspec.to_builtins(body)
+    source = given.get("filter", given)
+    if "filter" not in given and not set(given) & _FILTER_FIELDS:
         # An empty body must not mean "every job": everything is {"filter": {}}.
-        raise Invalid("send 'job_ids', or a 'filter' ({} selects every job)")
+        raise Invalid("body: send 'job_ids', or a 'filter' ({} selects every job)",
+                      {"field": "filter"})
     flt = job_filter(lambda name: [source[name]] if source.get(name) is not None else [])
-    if "filter" not in body and flt == JobFilter():
+    if "filter" not in given and flt == JobFilter():
         # {"status": ""} or {"status": []} names a filter yet selects everything.
-        raise Invalid("the filter fields are empty; everything is {\"filter\": {}}")
+        raise Invalid("filter: the filter fields are empty; everything is {\"filter\": {}}",
+                      {"field": "filter"})
     return flt
 
 
-def _object(name: str, raw: Any) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise Invalid(f"{name!r} must be a JSON object")
-    return raw
+def idempotency_key(raw: str | None) -> str | None:
+    """An ``Idempotency-Key`` header: a string of at most 200 characters."""
+    text = _text(raw)
+    if text is not None and len(text) > 200:
+        raise Invalid("Idempotency-Key: longer than 200 characters",
+                      {"field": "Idempotency-Key"})
+    return text
 
 
-def _int_field(body: Mapping[str, Any], name: str, low: int, high: int) -> int | None:
-    raw = body.get(name)
-    if raw is None:
-        return None
-    if not isinstance(raw, int) or isinstance(raw, bool) or not low <= raw <= high:
-        raise Invalid(f"{name!r} must be an integer from {low} to {high}")
-    return raw
-
-
-def _channels(raw: Any) -> list[str]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list) or not all(isinstance(c, str) and c for c in raw):
-        raise Invalid("'channels' must be a list of channel names")
-    if len(raw) > 20:
-        raise Invalid("at most 20 channels")
-    return list(raw)
-
-
-def idempotency_key(raw: Any) -> str | None:
-    """An ``Idempotency-Key`` header (or field): a string of at most 200 characters."""
-    return _text("Idempotency-Key", raw, 200)
-
-
-def new_job(body: Mapping[str, Any], idempotency_header: str | None) -> dict[str, Any]:
+def new_job(body: NewJob, idempotency_header: str | None) -> dict[str, Any]:
     """Keyword arguments for ``JobEngine.submit`` from a ``POST /api/jobs`` body."""
-    kind = _text("kind", body.get("kind"), 100)
+    kind = _text(body.kind)
     if kind is None:
-        raise Invalid("'kind' is required")
-    scheduled = body.get("scheduled_for")
+        raise Invalid("kind: required", {"field": "kind"})
+    scheduled = body.scheduled_for
     return {
         "kind": kind,
-        "params": _object("params", body.get("params")),
-        "priority": _int_field(body, "priority", -1000, 1000) or 0,
+        "params": body.params or {},
+        "priority": body.priority or 0,
         "scheduled_for": None if scheduled in (None, "") else parse_time(
             "scheduled_for", scheduled
         ),
-        "max_attempts": _int_field(body, "max_attempts", 1, 100),
-        "idempotency_key": _text("idempotency_key", body.get("idempotency_key"), 200)
-        or idempotency_key(idempotency_header),
-        "correlation_id": _text("correlation_id", body.get("correlation_id"), 128),
-        "metadata": _object("metadata", body.get("metadata")),
-        "document_id": _text("document_id", body.get("document_id"), 100),
-        "channels": _channels(body.get("channels")),
+        "max_attempts": body.max_attempts,
+        "idempotency_key": _text(body.idempotency_key) or idempotency_key(idempotency_header),
+        "correlation_id": _text(body.correlation_id),
+        "metadata": body.metadata or {},
+        "document_id": _text(body.document_id),
+        "channels": list(body.channels),
     }

@@ -5,18 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..appkeys import CORRELATION_ID, DATABASE, ENGINE
-from ..errors import Invalid
 from ..jobs import export, listing
 from .job_params import body_filter, job_ids, new_job, paging, query_fieldset, query_filter
-from .responses import json_object, json_response
+from .responses import json_response
+from .schemas.jobs import BatchBody, ExportQuery, JobListQuery, NewJob
 
 
-async def list_jobs(request: web.Request) -> web.Response:
+async def list_jobs(request: web.Request, query: JobListQuery) -> web.Response:
     """Jobs newest first, filtered by status, kind, q, from/to; offset or cursor paging.
 
     ``fields=job_id,status,…`` returns each job with only those keys (a light list).
     """
-    query = request.query
     flt, paged, fieldset = query_filter(query), paging(query), query_fieldset(query)
     page = await listing.list_fields_page(
         request.app[DATABASE], flt, fieldset, paged.limit, offset=paged.offset,
@@ -39,9 +38,9 @@ async def get_job(request: web.Request) -> web.Response:
     return json_response(job.to_json())
 
 
-async def create_job(request: web.Request) -> web.Response:
+async def create_job(request: web.Request, body: NewJob) -> web.Response:
     """Submit a job; 202 with the job once it is stored (an unknown kind is a 422)."""
-    fields = new_job(await json_object(request), request.headers.get("Idempotency-Key"))
+    fields = new_job(body, request.headers.get("Idempotency-Key"))
     if fields["correlation_id"] is None:
         fields["correlation_id"] = request[CORRELATION_ID]
     job = await request.app[ENGINE].submit(**fields)
@@ -66,18 +65,17 @@ async def cancel_sync(request: web.Request) -> web.Response:
     return json_response({"cancelled": True, "job_id": job.id, "job": job.to_json()})
 
 
-async def batch_retry(request: web.Request) -> web.Response:
+async def batch_retry(request: web.Request, body: BatchBody) -> web.Response:
     """Retry jobs by ``job_ids`` or by the list's filter; counts what it touched and refused."""
-    return await _batch(request, retry=True)
+    return await _batch(request, body, retry=True)
 
 
-async def batch_cancel(request: web.Request) -> web.Response:
+async def batch_cancel(request: web.Request, body: BatchBody) -> web.Response:
     """Cancel jobs by ``job_ids`` or by the list's filter; counts touched and refused."""
-    return await _batch(request, retry=False)
+    return await _batch(request, body, retry=False)
 
 
-async def _batch(request: web.Request, *, retry: bool) -> web.Response:
-    body = await json_object(request)
+async def _batch(request: web.Request, body: BatchBody, *, retry: bool) -> web.Response:
     engine = request.app[ENGINE]
     apply = engine.retry_many if retry else engine.cancel_many
     ids = job_ids(body)
@@ -88,12 +86,10 @@ async def _batch(request: web.Request, *, retry: bool) -> web.Response:
     return json_response(tally.to_json())
 
 
-async def export_jobs(request: web.Request) -> web.StreamResponse:
+async def export_jobs(request: web.Request, query: ExportQuery) -> web.StreamResponse:
     """Every matching job as CSV or JSON (``format``), streamed a page at a time."""
-    fmt = request.query.get("format", "csv")
-    if fmt not in export.CONTENT_TYPES:
-        raise Invalid(f"'format' must be csv or json, got {fmt!r}")
-    flt, fieldset = query_filter(request.query), query_fieldset(request.query)
+    fmt = query.format
+    flt, fieldset = query_filter(query), query_fieldset(query)
     response = web.StreamResponse(headers={
         "Content-Type": export.CONTENT_TYPES[fmt],
         "Content-Disposition": f'attachment; filename="jobs.{fmt}"',

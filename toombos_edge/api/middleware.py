@@ -24,6 +24,7 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
+from aiohttp.web_urldispatcher import AbstractResource, PlainResource
 
 from ..appkeys import BUS, CORRELATION_ID, IDP, KEYS, LIFECYCLE, LIMITER, PRINCIPAL, SETTINGS
 from ..client_ip import client_ip
@@ -34,6 +35,7 @@ from ..ids import iso, now_ms
 from ..keys import Role, bearer_secret
 from ..logs import Actor, correlation_id, requester
 from ..metrics import RouteMeter
+from .contract import Decode, TypedHandler
 from .responses import error_body, json_response
 
 if TYPE_CHECKING:
@@ -80,13 +82,14 @@ def _request_id() -> str:
 
 
 def edge(
-    handler: Handler, role: Role | None, meter: RouteMeter, *, gated: bool = False,
-    throttle: Throttle | None = None,
+    handler: TypedHandler, role: Role | None, meter: RouteMeter, *, gated: bool = False,
+    throttle: Throttle | None = None, decode: Decode | None = None,
 ) -> Handler:
     """``handler`` behind the pipeline: a key of at least ``role`` (None: public); ``meter``
     counts each answer's status and latency; ``gated``: a WebSocket whose upgrade the gate
     authenticates (origin first, then a key or token); ``throttle``: the rate limits (None:
-    a probe, or rate limits off)."""
+    a probe, or rate limits off); ``decode``: the route's typed body or query, read after
+    the key is checked and handed to the handler."""
 
     async def pipeline(request: web.Request) -> web.StreamResponse:
         started = perf_counter()
@@ -106,7 +109,8 @@ def edge(
                 pending = _admit(request, role, gated, throttle)
                 if pending is not None:  # an identity-provider token, not a key
                     await pending
-                response = await handler(request)
+                response = await (handler(request) if decode is None
+                                  else handler(request, await decode(request)))
         except asyncio.CancelledError:
             response = _stopping_response(request, task, gated)  # or raises on
         except Exception as exc:
@@ -175,14 +179,24 @@ def _stopping_response(request: web.Request, task: asyncio.Task[Any] | None,
 
 
 async def unmatched(request: web.Request) -> web.Response:
-    """No route matched: 405 with ``Allow`` when the path exists for other methods, else 404."""
-    allowed: set[str] = set()
+    """No route matched: 405 with ``Allow`` when the path exists for other methods, else 404.
+
+    ``Allow`` lists the methods of the path that matched: a fixed path (``/api/v2/content/
+    sync``) before a template that also fits it (``/api/v2/content/{content_id}``), as the
+    router tries them."""
+    matched: list[tuple[AbstractResource, set[str]]] = []
     for resource in request.app.router.resources():
         if resource is not request.match_info.route.resource:
-            allowed |= (await resource.resolve(request))[1]
-    if allowed:
-        raise web.HTTPMethodNotAllowed(request.method, allowed)
-    raise web.HTTPNotFound()
+            methods = (await resource.resolve(request))[1]
+            if methods:
+                matched.append((resource, methods))
+    if not matched:
+        raise web.HTTPNotFound()
+    fixed = [item for item in matched if isinstance(item[0], PlainResource)]
+    path = (fixed or matched)[0][0].canonical
+    allowed = {m for resource, methods in matched if resource.canonical == path
+               for m in methods}
+    raise web.HTTPMethodNotAllowed(request.method, allowed)
 
 
 async def refuse_unwrapped_routes(app: web.Application) -> None:

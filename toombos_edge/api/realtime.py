@@ -5,14 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..appkeys import BUS, HUB, PRINCIPAL, WS_TOKENS
-from ..errors import Invalid
 from ..events import ANNOUNCEMENT, Event
 from ..idp import Identity
 from ..ids import iso, now_ms
-from .paging import int_param
-from .responses import json_object, json_response
-
-MAX_LISTED = 10_000
+from .responses import json_response
+from .schemas.admin import Broadcast, ConnectionsQuery
 
 
 async def ws_token(request: web.Request) -> web.Response:
@@ -31,18 +28,14 @@ async def ws_token(request: web.Request) -> web.Response:
     })
 
 
-async def connections(request: web.Request) -> web.Response:
+async def connections(request: web.Request, query: ConnectionsQuery) -> web.Response:
     """Open WebSockets: counts per endpoint and IP, refusals, and the sockets themselves."""
-    limit = int_param(request, "limit", 100, 1, MAX_LISTED, error=Invalid)
-    return json_response(request.app[HUB].snapshot(limit))
+    return json_response(request.app[HUB].snapshot(query.limit))
 
 
-async def broadcast(request: web.Request) -> web.Response:
+async def broadcast(request: web.Request, body: Broadcast) -> web.Response:
     """Send ``{"type": "announcement", "data": …}`` to every dashboard socket."""
-    data = (await json_object(request)).get("data")
-    if not isinstance(data, dict):
-        raise Invalid("'data' must be a JSON object")
-    event = Event.data(ANNOUNCEMENT, data)
+    event = Event.data(ANNOUNCEMENT, body.data)
     request.app[BUS].publish(event)
     return json_response({"published": ANNOUNCEMENT, "timestamp": iso(event.timestamp)},
                          status=202)

@@ -1,4 +1,4 @@
-"""JSON in and out, with orjson, and the one error body shape."""
+"""JSON out, with orjson, and the one error body shape (JSON in: :mod:`.contract`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 from multidict import CIMultiDict
-
-from ..errors import BadRequest, Invalid
 
 # Copied by each response (a C-level copy, cheaper than content_type= and its checks).
 _JSON_HEADERS = CIMultiDict({"Content-Type": "application/json"})
@@ -29,17 +27,3 @@ def error_body(status: int, code: str, message: str, details: Any = None) -> dic
         "detail": message,
         "error": {"message": message, "code": code, "status": status, "details": details},
     }
-
-
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object; 400 when it is not JSON, 422 when not an object."""
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise Invalid("request body must be a JSON object")
-    return value

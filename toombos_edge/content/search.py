@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import BadRequest
+from ..errors import Invalid
 from ..events import QUERY_COMPLETE, Event, EventBus
 from ..store import Database
 from . import repository
@@ -77,12 +77,13 @@ class SearchService:
     async def search(
         self, query: str, *, limit: int = 20, offset: int = 0, mode: str = "fts"
     ) -> SearchPage:
-        """Best matches first; ``BadRequest`` (400) for empty or malformed queries."""
+        """Best matches first; ``Invalid`` (422) for empty or malformed queries."""
         query = query.strip()
         if not query:
-            raise BadRequest("the search query 'q' is empty")
+            raise Invalid("q: the search query is empty", {"field": "q"})
         if len(query) > MAX_QUERY_CHARS:
-            raise BadRequest(f"the search query is longer than {MAX_QUERY_CHARS} characters")
+            raise Invalid(f"q: the search query is longer than {MAX_QUERY_CHARS} characters",
+                          {"field": "q"})
         match = plain_query(query) if mode == "plain" else query
         started = self._clock()
         rows, total = await self._run(match, limit, offset)
@@ -108,8 +109,8 @@ class SearchService:
             message = str(exc)
             if not any(hint in message for hint in _SYNTAX_HINTS):
                 raise
-            raise BadRequest(
+            raise Invalid(
                 f"bad search syntax: {message}",
-                {"query": match, "hint": "quote words with special characters, "
+                {"field": "q", "query": match, "hint": "quote words with special characters, "
                  "or send mode=plain to search for the words as written"},
             ) from None
