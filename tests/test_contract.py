@@ -149,3 +149,18 @@ def test_the_channel_names_of_the_schema_are_the_spellings_the_parser_takes() ->
     assert {c.value for c in Channel} <= {name.value for name in ChannelName}
     with pytest.raises(Invalid):
         parse_channel("fax")
+
+
+async def test_json_the_store_cannot_write_is_refused_not_a_500(
+    client: Client, admin_key: str
+) -> None:
+    """A lone surrogate escape, an integer past 64 bits: valid JSON to a parser, not to the
+    store. Each is a 4xx, and no document is made."""
+    bodies = [b'{"text": "t", "title": "\\ud884"}',
+              b'{"text": "t", "metadata": {"n": 41806855252219223869489152}}']
+    for raw in bodies:
+        response = await client.post("/api/documents", data=raw, headers={
+            **auth(admin_key), "Content-Type": "application/json"})
+        assert response.status in (400, 422), raw
+    listed = await client.get("/api/documents", headers=auth(admin_key))
+    assert (await listed.json())["total"] == 0

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import hypothesis
 import pytest
@@ -149,21 +150,80 @@ def _role(operation: Any) -> str | None:
     return role
 
 
+#: Operations that refuse some requests their schema allows, each with why. Cross-field
+#: rules are what JSON Schema cannot say (or says in ways a client generator ignores);
+#: text formats are parsed by the server and given in the schema's descriptions only.
+CROSS_FIELD = {
+    "/api/v1/generate", "/api/v1/generate/email", "/api/v1/generate/social",
+    "/api/v2/content/generate", "/api/v2/content/sync", "/api/v1/batch/generate",
+    "/api/v2/batch/generate", "/api/v2/content/batch", "/api/v1/preview",
+}
+REFUSES_VALID = {
+    **dict.fromkeys(CROSS_FIELD, "a request names a stored document_id or sends text, one of "
+                                 "the two, and a document with text (cross-field, and state)"),
+    "/api/jobs": "a job's kind must be one registered on this server (plugins add kinds), "
+                 "and its params are the kind's own; filters' from/to and cursor are parsed "
+                 "text (ISO times, an opaque cursor)",
+    "/api/v2/jobs": "filters' from/to are ISO times and cursor an opaque token, parsed text",
+    "/api/jobs/export": "filters' from/to are ISO times, parsed text",
+    "/api/jobs/batch/cancel": "a batch names job ids or a filter, one of the two (cross-field)",
+    "/api/jobs/batch/retry": "a batch names job ids or a filter, one of the two (cross-field)",
+    "/api/activity": "since/until are ISO times and cursor an opaque token, parsed text",
+    "/api/analytics": "start_date/end_date are ISO dates, parsed text",
+    "/api/v2/analytics": "start_date/end_date are ISO dates, parsed text",
+    "/api/v2/analytics/jobs": "start_date/end_date are ISO dates, parsed text",
+    "/api/search": "q is FTS5 syntax in mode=fts, parsed by SQLite",
+    "/api/documents": "text or content, one of the two (cross-field); format is one of the "
+                      "readers' names or a media type, parsed text",
+    "/api/v1/documents": "text or content, one of the two (cross-field); format is one of "
+                         "the readers' names or a media type, parsed text",
+    "/api/documents/{doc_id}": "an update sends at least one field (cross-field)",
+    "/api/v1/documents/{doc_id}": "an update sends at least one field (cross-field)",
+    "/api/projects": "a name of spaces only is none; metadata as text must be a JSON object",
+    "/api/v1/projects": "a name of spaces only is none; metadata as text must be a JSON "
+                        "object",
+    "/api/projects/{project_id}": "an update sends at least one field (cross-field)",
+    "/api/v1/projects/{project_id}": "an update sends at least one field (cross-field)",
+    "/api/v2/content/{content_id}": "an edit changes at least one field (cross-field)",
+    "/api/critical/rollback": "names content_id or job_id, one of the two (cross-field), "
+                              "and a version that exists (state)",
+    "/api/critical/emergency-publish": "names stored content or sends a body and channel "
+                                       "(cross-field)",
+    "/api/v1/cache/invalidate": "names keys, a pattern or tags, at least one (cross-field)",
+    "/api/v2/cache/invalidate": "names keys, a pattern or tags, at least one (cross-field)",
+    "/api/v2/content/{content_id}/publish": "content whose channel has no sink configured "
+                                            "is refused (state)",
+    "/api/ingest": "format is one of the readers' names, metadata as text must be a JSON "
+                   "object, a project_id must name a project (state)",
+}
+
+
 def _declares_input(operation: Any) -> bool:
     raw = operation.definition.raw
     return "requestBody" in raw or any(
         p.get("in") == "query" for p in raw.get("parameters", []))
 
 
+#: aiohttp refuses a request line over 8,190 bytes before any route runs, in text/plain.
+LONG_URL = "a request line over 8,190 bytes is refused by aiohttp's parser as text/plain"
+
+
+def _request_line(case: Any) -> int:
+    query = urlencode(case.query or {}, doseq=True)
+    return len(case.formatted_path) + len(query)
+
+
 def _excused(operation: Any, case: Any, failure: BaseException) -> str | None:
     """Why this failure is expected today, or None when it is a defect."""
+    if _request_line(case) > 8000:
+        return LONG_URL
     if getattr(failure, "code", None) != "ST202":  # only refusals of valid data are excused
         return None
     if operation.path in WEBSOCKETS:
         return WEBSOCKET
     if not _declares_input(operation):
         return UNDECLARED_INPUT
-    return None
+    return REFUSES_VALID.get(operation.path)
 
 
 @dataclass
@@ -249,7 +309,8 @@ def test_every_operation_holds_its_contract(live: Live, schema: Any) -> None:
     print(f"cases: {dict(tally.cases)}")
     for reason, labels in tally.excused.items():
         print(f"excused ({reason}): {len(labels)}: {', '.join(sorted(labels))}")
-    assert set(tally.excused) <= {WEBSOCKET, UNDECLARED_INPUT}
+    assert set(tally.excused) <= {WEBSOCKET, UNDECLARED_INPUT, LONG_URL,
+                                  *REFUSES_VALID.values()}
     # The ids made first reached the found paths: each read of one answered 2xx at least once.
     reads = [op.label for op in operations if op.method.upper() == "GET"
              and op.path_parameters and op.path not in WEBSOCKETS

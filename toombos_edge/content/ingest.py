@@ -52,6 +52,10 @@ def parse_metadata(raw: Any) -> dict[str, Any]:
             raise Invalid(f"'metadata' is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise Invalid(f"'metadata' must be a JSON object, not {type(raw).__name__}")
+    try:  # what the store will write: an integer past 64 bits is JSON orjson refuses
+        orjson.dumps(raw)
+    except orjson.JSONEncodeError as exc:
+        raise Invalid(f"'metadata' cannot be stored: {exc}", {"field": "metadata"}) from None
     return raw
 
 
