@@ -53,6 +53,7 @@ bench: $(TEST_STAMP)
 	$(VENV)/bin/python bench/analytics.py | tee bench/out/analytics.txt
 	$(VENV)/bin/python bench/ws.py | tee bench/out/ws.txt
 	$(VENV)/bin/python bench/ingest.py | tee bench/out/ingest.txt
+	$(VENV)/bin/python bench/ratelimit.py | tee bench/out/ratelimit.txt
 	$(VENV)/bin/python bench/generate.py | tee bench/out/generate.txt
 	$(VENV)/bin/python bench/restart.py | tee bench/out/restart.txt
 
