@@ -847,7 +847,7 @@ def test_migration_0006_rebuilds_jobs_with_counts_kept_by_the_store(tmp_path: Pa
         assert exact_counts(conn) == {"noop/completed": 2, "gate/failed": 1, "noop/pending": 1}
         with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
             conn.execute("UPDATE jobs SET status = 'done' WHERE id = ?", (job.id,))
-        for sql, arity in [(store._INSERT, 20), (store._SAVE, 16)]:
+        for sql, arity in [(store._INSERT, 22), (store._SAVE, 16)]:
             program = {row[1] for row in conn.execute(f"EXPLAIN {sql}", [None] * arity)}
             assert "OpenEphemeral" not in program
 

@@ -31,13 +31,11 @@ def kinds(service: ContentService) -> list[JobKind]:
 
     async def run_generate(ctx: JobContext) -> Outcome:
         request = GenerateRequest.from_params(ctx.params)
-        final = _final(ctx)
-        async with service.batches.slot(request.batch, final):
-            try:
-                results, partial = await service.generate(
-                    request, job_id=ctx.job.id, progress=ctx.progress, final_attempt=final)
-            except (Invalid, NotFound) as exc:  # the request itself: no retry mends it
-                raise PermanentFailure(str(exc)) from exc
+        try:
+            results, partial = await service.generate(
+                request, job_id=ctx.job.id, progress=ctx.progress, final_attempt=_final(ctx))
+        except (Invalid, NotFound) as exc:  # the request itself: no retry mends it
+            raise PermanentFailure(str(exc)) from exc
         await ctx.progress(100, "done")
         return Outcome(results, partial, request.document_id)
 

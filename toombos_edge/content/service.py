@@ -15,7 +15,7 @@ from ..errors import Invalid, Unavailable
 from ..events import CRITICAL_OPERATION, Event, EventBus
 from ..ids import iso, now_ms
 from ..jobs.kinds import Cache, Outcome, PermanentFailure
-from .batch import BatchGate, BatchPlan
+from .batch import BatchPlan
 from .channels import Channel, parse_channel
 from .edits import parse_edit
 from .publish import Publication, Publisher, PublishError
@@ -59,6 +59,8 @@ class JobSubmitter(Protocol):
         document_id: str | None = None,
         channels: Sequence[str] | None = None,
         urgent: bool = False,
+        depends_on: str | None = None,
+        fail_fast: bool = False,
     ) -> Any: ...
 
 
@@ -87,7 +89,6 @@ class ContentService:
         self.rendering = CachedRenderer(renderer, cache)
         self.documents = documents
         self.jobs: JobSubmitter | None = None
-        self.batches = BatchGate()
 
     def __repr__(self) -> str:
         return f"<ContentService {self.rendering!r}>"
@@ -227,8 +228,18 @@ class ContentService:
         await self.documents.get(document_id)  # NotFound (404)
 
     async def submit_batch(self, plan: BatchPlan, **options: Any) -> dict[str, Any]:
-        """Create every job of a checked batch, in order."""
-        jobs = [await self.submit(request, **options) for request in plan.requests]
+        """Create every job of a checked batch, in order.
+
+        In an ordered batch each job depends on the one before it (stored: the engine
+        claims it only once that one has ended, and a fail-fast batch cancels the rest
+        after a failure), so no worker waits and a restart loses nothing.
+        """
+        jobs: list[Any] = []
+        for request in plan.requests:
+            after = None if plan.parallel or not jobs else jobs[-1].id
+            jobs.append(await self.submit(
+                request, depends_on=after, fail_fast=plan.fail_fast and after is not None,
+                **options))
         return {"batch_id": plan.id, "jobs": [job.to_json() for job in jobs],
                 "total": len(jobs), "errors": plan.errors, "parallel": plan.parallel,
                 "fail_fast": plan.fail_fast}

@@ -217,7 +217,7 @@ class Attempts:
             return None
         return now + int(self._backoff.delay(job.attempts, self._random()) * 1000)
 
-    def _saved(self, items: Sequence[tuple[Job, int]], _result: object) -> None:
+    def _saved(self, items: Sequence[tuple[Job, int]], settled: store.Settled | None) -> None:
         now, due_now = self._clock(), False
         for job, due in items:
             running = self._finishing.pop(job.id, None)
@@ -236,6 +236,7 @@ class Attempts:
                     self._bus.publish(failure_event(job))
         if due_now:
             self._feeder.due()
+        self._feeder.settled(settled)  # their dependents: cancelled, or now due
         self._changed()
 
     def _save_failed(self, items: Sequence[tuple[Job, int]], exc: Exception) -> None:

@@ -109,17 +109,22 @@ class JobEngine:
         document_id: str | None = None,
         channels: Sequence[str] | None = None,
         urgent: bool = False,
+        depends_on: str | None = None,
+        fail_fast: bool = False,
     ) -> Job:
         """Store a new job and return it (committed); raises ``Invalid`` for an unknown kind.
 
         With an ``idempotency_key`` already used, returns that job instead. ``urgent`` jobs
-        go ahead of every other and run even while the queue is paused.
+        go ahead of every other and run even while the queue is paused. A job that
+        ``depends_on`` another is not claimed before that one has ended (no worker waits
+        for it); with ``fail_fast`` it is cancelled instead if that one failed or was
+        cancelled.
         """
         return await self._submission.submit(
             kind, params, priority=priority, scheduled_for=scheduled_for,
             max_attempts=max_attempts, idempotency_key=idempotency_key,
             correlation_id=correlation_id, metadata=metadata, document_id=document_id,
-            channels=channels, urgent=urgent,
+            channels=channels, urgent=urgent, depends_on=depends_on, fail_fast=fail_fast,
         )
 
     async def get(self, job_id: str) -> Job:
@@ -175,11 +180,11 @@ class JobEngine:
         if not exclusive:
             log.warning("another engine holds %s; recovering expired leases only", self._lock)
         now = self._clock()
-        recovered = await self._db.write(
-            lambda c: store.recover(c, now, every_lease=exclusive)
-        )
+        recovered, settled = await self._db.write(
+            lambda c: store.recover_and_settle(c, now, every_lease=exclusive))
         for job in recovered:
             self._bus.publish(Event(END_EVENTS.get(job.status, JOB_UPDATE), job))
+        self._feeder.settled(settled)
         if recovered:
             log.info("requeued %d jobs left running by a stopped process", len(recovered))
         self.status_counts = await self._db.read(store.counts)

@@ -18,7 +18,7 @@ from asyncio import Future
 from collections.abc import Callable, Sequence
 from itertools import zip_longest
 
-from ..events import JOB_UPDATE, STARTED, Event, EventBus
+from ..events import JOB_CANCELLED, JOB_UPDATE, STARTED, Event, EventBus
 from ..store import Database
 from . import store, transitions
 from .model import Job
@@ -173,6 +173,16 @@ class Feeder:
 
     async def wait_releases(self) -> None:
         await self._releases.wait()
+
+    def settled(self, settled: store.Settled | None) -> None:
+        """Jobs ended and their dependents were decided (in the same transaction): those
+        cancelled are announced, and those released are due."""
+        if settled is None:
+            return
+        for job in settled.cancelled:
+            self._bus.publish(Event(JOB_CANCELLED, job))
+        if settled.released:
+            self.due()
 
     def announce_started(self, jobs: Sequence[Job]) -> None:
         """Jobs stored started (by a claim, or an urgent job's own): announce them."""

@@ -50,6 +50,7 @@ _FIELDS: dict[str, tuple[str, _Convert | None]] = {
     "scheduled_for": ("scheduled_for", iso),
     "started_at": ("started_at", iso),
     "completed_at": ("completed_at", iso),
+    "depends_on": ("depends_on", None),
 }
 JOB_FIELDS = tuple(_FIELDS)
 

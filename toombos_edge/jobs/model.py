@@ -61,14 +61,18 @@ class Job:
     completed_at: int | None = None
     lease_until: int | None = None
     urgent: bool = False  #: ahead of every other job; runs even when the queue is paused
+    #: The job this one waits for: it is not claimed before that one has ended.
+    depends_on: str | None = None
+    #: With ``depends_on``: cancelled, not run, when that job ends failed or cancelled.
+    fail_fast: bool = False
     #: Who submitted it, while this process holds the object (for the activity log); not
     #: stored, and None on a job read back from the database.
     actor: Actor | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        """The client contract's job object (plus ``kind``, ``progress``, ``attempts`` and
-        ``output``). ``document_id`` is a string always (empty until a job has one): the
-        dashboard lower-cases it."""
+        """The client contract's job object (plus ``kind``, ``progress``, ``attempts``,
+        ``output`` and ``depends_on``). ``document_id`` is a string always (empty until a
+        job has one): the dashboard lower-cases it."""
         return {
             "job_id": self.id,
             "kind": self.kind,
@@ -92,5 +96,6 @@ class Job:
             "scheduled_for": iso(self.scheduled_for),
             "started_at": iso(self.started_at),
             "completed_at": iso(self.completed_at),
+            "depends_on": self.depends_on,
         }
 

@@ -134,7 +134,9 @@ class Operations:
         now, known = self._clock(), await self._known(ids)
         if not known:
             return []
-        cancelled = await self._db.write(lambda c: store.cancel_pending(c, known, now))
+        cancelled, settled = await self._db.write(
+            lambda c: store.cancel_and_settle(c, known, now))
+        self._feeder.settled(settled)
         for job in cancelled:
             self._bus.publish(Event(JOB_CANCELLED, job))
         self.cancelled += len(cancelled)

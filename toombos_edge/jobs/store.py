@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -33,7 +34,7 @@ COLUMNS = (
     "id, kind, status, priority, document_id, channels, params, progress_percent, "
     "progress_message, attempts, max_attempts, last_error, errors, results, idempotency_key, "
     "correlation_id, metadata, created_at, updated_at, scheduled_for, started_at, "
-    "completed_at, lease_until, urgent, output"
+    "completed_at, lease_until, urgent, output, depends_on, fail_fast"
 )
 _EMPTY_LIST, _EMPTY_OBJECT = "[]", "{}"
 _STATUS = {status.value: status for status in JobStatus}
@@ -57,12 +58,23 @@ def row_to_job(row: Sequence[Any]) -> Job:
         correlation_id=row[15], metadata=_load(row[16]), created_at=row[17],
         updated_at=row[18], scheduled_for=row[19], started_at=row[20], completed_at=row[21],
         lease_until=row[22], urgent=bool(row[23]), output=_load(row[24]),
+        depends_on=row[25], fail_fast=bool(row[26]),
     )
+
+
+BLOCKED = 2  #: ``waiting`` of a pending job whose ``depends_on`` job has not ended
 
 
 def _waiting(job: Job, due_at: int) -> int:
     """1 for a pending job due after the moment it is written (its ``updated_at``)."""
     return int(due_at > job.updated_at and job.status is JobStatus.pending)
+
+
+def _waiting_new(job: Job, due_at: int) -> int:
+    """A new job's ``waiting``: blocked while it depends on a job (see :func:`settle`)."""
+    if job.depends_on is not None and job.status is JobStatus.pending:
+        return BLOCKED
+    return _waiting(job, due_at)
 
 
 def _insert_row(job: Job, due_at: int) -> tuple[Any, ...]:
@@ -71,15 +83,16 @@ def _insert_row(job: Job, due_at: int) -> tuple[Any, ...]:
         _dump(job.channels, _EMPTY_LIST), _dump(job.params, _EMPTY_OBJECT), job.attempts,
         job.max_attempts, job.idempotency_key, job.correlation_id,
         _dump(job.metadata, _EMPTY_OBJECT), job.created_at, job.updated_at, job.scheduled_for,
-        due_at, _waiting(job, due_at), job.started_at, job.lease_until,
+        due_at, _waiting_new(job, due_at), job.started_at, job.lease_until, job.depends_on,
+        int(job.fail_fast),
     )
 
 
 _INSERT = (
     "INSERT INTO jobs (id, kind, status, priority, urgent, document_id, channels, params, "
     "attempts, max_attempts, idempotency_key, correlation_id, metadata, created_at, "
-    "updated_at, scheduled_for, due_at, waiting, started_at, lease_until) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "updated_at, scheduled_for, due_at, waiting, started_at, lease_until, depends_on, "
+    "fail_fast) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -109,15 +122,17 @@ def _kind_status(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str]]:
     return [(row[1], row[2]) for row in rows]
 
 
-def insert(conn: sqlite3.Connection, jobs: Sequence[tuple[Job, int]]) -> None:
+def insert(conn: sqlite3.Connection, jobs: Sequence[tuple[Job, int]]) -> Settled | None:
     """Insert new jobs, each with the time it becomes due (one statement for the batch).
 
     A job may arrive already started (``in_progress`` with a lease): the engine hands a
-    fresh job straight to an idle worker when nothing older is waiting.
+    fresh job straight to an idle worker when nothing older is waiting. A job that depends
+    on one that has ended already is settled at once (see :func:`settle`).
     """
     conn.executemany(_INSERT, [_insert_row(job, due_at) for job, due_at in jobs])
     _count(conn, None, [(job.kind, job.status.value) for job, _due in jobs])
     rollup.count(conn, [(job, None, None) for job, _due in jobs])
+    return _settle_new(conn, [job for job, _due in jobs])
 
 
 def insert_once(conn: sqlite3.Connection, job: Job, due_at: int) -> Job:
@@ -130,6 +145,7 @@ def insert_once(conn: sqlite3.Connection, job: Job, due_at: int) -> Job:
     conn.execute(_INSERT, _insert_row(job, due_at))
     _count(conn, None, [(job.kind, job.status.value)])
     rollup.count(conn, [(job, None, None)])
+    _settle_new(conn, [job])  # the submitter treats a job with a dependency as due
     return job
 
 
@@ -213,7 +229,7 @@ _SAVE = (
 )
 
 
-def save(conn: sqlite3.Connection, jobs: Sequence[tuple[Job, int]]) -> None:
+def save(conn: sqlite3.Connection, jobs: Sequence[tuple[Job, int]]) -> Settled | None:
     """Store what a worker decided for jobs it held: the outcome, or a retry when due.
 
     A job no longer held (another engine recovered it after its lease ran out) is left as
@@ -235,7 +251,7 @@ def save(conn: sqlite3.Connection, jobs: Sequence[tuple[Job, int]]) -> None:
         conn.execute("RELEASE save")
         _count(conn, "in_progress", [(job.kind, job.status.value) for job, _due in jobs])
         rollup.count(conn, rollup.moved([job for job, _due in jobs], "in_progress"))
-        return
+        return settle(conn, [job for job, _due in jobs], jobs[0][0].updated_at)
     conn.execute("ROLLBACK TO save")
     conn.execute("RELEASE save")
     changed = []
@@ -244,6 +260,7 @@ def save(conn: sqlite3.Connection, jobs: Sequence[tuple[Job, int]]) -> None:
             changed.append(job)
     _count(conn, "in_progress", [(job.kind, job.status.value) for job in changed])
     rollup.count(conn, rollup.moved(changed, "in_progress"))
+    return settle(conn, changed, jobs[0][0].updated_at)
 
 
 def save_progress(conn: sqlite3.Connection, jobs: Sequence[Job]) -> list[bool]:
@@ -325,6 +342,90 @@ def cancel_pending(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> li
     jobs = [row_to_job(row) for row in rows]
     rollup.count(conn, rollup.moved(jobs, "pending"))
     return jobs
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What the end of jobs decided for the jobs that depend on them."""
+
+    released: int  #: dependents that may run now (or when they are due)
+    cancelled: list[Job]  #: fail-fast dependents cancelled, and theirs in turn
+
+
+_ANY_BLOCKED = (  # one probe per write of ended jobs: most databases have no dependents
+    "SELECT 1 FROM jobs INDEXED BY jobs_dependents "
+    f"WHERE status = 'pending' AND waiting = {BLOCKED} LIMIT 1"
+)
+_RELEASE = (
+    "UPDATE jobs INDEXED BY jobs_dependents SET waiting = (due_at > :now) "
+    f"WHERE depends_on = :id AND status = 'pending' AND waiting = {BLOCKED} {{only}}"
+)
+_CANCEL_BLOCKED = (
+    "UPDATE jobs INDEXED BY jobs_dependents SET status = 'cancelled', waiting = 0, "
+    "updated_at = :now, completed_at = :now, last_error = :error "
+    f"WHERE depends_on = :id AND status = 'pending' AND waiting = {BLOCKED} AND fail_fast = 1 "
+    f"RETURNING {COLUMNS}"
+)
+_SUCCEEDED = frozenset({JobStatus.completed, JobStatus.partial})
+
+
+def settle(conn: sqlite3.Connection, ended: Iterable[Job], now: int) -> Settled | None:
+    """Decide for the jobs that wait for any of ``ended`` (those not terminal are skipped).
+
+    A dependent of a job that completed (or partly) joins the queue. Of one that failed or
+    was cancelled, a ``fail_fast`` dependent is cancelled with the reason, and so on down
+    its own dependents; the others join the queue. None when nothing waited.
+    """
+    if conn.execute(_ANY_BLOCKED).fetchone() is None:
+        return None
+    frontier = [(job.id, job.status) for job in ended if job.status.terminal]
+    return _settle(conn, frontier, now)
+
+
+def _settle(conn: sqlite3.Connection, frontier: list[tuple[str, JobStatus]], now: int) -> Settled:
+    released, rows = 0, list[Any]()
+    while frontier:
+        job_id, status = frontier.pop()
+        ok = status in _SUCCEEDED
+        only = "" if ok else "AND fail_fast = 0"
+        released += conn.execute(_RELEASE.format(only=only), {"now": now, "id": job_id}).rowcount
+        if not ok:
+            error = f"skipped: job {job_id}, which this one waits for, was {status.value}"
+            cancelled = conn.execute(
+                _CANCEL_BLOCKED, {"now": now, "id": job_id, "error": error}).fetchall()
+            rows += cancelled
+            frontier += [(row[0], JobStatus.cancelled) for row in cancelled]
+    _count(conn, "pending", _kind_status(rows))
+    jobs = [row_to_job(row) for row in rows]
+    rollup.count(conn, rollup.moved(jobs, "pending"))
+    return Settled(released, jobs)
+
+
+def _settle_new(conn: sqlite3.Connection, jobs: Sequence[Job]) -> Settled | None:
+    """New jobs whose dependency has ended already (or is gone) are settled at once."""
+    waits = {job.depends_on: job.updated_at for job in jobs if job.depends_on is not None}
+    if not waits:
+        return None
+    found = statuses(conn, list(waits))
+    ended = [(job_id, found.get(job_id, JobStatus.completed)) for job_id in waits
+             if job_id not in found or found[job_id].terminal]  # gone: nothing to wait for
+    return _settle(conn, ended, max(waits.values())) if ended else None
+
+
+def cancel_and_settle(
+    conn: sqlite3.Connection, ids: Sequence[str], now: int
+) -> tuple[list[Job], Settled | None]:
+    """:func:`cancel_pending`, and what that decides for the jobs waiting for those."""
+    jobs = cancel_pending(conn, ids, now)
+    return jobs, settle(conn, jobs, now)
+
+
+def recover_and_settle(
+    conn: sqlite3.Connection, now: int, *, every_lease: bool
+) -> tuple[list[Job], Settled | None]:
+    """:func:`recover`, and the dependents of the jobs it failed for good."""
+    jobs = recover(conn, now, every_lease=every_lease)
+    return jobs, settle(conn, jobs, now)
 
 
 RETRYABLE = ("failed", "cancelled", "partial")

@@ -69,6 +69,8 @@ class Submission:
         document_id: str | None = None,
         channels: Sequence[str] | None = None,
         urgent: bool = False,
+        depends_on: str | None = None,
+        fail_fast: bool = False,
     ) -> Job:
         """See :meth:`.engine.JobEngine.submit`."""
         spec = self._registry.get(kind)
@@ -80,36 +82,42 @@ class Submission:
             document_id=document_id, channels=list(channels or ()),
             max_attempts=max_attempts or spec.max_attempts, idempotency_key=idempotency_key,
             correlation_id=correlation_id, metadata=dict(metadata or {}),
-            scheduled_for=scheduled_for, urgent=urgent,
+            scheduled_for=scheduled_for, urgent=urgent, depends_on=depends_on,
+            fail_fast=fail_fast and depends_on is not None,
             actor=who() if (who := requester.get()) is not None else None,
         )
         due = now if scheduled_for is None else scheduled_for
         if idempotency_key is None and not urgent:  # most jobs: no second coroutine
-            job = self._feeder.place(job, due, now)
+            if depends_on is None:  # a dependent is not due before its dependency ends
+                job = self._feeder.place(job, due, now)
             await self._inserts.add_and_wait((job, due))
             return job
         return await self._store_keyed_or_urgent(job, due, now)
 
     async def _store_keyed_or_urgent(self, job: Job, due: int, now: int) -> Job:
         keyed = job.idempotency_key is not None
-        if due <= now and not job.urgent:
+        if due <= now and not job.urgent and job.depends_on is None:
             self._feeder.held_back()
         if keyed:
             stored = await self._db.write(lambda c: store.insert_once(c, job, due))
             if stored is not job:
                 return stored
             self._inserted([(job, due)], None)
+            if job.depends_on is not None:  # its dependency may have ended: claim to see
+                self._feeder.due(backlog=False)
         else:
             await self._inserts.add_and_wait((job, due))
         if job.urgent and not self._feeder.stopping:  # stopping: it waits for the next start
             self._attempts.run_urgent(job.id)
         return job
 
-    def _inserted(self, items: Sequence[tuple[Job, int]], _result: object) -> None:
+    def _inserted(self, items: Sequence[tuple[Job, int]], settled: store.Settled | None) -> None:
         now, due_now, later = self._clock(), False, None
         claimed = []
         for job, due in items:
             self._bus.publish(Event(JOB_CREATED, job))
+            if job.depends_on is not None:  # blocked: due when its dependency ends
+                continue
             if job.lease_until is not None:  # stored started, for the worker reserved for it
                 claimed.append(job)
             elif due <= now:
@@ -117,6 +125,7 @@ class Submission:
             elif later is None or due < later:
                 later = due
         self.submitted += len(items)
+        self._feeder.settled(settled)  # dependencies that had ended before the insert
         if claimed:
             self._feeder.hand_over(claimed)
         if due_now:

@@ -51,6 +51,8 @@ class Job(Reply):
     scheduled_for: datetime | None
     started_at: datetime | None
     completed_at: datetime | None
+    #: the job this one waits for (the one before it in an ordered batch), else null
+    depends_on: str | None = None
 
 
 #: A job with only the keys ``fields=`` named (every key of :class:`Job`, each optional).
