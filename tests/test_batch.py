@@ -208,3 +208,23 @@ async def test_a_job_whose_dependency_already_ended_runs_at_once(
     gone = await engine.submit("held", {"name": "b"}, depends_on="job_not_there")
     await engine.join()
     assert (await engine.get(gone.id)).status is JobStatus.completed  # nothing to wait for
+
+
+async def test_a_retried_job_waits_again_for_a_dependency_that_has_not_ended(
+    held_engine: tuple[JobEngine, Held, Events],
+) -> None:
+    engine, held, events = held_engine
+    first, second = await chain(engine, ["a", "b"], fail_fast=True)
+    await held.until_entered("a")
+    await engine.cancel(second.id)
+    again = await engine.retry(second.id)  # "a" still runs: "b" waits for it once more
+    assert again.status is JobStatus.pending and again.depends_on == first.id
+    loose = await engine.submit("held", {"name": "loose"})
+    held.gate("loose").set()
+    assert await events.ended(loose.id) == "completed"  # the free worker did not take "b"
+    assert (await engine.get(second.id)).attempts == 0 and held.order == ["a", "loose"]
+    held.gate("a").set()
+    held.gate("b").set()
+    await engine.join()
+    assert (await engine.get(second.id)).status is JobStatus.completed
+    assert held.order == ["a", "loose", "b"]

@@ -429,6 +429,12 @@ def recover_and_settle(
 
 
 RETRYABLE = ("failed", "cancelled", "partial")
+# A job started again waits for its dependency again if that one has not ended (retried
+# itself, say): a batch retried in its order runs in its order.
+_DEPENDENCY_OPEN = (
+    "depends_on IS NOT NULL AND EXISTS (SELECT 1 FROM jobs AS d WHERE d.id = jobs.depends_on "
+    "AND d.status IN ('pending', 'in_progress'))"
+)
 
 
 def requeue(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> list[Job]:
@@ -439,7 +445,7 @@ def requeue(conn: sqlite3.Connection, ids: Sequence[str], now: int) -> list[Job]
         rows += conn.execute(
             "UPDATE jobs SET status = 'pending', attempts = 0, last_error = NULL, "
             "progress_percent = 0, progress_message = '', scheduled_for = NULL, due_at = ?, "
-            "waiting = 0, "
+            f"waiting = CASE WHEN {_DEPENDENCY_OPEN} THEN {BLOCKED} ELSE 0 END, "
             "started_at = NULL, completed_at = NULL, updated_at = ? "
             f"WHERE id = ? AND status IN {RETRYABLE} RETURNING {COLUMNS}",
             (now, now, job_id),
