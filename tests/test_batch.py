@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from conftest import Client, auth, finished
 
 from toombos_edge.content.batch import plan
 from toombos_edge.errors import Invalid
@@ -228,3 +229,33 @@ async def test_a_retried_job_waits_again_for_a_dependency_that_has_not_ended(
     await engine.join()
     assert (await engine.get(second.id)).status is JobStatus.completed
     assert held.order == ["a", "loose", "b"]
+
+
+# --- through the API -----------------------------------------------------------------------
+
+
+async def test_a_fail_fast_batch_over_http_cancels_what_follows_a_failure(
+    client: Client, admin_key: str
+) -> None:
+    """The middle item's document is deleted before it runs (no retry mends that): it fails,
+    the last is cancelled with the reason, the first completed; each job names the one it
+    waited for (the typed reply declares ``depends_on``)."""
+    admin = auth(admin_key)
+    created = await client.post("/api/documents", headers=admin, json={
+        "title": "Field guide", "text": "Teams sync offline.", "format": "markdown"})
+    document = (await created.json())["id"]
+    assert (await client.post("/admin/queue/pause", headers=admin)).status == 200
+    inline = {"title": "Sequence", "text": "Teams sync offline.", "channels": ["twitter"]}
+    response = await client.post("/api/v2/batch/generate", headers=admin, json={
+        "requests": [inline, {"living_doc_id": document, "channel": "twitter"}, inline],
+        "parallel": False, "fail_fast": True})
+    assert response.status == 202
+    jobs = (await response.json())["jobs"]
+    assert [job["depends_on"] for job in jobs] == [None, jobs[0]["job_id"], jobs[1]["job_id"]]
+    assert (await client.delete(f"/api/documents/{document}", headers=admin)).status == 200
+    assert (await client.post("/admin/queue/resume", headers=admin)).status == 200
+    ended = [await finished(client, job["job_id"]) for job in jobs]
+    assert [job["status"] for job in ended] == ["completed", "failed", "cancelled"]
+    assert ended[2]["attempts"] == 0 and jobs[1]["job_id"] in ended[2]["last_error"]
+    listed = await client.get(f"/api/jobs/{jobs[2]['job_id']}", headers=admin)
+    assert (await listed.json())["depends_on"] == jobs[1]["job_id"]
