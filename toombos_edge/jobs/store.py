@@ -3,7 +3,9 @@
 ``in_progress`` means a worker runs it, under a lease (``lease_until``) its engine renews;
 pending rows have no lease. A pending job due later (scheduled, or a retry's backoff) is
 ``waiting``: out of the queue index until a claim finds it due, so the queue holds only jobs
-that may run now. Kept narrow on purpose
+that may run now. A pending job that depends on another not yet ended is blocked
+(``waiting = 2``, :func:`settle`): out of both indexes until the statement that ends that
+job releases or cancels it. Kept narrow on purpose
 (insert, claim, save, transitions, recovery) so that a PostgreSQL implementation is a
 second module, not a rewrite. Each function runs inside the caller's
 transaction (``Database.write``) or snapshot (``Database.read``); none commits.
