@@ -55,6 +55,15 @@ async def test_unknown_route_is_a_json_404(client: Client) -> None:
     assert_error(await response.json(), 404, "not_found")
 
 
+async def test_a_path_with_a_line_break_is_a_json_404_too(client: Client) -> None:
+    """``.`` in a route's pattern stops at a newline: such a path once fell past the
+    catch-all to aiohttp's own text/plain 404."""
+    for path in ("/no/such%0Athing", "/static/v1/%5B%0A%C2%83"):
+        response = await client.get(path)
+        assert (response.status, response.content_type) == (404, "application/json"), path
+        assert_error(await response.json(), 404, "not_found")
+
+
 async def test_wrong_method_is_a_json_405_with_allow(client: Client) -> None:
     response = await client.delete("/health")
     assert response.status == 405

@@ -305,5 +305,5 @@ def setup_routes(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> No
         roles[app.router.add_route(route.method, route.path, handler)] = role
     # Last: whatever no route matched (any method, any path) answers a JSON 404 or 405.
     catch_all = edge(unmatched, PUBLIC, meters.meter("*", UNMATCHED), throttle=throttle)
-    roles[app.router.add_route("*", "/{unmatched:.*}", catch_all)] = PUBLIC
+    roles[app.router.add_route("*", r"/{unmatched:[\s\S]*}", catch_all)] = PUBLIC
     app[OPENAPI] = openapi.Document(routes)
