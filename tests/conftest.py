@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from support import eventually
 
 from toombos_edge.app import create_app
 from toombos_edge.appkeys import BUS, ENGINE, KEYS
@@ -57,7 +58,19 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
+def make_client(aiohttp_client: ClientFactory, tmp_path: Path) -> ClientFactory:
+    """The real app in-process, as many as a test needs: ``make_client(root, **settings)``
+    serves ``settings_for(root or tmp_path, **settings)`` and is closed at the end."""
+
+    async def make(root: Path | None = None, **overrides: Any) -> Client:
+        return await aiohttp_client(create_app(settings_for(root or tmp_path, **overrides)))
+
+    return make
+
+
+@pytest.fixture
 async def client(aiohttp_client: ClientFactory, settings: Settings) -> Client:
+    """The app on the ``settings`` fixture (a test module may override that fixture)."""
     return await aiohttp_client(create_app(settings))
 
 
@@ -161,15 +174,14 @@ class ServerProcess:
     def wait_ready(self, deadline: float = 20.0) -> float:
         """Seconds until this process (not another on the port) is ready; fails if it died."""
         began = time.monotonic()
-        while time.monotonic() - began < deadline:
+
+        def ready() -> bool:
             assert self.proc is not None and self.proc.poll() is None, self.stderr
-            try:
-                if self._ready_and_ours():
-                    return time.monotonic() - began
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            time.sleep(0.02)  # polling a condition with a deadline, not waiting out a delay
-        raise AssertionError(f"server not ready within {deadline}s: {self.stderr}")
+            return self._ready_and_ours()
+
+        eventually(ready, deadline, lambda: f"server ready: {self.stderr}",
+                   ignore=(urllib.error.URLError, ConnectionError))
+        return time.monotonic() - began
 
     def _ready_and_ours(self) -> bool:
         """/ready is true, and the server knows this data dir's admin key: other test runs
@@ -189,6 +201,13 @@ class ServerProcess:
         if self.proc.poll() is None:
             os.kill(self.server_pid(), sig)
         return self.proc.wait(timeout)
+
+    def close(self) -> None:
+        """Stopped for good: SIGTERM, then SIGKILL if a loaded machine has not stopped it."""
+        try:
+            self.stop()
+        except subprocess.TimeoutExpired:
+            self.stop(signal.SIGKILL)
 
     def server_pid(self) -> int:
         """The server's pid: the process itself, or the wrapper's child (a tracer that got
@@ -221,10 +240,7 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 
     yield start
     for server in started:
-        try:
-            server.stop()
-        except subprocess.TimeoutExpired:
-            server.stop(signal.SIGKILL)
+        server.close()
 
 
 class Inbox:

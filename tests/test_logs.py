@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ServerProcess, free_port, http
+from support import eventually
 
 from toombos_edge import logs
 
@@ -120,9 +121,12 @@ def test_a_stdout_nobody_reads_never_stops_the_server(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while http_status(base + "/ready") != 200:
-            assert time.monotonic() < deadline and proc.poll() is None, "never became ready"
+
+        def ready() -> bool:
+            assert proc.poll() is None, "the server exited"
+            return http_status(base + "/ready") == 200
+
+        eventually(ready, 30, "the server to be ready")
         for _ in range(3000):
             assert http_status(base + "/live?padding=" + "p" * 200) == 200
     finally:
