@@ -16,7 +16,7 @@ from conftest import Client, ClientFactory, ServerProcess, auth, http
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from support import eventually_async
-from ws_support import admin_secret, upgrade
+from ws_support import TIMEOUT, admin_secret, upgrade
 
 from toombos_edge.appkeys import ACTIVITY, CACHE, ENGINE, HUB, METRICS
 from toombos_edge.jobs.kinds import JobContext, JobKind
@@ -265,7 +265,7 @@ async def test_counters_move_with_requests_jobs_and_sockets(
 
     await ws.close()
     hub = client.app[HUB]
-    await eventually_async(lambda: not hub.sockets.all)
+    await eventually_async(lambda: not hub.sockets.all, TIMEOUT)
     after = samples(await scrape_text(client, viewer))
     assert value(after, "toombos_websocket_connections", endpoint="dashboard") == 0
     assert value(after, "toombos_websocket_closed_total") == 1

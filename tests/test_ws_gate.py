@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 from conftest import settings_for
 from support import eventually_async
 from ws_support import (
+    TIMEOUT,
     Client,
     ClientFactory,
     admin_secret,
@@ -173,11 +174,12 @@ async def test_exactly_the_limit_is_accepted_from_one_ip(
     assert body["error"]["code"] == "unavailable" and "127.0.0.1" in body["detail"]
     assert client.app[HUB].gate.refused["per_ip_limit"] == 11
     await opened[0].close()
-    await eventually_async(lambda: client.app[HUB].gate.slots.counts() == {"127.0.0.1": limit - 1})
+    slots = client.app[HUB].gate.slots
+    await eventually_async(lambda: slots.counts() == {"127.0.0.1": limit - 1}, TIMEOUT)
     again = await client.ws_connect(f"/ws/jobs?token={key}")  # a freed slot is reusable
     for ws in [*opened[1:], again]:
         await ws.close()
-    await eventually_async(lambda: client.app[HUB].gate.slots.counts() == {})
+    await eventually_async(lambda: slots.counts() == {}, TIMEOUT)
 
 
 async def test_trusted_proxies_and_spoofed_forwarded_for(

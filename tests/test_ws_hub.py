@@ -9,6 +9,7 @@ import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from support import eventually_async
 from ws_support import (
+    TIMEOUT,
     Client,
     ClientFactory,
     admin_secret,
@@ -88,7 +89,7 @@ async def test_subscribe_unsubscribe_and_star(client: Client) -> None:
     await next_json(feed)
     assert set(client.app[HUB].sockets.by_job) == {"job_e"}
     await feed.close()
-    await eventually_async(lambda: not client.app[HUB].sockets.all)
+    await eventually_async(lambda: not client.app[HUB].sockets.all, TIMEOUT)
     assert client.app[HUB].sockets.by_job == {}  # nothing left behind for closed sockets
 
 
@@ -154,12 +155,12 @@ async def test_a_socket_that_never_reads_is_dropped_and_the_rest_keep_up(
     for n in range(1, total + 1):
         bus.publish(Event.data("query_complete", {"payload": padding, "n": n}))
         peak = max(peak, stalled_conn.queued())
-        await eventually_async(lambda n=n: min(counts) >= n - 4)  # type: ignore[misc]
-    await eventually_async(lambda: min(counts) == total)
+        await eventually_async(lambda n=n: min(counts) >= n - 4, TIMEOUT)  # type: ignore[misc]
+    await eventually_async(lambda: min(counts) == total, TIMEOUT)
     assert hub.slow_closed == 1 and stalled_conn.close_code == 1013
     assert peak <= limit  # what the server held for it never passed its queue bound
     assert all(c.close_code is None for c in hub.sockets.all if c is not stalled_conn)
-    await eventually_async(lambda: stalled_conn not in hub.sockets.all)
+    await eventually_async(lambda: stalled_conn not in hub.sockets.all, TIMEOUT)
     snapshot = hub.snapshot(1)
     assert snapshot["slow_closed"] == 1 and snapshot["total"] == 100
     for task in tasks:
@@ -240,7 +241,7 @@ async def test_accepts_and_closes_are_events_for_the_activity_log(client: Client
     key = admin_secret(client)
     ws = await connect(client, "/ws/session/s9", key)
     await ws.close()
-    await eventually_async(lambda: len(seen) == 2)
+    await eventually_async(lambda: len(seen) == 2, TIMEOUT)
     accepted, done = seen
     assert accepted["action"] == "accepted" and done["action"] == "closed"
     assert accepted["connection_id"] == done["connection_id"]
