@@ -132,6 +132,8 @@ class ServerProcess:
     wrapper: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)  #: added to the clean environment
+    #: stdout to a pipe nobody reads (as a stuck log collector would hold it), not a file
+    stdout_pipe: bool = False
 
     @property
     def base(self) -> str:
@@ -169,7 +171,8 @@ class ServerProcess:
         command += ["--data-dir", str(self.data_dir), *self.args]
         with out, err:
             env = {**clean_env(), "TOOMBOS_VALIDATE_RESPONSES": "true", **self.env}
-            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=env)
+            stdout: Any = subprocess.PIPE if self.stdout_pipe else out
+            self.proc = subprocess.Popen(command, stdout=stdout, stderr=err, env=env)
 
     def wait_ready(self, deadline: float = 20.0) -> float:
         """Seconds until this process (not another on the port) is ready; fails if it died."""
