@@ -44,18 +44,18 @@ test: lint typecheck pytest
 # About 30 minutes on 2 cores; run it on a quiet machine.
 bench: $(TEST_STAMP)
 	mkdir -p bench/out
-	$(VENV)/bin/python bench/startup.py --rounds 5 | tee bench/out/startup.txt
-	$(VENV)/bin/python bench/http.py | tee bench/out/http.txt
-	$(VENV)/bin/python bench/jobs.py --workers 8,64 --jobs 10000 --skip list | tee bench/out/jobs.txt
-	$(VENV)/bin/python bench/jobs.py --workers 8 --jobs 10000 --skip inproc,http,list --observers | tee bench/out/observers.txt
-	$(VENV)/bin/python bench/jobs.py --skip inproc,http | tee bench/out/list.txt
-	$(VENV)/bin/python bench/activity.py --skip jobs | tee bench/out/activity.txt
-	$(VENV)/bin/python bench/analytics.py | tee bench/out/analytics.txt
-	$(VENV)/bin/python bench/ws.py | tee bench/out/ws.txt
-	$(VENV)/bin/python bench/ingest.py | tee bench/out/ingest.txt
-	$(VENV)/bin/python bench/ratelimit.py | tee bench/out/ratelimit.txt
-	$(VENV)/bin/python bench/generate.py | tee bench/out/generate.txt
-	$(VENV)/bin/python bench/restart.py | tee bench/out/restart.txt
+	$(VENV)/bin/python -m bench.startup --rounds 5 | tee bench/out/startup.txt
+	$(VENV)/bin/python -m bench.http_rps | tee bench/out/http.txt
+	$(VENV)/bin/python -m bench.jobs --workers 8,64 --jobs 10000 --skip list | tee bench/out/jobs.txt
+	$(VENV)/bin/python -m bench.jobs --workers 8 --jobs 10000 --skip inproc,http,list --observers | tee bench/out/observers.txt
+	$(VENV)/bin/python -m bench.jobs --skip inproc,http | tee bench/out/list.txt
+	$(VENV)/bin/python -m bench.activity --skip jobs | tee bench/out/activity.txt
+	$(VENV)/bin/python -m bench.analytics | tee bench/out/analytics.txt
+	$(VENV)/bin/python -m bench.ws | tee bench/out/ws.txt
+	$(VENV)/bin/python -m bench.ingest | tee bench/out/ingest.txt
+	$(VENV)/bin/python -m bench.ratelimit | tee bench/out/ratelimit.txt
+	$(VENV)/bin/python -m bench.generate | tee bench/out/generate.txt
+	$(VENV)/bin/python -m bench.restart | tee bench/out/restart.txt
 
 clean:
 	rm -rf $(VENV) build *.egg-info

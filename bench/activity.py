@@ -1,6 +1,6 @@
 """The activity log's cost: event-loop lag under an event storm, and jobs/s with it on.
 
-    .venv/bin/python bench/activity.py [--rate 10000] [--seconds 10] [--jobs 20000] [--rounds 3]
+    .venv/bin/python -m bench.activity [--rate 10000] [--seconds 10] [--jobs 20000] [--rounds 3]
 
 (a) ``--rate`` activity events per second for ``--seconds`` (in 1 ms ticks) on a real
 ActivityLog (its own SQLite file and JSONL file, uvloop), while a probe measures how late
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 async def _storm(rate: int, seconds: float, with_log: bool) -> dict[str, Any]:
@@ -113,8 +112,8 @@ async def _jobs(jobs: int, workers: int, with_log: bool) -> dict[str, Any]:
 
 
 def _child(*args: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "bench.activity", *args], capture_output=True,
+                         text=True, check=True, cwd=ROOT).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 

@@ -7,34 +7,26 @@ the store keeps (job_counts, job_hours) are rebuilt from those rows once. The re
 (pinned to CPU 0) then answers --requests sequential requests on one keep-alive connection
 from this process (CPU 1), with the analytics answer cache off (every request counts again).
 
-    .venv/bin/python bench/analytics.py [--jobs 1000000] [--requests 500]
+    .venv/bin/python -m bench.analytics [--jobs 1000000] [--requests 500]
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import http.client
+import json
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
 
-# bench/http.py is named like the standard library's http package, and this folder comes
-# first on sys.path: take the folder off while the standard library loads.
-_BENCH = sys.path.pop(0)
-import argparse  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-import shutil  # noqa: E402
-import sqlite3  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
-from common import PY, ROOT, free_port, start, stop, wait_url  # noqa: E402
-
-from toombos_edge.ids import id_floor, iso  # noqa: E402
-from toombos_edge.jobs import rollup  # noqa: E402
+from bench.common import PY, ROOT, free_port, start, stop, wait_url
+from toombos_edge.ids import id_floor, iso
+from toombos_edge.jobs import rollup
 
 GOAL_P99_MS = 50.0
 DAY_MS = 86_400_000

@@ -10,7 +10,7 @@ the ceiling: the same renderer called in this process with no server, no databas
 cache (documents/s of bare rendering). The server runs in its default configuration
 (access log on, JSON logs).
 
-Usage: python bench/generate.py [--rounds 3] [--docs 60] [--concurrency 8]
+Usage: python -m bench.generate [--rounds 3] [--docs 60] [--concurrency 8]
 """
 
 from __future__ import annotations
@@ -18,25 +18,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-# bench/http.py would shadow the standard library's http package (aiohttp imports it):
-# take this folder off the path for the imports, then put it back for ``common``.
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-import aiohttp  # noqa: E402
+import aiohttp
 
-sys.path[:0] = [str(HERE), str(HERE.parent)]
-from common import PY, ROOT, free_port, spread, start, stop, wait_url  # noqa: E402
-
-from toombos_edge.content.channels import ALL_CHANNELS  # noqa: E402
-from toombos_edge.content.render import Renderer, RenderOptions  # noqa: E402
-from toombos_edge.content.source import inline_source  # noqa: E402
-from toombos_edge.content.templates import TemplateLibrary  # noqa: E402
+from bench.common import PY, ROOT, free_port, spread, start, stop, wait_url
+from toombos_edge.content.channels import ALL_CHANNELS
+from toombos_edge.content.render import Renderer, RenderOptions
+from toombos_edge.content.source import inline_source
+from toombos_edge.content.templates import TemplateLibrary
 
 FIXTURE = (ROOT / "tests" / "fixtures" / "launch.md").read_text()
 CHANNELS = [c.value for c in ALL_CHANNELS]

@@ -28,39 +28,33 @@ Goals (issue 5): upload at least half the sha256sum rate; under 30 MB memory gro
 /health p99 under 50 ms during the upload. Issue 17: /health p99 under 50 ms while the mixed
 corpus is ingested; no goal per format (the peer is the library alone, which the job
 calls, so the ratio says what hashing, the zip check and storing add). Issue 5 sets no goal
-against hashlib: the summary says what 0.5x of it would give. Usage: ``python
-bench/ingest.py [--mb 1024] [--rounds 2] [--text-kb 2048] [--skip random,mixed]``; every run
-ends with one summary line per figure. The machine may be shared: read the per-round ratios.
+against hashlib: the summary says what 0.5x of it would give. Usage:
+``python -m bench.ingest [--mb 1024] [--rounds 2] [--text-kb 2048] [--skip random,mixed]``;
+every run ends with one summary line per figure. The machine may be shared: read the
+per-round ratios.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
-# This folder's http.py (the HTTP bench) would shadow the standard library's http package.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-import argparse  # noqa: E402
-import hashlib  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import ssl  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
-
-sys.path.insert(0, str(_HERE))  # the standard library is in: this folder's modules now
-import ingest_kinds  # noqa: E402
-import serverconfig  # noqa: E402
+from bench import ingest_kinds, serverconfig
 
 ROOT = Path(__file__).resolve().parent.parent
 IDLE_SECONDS = 5.0

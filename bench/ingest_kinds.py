@@ -21,17 +21,16 @@ import http.client
 import io
 import json
 import random
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tests import office_samples as made  # the sample makers the tests use
+from tests import samples
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the sample makers the tests use
-import office_samples as made  # noqa: E402
-import samples  # noqa: E402
 
 WORDS = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "po", "ra", "se", "ti", "vo", "ze")
          for b in ("bar", "ces", "dol", "fin", "gat", "hul", "mer", "nox", "pil", "tur")]

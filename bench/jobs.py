@@ -1,6 +1,6 @@
 """Durable job throughput and list latency, beside Huey (SqliteHuey) measured in the same run.
 
-    .venv/bin/python bench/jobs.py [--jobs 20000] [--workers 4,8,64] [--rounds 3]
+    .venv/bin/python -m bench.jobs [--jobs 20000] [--workers 4,8,64] [--rounds 3]
                                    [--sync normal,full] [--rows 1000000] [--skip list]
 
 Ours is the server in its default configuration: every setting at its default except the
@@ -37,11 +37,6 @@ goes to 127.0.0.1 only. The machine may be shared: read the per-round ratios.
 
 from __future__ import annotations
 
-import sys
-
-# bench/http.py is named like the standard library's http package, and this folder comes
-# first on sys.path: take the folder off while the standard library loads.
-_BENCH = sys.path.pop(0)
 import argparse
 import asyncio
 import http.client
@@ -54,6 +49,7 @@ import socket
 import sqlite3
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -62,9 +58,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, _BENCH)
-import serverconfig
-from common import UNTHROTTLED, write_plugin
+from bench import serverconfig
+from bench.common import UNTHROTTLED, write_plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -107,7 +102,7 @@ def server_env(workers: int | None, sync: str | None) -> dict[str, str]:
 def child(mode: str, *args: str) -> dict[str, Any]:
     """Run one measurement in a fresh process pinned to one CPU; it prints one JSON line."""
     out = subprocess.run(
-        pinned([PY, __file__, mode, *args], CPU_SERVER),
+        pinned([PY, "-m", "bench.jobs", mode, *args], CPU_SERVER),
         check=True, capture_output=True, text=True, cwd=ROOT, timeout=600,
     )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -190,7 +185,6 @@ def met(ok: bool) -> str:
 # -- (a) in-process ------------------------------------------------------------------------
 
 async def _engine_run(jobs: int, workers: int, sync: str, observed: bool) -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT))
     from toombos_edge.events import EventBus
     from toombos_edge.jobs.engine import JobEngine
     from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry

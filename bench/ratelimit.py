@@ -16,7 +16,7 @@ key. Servers on CPU 0, wrk on CPU 1; rounds alternate which server goes first. P
 line per round and one SUMMARY line per route: requests/s and server CPU per request, on
 against off.
 
-Usage: python bench/ratelimit.py [--rounds 6] [--seconds 5] [--connections 50]
+Usage: python -m bench.ratelimit [--rounds 6] [--seconds 5] [--connections 50]
                                 [--calls 20000] [--no-wrk]
 Goal (issue 17): the check costs under 2% of the requests/s.
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import http.client  # noqa: F401  (the standard library's first: bench/http.py shadows it)
 import io
 import os
 import re
@@ -39,7 +38,8 @@ from pathlib import Path
 
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
-from common import PY, ROOT, free_port, spread, start, stop, wait_url
+
+from bench.common import PY, ROOT, free_port, spread, start, stop, wait_url
 
 GOAL = 0.02
 ROUTES = {"health": "/health", "whoami": "/api/auth/whoami"}

@@ -1,6 +1,6 @@
 """Restart under load (issue 15): POST /admin/restart, SIGTERM then a start, kill -9 then a start.
 
-    .venv/bin/python bench/restart.py [--jobs 1000] [--sockets 50] [--job-ms 30,120]
+    .venv/bin/python -m bench.restart [--jobs 1000] [--sockets 50] [--job-ms 30,120]
                                       [--upload-mb 4] [--upload-seconds 1.5]
                                       [--scenarios restart,sigterm,kill]
 
@@ -41,36 +41,29 @@ Every step has a deadline.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
 import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-# This folder's http.py would shadow the standard library's http package (aiohttp imports
-# it): take the folder off sys.path while the libraries load.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+import aiohttp
+import uvloop
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import sqlite3  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Any  # noqa: E402
-
-import aiohttp  # noqa: E402
-import uvloop  # noqa: E402
-
-sys.path.insert(0, str(_HERE))  # the standard library is in: this folder's modules now
-import serverconfig  # noqa: E402
-from common import PY, ROOT, free_port, pinned, write_plugin  # noqa: E402
+from bench import serverconfig
+from bench.common import PY, ROOT, free_port, pinned, write_plugin
 
 SERVER_CPU, CLIENT_CPU = 0, 1
 CHUNK = 64 * 1024

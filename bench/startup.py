@@ -7,7 +7,7 @@ server runs in its default configuration (access log on, JSON logs) and is measu
 fresh data dir (first start: migrations and the admin key) and on a restart of the same
 data dir.
 
-Usage: python bench/startup.py [--rounds 5] [--idle 10]
+Usage: python -m bench.startup [--rounds 5] [--idle 10]
 Budgets (issue 2): ready under 1 s, idle RSS under 60 MB.
 """
 
@@ -21,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import PY, ROOT, free_port, rss_mb, spread, start, stop, wait_url
+from bench.common import PY, ROOT, free_port, rss_mb, spread, start, stop, wait_url
 
 READY_BUDGET_S, RSS_BUDGET_MB = 1.0, 60.0
 

@@ -33,7 +33,7 @@ Measured per N and server, in this order:
   publishes job_created, job_update and job_completed, each to every socket. Latency is
   submit to the last socket's job_completed; the rate counts every frame delivered.
 
-Usage: python bench/ws.py [--sizes 1000,5000,9000] [--rounds 2] [--messages 200000]
+Usage: python -m bench.ws [--sizes 1000,5000,9000] [--rounds 2] [--messages 200000]
                           [--singles 0 (30 at N <= 1,000, else 20)] [--clients 1]
                           [--client c|python] [--skip-jobs]
 Goals (issue 4): rate >= 0.8 x bare (read as CPU: <= 1.25 x bare's CPU per message),
@@ -42,11 +42,6 @@ p99 <= 1.25 x bare at every N, under 20 KB per socket.
 
 from __future__ import annotations
 
-import sys
-
-# bench/http.py would shadow the standard library's http (which aiohttp imports): take this
-# folder off sys.path while the libraries load, as bench/http.py does.
-_BENCH = sys.path.pop(0)
 import argparse
 import asyncio
 import os
@@ -64,12 +59,10 @@ import aiohttp
 import orjson
 import uvloop
 
+from bench.common import PY, ROOT, free_port, pinned, rss_mb, start, stop, wait_url
+from bench.jobs import make_plugin
 from toombos_edge.ids import iso, new_id, now_ms
 from toombos_edge.jobs.model import Job, JobStatus
-
-sys.path.append(_BENCH)
-from common import PY, ROOT, free_port, pinned, rss_mb, start, stop, wait_url
-from jobs import make_plugin
 
 SERVER_CPU, CLIENT_CPU = 0, 1
 CLIENT = ROOT / "bench" / "ws_client"  # .c (the default, built by this bench) or .py

@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from support import eventually
 
 from toombos_edge.app import create_app
 from toombos_edge.appkeys import BUS, ENGINE, KEYS
@@ -57,7 +58,19 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
+def make_client(aiohttp_client: ClientFactory, tmp_path: Path) -> ClientFactory:
+    """The real app in-process, as many as a test needs: ``make_client(root, **settings)``
+    serves ``settings_for(root or tmp_path, **settings)`` and is closed at the end."""
+
+    async def make(root: Path | None = None, **overrides: Any) -> Client:
+        return await aiohttp_client(create_app(settings_for(root or tmp_path, **overrides)))
+
+    return make
+
+
+@pytest.fixture
 async def client(aiohttp_client: ClientFactory, settings: Settings) -> Client:
+    """The app on the ``settings`` fixture (a test module may override that fixture)."""
     return await aiohttp_client(create_app(settings))
 
 
@@ -119,6 +132,8 @@ class ServerProcess:
     wrapper: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)  #: added to the clean environment
+    #: stdout to a pipe nobody reads (as a stuck log collector would hold it), not a file
+    stdout_pipe: bool = False
 
     @property
     def base(self) -> str:
@@ -156,20 +171,20 @@ class ServerProcess:
         command += ["--data-dir", str(self.data_dir), *self.args]
         with out, err:
             env = {**clean_env(), "TOOMBOS_VALIDATE_RESPONSES": "true", **self.env}
-            self.proc = subprocess.Popen(command, stdout=out, stderr=err, env=env)
+            stdout: Any = subprocess.PIPE if self.stdout_pipe else out
+            self.proc = subprocess.Popen(command, stdout=stdout, stderr=err, env=env)
 
     def wait_ready(self, deadline: float = 20.0) -> float:
         """Seconds until this process (not another on the port) is ready; fails if it died."""
         began = time.monotonic()
-        while time.monotonic() - began < deadline:
+
+        def ready() -> bool:
             assert self.proc is not None and self.proc.poll() is None, self.stderr
-            try:
-                if self._ready_and_ours():
-                    return time.monotonic() - began
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            time.sleep(0.02)  # polling a condition with a deadline, not waiting out a delay
-        raise AssertionError(f"server not ready within {deadline}s: {self.stderr}")
+            return self._ready_and_ours()
+
+        eventually(ready, deadline, lambda: f"server ready: {self.stderr}",
+                   ignore=(urllib.error.URLError, ConnectionError))
+        return time.monotonic() - began
 
     def _ready_and_ours(self) -> bool:
         """/ready is true, and the server knows this data dir's admin key: other test runs
@@ -189,6 +204,13 @@ class ServerProcess:
         if self.proc.poll() is None:
             os.kill(self.server_pid(), sig)
         return self.proc.wait(timeout)
+
+    def close(self) -> None:
+        """Stopped for good: SIGTERM, then SIGKILL if a loaded machine has not stopped it."""
+        try:
+            self.stop()
+        except subprocess.TimeoutExpired:
+            self.stop(signal.SIGKILL)
 
     def server_pid(self) -> int:
         """The server's pid: the process itself, or the wrapper's child (a tracer that got
@@ -221,10 +243,7 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 
     yield start
     for server in started:
-        try:
-            server.stop()
-        except subprocess.TimeoutExpired:
-            server.stop(signal.SIGKILL)
+        server.close()
 
 
 class Inbox:

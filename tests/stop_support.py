@@ -8,9 +8,7 @@ the ledger named in its params, so a test sees what ran, when, and how often.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,20 +83,6 @@ def ledger(path: Path) -> list[Entry]:
 
 def starts(path: Path) -> Counter[str]:
     return Counter(e.job_id for e in ledger(path) if e.what == "start")
-
-
-async def wait_until(condition: Callable[[], Awaitable[bool]] | Callable[[], bool],
-                     seconds: float, what: str) -> None:
-    """Poll a condition until it holds, failing after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def submit(session: aiohttp.ClientSession, base: str, key: str, kind: str,

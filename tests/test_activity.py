@@ -19,7 +19,7 @@ from conftest import Client, ClientFactory, auth, clean_env, finished, settings_
 
 from toombos_edge.activity import TYPES, ActivityLog, JsonLines, describe
 from toombos_edge.app import create_app
-from toombos_edge.appkeys import ACTIVITY, BUS, ENGINE, KEYS, SETTINGS
+from toombos_edge.appkeys import ACTIVITY, BUS, DATABASE, ENGINE, KEYS, SETTINGS
 from toombos_edge.events import (
     QUERY_COMPLETE,
     RESTART_REQUESTED,
@@ -82,12 +82,12 @@ async def app_client(aiohttp_client: ClientFactory, tmp_path: Path) -> Client:
 
 
 def admin(client: Client) -> str:
-    return (client.app[KEYS]._db.path.parent / "admin.key").read_text().strip()
+    return (client.app[SETTINGS].data_dir / "admin.key").read_text().strip()
 
 
 def table_lines(client: Client) -> list[dict[str, Any]]:
     """The rows as another process reads them, oldest first."""
-    with sqlite3.connect(client.app[ACTIVITY]._db.path) as conn:
+    with sqlite3.connect(client.app[DATABASE].path) as conn:
         rows = conn.execute("SELECT type, actor, target, line FROM activity ORDER BY id")
         out = []
         for type_, actor, target, line in rows:
@@ -229,7 +229,7 @@ async def test_every_type_is_in_the_table_and_the_file_without_secrets(
         assert set(line) == {"ts", "type", "actor", "ip", "correlation_id", "target",
                              "outcome", "data"}
     text = client.app[ACTIVITY].file.path.read_text()
-    with sqlite3.connect(client.app[ACTIVITY]._db.path) as conn:
+    with sqlite3.connect(client.app[DATABASE].path) as conn:
         text += "\n".join(row[0] for row in conn.execute("SELECT line FROM activity"))
     for secret in (key, viewer, created_secret, "tbe_not-a-real-key",
                    "tbe_query-token-never-logged"):
@@ -376,9 +376,9 @@ async def test_rows_older_than_the_retention_are_removed(db: Database, tmp_path:
 
 
 async def test_health_detailed_warns_when_lines_were_dropped(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory
 ) -> None:
-    client = await aiohttp_client(create_app(settings_for(tmp_path, activity_queue=1)))
+    client = await make_client(activity_queue=1)
     for n in range(3):
         client.app[BUS].publish(Event.data(QUERY_COMPLETE, {"query": f"q{n}"}))
     body = await (await client.get("/health/detailed", headers=auth(admin(client)))).json()

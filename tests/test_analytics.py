@@ -12,9 +12,8 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import Client, ClientFactory, auth, settings_for
+from conftest import Client, ClientFactory, auth
 
-from toombos_edge.app import create_app
 from toombos_edge.appkeys import ANALYTICS, DATABASE, ENGINE, METRICS
 from toombos_edge.ids import iso, new_id, now_ms
 from toombos_edge.jobs import store, transitions
@@ -84,9 +83,9 @@ def write_job(conn: sqlite3.Connection, spec: Spec) -> None:
 
 
 @pytest.fixture
-async def viewer(aiohttp_client: ClientFactory, tmp_path: Path) -> tuple[Client, dict[str, str]]:
+async def viewer(make_client: ClientFactory, tmp_path: Path) -> tuple[Client, dict[str, str]]:
     """The app (answers never reused: each test reads what it just wrote) and a viewer key."""
-    client = await aiohttp_client(create_app(settings_for(tmp_path, analytics_cache_seconds=0)))
+    client = await make_client(analytics_cache_seconds=0)
     secret = (tmp_path / "data" / "admin.key").read_text().strip()
     return client, auth(secret)
 
@@ -238,9 +237,9 @@ async def test_a_bad_parameter_is_a_422_naming_it(
 
 
 async def test_answers_are_reused_for_a_few_seconds(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory, tmp_path: Path
 ) -> None:
-    client = await aiohttp_client(create_app(settings_for(tmp_path)))
+    client = await make_client()
     headers = auth((tmp_path / "data" / "admin.key").read_text().strip())
     service = client.app[ANALYTICS]
     first = await get(client, f"/api/v2/analytics/jobs?{WINDOW}", headers)

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Client, ClientFactory, auth, settings_for
+from conftest import Client, ClientFactory, auth
 from office_samples import make_docx, make_xlsx
 from test_ingest_api import form, ingest
 from zip_bombs import MIB, Deflated, bomb_archive, deflated_spaces
 
-from toombos_edge.app import create_app
 from toombos_edge.appkeys import DOCUMENTS, INGESTOR
 from toombos_edge.content.archives import ArchiveLimits, ArchiveRefused, stored_copy
 
@@ -79,10 +78,10 @@ async def ingest_measured(client: Client, key: str, data: bytes,
 
 
 @pytest.fixture
-async def in_process(aiohttp_client: ClientFactory, tmp_path: Path) -> Client:
+async def in_process(make_client: ClientFactory) -> Client:
     """The app reading files in its own threads (TOOMBOS_EXTRACT_PROCESSES=0), so that this
     process's CPU time and memory measure the reading: in a worker process they would not."""
-    client = await aiohttp_client(create_app(settings_for(tmp_path, extract_processes=0)))
+    client = await make_client(extract_processes=0)
     assert client.app[INGESTOR].readers.processes == 0
     return client
 
@@ -116,10 +115,9 @@ async def test_a_bomb_is_kept_without_text_at_once(
 
 
 async def test_past_the_size_limit_when_the_ratio_is_allowed(
-    aiohttp_client: ClientFactory, tmp_path: Path, docx_bomb: Deflated
+    make_client: ClientFactory, tmp_path: Path, docx_bomb: Deflated
 ) -> None:
-    client = await aiohttp_client(create_app(settings_for(
-        tmp_path, archive_max_ratio=5000, archive_max_mb=64, extract_processes=0)))
+    client = await make_client(archive_max_ratio=5000, archive_max_mb=64, extract_processes=0)
     key = (tmp_path / "data" / "admin.key").read_text().strip()
     job, cpu, _peak = await ingest_measured(client, key, shaped("docx", docx_bomb, False),
                                             "big.docx")

@@ -7,13 +7,13 @@ import secrets
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from conftest import ServerProcess, clean_env, http
+from support import eventually
 
 TERMINAL = {"completed", "partial", "failed", "cancelled"}
 
@@ -42,13 +42,11 @@ def upload(server: ServerProcess, name: str, data: bytes) -> str:
 
 def ended(server: ServerProcess, job_id: str, deadline: float = 20.0) -> dict[str, Any]:
     """The job once it ended (polled: the server runs it on its own)."""
-    began = time.monotonic()
-    while True:
-        status, job = http("GET", f"{server.base}/api/jobs/{job_id}", key=server.admin_key())
-        if status == 200 and job["status"] in TERMINAL:
-            return job
-        assert time.monotonic() - began < deadline, job
-        time.sleep(0.05)
+    def job() -> dict[str, Any] | None:
+        status, found = http("GET", f"{server.base}/api/jobs/{job_id}", key=server.admin_key())
+        return found if status == 200 and found["status"] in TERMINAL else None
+
+    return eventually(job, deadline, f"job {job_id} to end")
 
 
 def test_backup_then_restore_into_a_new_dir_serves_the_same_jobs_and_documents(

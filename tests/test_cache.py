@@ -20,8 +20,13 @@ from toombos_edge.store import Database
 
 
 @pytest.fixture
-async def cache(tmp_path: Path, db: Database) -> AsyncIterator[ContentCache]:
-    made = ContentCache(tmp_path / "cache", db=db, bus=EventBus())
+def bus() -> EventBus:
+    return EventBus()
+
+
+@pytest.fixture
+async def cache(tmp_path: Path, db: Database, bus: EventBus) -> AsyncIterator[ContentCache]:
+    made = ContentCache(tmp_path / "cache", db=db, bus=bus)
     await made.open()
     yield made
     await made.close()
@@ -76,10 +81,11 @@ async def test_a_pickled_row_is_never_unpickled(cache: ContentCache, tmp_path: P
     assert cache.errors >= 1
 
 
-async def test_invalidate_by_keys_pattern_and_tags(cache: ContentCache, db: Database) -> None:
+async def test_invalidate_by_keys_pattern_and_tags(
+    cache: ContentCache, db: Database, bus: EventBus
+) -> None:
     events: list[Event] = []
-    assert cache._bus is not None
-    cache._bus.subscribe(events.append)
+    bus.subscribe(events.append)
     for name, tags in [("content:1:email", ["doc:1"]), ("content:1:website", ["doc:1"]),
                        ("content:2:email", ["doc:2", "style:modern"]), ("other:3", [])]:
         await cache.set(name, b"x", tags)

@@ -8,11 +8,11 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from conftest import ServerProcess, clean_env, http
+from support import eventually
 
 from toombos_edge.store import migrations
 
@@ -28,14 +28,6 @@ def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
         env=clean_env(),
         check=False,
     )
-
-
-def until(condition: Callable[[], bool], deadline: float = 10.0) -> None:
-    """Poll a condition the server reaches on its own clock (its 2 s key refresh)."""
-    began = time.monotonic()
-    while not condition():
-        assert time.monotonic() - began < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 def test_keys_create_list_revoke(tmp_path: Path) -> None:
@@ -71,9 +63,9 @@ def test_cli_keys_reach_a_running_server(
     created = cli("keys", "create", "--name", "live", "--role", "viewer", data_dir=server.data_dir)
     secret, key_id = created.stdout.strip(), created.stderr.split()[1]
     detailed = server.base + "/health/detailed"
-    until(lambda: http("GET", detailed, key=secret)[0] == 200)
+    eventually(lambda: http("GET", detailed, key=secret)[0] == 200)
     cli("keys", "revoke", key_id, data_dir=server.data_dir)
-    until(lambda: http("GET", detailed, key=secret)[0] == 401)
+    eventually(lambda: http("GET", detailed, key=secret)[0] == 401)
 
 
 def test_migrate_creates_and_is_idempotent(tmp_path: Path) -> None:
@@ -123,7 +115,7 @@ def test_backup_while_a_server_writes(
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        until(lambda: len(written) >= 20)
+        eventually(lambda: len(written) >= 20)
         before = len(written)
         target = tmp_path / "backup" / "edge.db"
         done = cli("backup", str(target.parent), data_dir=server.data_dir)

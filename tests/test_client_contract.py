@@ -12,14 +12,13 @@ import json
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import ClientWebSocketResponse, web
 from aiohttp.test_utils import TestServer
 from conftest import Client, ClientFactory, ServerProcess, finished
-from ws_support import admin_secret, start, until_type
+from ws_support import admin_secret, until_type
 
 from toombos_edge.appkeys import ENGINE, KEYS
 from toombos_edge.keys import Role
@@ -55,10 +54,10 @@ class Dashboard:
 
 
 @pytest.fixture
-async def dashboard(aiohttp_client: ClientFactory, tmp_path: Path) -> Dashboard:
+async def dashboard(make_client: ClientFactory) -> Dashboard:
     """The server as the dashboard's deployment runs it: origin-checked WebSockets, no
     social webhooks (their posts are kept as drafts), retries without backoff."""
-    client = await start(aiohttp_client, tmp_path, ws_auth="origin", job_retry_base=0)
+    client = await make_client(ws_auth="origin", job_retry_base=0)
     _key, operator = await client.app[KEYS].create("dashboard", Role.operator)
     return Dashboard(client, operator)
 
@@ -148,7 +147,7 @@ async def test_generate_publishes_per_channel_and_the_socket_tells(dashboard: Da
 
 
 async def test_a_job_that_fails_everywhere_is_a_job_failed_event(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory
 ) -> None:
     async def refuse(request: web.Request) -> web.Response:
         return web.json_response({"error": "account suspended"}, status=403)
@@ -156,8 +155,8 @@ async def test_a_job_that_fails_everywhere_is_a_job_failed_event(
     receiver = web.Application()
     receiver.router.add_post("/twitter", refuse)
     async with TestServer(receiver, host="127.0.0.1") as hook:
-        client = await start(aiohttp_client, tmp_path, ws_auth="origin", job_retry_base=0,
-                             webhook_twitter=str(hook.make_url("/twitter")))
+        client = await make_client(ws_auth="origin", job_retry_base=0,
+                                   webhook_twitter=str(hook.make_url("/twitter")))
         _key, operator = await client.app[KEYS].create("dashboard", Role.operator)
         dashboard = Dashboard(client, operator)
         ws = await ws_open(dashboard)

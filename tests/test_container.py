@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from conftest import free_port, http
 from debian_tools import debian_mirror, ensure
+from support import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path("/var/tmp/toombos-edge-test-base")
@@ -137,12 +138,13 @@ class Container:
 
     def healthy(self, deadline: float = 60.0) -> None:
         """Until the image's own HEALTHCHECK passes (podman runs it on demand)."""
-        end = time.monotonic() + deadline
-        while self.podman("healthcheck", "run", self.name, check=False).returncode != 0:
-            state = self.inspect()["State"]
-            assert state["Running"], f"the container exited: {self.logs()}"
-            assert time.monotonic() < end, f"not healthy within {deadline}s: {self.logs()}"
-            time.sleep(0.2)  # polling the health check with a deadline
+        def passes() -> bool:
+            if self.podman("healthcheck", "run", self.name, check=False).returncode == 0:
+                return True
+            assert self.inspect()["State"]["Running"], f"the container exited: {self.logs()}"
+            return False
+
+        eventually(passes, deadline, lambda: f"healthy: {self.logs()}", every=0.2)
 
     def inspect(self) -> dict[str, Any]:
         found: list[dict[str, Any]] = json.loads(self.podman("inspect", self.name).stdout)
@@ -211,13 +213,13 @@ def test_the_image_runs_stops_in_time_and_keeps_its_data(
     containers.append(second)
     second.healthy()
     assert second.admin_key() == key
-    deadline = time.monotonic() + 60
-    while (found := http("GET", f"{second.base}/api/jobs/{job['job_id']}", key=key))[1][
-        "status"
-    ] != "completed":
+
+    def completed() -> bool:
+        found = http("GET", f"{second.base}/api/jobs/{job['job_id']}", key=key)
         assert found[0] == 200, found
-        assert time.monotonic() < deadline, found
-        time.sleep(0.1)  # polling the job's state with a deadline
+        return bool(found[1]["status"] == "completed")
+
+    eventually(completed, 60, "the acknowledged job to complete", every=0.1)
     assert second.stop() < STOP_BUDGET
 
 
@@ -340,20 +342,13 @@ class Prober:
         self._thread.join(90)
 
 
-def wait(condition: Any, what: str, seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)  # polling a condition with a deadline
-
-
 def test_under_systemd_the_watchdog_restarts_a_blocked_loop_on_the_held_socket(
     machine: tuple[Machine, int],
 ) -> None:
     box, port = machine
     base = f"http://127.0.0.1:{port}"
-    wait(lambda: box.systemctl("is-active", "toombos-edge.socket", check=False) == "active",
-         "the socket unit")
+    eventually(lambda: box.systemctl("is-active", "toombos-edge.socket", check=False) == "active",
+               60, "the socket unit", every=0.2)
     # The first connection starts the service; it waits in the backlog systemd holds.
     assert http("GET", base + "/ready", timeout=60) == (200, {"ready": True})
     state = box.show("ActiveState", "SubState", "StatusText", "NRestarts", "MainPID")
@@ -370,7 +365,8 @@ def test_under_systemd_the_watchdog_restarts_a_blocked_loop_on_the_held_socket(
         assert status == 202, job
         # The plugin holds the loop: no WATCHDOG=1 for 2 s, systemd aborts the process and
         # starts it again on the socket it kept.
-        wait(lambda: box.show("NRestarts")["NRestarts"] == "1", "the watchdog's restart")
+        eventually(lambda: box.show("NRestarts")["NRestarts"] == "1", 60, "the watchdog's restart",
+                   every=0.2)
         assert http("GET", base + "/live", timeout=60)[0] == 200
     assert "Watchdog timeout" in box.journal()
     # A client asking all along, one request at a time: none was refused. Requests sent
@@ -381,8 +377,8 @@ def test_under_systemd_the_watchdog_restarts_a_blocked_loop_on_the_held_socket(
     assert not any("Refused" in str(outcome) for outcome in failed), prober.outcomes
     assert len(failed) <= 1 and prober.outcomes[-1] == 200, prober.outcomes
     url = f"{base}/api/jobs/{job['job_id']}"
-    wait(lambda: http("GET", url, key=key, timeout=30)[1]["status"] == "completed",
-         "the hog job's second attempt")
+    eventually(lambda: http("GET", url, key=key, timeout=30)[1]["status"] == "completed",
+               60, "the hog job's second attempt", every=0.2)
 
     box.systemctl("stop", "toombos-edge.service")  # SIGTERM: a graceful stop, exit 0
     stopped = box.show("Result", "ExecMainStatus", "ActiveState")

@@ -15,7 +15,6 @@ found paths (200 and their response schemas) are fuzzed too, not only 404s.
 from __future__ import annotations
 
 import re
-import time
 import urllib.parse
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from schemathesis.errors import FailureGroup
+from support import eventually
 
 from toombos_edge.routes import ROUTES
 
@@ -94,13 +94,11 @@ def _create(base: str, key: str, path: str, body: dict[str, Any], status: int) -
 
 def _finished(base: str, key: str, job_id: str, deadline: float = 30.0) -> dict[str, Any]:
     """The job once it ended (polling a condition with a deadline)."""
-    began = time.monotonic()
-    while time.monotonic() - began < deadline:
-        job: dict[str, Any] = http("GET", f"{base}/api/jobs/{job_id}", key=key)[1]
-        if job["status"] in {"completed", "partial", "failed", "cancelled"}:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not end within {deadline}s")
+    def job() -> dict[str, Any] | None:
+        found: dict[str, Any] = http("GET", f"{base}/api/jobs/{job_id}", key=key)[1]
+        return found if found["status"] in {"completed", "partial", "failed", "cancelled"} else None
+
+    return eventually(job, deadline, f"job {job_id} to end")
 
 
 def _seed(base: str, admin: str) -> dict[str, str]:

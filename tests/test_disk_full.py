@@ -13,7 +13,6 @@ import os
 import secrets
 import sqlite3
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -21,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Client, ClientFactory, ServerProcess, auth, finished, http, settings_for
-
-from toombos_edge.app import create_app
+from conftest import Client, ClientFactory, ServerProcess, auth, finished, http
+from support import eventually
 
 TEXT = "words that fill the database " * 1500  # about 43 KB of text per document
 
@@ -35,9 +33,9 @@ async def add_document(client: Client, key: str, n: int) -> tuple[int, Any]:
 
 
 async def test_a_full_database_refuses_writes_with_507_and_recovers(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory, tmp_path: Path
 ) -> None:
-    client = await aiohttp_client(create_app(settings_for(tmp_path, db_max_size_mb=1)))
+    client = await make_client(db_max_size_mb=1)
     key = (tmp_path / "data" / "admin.key").read_text().strip()
     response = await client.post("/api/ingest", headers=auth(key), json={"text": "early"})
     early = await finished(client, (await response.json())["job_id"])
@@ -116,13 +114,6 @@ def upload(server: ServerProcess, data: bytes) -> tuple[int, Any]:
         return exc.code, json.loads(exc.read())
 
 
-def until(condition: Callable[[], bool], deadline: float = 20.0) -> None:
-    began = time.monotonic()
-    while not condition():
-        assert time.monotonic() - began < deadline, "condition not reached in time"
-        time.sleep(0.05)
-
-
 def fill(folder: Path, leave: int) -> Path:
     """A ballast file that takes all free space but ``leave`` bytes."""
     ballast = folder / "ballast"
@@ -180,8 +171,8 @@ def test_a_full_file_system_refuses_uploads_and_writes_then_recovers(
         return all(http("GET", f"{server.base}/api/jobs/{job}", key=key)[1]["status"]
                    in {"completed", "failed"} for job in acknowledged)
 
-    until(every_job_ended)
-    until(lambda: http("GET", server.base + "/health")[1]["status"] == "healthy")
+    eventually(every_job_ended)
+    eventually(lambda: http("GET", server.base + "/health")[1]["status"] == "healthy")
     assert server.stop() == 0
     with sqlite3.connect(small_disk / "data" / "edge.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Client, ClientFactory, auth, settings_for
+from conftest import Client, ClientFactory, auth
 from office_samples import (
     make_article_page,
     make_docx,
@@ -22,8 +22,6 @@ from office_samples import (
     make_xlsx,
 )
 from test_ingest_api import form, ingest
-
-from toombos_edge.app import create_app
 
 OTTERS = "Otters eat fish, frogs and crayfish along the river banks at night."
 BEAVERS = "Beavers build dams from branches and mud; their ponds shelter other animals."
@@ -122,8 +120,8 @@ async def test_an_html_only_email_gives_its_main_content(client: Client, admin_k
     assert f"Spring update\n{OTTERS}\n{BEAVERS}" in text and "Shop the catalogue" not in text
 
 
-async def test_text_past_the_limit_is_cut(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
-    client = await aiohttp_client(create_app(settings_for(tmp_path, max_text_mb=1)))
+async def test_text_past_the_limit_is_cut(make_client: ClientFactory, tmp_path: Path) -> None:
+    client = await make_client(max_text_mb=1)
     key = (tmp_path / "data" / "admin.key").read_text().strip()
     lines = [f"line {i}: " + " ".join(f"w{i * j % 9973}" for j in range(30))
              for i in range(8000)]  # ~1.6 MB of text

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import eventually_async
 
 from toombos_edge.errors import Conflict, Invalid, NotFound
 from toombos_edge.events import JOB_EVENTS, Event, EventBus
@@ -390,14 +391,15 @@ async def test_priority_then_schedule_then_creation_order(
 async def test_scheduled_job_starts_on_time_without_polling(
     db: Database, registry: KindRegistry, events: list[Event]
 ) -> None:
-    engine = JobEngine(db, EventBus(), registry, workers=1)  # the real clock
+    bus = EventBus()
+    engine = JobEngine(db, bus, registry, workers=1)  # the real clock
     await engine.start()
     try:
         due = now_ms() + 300
         job = await engine.submit("noop", scheduled_for=due)
         writes = db.writes
         done = asyncio.Event()
-        engine._bus.subscribe(lambda e: done.set() if e.type == "job_completed" else None)
+        bus.subscribe(lambda e: done.set() if e.type == "job_completed" else None)
         await asyncio.wait_for(done.wait(), 5)
         finished = await engine.get(job.id)
         assert finished.started_at is not None and due <= finished.started_at < due + 1000
@@ -416,10 +418,8 @@ async def test_progress_is_stored_and_published_at_most_every_100ms(
     async def chatty(ctx: JobContext) -> None:
         for percent in range(100):
             await ctx.progress(percent, f"step {percent}")
-        deadline = asyncio.get_running_loop().time() + 5
-        while not last_report_published():  # the handler keeps working until it is out
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.01)
+        # the handler keeps working until its last report is out
+        await eventually_async(last_report_published, 5, "the last report", every=0.01)
 
     registry.register(JobKind("chatty", chatty))
     engine = await make_engine()
@@ -531,12 +531,13 @@ async def test_leases_of_running_jobs_are_renewed(
         await gate.started.wait()
         first = (await engine.get(job.id)).lease_until
         assert first is not None
-        deadline = asyncio.get_running_loop().time() + 5
-        while (await engine.get(job.id)).lease_until == first:
-            assert asyncio.get_running_loop().time() < deadline, "lease never renewed"
-            await asyncio.sleep(0.05)
-        renewed = (await engine.get(job.id)).lease_until
-        assert renewed is not None and renewed > first
+
+        async def renewed_lease() -> int | None:
+            lease = (await engine.get(job.id)).lease_until
+            return lease if lease != first else None
+
+        renewed = await eventually_async(renewed_lease, 5, "the lease to be renewed", every=0.05)
+        assert renewed > first
         gate.opened.set()
         await engine.join()
     finally:

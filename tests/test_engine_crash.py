@@ -8,20 +8,16 @@ The jobs' kind comes from a third-party-style plugin: a module and a ``.dist-inf
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
+from conftest import ServerProcess
+from support import eventually_async
 
 JOBS = 1000
 WORKERS = 8
@@ -45,13 +41,6 @@ def kinds():
 ENTRY_POINTS = "[toombos_edge.handlers]\nledger = ledger_plugin:kinds\n"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def make_plugin(folder: Path) -> Path:
     folder.mkdir()
     (folder / "ledger_plugin.py").write_text(PLUGIN)
@@ -62,58 +51,12 @@ def make_plugin(folder: Path) -> Path:
     return folder
 
 
-class Server:
-    def __init__(self, data_dir: Path, plugin_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith("TOOMBOS_")}
-        env.update(PYTHONPATH=str(plugin_dir), TOOMBOS_JOB_WORKERS=str(WORKERS),
-                   TOOMBOS_ACCESS_LOG="false", TOOMBOS_LOG_LEVEL="warning")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "toombos_edge", "serve", "--port", str(self.port),
-             "--data-dir", str(data_dir)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-
-    async def ready(self, session: aiohttp.ClientSession) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "the server exited"
-            try:
-                async with session.get(self.url + "/ready") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.05)
-        raise AssertionError("the server did not become ready")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(20)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(10)
-
-
-async def wait_for(condition: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
+def start_server(server_process: Callable[..., ServerProcess], data: Path,
+                 plugin: Path) -> ServerProcess:
+    """The real server on ``data`` with the ledger plugin importable (blocks until ready)."""
+    env = {"PYTHONPATH": str(plugin), "TOOMBOS_JOB_WORKERS": str(WORKERS),
+           "TOOMBOS_ACCESS_LOG": "false", "TOOMBOS_LOG_LEVEL": "warning"}
+    return server_process(data_dir=data, env=env)
 
 
 def ledger_runs(ledger: Path) -> Counter[str]:
@@ -122,18 +65,18 @@ def ledger_runs(ledger: Path) -> Counter[str]:
 
 
 @pytest.mark.slow
-async def test_kill_9_half_way_loses_nothing(tmp_path: Path, servers: list[Server]) -> None:
+async def test_kill_9_half_way_loses_nothing(
+    tmp_path: Path, server_process: Callable[..., ServerProcess]
+) -> None:
     data, ledger = tmp_path / "data", tmp_path / "ledger.txt"
     plugin = make_plugin(tmp_path / "plugin")
     async with aiohttp.ClientSession() as session:
-        first = Server(data, plugin)
-        servers.append(first)
-        await first.ready(session)
+        first = await asyncio.to_thread(start_server, server_process, data, plugin)
         headers = {"Authorization": "Bearer " + (data / "admin.key").read_text().strip()}
 
         async def submit(n: int) -> str:
             body = {"kind": "ledger", "params": {"ledger": str(ledger), "n": n}}
-            async with session.post(first.url + "/api/jobs", json=body,
+            async with session.post(first.base + "/api/jobs", json=body,
                                     headers=headers) as response:
                 assert response.status == 202
                 job_id: str = (await response.json())["job_id"]
@@ -147,8 +90,8 @@ async def test_kill_9_half_way_loses_nothing(tmp_path: Path, servers: list[Serve
         async def half_done() -> bool:
             return sum(ledger_runs(ledger).values()) >= JOBS // 2
 
-        await wait_for(half_done, 60, "half of the jobs to run")
-        first.kill()
+        await eventually_async(half_done, 60, "half of the jobs to run")
+        first.stop(signal.SIGKILL, 10)
 
         with sqlite3.connect(data / "edge.db") as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -163,19 +106,16 @@ async def test_kill_9_half_way_loses_nothing(tmp_path: Path, servers: list[Serve
         ran_before = ledger_runs(ledger)
         assert 0 < len(ran_before) < JOBS
 
-        second = Server(data, plugin)
-        servers.append(second)
-        await second.ready(session)
+        second = await asyncio.to_thread(start_server, server_process, data, plugin)
 
         async def all_ended() -> bool:
-            async with session.get(second.url + "/api/jobs?status=pending,in_progress&limit=1",
+            async with session.get(second.base + "/api/jobs?status=pending,in_progress&limit=1",
                                    headers=headers) as response:
                 body = await response.json()
                 return body["total"] == 0
 
-        await wait_for(all_ended, 60, "every job to end")
-        second.stop()
-        assert second.process.returncode == 0
+        await eventually_async(all_ended, 60, "every job to end")
+        assert second.stop() == 0
 
     with sqlite3.connect(data / "edge.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -28,7 +28,7 @@ from idp_support import (
     sign,
     sign_hs,
 )
-from ws_support import Client, ClientFactory, admin_secret, next_json, start, upgrade
+from ws_support import Client, ClientFactory, admin_secret, next_json, upgrade
 
 from toombos_edge.appkeys import ACTIVITY, IDP, SETTINGS
 from toombos_edge.errors import SettingsError
@@ -52,14 +52,14 @@ async def provider(aiohttp_server: ServerFactory, k1: SigningKey) -> tuple[Ident
 
 
 @pytest.fixture
-def start_app(aiohttp_client: ClientFactory, tmp_path: Path,
+def start_app(make_client: ClientFactory,
               provider: tuple[IdentityProvider, str]) -> Start:
     """The app with tokens from ``provider`` on, and any other settings given."""
 
     async def make(**overrides: Any) -> Client:
         values = {"jwt_jwks": provider[1], "jwt_issuer": ISSUER, "jwt_audience": AUDIENCE,
                   **overrides}
-        return await start(aiohttp_client, tmp_path, **values)
+        return await make_client(**values)
 
     return make
 
@@ -153,9 +153,9 @@ async def test_api_keys_keep_working_alongside(client: Client, k1: SigningKey) -
     assert (await client.get("/api/jobs", headers=auth(sign(k1)))).status == 200
 
 
-async def test_tokens_are_off_by_default(aiohttp_client: ClientFactory, tmp_path: Path,
+async def test_tokens_are_off_by_default(make_client: ClientFactory,
                                          k1: SigningKey) -> None:
-    client = await start(aiohttp_client, tmp_path)
+    client = await make_client()
     assert client.app.get(IDP) is None
     refused = await client.get("/api/jobs", headers=auth(sign(k1)))
     assert refused.status == 401
@@ -210,12 +210,11 @@ async def test_a_hanging_provider_times_out_and_the_server_goes_on(
     assert client.app[IDP].jwks is not None and client.app[IDP].jwks.failures == 1
 
 
-async def test_a_jwks_file_works_as_a_url_does(aiohttp_client: ClientFactory, tmp_path: Path,
+async def test_a_jwks_file_works_as_a_url_does(make_client: ClientFactory, tmp_path: Path,
                                                k1: SigningKey) -> None:
     path = tmp_path / "jwks.json"
     path.write_text(json.dumps(IdentityProvider([k1]).document()))
-    client = await start(aiohttp_client, tmp_path, jwt_jwks=str(path), jwt_issuer=ISSUER,
-                         jwt_audience=AUDIENCE)
+    client = await make_client(jwt_jwks=str(path), jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
     assert (await whoami(client, sign(k1)))[0] == 200
 
 
@@ -233,10 +232,10 @@ async def test_a_jwks_file_that_does_not_load_stops_the_start(tmp_path: Path,
         await verifier.start()
 
 
-async def test_an_hs256_secret_accepts_its_tokens_only(aiohttp_client: ClientFactory,
-                                                       tmp_path: Path, k1: SigningKey) -> None:
-    client = await start(aiohttp_client, tmp_path, jwt_secret=HS_SECRET, jwt_issuer=ISSUER,
-                         jwt_audience=AUDIENCE)
+async def test_an_hs256_secret_accepts_its_tokens_only(
+    make_client: ClientFactory, k1: SigningKey
+) -> None:
+    client = await make_client(jwt_secret=HS_SECRET, jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
     assert (await whoami(client, sign_hs()))[0] == 200
     forged = await whoami(client, sign_hs(secret="another-secret-of-forty-characters-98765"))
     assert forged == (401, forged[1]) and forged[1]["detail"] == (

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +12,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from conftest import ServerProcess
+from support import eventually
 
 from toombos_edge.content.ingest import NOTHING_SENT
 
@@ -58,56 +54,22 @@ class Server:
         return dict(json.loads(out.stdout))
 
     def wait_job(self, job_id: str, deadline: float = 30.0) -> dict[str, Any]:
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
-            job = self.run(SEED_STATUS, job_id)
-            if job["status"] in TERMINAL:
-                return job
-            time.sleep(0.05)  # polling a real server over HTTP, as the seed's client does
-        raise AssertionError(f"job {job_id} did not finish within {deadline}s")
+        def job() -> dict[str, Any] | None:  # polling a real server, as the seed's client does
+            found = self.run(SEED_STATUS, job_id)
+            return found if found["status"] in TERMINAL else None
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], deadline: float = 30.0) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        assert proc.poll() is None, "server exited"
-        try:
-            with urllib.request.urlopen(base + "/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("server did not become ready")
+        return eventually(job, deadline, f"job {job_id} to finish")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("curl")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOMBOS_")}
-    env.update(TOOMBOS_ACCESS_LOG="false", TOOMBOS_MAX_UPLOAD_MB="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "toombos_edge", "serve", "--port", str(port), "--data-dir",
-         str(root / "data")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    process = ServerProcess(root / "data", env={"TOOMBOS_ACCESS_LOG": "false",
+                                                "TOOMBOS_MAX_UPLOAD_MB": "1"}).start()
     try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_ready(base, proc)
-        key = (root / "data" / "admin.key").read_text().strip()
-        yield Server(base, key, root / "data", root)
+        yield Server(process.base, process.admin_key(), process.data_dir, root)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        process.close()
 
 
 def test_seed_json_example(server: Server) -> None:

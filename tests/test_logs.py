@@ -6,8 +6,7 @@ import json
 import logging
 import os
 import re
-import subprocess
-import sys
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ServerProcess, free_port, http
+from conftest import ServerProcess, http
 
 from toombos_edge import logs
 
@@ -113,23 +112,14 @@ def test_writer_keeps_order_and_flushes(tmp_path: Path) -> None:
 def test_a_stdout_nobody_reads_never_stops_the_server(tmp_path: Path) -> None:
     """The access log of 3,000 requests fills a pipe's buffer many times over: the server
     keeps answering, as it would with its logs piped to a stuck collector."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "toombos_edge", "serve", "--port", str(port),
-         "--data-dir", str(tmp_path / "data")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    server = ServerProcess(tmp_path / "data", stdout_pipe=True).start()
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while http_status(base + "/ready") != 200:
-            assert time.monotonic() < deadline and proc.poll() is None, "never became ready"
         for _ in range(3000):
-            assert http_status(base + "/live?padding=" + "p" * 200) == 200
+            assert http_status(server.base + "/live?padding=" + "p" * 200) == 200
     finally:
-        proc.kill()
-        proc.wait(10)
-        assert proc.stdout is not None
-        proc.stdout.close()
+        server.stop(signal.SIGKILL, 10)
+        assert server.proc is not None and server.proc.stdout is not None
+        server.proc.stdout.close()
 
 
 def http_status(url: str) -> int | None:

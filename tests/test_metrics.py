@@ -3,7 +3,6 @@ counters that move when requests, jobs and WebSockets happen."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import urllib.request
@@ -13,12 +12,12 @@ from pathlib import Path
 import orjson
 import prometheus_client
 import pytest
-from conftest import Client, ClientFactory, ServerProcess, auth, http, settings_for
+from conftest import Client, ClientFactory, ServerProcess, auth, http
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
-from ws_support import admin_secret, eventually, upgrade
+from support import eventually_async
+from ws_support import TIMEOUT, admin_secret, upgrade
 
-from toombos_edge.app import create_app
 from toombos_edge.appkeys import ACTIVITY, CACHE, ENGINE, HUB, METRICS
 from toombos_edge.jobs.kinds import JobContext, JobKind
 
@@ -181,9 +180,9 @@ async def test_metrics_need_a_viewer_key_by_default(client: Client) -> None:
 
 
 async def test_metrics_public_opens_only_the_scrape_path(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory
 ) -> None:
-    client = await aiohttp_client(create_app(settings_for(tmp_path, metrics_public="true")))
+    client = await make_client(metrics_public="true")
     response = await client.get("/metrics", headers=PROMETHEUS)
     assert response.status == 200
     assert "app_uptime_seconds" in await response.text()
@@ -266,7 +265,7 @@ async def test_counters_move_with_requests_jobs_and_sockets(
 
     await ws.close()
     hub = client.app[HUB]
-    await eventually(lambda: not hub.sockets.all)
+    await eventually_async(lambda: not hub.sockets.all, TIMEOUT)
     after = samples(await scrape_text(client, viewer))
     assert value(after, "toombos_websocket_connections", endpoint="dashboard") == 0
     assert value(after, "toombos_websocket_closed_total") == 1
@@ -279,12 +278,12 @@ async def test_a_paused_queue_shows_its_backlog(
     assert (await client.post("/admin/queue/pause", headers=admin)).status == 200
     for _ in range(2):
         await client.post("/api/jobs", json={"kind": "noop"}, headers=operator)
-    async with asyncio.timeout(10):  # the engine counts pending rows once a second
-        while True:
-            found = samples(await scrape_text(client, viewer))
-            if value(found, "toombos_jobs", status="pending") == 2:
-                break
-            await asyncio.sleep(0.05)
+
+    async def counted() -> Samples | None:  # the engine counts pending rows once a second
+        found = samples(await scrape_text(client, viewer))
+        return found if value(found, "toombos_jobs", status="pending") == 2 else None
+
+    found = await eventually_async(counted, 10, "2 pending jobs in the metrics")
     assert value(found, "toombos_job_queue_depth") == 2
     assert value(found, "toombos_job_queue_paused") == 1
     body = orjson.loads(await (await client.get("/api/metrics", headers=viewer)).read())
@@ -321,9 +320,9 @@ async def test_the_activity_logs_lines_are_exposed(client: Client, viewer: dict[
 
 
 async def test_each_app_has_its_own_registry(
-    aiohttp_client: ClientFactory, tmp_path: Path, client: Client, viewer: dict[str, str]
+    make_client: ClientFactory, tmp_path: Path, client: Client, viewer: dict[str, str]
 ) -> None:
-    other = await aiohttp_client(create_app(settings_for(tmp_path / "other")))
+    other = await make_client(tmp_path / "other")
     for _ in range(3):
         await other.get("/health")
     found = samples(await scrape_text(client, viewer))

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp import ClientResponse
-from conftest import Client, ClientFactory, auth, settings_for
+from conftest import Client, ClientFactory, auth
 from prometheus_client.parser import text_string_to_metric_families
 
-from toombos_edge.app import create_app
-from toombos_edge.appkeys import ACTIVITY, KEYS, LIMITER
+from toombos_edge.appkeys import ACTIVITY, DATABASE, KEYS, LIMITER
 from toombos_edge.keys import Role
 
 WHOAMI = "/api/auth/whoami"
@@ -36,12 +34,11 @@ class Clock:
 
 
 @pytest.fixture
-def make_client(aiohttp_client: ClientFactory, tmp_path: Path) -> Callable[..., Any]:
+def make_clocked(make_client: ClientFactory) -> Callable[..., Any]:
     """The real app with the given settings, its limiter on a test clock."""
 
     async def make(**overrides: Any) -> tuple[Client, Clock]:
-        settings = settings_for(tmp_path, trusted_proxies="127.0.0.1", **overrides)
-        client: Client = await aiohttp_client(create_app(settings))
+        client: Client = await make_client(trusted_proxies="127.0.0.1", **overrides)
         clock = Clock()
         client.app[LIMITER].clock = clock
         return client, clock
@@ -77,9 +74,9 @@ async def refusal(response: ClientResponse) -> dict[str, Any]:
 
 
 async def test_a_key_over_its_roles_limit_gets_429_then_recovers(
-    make_client: Callable[..., Any],
+    make_clocked: Callable[..., Any],
 ) -> None:
-    client, clock = await make_client(rate_limit_viewer=5, rate_limit_operator=8)
+    client, clock = await make_clocked(rate_limit_viewer=5, rate_limit_operator=8)
     viewer, other, operator = (await key_of(client, "viewer"), await key_of(client, "viewer"),
                                await key_of(client, "operator"))
     assert await statuses(client, 5, **auth(viewer)) == [200] * 5
@@ -107,11 +104,11 @@ async def test_a_key_over_its_roles_limit_gets_429_then_recovers(
 
 
 async def test_a_client_at_the_policys_rate_is_never_refused(
-    make_client: Callable[..., Any],
+    make_clocked: Callable[..., Any],
 ) -> None:
     """A bucket refills evenly: once its burst is spent, one request per window/quota
     always passes, and a faster one never does; idle time refills no more than the quota."""
-    client, clock = await make_client(rate_limit_operator=4)  # a token every 15 s
+    client, clock = await make_clocked(rate_limit_operator=4)  # a token every 15 s
     operator = await key_of(client, "operator")
     assert await statuses(client, 4, **auth(operator)) == [200] * 4
     for _ in range(20):  # (steps that floats hold exactly)
@@ -124,9 +121,9 @@ async def test_a_client_at_the_policys_rate_is_never_refused(
 
 
 async def test_a_dashboard_of_another_origin_may_read_when_to_retry(
-    make_client: Callable[..., Any],
+    make_clocked: Callable[..., Any],
 ) -> None:
-    client, _clock = await make_client(rate_limit_viewer=1)
+    client, _clock = await make_clocked(rate_limit_viewer=1)
     viewer = await key_of(client, "viewer")
     origin = {"Origin": "http://localhost:3000", **auth(viewer)}
     assert (await client.get(WHOAMI, headers=origin)).status == 200
@@ -138,16 +135,16 @@ async def test_a_dashboard_of_another_origin_may_read_when_to_retry(
     assert {"Retry-After", "RateLimit", "RateLimit-Policy"} <= exposed
 
 
-async def test_a_key_refused_for_its_role_still_counts(make_client: Callable[..., Any]) -> None:
-    client, _clock = await make_client(rate_limit_viewer=2)
+async def test_a_key_refused_for_its_role_still_counts(make_clocked: Callable[..., Any]) -> None:
+    client, _clock = await make_clocked(rate_limit_viewer=2)
     viewer = await key_of(client, "viewer")
     assert await statuses(client, 3, "/admin/keys", **auth(viewer)) == [403, 403, 429]
 
 
 async def test_failed_authentications_are_throttled_per_ip_more_tightly(
-    make_client: Callable[..., Any],
+    make_clocked: Callable[..., Any],
 ) -> None:
-    client, clock = await make_client(rate_limit_failed_auth=3, rate_limit_anonymous=10)
+    client, clock = await make_clocked(rate_limit_failed_auth=3, rate_limit_anonymous=10)
     good = await key_of(client, "viewer")
     wrong = {**auth("tbe_not-a-key"), **source("203.0.113.7")}
     assert await statuses(client, 3, **wrong) == [401] * 3
@@ -168,9 +165,9 @@ async def test_failed_authentications_are_throttled_per_ip_more_tightly(
 
 
 async def test_anonymous_requests_are_limited_per_address_and_ipv6_per_64(
-    make_client: Callable[..., Any],
+    make_clocked: Callable[..., Any],
 ) -> None:
-    client, _clock = await make_client(rate_limit_anonymous=3)
+    client, _clock = await make_clocked(rate_limit_anonymous=3)
     for path in ("/openapi.json", "/docs", "/no/such/path"):
         assert (await client.get(path, headers=source("192.0.2.1"))).status != 429
     response = await client.get("/openapi.json", headers=source("192.0.2.1"))
@@ -190,18 +187,17 @@ async def test_anonymous_requests_are_limited_per_address_and_ipv6_per_64(
 
 
 async def test_a_spoofed_forwarded_for_buys_nothing(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory
 ) -> None:
     """Without trusted proxies, X-Forwarded-For is the client's own text: ignored."""
-    client: Client = await aiohttp_client(create_app(settings_for(tmp_path,
-                                                                  rate_limit_anonymous=2)))
+    client: Client = await make_client(rate_limit_anonymous=2)
     found = [(await client.get("/openapi.json", headers=source(f"10.0.0.{n}"))).status
              for n in range(3)]
     assert found == [200, 200, 429]
 
 
-async def test_probes_are_never_limited(make_client: Callable[..., Any]) -> None:
-    client, _clock = await make_client(rate_limit_anonymous=1, rate_limit_failed_auth=1,
+async def test_probes_are_never_limited(make_clocked: Callable[..., Any]) -> None:
+    client, _clock = await make_clocked(rate_limit_anonymous=1, rate_limit_failed_auth=1,
                                        metrics_public="true")
     # The test client's address has used its one failure and its one request without a key.
     assert await statuses(client, 2, **auth("tbe_wrong")) == [401, 429]
@@ -211,8 +207,8 @@ async def test_probes_are_never_limited(make_client: Callable[..., Any]) -> None
         assert 429 not in found and found[0] in (200, 503), (path, found)
 
 
-async def test_metrics_count_refusals_and_buckets(make_client: Callable[..., Any]) -> None:
-    client, _clock = await make_client(rate_limit_viewer=1, rate_limit_failed_auth=1,
+async def test_metrics_count_refusals_and_buckets(make_clocked: Callable[..., Any]) -> None:
+    client, _clock = await make_clocked(rate_limit_viewer=1, rate_limit_failed_auth=1,
                                        metrics_public="true")
     viewer = await key_of(client, "viewer")
     assert await statuses(client, 4, **auth(viewer)) == [200, 429, 429, 429]
@@ -230,15 +226,15 @@ async def test_metrics_count_refusals_and_buckets(make_client: Callable[..., Any
 
 
 def activity(client: Client, type_: str) -> list[dict[str, Any]]:
-    with sqlite3.connect(client.app[ACTIVITY]._db.path) as conn:
+    with sqlite3.connect(client.app[DATABASE].path) as conn:
         rows = conn.execute("SELECT line FROM activity WHERE type = ? ORDER BY id", (type_,))
         return [orjson.loads(line) for (line,) in rows]
 
 
 async def test_refusals_are_in_the_activity_log_once_in_a_row(
-    make_client: Callable[..., Any],
+    make_clocked: Callable[..., Any],
 ) -> None:
-    client, clock = await make_client(rate_limit_viewer=2)
+    client, clock = await make_clocked(rate_limit_viewer=2)
     viewer = await key_of(client, "viewer")
     key_id = client.app[KEYS].authenticate(viewer).id  # type: ignore[union-attr]
     assert await statuses(client, 5, **auth(viewer)) == [200, 200, 429, 429, 429]
@@ -257,9 +253,9 @@ async def test_refusals_are_in_the_activity_log_once_in_a_row(
 
 
 async def test_the_tables_stay_bounded_under_a_flood_of_addresses(
-    make_client: Callable[..., Any],
+    make_clocked: Callable[..., Any],
 ) -> None:
-    client, clock = await make_client(rate_limit_anonymous=2, rate_limit_max_buckets=100)
+    client, clock = await make_clocked(rate_limit_anonymous=2, rate_limit_max_buckets=100)
     limiter = client.app[LIMITER]
     assert await statuses(client, 3, "/openapi.json", **source("192.0.2.200")) == [
         200, 200, 429]
@@ -276,16 +272,16 @@ async def test_the_tables_stay_bounded_under_a_flood_of_addresses(
     assert limiter.addresses.table == {} and limiter.addresses.refusing == set()
 
 
-async def test_limits_off_or_zero_refuse_nothing(make_client: Callable[..., Any]) -> None:
-    client, _clock = await make_client(rate_limit="false", rate_limit_viewer=1,
+async def test_limits_off_or_zero_refuse_nothing(make_clocked: Callable[..., Any]) -> None:
+    client, _clock = await make_clocked(rate_limit="false", rate_limit_viewer=1,
                                        rate_limit_anonymous=1)
     viewer = await key_of(client, "viewer")
     assert 429 not in await statuses(client, 20, **auth(viewer))
     assert 429 not in await statuses(client, 20, "/openapi.json")
 
 
-async def test_a_quota_of_zero_is_no_limit(make_client: Callable[..., Any]) -> None:
-    client, _clock = await make_client(rate_limit_admin=0, rate_limit_viewer=1)
+async def test_a_quota_of_zero_is_no_limit(make_clocked: Callable[..., Any]) -> None:
+    client, _clock = await make_clocked(rate_limit_admin=0, rate_limit_viewer=1)
     admin, viewer = await key_of(client, "admin"), await key_of(client, "viewer")
     assert 429 not in await statuses(client, 50, **auth(admin))
     assert await statuses(client, 2, **auth(viewer)) == [200, 429]

@@ -18,7 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import Client, ServerProcess, auth, clean_env, http
-from stop_support import make_plugin, starts, submit, until_closed, wait_until
+from stop_support import make_plugin, starts, submit, until_closed
+from support import eventually, eventually_async
 
 from toombos_edge.appkeys import BUS, LIFECYCLE
 from toombos_edge.events import RATE_LIMITED, RESTART_REQUESTED, RESTARTING, Event
@@ -45,7 +46,7 @@ async def test_restart_answers_202_at_once_and_409_while_under_way(
     again = await client.post("/admin/restart", headers=auth(admin_key))
     assert again.status == 409 and (await again.json())["error"]["code"] == "conflict"
     lifecycle = client.app[LIFECYCLE]
-    await wait_until(lifecycle.stop_requested.is_set, 5, "the restart to be asked for")
+    await eventually_async(lifecycle.stop_requested.is_set, 5, "the restart to be asked for")
     assert lifecycle.restarting
 
 
@@ -166,7 +167,7 @@ async def test_restart_under_load_refuses_nothing_and_loses_nothing(
         loader = asyncio.create_task(load.run(session))
         sockets = [await dashboard(session, server, key) for _ in range(SOCKETS)]
         acknowledged = await submit_all(session, server, key, book)
-        await wait_until(lambda: len(starts(book)) >= 10, 20, "jobs to run")
+        await eventually_async(lambda: len(starts(book)) >= 10, 20, "jobs to run")
         closes = [asyncio.create_task(until_closed(ws)) for ws in sockets]
 
         began = time.monotonic()
@@ -179,20 +180,20 @@ async def test_restart_under_load_refuses_nothing_and_loses_nothing(
             up = await uptime(session, server.base)
             return up is not None and up < time.monotonic() - began
 
-        await wait_until(ready_again, 30, "the new process to be ready")
+        await eventually_async(ready_again, 30, "the new process to be ready")
         took = time.monotonic() - began
         print(f"\nrestart: /ready again {took:.2f} s after POST /admin/restart; "
               f"{load.ok} /health answered meanwhile")
         for types, code in await asyncio.gather(*closes):
             assert "restarting" in types and code == 1012, (types, code)
         ok_before = load.ok
-        await wait_until(lambda: load.ok > ok_before + 20, 20, "the load to go on")
+        await eventually_async(lambda: load.ok > ok_before + 20, 20, "the load to go on")
         load.running = False
         await loader
         again = await dashboard(session, server, key)  # sockets can reconnect
         assert (await again.receive_json(timeout=5))["type"] == "connection_ack"
         await again.close()
-        await wait_until(lambda: all_ended(session, server.base, key), 60, "every job")
+        await eventually_async(lambda: all_ended(session, server.base, key), 60, "every job")
 
     assert load.refused == 0 and load.failed == [], load.failed[:5]
     assert server.proc.poll() is None and server.proc.pid == pid  # replaced in place
@@ -220,11 +221,11 @@ async def test_stop_then_start_under_load_loses_no_job(
     key = server.admin_key()
     async with aiohttp.ClientSession() as session:
         acknowledged = await submit_all(session, server, key, book)
-        await wait_until(lambda: len(starts(book)) >= 10, 20, "jobs to run")
+        await eventually_async(lambda: len(starts(book)) >= 10, 20, "jobs to run")
         began = time.monotonic()
         await asyncio.to_thread(stop_and_start, server, how)
         print(f"\n{how.name} then start: ready again after {time.monotonic() - began:.2f} s")
-        await wait_until(lambda: all_ended(session, server.base, key), 60, "every job")
+        await eventually_async(lambda: all_ended(session, server.base, key), 60, "every job")
     table = statuses(server.data_dir)
     assert set(table) == acknowledged and {s for s, _a in table.values()} == {"completed"}
     runs = starts(book)
@@ -250,15 +251,11 @@ def test_a_socket_passed_with_listen_fds_is_served(tmp_path: Path) -> None:
     )
     listener.close()  # the server holds it now
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if http("GET", f"http://127.0.0.1:{port}/ready", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
-            time.sleep(0.02)  # polling a condition with a deadline
+        def ready() -> bool:
+            assert proc.poll() is None, proc.stderr
+            return http("GET", f"http://127.0.0.1:{port}/ready", timeout=1)[0] == 200
+
+        eventually(ready, 20, "the server to be ready", ignore=(OSError,))
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _err = proc.communicate(timeout=20)

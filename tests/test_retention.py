@@ -8,9 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import ClientFactory, auth, finished, settings_for
+from conftest import ClientFactory, auth, finished
 
-from toombos_edge.app import create_app
 from toombos_edge.appkeys import DATABASE, RETENTION
 from toombos_edge.content.blobs import BlobStore
 from toombos_edge.content.documents import DocumentService
@@ -205,10 +204,9 @@ async def test_an_existing_file_is_switched_to_incremental_vacuum_once(tmp_path:
 
 
 async def test_the_server_runs_retention_on_its_interval(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory, tmp_path: Path
 ) -> None:
-    client = await aiohttp_client(create_app(settings_for(
-        tmp_path, retention_interval=1, retain_finished_days=0.00001)))
+    client = await make_client(retention_interval=1, retain_finished_days=0.00001)
     response = await client.post("/api/ingest", headers=auth(
         (tmp_path / "data" / "admin.key").read_text().strip()), json={"text": "short-lived"})
     job = await finished(client, (await response.json())["job_id"])

@@ -11,13 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import free_port, http
 from debian_tools import ensure
+from support import eventually
 
 
 @pytest.fixture
@@ -32,10 +32,12 @@ def activated(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, in
              "--data-dir", str(tmp_path / "data")],
             stdout=stdout, stderr=stderr,
         )
-    deadline = time.monotonic() + 20
-    while f"Listening on 127.0.0.1:{passed}" not in err.read_text():
-        assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
-        time.sleep(0.02)  # polling the tool's output with a deadline
+
+    def listening() -> bool:
+        assert proc.poll() is None, err.read_text()
+        return f"Listening on 127.0.0.1:{passed}" in err.read_text()
+
+    eventually(listening, 20, err.read_text)
     yield proc, passed, configured
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -49,12 +51,9 @@ def activated(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, in
 def ready_lines(out: Path, deadline: float = 5.0) -> list[str]:
     """The "ready" log lines, once there is one (log lines are written by a thread, in
     batches: a line may reach the file a few milliseconds after it was logged)."""
-    began = time.monotonic()
-    while True:
-        lines = [line for line in out.read_text().splitlines() if '"msg":"ready"' in line]
-        if lines or time.monotonic() - began > deadline:
-            return lines
-        time.sleep(0.01)
+    return eventually(
+        lambda: [line for line in out.read_text().splitlines() if '"msg":"ready"' in line],
+        deadline, "a ready line in the log", every=0.01)
 
 
 def listening(port: int) -> bool:

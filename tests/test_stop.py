@@ -16,7 +16,8 @@ from typing import Any
 
 import aiohttp
 from conftest import ServerProcess
-from stop_support import ledger, make_plugin, starts, submit, until_closed, wait_until
+from stop_support import ledger, make_plugin, starts, submit, until_closed
+from support import eventually_async
 
 #: Seconds a process may take, past its deadline, to be gone (interpreter teardown on a
 #: busy machine); the deadline itself is enforced by the server.
@@ -61,10 +62,10 @@ async def test_sigterm_starts_no_pending_job_and_waits_only_for_running_ones(
     key = server.admin_key()
     async with aiohttp.ClientSession() as session:
         long_job = await submit(session, server.base, key, "sleep", seconds=3, ledger=str(book))
-        await wait_until(lambda: long_job in starts(book), 20, "the long job to start")
+        await eventually_async(lambda: long_job in starts(book), 20, "the long job to start")
         short = [await submit(session, server.base, key, "sleep", seconds=0.2,
                               ledger=str(book)) for _ in range(40)]
-        await wait_until(lambda: len(starts(book)) >= 7, 20, "short jobs to run")
+        await eventually_async(lambda: len(starts(book)) >= 7, 20, "short jobs to run")
     signalled = time.time()
     code, took = terminate(server)
 
@@ -100,7 +101,7 @@ async def test_a_job_longer_than_the_deadline_goes_back_uncharged(
     key = server.admin_key()
     async with aiohttp.ClientSession() as session:
         job = await submit(session, server.base, key, "sleep", seconds=60, ledger=str(book))
-        await wait_until(lambda: job in starts(book), 20, "the job to start")
+        await eventually_async(lambda: job in starts(book), 20, "the job to start")
         ws = await session.ws_connect(server.base.replace("http", "ws") + "/ws/dashboard",
                                       params={"token": key})
         assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
@@ -151,11 +152,11 @@ async def test_an_upload_finishing_after_sigterm_gets_its_202(
     server = server_process("--shutdown-timeout", "10")
     sock, rest = multipart_upload(server.port, server.admin_key(), 8 << 20)
     with sock:
-        await wait_until(lambda: upload_being_written(server.data_dir), 20,
+        await eventually_async(lambda: upload_being_written(server.data_dir), 20,
                          "the upload to reach the disk")
         assert server.proc is not None
         server.proc.send_signal(signal.SIGTERM)
-        await wait_until(lambda: "stopping" in server.stdout, 10, "the stop to begin")
+        await eventually_async(lambda: "stopping" in server.stdout, 10, "the stop to begin")
         sock.sendall(rest)
         answer = read_response(sock)
     assert answer.startswith(b"HTTP/1.1 202"), answer[:300]
@@ -171,7 +172,7 @@ async def test_an_upload_stalled_at_the_deadline_gets_503_and_connection_close(
     server = server_process("--shutdown-timeout", "2")
     sock, _rest = multipart_upload(server.port, server.admin_key(), 8 << 20)
     with sock:
-        await wait_until(lambda: upload_being_written(server.data_dir), 20,
+        await eventually_async(lambda: upload_being_written(server.data_dir), 20,
                          "the upload to reach the disk")
         code, took = terminate(server)
         answer = read_response(sock)
@@ -192,7 +193,7 @@ async def test_the_process_exits_at_the_deadline_when_the_loop_is_blocked(
     async with aiohttp.ClientSession() as session:
         job = await submit(session, server.base, server.admin_key(), "block", seconds=60,
                            ledger=str(book))
-    await wait_until(lambda: job in starts(book), 20, "the blocking job to start")
+    await eventually_async(lambda: job in starts(book), 20, "the blocking job to start")
     code, took = terminate(server)
     assert code == 1  # not a clean stop, and it says so
     assert took < 2 + EXIT_SLACK
@@ -207,7 +208,7 @@ async def test_the_process_exits_at_the_deadline_when_a_job_will_not_stop(
     async with aiohttp.ClientSession() as session:
         job = await submit(session, server.base, server.admin_key(), "stubborn",
                            ledger=str(book))
-        await wait_until(lambda: job in starts(book), 20, "the stubborn job to start")
+        await eventually_async(lambda: job in starts(book), 20, "the stubborn job to start")
     code, took = terminate(server)
     assert code == 1
     assert took < 2 + EXIT_SLACK

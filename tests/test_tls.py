@@ -3,19 +3,18 @@ certificate (made by the test with ``openssl req``)."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from conftest import Client, ServerProcess, clean_env
+from support import eventually_async
 
 from toombos_edge.errors import SettingsError
 from toombos_edge.settings import Settings
@@ -70,10 +69,8 @@ async def let_go(session: aiohttp.ClientSession, port: int) -> None:
     a test that ended its loop first would leave those sockets open behind it.
     """
     await session.close()
-    deadline = time.monotonic() + 10
-    while established_to(port):
-        assert time.monotonic() < deadline, f"connections to {port} still open"
-        await asyncio.sleep(0.01)  # polling a condition with a deadline
+    await eventually_async(lambda: not established_to(port), 10,
+                           f"connections to {port} to close", every=0.01)
 
 
 def established_to(port: int) -> bool:
@@ -87,17 +84,13 @@ def established_to(port: int) -> bool:
 
 
 async def wait_ready(session: aiohttp.ClientSession, server: ServerProcess, url: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
+    async def ready() -> bool:
         assert server.proc is not None and server.proc.poll() is None, server.stderr
-        try:
-            async with session.get(url + "/ready") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        assert time.monotonic() < deadline, f"not ready over HTTPS: {server.stderr}"
-        await asyncio.sleep(0.05)  # polling a condition with a deadline
+        async with session.get(url + "/ready") as response:
+            return response.status == 200
+
+    await eventually_async(ready, 30, lambda: f"ready over HTTPS: {server.stderr}",
+                           ignore=(aiohttp.ClientConnectionError,))
 
 
 async def test_https_and_wss_with_a_verified_certificate(

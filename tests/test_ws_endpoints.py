@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import aiohttp
 import pytest
+from support import eventually_async
 from ws_support import (
     Client,
     ClientFactory,
     admin_secret,
     closed,
-    eventually,
     next_json,
     raw_cycle,
-    start,
     until_type,
     upgrade,
 )
@@ -31,11 +29,6 @@ from toombos_edge.events import (
 from toombos_edge.ids import now_ms
 from toombos_edge.jobs.kinds import JobContext, JobKind
 from toombos_edge.jobs.model import Job, JobStatus
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, tmp_path: Path) -> Client:
-    return await start(aiohttp_client, tmp_path)
 
 
 async def test_bad_messages_get_an_error_and_the_socket_stays(client: Client) -> None:
@@ -76,9 +69,9 @@ async def test_a_message_over_64_kib_closes_with_1009(client: Client) -> None:
 
 
 async def test_a_flooding_client_is_closed_with_1008(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory
 ) -> None:
-    client = await start(aiohttp_client, tmp_path, ws_message_rate=5)
+    client = await make_client(ws_message_rate=5)
     ws = await client.ws_connect("/ws/jobs", params={"token": admin_secret(client)})
     for _ in range(10):  # the burst: twice the rate
         await ws.send_json({"type": "ping"})
@@ -90,9 +83,9 @@ async def test_a_flooding_client_is_closed_with_1008(
 
 
 async def test_a_peer_that_stops_answering_pings_is_dropped(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory
 ) -> None:
-    client = await start(aiohttp_client, tmp_path, ws_heartbeat=0.2)
+    client = await make_client(ws_heartbeat=0.2)
     hub, closes = client.app[HUB], []
     client.app[BUS].subscribe(
         lambda e: closes.append(e.body["data"]) if e.type == WS_CONNECTION
@@ -100,7 +93,7 @@ async def test_a_peer_that_stops_answering_pings_is_dropped(
     )
     ws = await client.ws_connect("/ws/jobs", params={"token": admin_secret(client)},
                                  autoping=False)  # the client never answers a ping
-    await eventually(lambda: bool(closes), within=10)
+    await eventually_async(lambda: bool(closes), 10)
     assert closes[0]["reason"] == "heartbeat timeout" and hub.snapshot(1)["total"] == 0
     await ws.close()
 
@@ -123,16 +116,16 @@ async def test_ten_thousand_open_close_cycles_leave_no_count_behind(client: Clie
 
     results = await asyncio.gather(*(worker(w) for w in range(10)))  # 10 = the per-IP limit
     assert sum(len(r) for r in results) == 10_000 and {s for r in results for s in r} == {101}
-    await eventually(lambda: hub.snapshot(1)["total"] == 0, within=10)
+    await eventually_async(lambda: hub.snapshot(1)["total"] == 0, 10)
     assert hub.gate.slots.counts() == {} and hub.accepted == hub.closed == 10_000
     assert not hub.sockets.all and not hub.sockets.personal
 
 
 async def test_seed_000_browser_client_on_ws_jobs(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory
 ) -> None:
     """`new WebSocket('ws://localhost:8000/ws/jobs')` from the frontend's own origin."""
-    client = await start(aiohttp_client, tmp_path, ws_auth="origin")
+    client = await make_client(ws_auth="origin")
     ws = await client.ws_connect("/ws/jobs", origin="http://localhost:3000")
     stamp = now_ms()
     job = Job("job-123", "generate", JobStatus.pending, stamp, stamp, channels=["email"])
@@ -248,9 +241,9 @@ async def test_the_jobs_feed_sees_jobs_submitted_over_http(client: Client) -> No
 
 
 async def test_stats_update_carries_the_engine_figures(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory
 ) -> None:
-    client = await start(aiohttp_client, tmp_path, ws_stats_interval=0.05)
+    client = await make_client(ws_stats_interval=0.05)
     release = register_kinds(client)
     await client.app[ENGINE].submit("slow")
     board = await client.ws_connect("/ws/dashboard", params={"token": admin_secret(client)})

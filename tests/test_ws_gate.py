@@ -11,13 +11,13 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from conftest import settings_for
+from support import eventually_async
 from ws_support import (
+    TIMEOUT,
     Client,
     ClientFactory,
     admin_secret,
-    eventually,
     next_json,
-    start,
     upgrade,
 )
 
@@ -42,11 +42,6 @@ def record_events(client: Client) -> list[dict[str, Any]]:
 async def refusal(client: Client, path: str, **headers: str) -> tuple[int, dict[str, Any], Any]:
     response = await client.get(path, headers=upgrade(**headers))
     return response.status, await response.json(), response.headers
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, tmp_path: Path) -> Client:
-    return await start(aiohttp_client, tmp_path)
 
 
 @pytest.mark.parametrize("origin", [
@@ -143,9 +138,9 @@ async def test_a_ws_token_dies_with_its_key(client: Client, make_key: Any) -> No
 
 
 async def test_origin_mode_lets_allowed_browsers_watch_read_only(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory
 ) -> None:
-    client = await start(aiohttp_client, tmp_path, ws_auth="origin")
+    client = await make_client(ws_auth="origin")
     allowed = "http://localhost:3000"
     ws = await client.ws_connect("/ws/dashboard", origin=allowed)
     ack = await next_json(ws)
@@ -161,10 +156,10 @@ async def test_origin_mode_lets_allowed_browsers_watch_read_only(
 
 
 async def test_exactly_the_limit_is_accepted_from_one_ip(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory
 ) -> None:
     limit = 4
-    client = await start(aiohttp_client, tmp_path, ws_max_per_ip=limit)
+    client = await make_client(ws_max_per_ip=limit)
     key = admin_secret(client)
     paths = ["/ws/jobs", "/ws/dashboard", "/ws/content/a", "/ws/session/b"]  # all count
     attempts = await asyncio.gather(*(
@@ -179,18 +174,18 @@ async def test_exactly_the_limit_is_accepted_from_one_ip(
     assert body["error"]["code"] == "unavailable" and "127.0.0.1" in body["detail"]
     assert client.app[HUB].gate.refused["per_ip_limit"] == 11
     await opened[0].close()
-    await eventually(lambda: client.app[HUB].gate.slots.counts() == {"127.0.0.1": limit - 1})
+    slots = client.app[HUB].gate.slots
+    await eventually_async(lambda: slots.counts() == {"127.0.0.1": limit - 1}, TIMEOUT)
     again = await client.ws_connect(f"/ws/jobs?token={key}")  # a freed slot is reusable
     for ws in [*opened[1:], again]:
         await ws.close()
-    await eventually(lambda: client.app[HUB].gate.slots.counts() == {})
+    await eventually_async(lambda: slots.counts() == {}, TIMEOUT)
 
 
 async def test_trusted_proxies_and_spoofed_forwarded_for(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory, tmp_path: Path
 ) -> None:
-    proxied = await start(aiohttp_client, tmp_path / "a", ws_max_per_ip=1,
-                          trusted_proxies="127.0.0.1")
+    proxied = await make_client(tmp_path / "a", ws_max_per_ip=1, trusted_proxies="127.0.0.1")
     key = admin_secret(proxied)
     first = await proxied.ws_connect(f"/ws/jobs?token={key}",
                                      headers={"X-Forwarded-For": "6.6.6.6, 198.51.100.1"})
@@ -203,7 +198,7 @@ async def test_trusted_proxies_and_spoofed_forwarded_for(
     await first.close()
     await second.close()
 
-    direct = await start(aiohttp_client, tmp_path / "b", ws_max_per_ip=1)  # trusts nobody
+    direct = await make_client(tmp_path / "b", ws_max_per_ip=1)  # trusts nobody
     key = admin_secret(direct)
     ws = await direct.ws_connect(f"/ws/jobs?token={key}", headers={"X-Forwarded-For": "1.1.1.1"})
     status, _, _ = await refusal(direct, f"/ws/jobs?token={key}",
@@ -237,11 +232,8 @@ async def test_tokens_never_reach_logs_or_events(
 
 
 async def until_logged(caplog: pytest.LogCaptureFixture, needle: str) -> None:
-    async with asyncio.timeout(5):
-        while True:
-            if caplog.text.count(needle) >= 3:
-                return
-            await asyncio.sleep(0.01)
+    await eventually_async(lambda: caplog.text.count(needle) >= 3, 5, f"3 lines of {needle!r}",
+                           every=0.01)
 
 
 async def test_a_stopping_server_refuses_new_sockets_with_503(client: Client) -> None:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType
+from support import eventually_async
 from ws_support import (
+    TIMEOUT,
     Client,
     ClientFactory,
     admin_secret,
     closed,
-    eventually,
     next_json,
-    start,
     until_type,
 )
 
@@ -39,11 +38,6 @@ def job_event(type_: str, job_id: str | None = None, status: str = "pending") ->
     stamp = now_ms()
     job = Job(job_id or new_id("job"), "generate", JobStatus(status), stamp, stamp)
     return Event.job(type_, job.to_json())
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, tmp_path: Path) -> Client:
-    return await start(aiohttp_client, tmp_path)
 
 
 async def connect(client: Client, path: str, key: str | None = None) -> ClientWebSocketResponse:
@@ -95,7 +89,7 @@ async def test_subscribe_unsubscribe_and_star(client: Client) -> None:
     await next_json(feed)
     assert set(client.app[HUB].sockets.by_job) == {"job_e"}
     await feed.close()
-    await eventually(lambda: not client.app[HUB].sockets.all)
+    await eventually_async(lambda: not client.app[HUB].sockets.all, TIMEOUT)
     assert client.app[HUB].sockets.by_job == {}  # nothing left behind for closed sockets
 
 
@@ -136,9 +130,9 @@ async def test_each_event_is_encoded_once(client: Client) -> None:
 
 
 async def test_a_socket_that_never_reads_is_dropped_and_the_rest_keep_up(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory
 ) -> None:
-    client = await start(aiohttp_client, tmp_path, ws_max_per_ip=200, ws_send_queue_kb=64)
+    client = await make_client(ws_max_per_ip=200, ws_send_queue_kb=64)
     hub, bus = client.app[HUB], client.app[BUS]
     limit = client.app[SETTINGS].ws_send_queue_kb * 1024
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -161,12 +155,12 @@ async def test_a_socket_that_never_reads_is_dropped_and_the_rest_keep_up(
     for n in range(1, total + 1):
         bus.publish(Event.data("query_complete", {"payload": padding, "n": n}))
         peak = max(peak, stalled_conn.queued())
-        await eventually(lambda n=n: min(counts) >= n - 4)  # type: ignore[misc]
-    await eventually(lambda: min(counts) == total)
+        await eventually_async(lambda n=n: min(counts) >= n - 4, TIMEOUT)  # type: ignore[misc]
+    await eventually_async(lambda: min(counts) == total, TIMEOUT)
     assert hub.slow_closed == 1 and stalled_conn.close_code == 1013
     assert peak <= limit  # what the server held for it never passed its queue bound
     assert all(c.close_code is None for c in hub.sockets.all if c is not stalled_conn)
-    await eventually(lambda: stalled_conn not in hub.sockets.all)
+    await eventually_async(lambda: stalled_conn not in hub.sockets.all, TIMEOUT)
     snapshot = hub.snapshot(1)
     assert snapshot["slow_closed"] == 1 and snapshot["total"] == 100
     for task in tasks:
@@ -225,9 +219,9 @@ async def test_a_restart_says_so_and_closes_with_1012(client: Client) -> None:
 
 
 async def test_dashboards_get_stats_updates(
-    aiohttp_client: ClientFactory, tmp_path: Path
+    make_client: ClientFactory
 ) -> None:
-    client = await start(aiohttp_client, tmp_path, ws_stats_interval=0.05)
+    client = await make_client(ws_stats_interval=0.05)
     board = await connect(client, "/api/v1/ws/dashboard")
     feed = await connect(client, "/ws/jobs")
     client.app[BUS].publish(job_event(JOB_COMPLETED, status="completed"))
@@ -247,7 +241,7 @@ async def test_accepts_and_closes_are_events_for_the_activity_log(client: Client
     key = admin_secret(client)
     ws = await connect(client, "/ws/session/s9", key)
     await ws.close()
-    await eventually(lambda: len(seen) == 2)
+    await eventually_async(lambda: len(seen) == 2, TIMEOUT)
     accepted, done = seen
     assert accepted["action"] == "accepted" and done["action"] == "closed"
     assert accepted["connection_id"] == done["connection_id"]

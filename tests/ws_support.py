@@ -6,23 +6,15 @@ import asyncio
 import base64
 import os
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 from aiohttp.test_utils import TestClient
-from conftest import settings_for
-
-from toombos_edge.app import create_app
 
 Client = TestClient[Any, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
 TIMEOUT = 5.0
-
-
-async def start(aiohttp_client: ClientFactory, tmp_path: Path, **overrides: Any) -> Client:
-    return await aiohttp_client(create_app(settings_for(tmp_path, **overrides)))
 
 
 def admin_secret(client: Client) -> str:
@@ -63,15 +55,6 @@ async def closed(ws: ClientWebSocketResponse, within: float = TIMEOUT) -> int | 
             message = await ws.receive()
             if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
                 return ws.close_code
-
-
-async def eventually(check: Callable[[], bool], within: float = TIMEOUT) -> None:
-    """Wait for a condition with a deadline (checked on each turn of the loop)."""
-    async with asyncio.timeout(within):
-        while True:
-            if check():
-                return
-            await asyncio.sleep(0.005)
 
 
 async def raw_cycle(host: str, port: int, path: str, *, graceful: bool) -> int:

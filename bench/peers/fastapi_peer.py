@@ -1,4 +1,4 @@
-"""The peer of bench/http.py: FastAPI on uvicorn (uvloop, httptools, one worker).
+"""The peer of bench/http_rps.py: FastAPI on uvicorn (uvloop, httptools, one worker).
 
 It serves the same routes from the same SQLite file with the same JSON. ``/health`` uses
 the server's own ``HealthService`` (same checks, same one-second cache) and the key check

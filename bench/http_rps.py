@@ -9,7 +9,7 @@ A second copy of the server with `--access-log false` answers `/health` in the s
 to state what the access log costs. All servers are pinned to CPU 0, wrk to CPU 1; rounds
 alternate which goes first. Prints one line per round and one summary line per figure.
 
-Usage: python bench/http.py [--rounds 6] [--seconds 5] [--connections 50] [--full]
+Usage: python -m bench.http_rps [--rounds 6] [--seconds 5] [--connections 50] [--full]
 (--full also measures the whole job objects, 21 keys with 4 JSON columns decoded per row;
 --workload keys the API keys list of before the engine).
 Goals (issue 2): >= 2.0x the peer on /health, >= 1.5x on the list; (issue 13) the access
@@ -18,26 +18,9 @@ log costs under 10% of /health's requests/s.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# This file is named like the standard library's `http` package, and a script's own folder
-# leads sys.path: any script in bench/ that imports urllib or aiohttp finds this file first.
-_BENCH = os.path.dirname(os.path.abspath(__file__))
-if __name__ == "http":  # imported in place of the standard library: hand over the real one
-    import importlib
-
-    _saved = sys.path[:]
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _BENCH]
-    del sys.modules["http"]
-    try:
-        sys.modules["http"] = importlib.import_module("http")
-    finally:
-        sys.path[:] = _saved
-else:  # run as the bench: keep this folder off the path while the standard library loads
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _BENCH]
 import argparse
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -49,8 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.append(_BENCH)
-from common import PY, ROOT, free_port, spread, start, stop, wait_url
+from bench.common import PY, ROOT, free_port, spread, start, stop, wait_url
 
 ROWS = 100_000
 GOALS = {"health": 2.0, "list": 1.5}  # the full-object list ("full") has no goal

@@ -1,0 +1,1 @@
+"""The benches, run from the repository root as ``python -m bench.<name>`` (bench/README.md)."""
