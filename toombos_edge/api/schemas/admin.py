@@ -37,7 +37,8 @@ class KeyList(Reply):
 
 
 class NewKey(Body):
-    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    #: something besides spaces (spaces around it are dropped)
+    name: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"\S")]
     role: RoleName = "viewer"
 
 

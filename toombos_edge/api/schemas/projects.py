@@ -11,7 +11,7 @@ from ...projects.model import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, OnDocuments
 from ..contract import Body, Query, Reply
 from .documents import Metadata
 
-Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS,
+Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS, pattern=r"\S",
                            description="spaces around it are dropped")]
 Description = Annotated[str, Meta(max_length=MAX_DESCRIPTION_CHARS)]
 
