@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from conftest import ServerProcess
-from stop_support import wait_until
+from support import eventually_async
 
 NAMES = ["alpha", "bravo", "charlie", "delta"]
 TEXT = "Field teams sync their notes offline and the server keeps them in order."
@@ -80,7 +80,7 @@ async def test_kill_9_in_the_middle_of_an_ordered_batch_then_it_completes_in_ord
                     headers={"Authorization": f"Bearer {key}"}) as response:
                 assert response.status == 202, await response.text()
                 ids = [job["job_id"] for job in (await response.json())["jobs"]]
-            await wait_until(lambda: "bravo" in inbox.began, 30, "the second item to run")
+            await eventually_async(lambda: "bravo" in inbox.began, 30, "the second item to run")
             assert inbox.began == ["alpha", "bravo"]  # the rest wait, never started
 
             await asyncio.to_thread(kill_and_start, server)
@@ -92,7 +92,7 @@ async def test_kill_9_in_the_middle_of_an_ordered_batch_then_it_completes_in_ord
                 return all(job["status"] in ("completed", "failed", "cancelled")
                            for job in jobs)
 
-            await wait_until(all_ended, 60, "the batch to end")
+            await eventually_async(all_ended, 60, "the batch to end")
             jobs = await jobs_of(session, server.base, key, ids)
     finally:
         for gate in inbox.gates.values():
