@@ -66,6 +66,11 @@ class Media:
     fields: Mapping[str, Any] | None = None
 
 
+#: A pattern for a name that must hold something besides spaces (``str.strip()`` drops
+#: them), read alike by Python's ``re`` and by JSON Schema's ECMA-262 regexes: ECMA's
+#: ``\s`` leaves out the control characters Python counts as spaces, so they are named.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+
 Replies = Mapping[int, Any]
 #: A route's handler: ``handler(request)``, or ``handler(request, value)`` with its typed
 #: body or query.

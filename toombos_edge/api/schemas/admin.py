@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta
 
-from ..contract import Body, Query, Reply
+from ..contract import NOT_BLANK, Body, Query, Reply
 
 RoleName = Literal["viewer", "operator", "admin"]
 #: ISO 8601 (``Z`` or an offset; a bare date) or integer milliseconds since the epoch.
@@ -38,7 +38,7 @@ class KeyList(Reply):
 
 class NewKey(Body):
     #: something besides spaces (spaces around it are dropped)
-    name: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"\S")]
+    name: Annotated[str, Meta(min_length=1, max_length=100, pattern=NOT_BLANK)]
     role: RoleName = "viewer"
 
 

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from msgspec import UNSET, Meta, UnsetType
 
 from ...projects.model import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, OnDocuments
-from ..contract import Body, Query, Reply
+from ..contract import NOT_BLANK, Body, Query, Reply
 from .documents import Metadata
 
-Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS, pattern=r"\S",
+Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME_CHARS, pattern=NOT_BLANK,
                            description="spaces around it are dropped")]
 Description = Annotated[str, Meta(max_length=MAX_DESCRIPTION_CHARS)]
 
