@@ -11,40 +11,18 @@ import inspect
 import re
 from collections.abc import Iterable, Iterator
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 import orjson
 
 from . import __version__, openapi_links
-from .api.contract import Body, ErrorBody, Media, Query, Replies, all_replies
-from .keys import Role
+from .api.contract import Body, ErrorBody, Media, Query, RouteLike, all_replies
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 _WORD = re.compile(r"\W+")
 _REF = "#/components/schemas/{name}"
 _BINARY = {"type": "string", "format": "binary"}
-
-
-class RouteLike(Protocol):
-    @property
-    def method(self) -> str: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def role(self) -> Role | None: ...
-    @property
-    def handler(self) -> Any: ...
-    @property
-    def body(self) -> Any: ...
-    @property
-    def query(self) -> Any: ...
-    @property
-    def replies(self) -> Replies: ...
-    @property
-    def gated(self) -> bool: ...
-    @property
-    def probe(self) -> bool: ...
 
 
 class Document:

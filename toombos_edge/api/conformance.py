@@ -9,35 +9,18 @@ name, or a JSON body that does not decode as the declared type for that status b
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .contract import ErrorBody, Media, Replies, all_replies
+from .contract import ErrorBody, Media, Replies, RouteLike, all_replies
 from .middleware import error_response
 
 log = logging.getLogger(__name__)
 #: A 500 is every route's ``default`` reply, in the one error shape.
 SERVER_ERROR = 500
-
-
-class RouteLike(Protocol):
-    @property
-    def method(self) -> str: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def role(self) -> Any: ...
-    @property
-    def body(self) -> Any: ...
-    @property
-    def query(self) -> Any: ...
-    @property
-    def replies(self) -> Replies: ...
-    @property
-    def probe(self) -> bool: ...
 
 
 def checked(route: RouteLike, handler: Handler) -> Handler:

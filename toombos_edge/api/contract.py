@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, TypeVar, cast, get_type_hints
+from typing import Any, Protocol, TypeVar, cast, get_type_hints
 
 import msgspec
 import orjson
@@ -72,6 +72,31 @@ class Media:
 NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
 
 Replies = Mapping[int, Any]
+
+
+class RouteLike(Protocol):
+    """What the OpenAPI builder and the reply checks read of a route of the table."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def role(self) -> Role | None: ...
+    @property
+    def handler(self) -> Any: ...
+    @property
+    def body(self) -> Any: ...
+    @property
+    def query(self) -> Any: ...
+    @property
+    def replies(self) -> Replies: ...
+    @property
+    def gated(self) -> bool: ...
+    @property
+    def probe(self) -> bool: ...
+
+
 #: A route's handler: ``handler(request)``, or ``handler(request, value)`` with its typed
 #: body or query.
 TypedHandler = Callable[..., Awaitable[web.StreamResponse]]
