@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import ServerProcess, http
 
-from toombos_edge.errors import SchemaTooNew
+from toombos_edge.errors import InsufficientStorage, SchemaTooNew
 from toombos_edge.store import Database, migrations
 
 LATEST = migrations()[-1][0]
@@ -68,6 +68,39 @@ async def test_a_failing_write_does_not_undo_the_others(db: Database) -> None:
     assert db.commits - commits_before == 1  # one transaction for all four
     assert await exists(db, "key_a") and await exists(db, "key_b")
     assert not await exists(db, "key_partial")  # the failed write's own changes are gone
+
+
+async def test_a_write_that_runs_out_of_space_fails_alone(tmp_path: Path) -> None:
+    """SQLite rolls back the whole transaction when a write finds the file full; the writes
+    committed with it in one batch run again, and a delete can free space in a full file."""
+    db = Database(tmp_path / "full.db", max_size_mb=1)
+    await db.open()
+    try:
+        def big(n: int) -> Callable[[sqlite3.Connection], None]:
+            return lambda conn: conn.execute(
+                "INSERT INTO api_keys (id, name, role, secret_hash, created_at) "
+                "VALUES (?, ?, 'viewer', ?, 0)", (f"big_{n}", "n" * 200_000, f"big_{n}".encode()))
+
+        stored = 0
+        with pytest.raises(InsufficientStorage):
+            while stored < 100:
+                await db.write(big(stored))
+                stored += 1
+        assert stored >= 2
+
+        def drop(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM api_keys WHERE id = 'big_0'")
+
+        results = await asyncio.gather(db.write(big(999)), db.write(drop, frees=True),
+                                       db.write(insert_key("key_small")),
+                                       return_exceptions=True)
+        assert isinstance(results[0], InsufficientStorage)
+        assert results[1:] == [None, "key_small"]
+        assert await exists(db, "key_small")
+        assert not await db.read(lambda c: c.execute(
+            "SELECT 1 FROM api_keys WHERE id = 'big_0'").fetchone())
+    finally:
+        await db.close()
 
 
 async def test_batches_are_capped_by_batch_max(tmp_path: Path) -> None:

@@ -56,6 +56,14 @@ async def test_a_full_database_refuses_writes_with_507_and_recovers(
     response = await client.post("/api/ingest", headers=auth(key), json={"text": TEXT})
     assert response.status == 202  # a job's row still fits; its document will not
     squeezed = (await response.json())["job_id"]
+    for n in range(2000):  # small writes take the last free pages: the file is full to the brim
+        response = await client.post("/api/documents", headers=auth(key),
+                                     json={"title": f"small {n}", "text": "x"})
+        if response.status == 507:
+            break
+        assert response.status == 201
+    else:
+        pytest.fail("small documents never filled the last pages")
 
     response = await client.get(f"/api/jobs/{early['job_id']}", headers=auth(key))
     assert response.status == 200 and (await response.json())["status"] == "completed"

@@ -137,7 +137,7 @@ class Retention:
     async def _apply(self, rule: Rule, now: int) -> int:
         total, batch = 0, self._batch
         while True:
-            n = await self._db.write(lambda c: rule.prune(c, now, batch))
+            n = await self._db.write(lambda c: rule.prune(c, now, batch), frees=True)
             total += n
             if n < batch:
                 return total
@@ -155,7 +155,7 @@ class Retention:
                 conn, position, p.content_versions, before, SCAN_ROWS)
 
         while True:
-            n, going_on = await self._db.write(step)
+            n, going_on = await self._db.write(step, frees=True)
             total += n
             if going_on is None:
                 return total

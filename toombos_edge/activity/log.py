@@ -218,7 +218,7 @@ class ActivityLog:
         """Remove the rows older than the retention, a bounded step per write."""
         cutoff, removed, step = self._clock() - self._retention_ms, 0, repository.PRUNE_STEP
         while step == repository.PRUNE_STEP:
-            step = await self._db.write(partial(repository.prune, before_ms=cutoff))
+            step = await self._db.write(partial(repository.prune, before_ms=cutoff), frees=True)
             removed += step
         if removed:
             log.info("removed %d activity rows older than the retention", removed)

@@ -150,11 +150,12 @@ class DocumentService:
         """Delete the document; returns True if its blob went with it (no other user)."""
         doc = await self.get(doc_id)
         if doc.blob_sha256 is None:
-            await self.db.write(lambda conn: _delete_counting(conn, doc_id, None))
+            await self.db.write(lambda conn: _delete_counting(conn, doc_id, None), frees=True)
             return False
         sha = doc.blob_sha256
         async with self._blob_lock(sha):
-            users = await self.db.write(lambda conn: _delete_counting(conn, doc_id, sha))
+            users = await self.db.write(lambda conn: _delete_counting(conn, doc_id, sha),
+                                        frees=True)
             if users == 0:
                 return await asyncio.to_thread(self.blobs.remove, sha)
         return False

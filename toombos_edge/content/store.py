@@ -266,7 +266,7 @@ class ContentStore:
         return await self._db.write(lambda c: mark_published(c, content_id, url))
 
     async def delete(self, content_id: str) -> None:
-        await self._db.write(lambda c: delete(c, content_id))
+        await self._db.write(lambda c: delete(c, content_id), frees=True)
 
     async def page(self, slug: str) -> ContentItem | None:
         return await self._db.read(lambda c: published_page(c, slug))

@@ -88,7 +88,7 @@ class ProjectService:
         blobs: list[str | None] = []
         while not done:
             step = await self.db.write(
-                lambda conn: self._step(conn, project_id, on_documents))
+                lambda conn: self._step(conn, project_id, on_documents), frees=True)
             detached, blobs, done = detached + step.detached, blobs + step.blobs, step.done
         removed = await self.documents.remove_unused_blobs(
             [sha for sha in blobs if sha is not None])

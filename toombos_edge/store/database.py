@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from itertools import count
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import aiosqlite
 
@@ -29,6 +29,9 @@ Op = Callable[[sqlite3.Connection], Any]
 _Pending = tuple[asyncio.Future[Any], Op]
 
 log = logging.getLogger(__name__)
+
+#: Pages a delete may use past ``max_size_mb`` while it runs (256 KiB at 4 KiB pages).
+_DELETE_RESERVE_PAGES = 64
 
 def migrations() -> list[tuple[int, str, str]]:
     """(number, name, SQL) of each migration shipped with the package, in order."""
@@ -103,17 +106,44 @@ def _configure(conn: sqlite3.Connection, synchronous: str) -> None:
 
 
 def _run_batch(conn: sqlite3.Connection, batch: list[_Pending]) -> list[tuple[bool, Any]]:
-    """Run queued writes in one transaction (in the writer thread)."""
+    """Run queued writes in one transaction (in the writer thread).
+
+    Each write runs in its own savepoint, so one failing undoes only itself. A failure after
+    which SQLite has rolled back the whole transaction (a full disk, an I/O error) fails that
+    write alone: the others run again in a new transaction.
+    """
+    outcomes: list[tuple[bool, Any] | None] = [None] * len(batch)
+    while True:
+        todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        if not todo:
+            return cast(list[tuple[bool, Any]], outcomes)
+        ran = _transaction(conn, [batch[i][1] for i in todo])
+        if isinstance(ran, _Lost):
+            outcomes[todo[ran.position]] = (False, ran.error)
+            continue
+        for i, outcome in zip(todo, ran, strict=True):
+            outcomes[i] = outcome
+        return cast(list[tuple[bool, Any]], outcomes)
+
+
+class _Lost(NamedTuple):
+    """The write at ``position`` failed and SQLite rolled back the whole transaction."""
+
+    position: int
+    error: Exception
+
+
+def _transaction(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]] | _Lost:
     outcomes: list[tuple[bool, Any]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for _future, op in batch:
+        for index, op in enumerate(ops):
             conn.execute("SAVEPOINT op")
             try:
                 outcomes.append((True, op(conn)))
             except Exception as exc:  # the caller gets it; the batch goes on
                 if not conn.in_transaction:
-                    raise  # SQLite rolled the whole transaction back (disk full, I/O)
+                    return _Lost(index, exc)
                 conn.execute("ROLLBACK TO op")
                 outcomes.append((False, exc))
             conn.execute("RELEASE op")
@@ -140,6 +170,7 @@ class Database:
         self.path = path
         self._synchronous = synchronous
         self._max_size_mb = max_size_mb
+        self._max_pages = 0  # max_size_mb in pages, once the file is open
         #: Whether the last write failed for lack of space (the disk, or ``max_size_mb``).
         self.space = SpaceState()
         self._reader_count = readers
@@ -192,10 +223,18 @@ class Database:
         finally:
             await self._close_connections()
 
-    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``op`` in a write transaction; returns after its commit."""
+    async def write(self, op: Callable[[sqlite3.Connection], T], *, frees: bool = False) -> T:
+        """Run ``op`` in a write transaction; returns after its commit.
+
+        ``frees`` marks a write that makes room (a delete): it may grow the file past
+        ``max_size_mb`` by a small reserve while it runs, because deleting a row also writes
+        (the full-text index records the deletion), and an operator must be able to free
+        space in a full database.
+        """
         if self._writer_task is None:
             raise RuntimeError("database is not open")
+        if frees and self._max_size_mb:
+            op = self._with_reserve(op)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((future, op))
         return await future
@@ -227,13 +266,27 @@ class Database:
 
         return await self.read(room)
 
+    def _with_reserve(self, op: Callable[[sqlite3.Connection], T]) -> Callable[
+            [sqlite3.Connection], T]:
+        limit = self._max_pages
+
+        def run(conn: sqlite3.Connection) -> T:
+            conn.execute(f"PRAGMA max_page_count = {limit + _DELETE_RESERVE_PAGES}")
+            try:
+                return op(conn)
+            finally:
+                conn.execute(f"PRAGMA max_page_count = {limit}")
+
+        return run
+
     def _prepare_writer(self, conn: sqlite3.Connection) -> int:
         _configure(conn, self._synchronous)
         version = apply_migrations(conn)
         switch_to_incremental_vacuum(conn)
         if self._max_size_mb:
             page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-            conn.execute(f"PRAGMA max_page_count = {(self._max_size_mb << 20) // page_size}")
+            self._max_pages = (self._max_size_mb << 20) // page_size
+            conn.execute(f"PRAGMA max_page_count = {self._max_pages}")
         return version
 
     def _prepare_reader(self, conn: sqlite3.Connection) -> None:
