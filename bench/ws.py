@@ -62,7 +62,7 @@ import uvloop
 from bench.common import PY, ROOT, free_port, pinned, rss_mb, start, stop, wait_url
 from bench.jobs import make_plugin
 from toombos_edge.ids import iso, new_id, now_ms
-from toombos_edge.jobs.model import Job, JobStatus
+from toombos_edge.records.job import Job, JobStatus
 
 SERVER_CPU, CLIENT_CPU = 0, 1
 CLIENT = ROOT / "bench" / "ws_client"  # .c (the default, built by this bench) or .py

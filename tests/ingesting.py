@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from toombos_edge.appkeys import DATABASE, DOCUMENTS, INGESTOR
-from toombos_edge.content.uploads import Upload
+from toombos_edge.documents.uploads import Upload
 from toombos_edge.ids import new_id, now_ms
 from toombos_edge.jobs.kinds import JobContext, Outcome
-from toombos_edge.jobs.model import Job, JobStatus
+from toombos_edge.records.job import Job, JobStatus
 
 
 async def stage(app: web.Application, data: bytes, filename: str,

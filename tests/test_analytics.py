@@ -18,8 +18,8 @@ from toombos_edge.appkeys import ANALYTICS, DATABASE, ENGINE, METRICS
 from toombos_edge.ids import iso, new_id, now_ms
 from toombos_edge.jobs import store, transitions
 from toombos_edge.jobs.kinds import JobContext, JobKind, Outcome
-from toombos_edge.jobs.model import Job, JobStatus
 from toombos_edge.jobs.rollup import HOUR_MS
+from toombos_edge.records.job import Job, JobStatus
 
 DAY = datetime(2025, 3, 10, tzinfo=UTC)  # far enough back to stay out of "recent"
 D0 = int(DAY.timestamp() * 1000)
@@ -310,7 +310,7 @@ async def test_the_roll_up_matches_a_recount_after_real_jobs(
 def test_every_query_reads_a_range_of_the_primary_key(tmp_path: Path) -> None:
     """EXPLAIN QUERY PLAN: each statement searches job_hours by its key; none scans it."""
     from toombos_edge.analytics import store as sql
-    from toombos_edge.store.database import apply_migrations
+    from toombos_edge.store.sqlite.database import apply_migrations
 
     conn = sqlite3.connect(tmp_path / "plans.db", isolation_level=None)
     apply_migrations(conn)

@@ -19,7 +19,7 @@ from test_ingest_api import form, ingest
 from zip_bombs import MIB, Deflated, bomb_archive, deflated_spaces
 
 from toombos_edge.appkeys import DOCUMENTS, INGESTOR
-from toombos_edge.content.archives import ArchiveLimits, ArchiveRefused, stored_copy
+from toombos_edge.documents.archives import ArchiveLimits, ArchiveRefused, stored_copy
 
 GIB = 1024  # MiB
 

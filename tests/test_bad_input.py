@@ -21,7 +21,7 @@ from aiohttp import FormData
 from conftest import Client, auth
 
 from toombos_edge.appkeys import DATABASE, ENGINE
-from toombos_edge.jobs.model import JobStatus
+from toombos_edge.records.job import JobStatus
 from toombos_edge.routes import ROUTES, Route
 
 TABLES = ("api_keys", "jobs", "job_counts", "documents", "content", "content_versions",

@@ -20,7 +20,7 @@ from toombos_edge.events import Event, EventBus
 from toombos_edge.jobs import store
 from toombos_edge.jobs.engine import JobEngine
 from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry, Outcome, PermanentFailure
-from toombos_edge.jobs.model import Job, JobStatus
+from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.store import Database
 
 GOOD = {"text": "Hello there.", "channels": ["email"]}

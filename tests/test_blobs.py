@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from toombos_edge.content.blobs import BlobStore, hash_file
+from toombos_edge.documents.blobs import BlobStore, hash_file
 
 
 def staged(tmp_path: Path, name: str, data: bytes) -> tuple[Path, str]:

@@ -8,8 +8,8 @@ from conftest import Client
 from ingesting import ingest_bytes
 
 from toombos_edge.appkeys import DOCUMENTS
-from toombos_edge.content.blobs import hash_file
-from toombos_edge.content.documents import choose_title
+from toombos_edge.documents.blobs import hash_file
+from toombos_edge.documents.service import choose_title
 from toombos_edge.errors import NotFound
 
 

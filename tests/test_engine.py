@@ -19,10 +19,10 @@ from toombos_edge.ids import iso, new_id, now_ms
 from toombos_edge.jobs import store
 from toombos_edge.jobs.engine import JobEngine
 from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry, Outcome, PermanentFailure
-from toombos_edge.jobs.model import Job, JobStatus
 from toombos_edge.jobs.retry import Backoff
+from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.store import Database
-from toombos_edge.store.database import apply_migrations, migrations
+from toombos_edge.store.sqlite.database import apply_migrations, migrations
 
 
 class Clock:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from samples import make_pdf
 
-from toombos_edge.content.extract import (
+from toombos_edge.documents.extract import (
     Extracted,
     ExtractionError,
     extract_file,

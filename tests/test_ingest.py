@@ -9,9 +9,9 @@ from ingesting import ingest_bytes, run_ingest, stage
 from samples import make_pdf
 
 from toombos_edge.appkeys import BUS, DOCUMENTS, INGESTOR
-from toombos_edge.content.blobs import hash_file
-from toombos_edge.content.extract import ExtractionError
-from toombos_edge.content.ingest import NOTHING_SENT, validate_params
+from toombos_edge.documents.blobs import hash_file
+from toombos_edge.documents.extract import ExtractionError
+from toombos_edge.documents.ingest import NOTHING_SENT, validate_params
 from toombos_edge.errors import Invalid, NotFound
 from toombos_edge.events import INGESTION_COMPLETE, Event
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import ServerProcess
 from support import eventually
 
-from toombos_edge.content.ingest import NOTHING_SENT
+from toombos_edge.documents.ingest import NOTHING_SENT
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
 

@@ -16,7 +16,7 @@ from conftest import Client, auth, finished
 from toombos_edge.appkeys import ENGINE
 from toombos_edge.ids import iso, new_id, now_ms
 from toombos_edge.jobs.kinds import JobContext, JobKind, Outcome, PermanentFailure
-from toombos_edge.store.database import apply_migrations, migrations
+from toombos_edge.store.sqlite.database import apply_migrations, migrations
 
 TEXT = "Release notes: the importer now keeps tables and footnotes intact. " * 8
 #: The job object's fields in CLIENT-CONTRACT.md ("The job object").

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from toombos_edge.jobs.model import Job, JobStatus
 from toombos_edge.jobs.queue import ReadyQueue
+from toombos_edge.records.job import Job, JobStatus
 
 
 def claimed(job_id: str, priority: int = 0, created: int = 1) -> Job:

@@ -12,7 +12,7 @@ from conftest import Client, auth, finished
 from toombos_edge.appkeys import DATABASE, ENGINE
 from toombos_edge.ids import new_id, now_ms
 from toombos_edge.jobs.kinds import JobContext, JobKind
-from toombos_edge.jobs.model import Job, JobStatus
+from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.routes import ROUTES
 
 TEXT = "Readable numbers: a latency of 2.043 ms, not 2.0429999999999993. " * 10

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from toombos_edge.content.extracted import ExtractionError
-from toombos_edge.content.readers import ReaderPool
+from toombos_edge.documents.extracted import ExtractionError
+from toombos_edge.documents.readers import ReaderPool
 
 
 async def test_files_are_read_in_another_process() -> None:

@@ -11,14 +11,14 @@ import pytest
 from conftest import ClientFactory, auth, finished
 
 from toombos_edge.appkeys import DATABASE, RETENTION
-from toombos_edge.content.blobs import BlobStore
-from toombos_edge.content.documents import DocumentService
 from toombos_edge.content.store import ContentStore, new_item
-from toombos_edge.content.uploads import UploadFolder
+from toombos_edge.documents.blobs import BlobStore
+from toombos_edge.documents.service import DocumentService
+from toombos_edge.documents.uploads import UploadFolder
 from toombos_edge.events import EventBus
 from toombos_edge.ids import new_id, now_ms
 from toombos_edge.jobs import store
-from toombos_edge.jobs.model import Job, JobStatus
+from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.retention import DAY_MS, Policy, Retention
 from toombos_edge.store import Database
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from conftest import Client, auth
 
 from toombos_edge.appkeys import BUS, DOCUMENTS, SEARCH
-from toombos_edge.content.search import plain_query
+from toombos_edge.documents.search import plain_query
 from toombos_edge.events import QUERY_COMPLETE, Event
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from toombos_edge.content.uploads import Upload, UploadFolder, safe_filename
+from toombos_edge.documents.uploads import Upload, UploadFolder, safe_filename
 from toombos_edge.errors import Invalid, PayloadTooLarge
 
 

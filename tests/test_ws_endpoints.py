@@ -28,7 +28,7 @@ from toombos_edge.events import (
 )
 from toombos_edge.ids import now_ms
 from toombos_edge.jobs.kinds import JobContext, JobKind
-from toombos_edge.jobs.model import Job, JobStatus
+from toombos_edge.records.job import Job, JobStatus
 
 
 async def test_bad_messages_get_an_error_and_the_socket_stays(client: Client) -> None:

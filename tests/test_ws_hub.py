@@ -29,8 +29,8 @@ from toombos_edge.events import (
     Event,
 )
 from toombos_edge.ids import new_id, now_ms
-from toombos_edge.jobs.model import Job, JobStatus
 from toombos_edge.keys import KeyService, Role
+from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.store import Database
 
 

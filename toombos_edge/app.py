@@ -40,21 +40,21 @@ from .appkeys import (
     WS_TOKENS,
 )
 from .cache import ContentCache
-from .content.archives import ArchiveLimits
-from .content.blobs import BlobStore
-from .content.documents import DocumentService
 from .content.generate import kinds as content_kinds
-from .content.ingest import Ingestor
 from .content.publish import Publisher, config_from
-from .content.readers import ReaderPool
 from .content.render import Renderer
-from .content.search import SearchService
 from .content.service import ContentService
 from .content.store import ContentStore
 from .content.templates import TemplateLibrary
-from .content.uploads import UploadFolder
 from .dashboard import load as load_dashboard
 from .dashboard import static_dir
+from .documents.archives import ArchiveLimits
+from .documents.blobs import BlobStore
+from .documents.ingest import Ingestor
+from .documents.readers import ReaderPool
+from .documents.search import SearchService
+from .documents.service import DocumentService
+from .documents.uploads import UploadFolder
 from .events import EventBus
 from .health import PASS, WARN, Check, HealthService
 from .idp import Jwks, TokenVerifier

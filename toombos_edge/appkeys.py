@@ -8,11 +8,11 @@ from aiohttp.web_urldispatcher import AbstractRoute
 from .activity import ActivityLog
 from .analytics import AnalyticsService
 from .cache import ContentCache
-from .content.documents import DocumentService
-from .content.ingest import Ingestor
-from .content.search import SearchService
 from .content.service import ContentService
 from .dashboard import DashboardFiles
+from .documents.ingest import Ingestor
+from .documents.search import SearchService
+from .documents.service import DocumentService
 from .events import EventBus
 from .health import HealthService
 from .idp import TokenVerifier

@@ -26,10 +26,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .content.blobs import is_sha256
+from .documents.blobs import is_sha256
 from .errors import Conflict, EdgeError, NotFound, SchemaTooNew
 from .jobs.lock import EngineLock
-from .store.database import migrations
+from .store.sqlite.database import migrations
 
 DB_NAME = "edge.db"
 SECRET_FILES = ("webhook.key",)

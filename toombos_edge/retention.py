@@ -20,12 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .content import store as content_store
-from .content.documents import DocumentService
+from .documents.service import DocumentService
 from .ids import now_ms
 from .jobs import store as jobs_store
 from .settings import Settings
 from .store import Database
-from .store.database import vacuum_pages
+from .store.sqlite.database import vacuum_pages
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import orjson
 
 from .. import events as ev
 from ..ids import iso
-from ..jobs.model import Job, JobStatus
 from ..logs import Actor
+from ..records.job import Job, JobStatus
 
 OK, ERROR, REFUSED, PARTIAL, CANCELLED = "ok", "error", "refused", "partial", "cancelled"
 SYSTEM = "system"  #: the actor of what the server does by itself

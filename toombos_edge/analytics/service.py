@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 from ..errors import Invalid
 from ..ids import iso, now_ms
-from ..jobs.model import JobStatus
 from ..jobs.rollup import HOUR_MS
+from ..records.job import JobStatus
 from ..store import Database
 from . import store
 from .store import Sums

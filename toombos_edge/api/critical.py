@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..appkeys import CONTENT, CORRELATION_ID, DATABASE, ENGINE, HEALTH
-from ..critical import CriticalStatus
 from ..errors import Invalid
+from ..jobs.critical import CriticalStatus
 from .contract import given
 from .responses import json_response
 from .schemas.critical import Emergency, Rollback

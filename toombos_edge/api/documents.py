@@ -9,8 +9,8 @@ from aiohttp import hdrs, web
 from msgspec import UnsetType
 
 from ..appkeys import DOCUMENTS
-from ..content.extract import ExtractionError, normalize_format
-from ..content.ingest import parse_metadata
+from ..documents.extract import ExtractionError, normalize_format
+from ..documents.ingest import parse_metadata
 from ..errors import Invalid
 from ..projects.membership import KEEP_PROJECT, ProjectChoice
 from .responses import json_response

@@ -15,9 +15,9 @@ from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..appkeys import CORRELATION_ID, DOCUMENTS, ENGINE, PROJECTS, SETTINGS
-from ..content.documents import DocumentService
-from ..content.ingest import KIND, validate_params
-from ..content.uploads import Upload, safe_filename
+from ..documents.ingest import KIND, validate_params
+from ..documents.service import DocumentService
+from ..documents.uploads import Upload, safe_filename
 from ..errors import BadRequest, PayloadTooLarge
 from .contract import given, read_body
 from .job_params import idempotency_key

@@ -15,8 +15,8 @@ import msgspec
 
 from ..errors import Invalid
 from ..jobs.fields import Fieldset, fieldset, whole
-from ..jobs.model import JobStatus
 from ..jobs.query import JobFilter
+from ..records.job import JobStatus
 from .paging import parse_int
 from .schemas.jobs import MAX_OFFSET, BatchBody, JobFilterQuery, JobListQuery, NewJob
 

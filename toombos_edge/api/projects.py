@@ -12,9 +12,9 @@ from aiohttp import web
 from msgspec import UnsetType
 
 from ..appkeys import PROJECTS
-from ..content.ingest import parse_metadata
+from ..documents.ingest import parse_metadata
 from ..errors import Invalid
-from ..projects.model import NewProject, ProjectChanges
+from ..records.project import NewProject, ProjectChanges
 from .responses import json_response
 from .schemas.projects import DeleteQuery, NewProjectBody, ProjectChangesBody, ProjectQuery
 

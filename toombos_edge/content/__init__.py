@@ -1,2 +1,2 @@
-"""Content: documents (ingestion, blobs, extraction, search) and what is made of them
-(generation, templates, publishing)."""
+"""Content made from documents: generation requests, templates, rendering per channel,
+stored items and their versions, publishing to each channel's sink."""

@@ -11,16 +11,17 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from ..cache.protocol import Cache
 from ..errors import Invalid, Unavailable
 from ..events import CRITICAL_OPERATION, Event, EventBus
 from ..ids import iso, now_ms
-from ..jobs.kinds import Cache, Outcome, PermanentFailure
+from ..jobs.kinds import Outcome, PermanentFailure
 from .batch import BatchPlan
+from .cached_render import CachedRenderer, Rendered
 from .channels import Channel, parse_channel
 from .edits import parse_edit
 from .publish import Publication, Publisher, PublishError
 from .render import Renderer, RenderOptions
-from .rendering import CachedRenderer, Rendered
 from .request import GenerateRequest, parse
 from .source import DocumentLookup, Source, resolve
 from .store import ContentItem, ContentStore, new_item

@@ -16,15 +16,16 @@ import random as random_module
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..cache.protocol import Cache
 from ..errors import InsufficientStorage
 from ..events import ERROR, JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, JOB_UPDATE, Event, EventBus
 from ..ids import iso
+from ..records.job import Job, JobStatus
 from ..store import Database
 from . import store, transitions
 from .batcher import Batcher
 from .feeder import Feeder
-from .kinds import Cache, JobContext, KindRegistry, Outcome, PermanentFailure
-from .model import Job, JobStatus
+from .kinds import JobContext, KindRegistry, Outcome, PermanentFailure
 from .retry import Backoff
 from .running import Deadlines, Failure, ProgressReports, Running
 from .tasks import Tasks

@@ -20,15 +20,16 @@ import random as random_module
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..cache.protocol import Cache
 from ..events import JOB_UPDATE, QUEUE_PAUSED, QUEUE_RESUMED, Event, EventBus
 from ..ids import now_ms
+from ..records.job import Job
 from ..store import Database
 from . import operations, store
 from .attempts import END_EVENTS, Attempts
 from .feeder import Feeder
-from .kinds import Cache, KindRegistry
+from .kinds import KindRegistry
 from .lock import EngineLock
-from .model import Job
 from .operations import BatchResult, Operations
 from .retry import Backoff
 from .submission import Submission

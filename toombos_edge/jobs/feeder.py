@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from itertools import zip_longest
 
 from ..events import JOB_CANCELLED, JOB_UPDATE, STARTED, Event, EventBus
+from ..records.job import Job
 from ..store import Database
 from . import store, transitions
-from .model import Job
 from .queue import ReadyQueue
 from .tasks import Tasks
 

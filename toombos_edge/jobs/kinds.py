@@ -19,27 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
+from ..cache.protocol import Cache
 from ..errors import Invalid
+from ..records.job import Job
 from ..store import Database
-from .model import Job
 
 T = TypeVar("T")
 ENTRY_POINT_GROUP = "toombos_edge.handlers"
 
 log = logging.getLogger(__name__)
-
-
-class Cache(Protocol):
-    """What a handler may use of the content cache: bytes in, bytes out, off the loop."""
-
-    async def get(self, key: str) -> bytes | None: ...
-
-    async def set(self, key: str, value: bytes, tags: Iterable[str] = ()) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

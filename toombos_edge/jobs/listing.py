@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from ..records.job import Job
 from ..store import Database
 from . import query
 from .fields import Fieldset
-from .model import Job
 from .query import JobFilter
 
 PAGE = 500  # rows per read when walking every match (export, batch by filter)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from ..errors import Conflict, NotFound
 from ..events import JOB_CANCELLED, JOB_UPDATE, RETRIED, Event, EventBus
+from ..records.job import Job, JobStatus
 from ..store import Database
 from . import store
 from .attempts import Attempts
 from .feeder import Feeder
-from .model import Job, JobStatus
 from .running import Running
 
 REFUSE_CANCEL = "job {id} is already {status}: only pending or running jobs can be cancelled"

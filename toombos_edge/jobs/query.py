@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..ids import id_floor
+from ..records.job import Job, JobStatus
 from .fields import Fieldset
-from .model import Job, JobStatus
 from .store import COLUMNS, row_to_job
 
 COUNT_CAP = 10_000

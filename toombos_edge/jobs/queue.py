@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .model import Job
+from ..records.job import Job
 from .store import queue_order
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from .model import Job
+from ..records.job import Job
 
 HOUR_MS = 3_600_000
 CREATED = ""  #: the status key of the jobs created in an hour

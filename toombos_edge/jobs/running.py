@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..events import JOB_UPDATE, Event, EventBus
+from ..records.job import Job, JobStatus
 from ..store import Database
 from . import store
 from .batcher import Batcher
 from .kinds import Outcome
-from .model import Job, JobStatus
 
 PROGRESS_INTERVAL = 0.1  # seconds between stored progress reports of one job
 

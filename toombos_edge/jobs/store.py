@@ -29,8 +29,8 @@ from typing import Any
 import orjson
 
 from ..ids import id_floor, iso
+from ..records.job import Job, JobStatus
 from . import rollup
-from .model import Job, JobStatus
 
 COLUMNS = (
     "id, kind, status, priority, document_id, channels, params, progress_percent, "

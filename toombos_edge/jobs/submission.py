@@ -15,13 +15,13 @@ from typing import Any
 from ..events import JOB_CREATED, Event, EventBus
 from ..ids import stamped_id
 from ..logs import requester
+from ..records.job import Job, JobStatus
 from ..store import Database
 from . import store
 from .attempts import Attempts
 from .batcher import Batcher
 from .feeder import Feeder
 from .kinds import KindRegistry
-from .model import Job, JobStatus
 
 
 class Submission:

@@ -10,9 +10,9 @@ from dataclasses import replace
 from typing import Any
 
 from ..ids import iso
+from ..records.job import Job, JobStatus
 from . import results
 from .kinds import Outcome
-from .model import Job, JobStatus
 
 
 def start(job: Job, now: int, lease_until: int) -> Job:

@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from ..events import JOB_CANCELLED, JOB_COMPLETED, JOB_CREATED, JOB_FAILED, Event
-from ..jobs.model import Job
+from ..records.job import Job
 from .frozen import LoopCollector
 from .histogram import JOB_SECONDS, Histogram
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from .model import Project
+from ..records.project import Project
 
 _SELECT = (
     "SELECT p.id, p.name, p.description, p.metadata, p.created_at, p.updated_at, "

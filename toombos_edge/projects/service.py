@@ -12,15 +12,15 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..content import repository as documents_sql
-from ..content.documents import DocumentService
+from ..documents import repository as documents_sql
+from ..documents.service import DocumentService
 from ..errors import Conflict, NotFound
 from ..events import PROJECT_CREATED, PROJECT_DELETED, PROJECT_UPDATED, Event, EventBus
 from ..ids import new_id, now_ms
+from ..records.project import NewProject, OnDocuments, Project, ProjectChanges, ProjectDeleted
 from ..store import Database
 from . import repository
 from .membership import unknown_project
-from .model import NewProject, OnDocuments, Project, ProjectChanges, ProjectDeleted
 
 BATCH = 500
 

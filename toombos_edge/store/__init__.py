@@ -1,5 +1,5 @@
 """Persistence: the SQLite database and its migrations."""
 
-from .database import Database, apply_migrations, migrations
+from .sqlite.database import Database, apply_migrations, migrations
 
 __all__ = ["Database", "apply_migrations", "migrations"]

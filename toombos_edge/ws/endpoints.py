@@ -20,7 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..appkeys import HUB, SETTINGS
 from ..errors import BadRequest, EdgeError, NotFound, Unavailable
 from ..events import CONNECTION_ACK, ERROR, JOB_UPDATE, Event
-from ..jobs.model import Job
+from ..records.job import Job
 from ..settings import Settings
 from .connection import Connection, Endpoint, Peer, RateLimit
 from .hub import TERMINAL_STATUSES, Hub

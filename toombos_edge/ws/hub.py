@@ -32,7 +32,7 @@ from ..events import (
     EventBus,
 )
 from ..ids import now_ms
-from ..jobs.model import Job, JobStatus
+from ..records.job import Job, JobStatus
 from .connection import Connection, Endpoint, text_frame
 from .gate import Gate
 from .registry import Registry

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, UnsetType
 
-from ...content.model import Source
+from ...records.document import Origin
 from ..contract import Body, Query, Reply
 from .jobs import Job
 
@@ -20,7 +20,7 @@ ProjectId = Annotated[str, Meta(max_length=100, description="a project's id; \"\
 class DocumentQuery(Query):
     limit: Annotated[int, Meta(ge=1, le=500)] = 50
     offset: Annotated[int, Meta(ge=0, le=10**9)] = 0
-    source: Source | None = None
+    source: Origin | None = None
     format: Annotated[str, Meta(max_length=50)] | None = None
     project_id: Annotated[str, Meta(max_length=100)] | None = None
 
@@ -34,7 +34,7 @@ class DocumentSummary(Reply):
     format: str
     sha256: str
     size: int
-    source: Source
+    source: Origin
     blob_sha256: str | None
     filename: str | None
     content_type: str | None

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from msgspec import UNSET, Meta, UnsetType
 
-from ...projects.model import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, OnDocuments
+from ...records.project import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, OnDocuments
 from ..contract import NOT_BLANK, Body, Query, Reply
 from .documents import Metadata
 

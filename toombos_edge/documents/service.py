@@ -20,11 +20,11 @@ from ..errors import NotFound
 from ..events import INGESTION_COMPLETE, Event, EventBus
 from ..ids import new_id, now_ms
 from ..projects.membership import KEEP_PROJECT, ProjectChoice, check_project
+from ..records.document import Document, Origin, text_sha256
 from ..store import Database
 from . import repository
 from .blobs import BlobStore
 from .extract import CONTENT_TYPES, Extracted, content_type_of
-from .model import Document, Source, text_sha256
 from .uploads import Upload, UploadFolder
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ class DocumentService:
         return Document(
             id=new_id("doc"), title=choose_title(title, text[:80]), body=text, format=fmt,
             sha256=text_sha256(text), size=size,
-            source=Source.upload if upload else Source.api, created_at=now, updated_at=now,
+            source=Origin.upload if upload else Origin.api, created_at=now, updated_at=now,
             blob_sha256=upload.sha256 if upload else None,
             filename=upload.filename if upload else None,
             content_type=upload.content_type if upload else None, metadata=metadata,

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from ..jobs.kinds import Cache
+from ..cache.protocol import Cache
 from .channels import Channel
 from .render import Renderer, RenderOptions, cache_key, cache_tags
 from .source import Source

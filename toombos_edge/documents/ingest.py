@@ -24,7 +24,6 @@ from ..ids import iso, now_ms
 from ..jobs.kinds import JobContext, JobKind, Outcome
 from .archives import ArchiveLimits
 from .blobs import hash_file
-from .documents import DocumentService, Stored
 from .extract import (
     BINARY,
     Extracted,
@@ -34,6 +33,7 @@ from .extract import (
     normalize_format,
 )
 from .readers import ReaderPool
+from .service import DocumentService, Stored
 from .uploads import Upload
 
 KIND = "ingest"

@@ -16,9 +16,9 @@ from typing import Any
 
 from ..errors import Invalid
 from ..events import QUERY_COMPLETE, Event, EventBus
+from ..records.document import Document
 from ..store import Database
 from . import repository
-from .model import Document
 
 # Private-use characters mark the matches, so the text can be escaped before <mark> is added.
 _OPEN, _CLOSE = "\ue000", "\ue001"

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from .model import Document, Source
+from ..records.document import Document, Origin
 
 _NAMES = ("id", "title", "body", "format", "sha256", "size", "source", "created_at",
           "updated_at", "blob_sha256", "filename", "content_type", "metadata", "text_edited",
@@ -33,7 +33,7 @@ _LIST_COLUMNS = _select(with_body=False)
 def _row(row: tuple[Any, ...]) -> Document:
     return Document(
         id=row[0], title=row[1], body=row[2], format=row[3], sha256=row[4], size=row[5],
-        source=Source(row[6]), created_at=row[7], updated_at=row[8], blob_sha256=row[9],
+        source=Origin(row[6]), created_at=row[7], updated_at=row[8], blob_sha256=row[9],
         filename=row[10], content_type=row[11], metadata=orjson.loads(row[12]),
         text_edited=bool(row[13]), project_id=row[14],
     )

@@ -10,7 +10,7 @@ from typing import Any
 from ..ids import iso
 
 
-class Source(StrEnum):
+class Origin(StrEnum):
     upload = "upload"  #: a file sent to POST /api/ingest; its original bytes are a blob
     api = "api"  #: text sent as JSON (POST /api/documents or a JSON ingest)
 
@@ -30,7 +30,7 @@ class Document:
     format: str
     sha256: str
     size: int
-    source: Source
+    source: Origin
     created_at: int
     updated_at: int
     blob_sha256: str | None = None

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .health import PASS, HealthService
-from .ids import iso, now_ms
-from .jobs.engine import JobEngine
-from .jobs.listing import list_page
-from .jobs.query import JobFilter
-from .store import Database
+from ..health import PASS, HealthService
+from ..ids import iso, now_ms
+from ..store import Database
+from .engine import JobEngine
+from .listing import list_page
+from .query import JobFilter
 
 RECENT_FAILURES = 10
 

@@ -21,8 +21,8 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 import aiosqlite
 
-from ..errors import SchemaTooNew
-from .space import SpaceState, is_no_space
+from ...errors import SchemaTooNew
+from ..space import SpaceState, is_no_space
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
