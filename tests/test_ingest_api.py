@@ -287,7 +287,7 @@ async def test_cancelling_a_running_ingest_drops_its_upload_at_once(
             indexing.set_result(None)
 
     unsubscribe = client.app[BUS].subscribe(seen)
-    async with documents._blob_lock(sha):  # the job stops where it would store the blob
+    async with documents.blob_lock(sha):  # the job stops where it would store the blob
         response = await client.post("/api/ingest", headers=auth(admin_key),
                                      data=form(data, "half.txt"))
         job_id = (await response.json())["job_id"]

@@ -21,6 +21,7 @@ from toombos_edge.jobs import store
 from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.retention import DAY_MS, Policy, Retention
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite.documents import SqliteDocumentStore
 
 # "Now" for retention is 200 days ahead of the wall clock: the jobs made below, created
 # now, are then as old as each test needs (their ids hold their real creation time).
@@ -144,7 +145,7 @@ def _blob(blobs: BlobStore, data: bytes) -> str:
 
 @pytest.fixture
 def documents(db: Database, tmp_path: Path) -> DocumentService:
-    return DocumentService(db, EventBus(), BlobStore(tmp_path / "blobs"),
+    return DocumentService(SqliteDocumentStore(db), EventBus(), BlobStore(tmp_path / "blobs"),
                            UploadFolder(tmp_path / "uploads"))
 
 

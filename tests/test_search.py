@@ -3,8 +3,8 @@ from __future__ import annotations
 from conftest import Client, auth
 
 from toombos_edge.appkeys import BUS, DOCUMENTS, SEARCH
-from toombos_edge.documents.search import plain_query
 from toombos_edge.events import QUERY_COMPLETE, Event
+from toombos_edge.store.sqlite.documents import plain_query
 
 
 async def add(client: Client, title: str, text: str) -> str:

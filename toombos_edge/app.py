@@ -26,6 +26,7 @@ from .appkeys import (
     HEALTH,
     HUB,
     IDP,
+    INGEST,
     INGESTOR,
     KEYS,
     LIFECYCLE,
@@ -51,6 +52,7 @@ from .dashboard import static_dir
 from .documents.archives import ArchiveLimits
 from .documents.blobs import BlobStore
 from .documents.ingest import Ingestor
+from .documents.intake import IngestService
 from .documents.readers import ReaderPool
 from .documents.search import SearchService
 from .documents.service import DocumentService
@@ -72,6 +74,8 @@ from .routes import setup_routes
 from .sdnotify import notify_ctx
 from .settings import Settings
 from .store import Database
+from .store.sqlite.documents import SqliteDocumentStore
+from .store.sqlite.projects import SqliteProjectStore
 from .tls import setup_tls
 from .ws.gate import Gate
 from .ws.hub import Hub
@@ -390,12 +394,13 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
     uploads = UploadFolder(settings.data_dir / "uploads", app[DATABASE].space)
     partial = await asyncio.to_thread(uploads.prepare)
     blobs = BlobStore(settings.data_dir / "blobs")
-    documents = DocumentService(app[DATABASE], app[BUS], blobs, uploads)
+    store = SqliteDocumentStore(app[DATABASE])
+    documents = DocumentService(store, app[BUS], blobs, uploads)
     orphaned = await documents.sweep_uploads()  # before workers_ctx starts any job
     if partial or orphaned:
         log.info("removed %d partial and %d orphaned uploads", partial, orphaned)
     app[DOCUMENTS] = documents
-    app[SEARCH] = SearchService(app[DATABASE], app[BUS])
+    app[SEARCH] = SearchService(store, app[BUS])
     archive = ArchiveLimits(settings.archive_max_mb << 20, settings.archive_max_ratio,
                             scratch=uploads.root)
     ingestor = Ingestor(documents, max_text_bytes=settings.max_text_mb << 20, archive=archive,
@@ -409,8 +414,12 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def projects_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Projects, over the documents (deleting one may delete its documents)."""
-    app[PROJECTS] = ProjectService(app[DATABASE], app[BUS], app[DOCUMENTS])
+    """Projects, over the documents (deleting one may delete its documents); ingest
+    requests, which name a project."""
+    projects = ProjectService(SqliteProjectStore(app[DATABASE]), app[BUS], app[DOCUMENTS])
+    app[PROJECTS] = projects
+    app[INGEST] = IngestService(app[DOCUMENTS], projects, app[ENGINE],
+                                max_upload_bytes=app[SETTINGS].max_upload_mb << 20)
     yield
 
 

@@ -11,6 +11,7 @@ from .cache import ContentCache
 from .content.service import ContentService
 from .dashboard import DashboardFiles
 from .documents.ingest import Ingestor
+from .documents.intake import IngestService
 from .documents.search import SearchService
 from .documents.service import DocumentService
 from .events import EventBus
@@ -45,6 +46,8 @@ DOCUMENTS = web.AppKey("documents", DocumentService)
 SEARCH = web.AppKey("search", SearchService)
 PROJECTS = web.AppKey("projects", ProjectService)
 INGESTOR = web.AppKey("ingestor", Ingestor)
+#: ``POST /api/ingest``'s use case: a request becomes an ``ingest`` job.
+INGEST = web.AppKey("ingest", IngestService)
 CACHE = web.AppKey("cache", ContentCache)
 CONTENT = web.AppKey("content", ContentService)
 RETENTION = web.AppKey("retention", Retention)

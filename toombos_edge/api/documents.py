@@ -12,7 +12,7 @@ from ..appkeys import DOCUMENTS
 from ..documents.extract import ExtractionError, normalize_format
 from ..documents.ingest import parse_metadata
 from ..errors import Invalid
-from ..projects.membership import KEEP_PROJECT, ProjectChoice
+from ..records.document import KEEP_PROJECT, ProjectChoice
 from .responses import json_response
 from .schemas.documents import DocumentChanges, DocumentQuery, NewDocument
 

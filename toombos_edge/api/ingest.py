@@ -14,9 +14,8 @@ from typing import Any
 from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ..appkeys import CORRELATION_ID, DOCUMENTS, ENGINE, PROJECTS, SETTINGS
-from ..documents.ingest import KIND, validate_params
-from ..documents.service import DocumentService
+from ..appkeys import CORRELATION_ID, INGEST, SETTINGS
+from ..documents.intake import IngestService
 from ..documents.uploads import Upload, safe_filename
 from ..errors import BadRequest, PayloadTooLarge
 from .contract import given, read_body
@@ -33,23 +32,11 @@ _MEDIA_TYPE_RE = re.compile(r"^[\w.+-]+/[\w.+-]+(?:\s*;\s*charset=\"?[\w.:-]+\"?
 
 async def ingest(request: web.Request) -> web.Response:
     """Start an ingestion; 202 ``{"job_id", "status", ...}`` at once."""
-    documents = request.app[DOCUMENTS]
+    intake = request.app[INGEST]
     idempotency = idempotency_key(request.headers.get("Idempotency-Key"))  # before the upload
-    params, upload = await _read_body(request, documents)
-    try:
-        params = validate_params({**params, "upload": upload.to_json() if upload else None})
-        await request.app[PROJECTS].require(params.get("project_id"))
-        job = await request.app[ENGINE].submit(
-            KIND, params, correlation_id=request[CORRELATION_ID],
-            idempotency_key=idempotency,
-            metadata=params["metadata"],
-        )
-    except BaseException:
-        if upload is not None:
-            await documents.discard_upload(upload)
-        raise
-    if upload is not None and (job.params.get("upload") or {}).get("name") != upload.name:
-        await documents.discard_upload(upload)  # an Idempotency-Key gave an earlier job
+    fields, upload = await _read_body(request, intake)
+    job = await intake.submit(fields, upload, correlation_id=request[CORRELATION_ID],
+                              idempotency_key=idempotency)
     body = job.to_json()
     if upload is not None:
         body["upload"] = {"filename": upload.filename, "bytes": upload.size,
@@ -58,10 +45,10 @@ async def ingest(request: web.Request) -> web.Response:
 
 
 async def _read_body(
-    request: web.Request, documents: DocumentService
+    request: web.Request, intake: IngestService
 ) -> tuple[dict[str, Any], Upload | None]:
     if request.content_type == "multipart/form-data":
-        return await _read_multipart(request, documents)
+        return await _read_multipart(request, intake)
     if request.content_type == "application/x-www-form-urlencoded":
         form = await request.post()
         return {name: form[name] for name in FIELDS if isinstance(form.get(name), str)}, None
@@ -69,9 +56,9 @@ async def _read_body(
 
 
 async def _read_multipart(
-    request: web.Request, documents: DocumentService
+    request: web.Request, intake: IngestService
 ) -> tuple[dict[str, Any], Upload | None]:
-    limit = request.app[SETTINGS].max_upload_mb << 20
+    limit = intake.max_upload_bytes
     length = request.content_length
     if length is not None and length > limit + MULTIPART_OVERHEAD:
         raise _too_large(limit)
@@ -85,25 +72,23 @@ async def _read_multipart(
             if part.name == "file":
                 if upload is not None:
                     raise BadRequest("send one 'file' per request")
-                upload = await _stream(part, documents, limit)
+                upload = await _stream(part, intake)
             elif part.name in FIELDS:
                 fields[part.name] = await _read_field(part, request.app[SETTINGS].max_body_kb)
             else:
                 await part.release()
     except BaseException as exc:
-        if upload is not None:
-            await documents.discard_upload(upload)
+        await intake.discard(upload)
         if isinstance(exc, ValueError | HttpProcessingError):
             raise BadRequest(f"malformed multipart body: {_reason(exc)}") from None
         raise
     return fields, upload
 
 
-async def _stream(part: BodyPartReader, documents: DocumentService, limit: int) -> Upload:
+async def _stream(part: BodyPartReader, intake: IngestService) -> Upload:
     """The file part to a temporary file, hashed as it comes; removed on any failure."""
-    sink = documents.uploads.sink(
-        limit, safe_filename(part.filename), _media_type(part.headers.get(hdrs.CONTENT_TYPE))
-    )
+    sink = intake.receive(safe_filename(part.filename),
+                          _media_type(part.headers.get(hdrs.CONTENT_TYPE)))
     try:
         while chunk := await part.read_chunk(READ_CHUNK):
             await sink.write(chunk)

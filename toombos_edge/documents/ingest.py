@@ -22,6 +22,7 @@ from ..errors import Invalid, NotFound
 from ..events import JOB_CANCELLED, Event
 from ..ids import iso, now_ms
 from ..jobs.kinds import JobContext, JobKind, Outcome
+from ..store.documents import Stored
 from .archives import ArchiveLimits
 from .blobs import hash_file
 from .extract import (
@@ -33,7 +34,7 @@ from .extract import (
     normalize_format,
 )
 from .readers import ReaderPool
-from .service import DocumentService, Stored
+from .service import DocumentService
 from .uploads import Upload
 
 KIND = "ingest"

@@ -1,14 +1,14 @@
-"""Full-text search over documents (SQLite FTS5): ranked hits with highlighted snippets.
+"""Full-text search over documents: ranked hits with highlighted snippets.
 
-Queries use FTS5 syntax (``"exact phrase"``, ``AND``/``OR``/``NOT``, ``prefix*``,
-``title:word``); ``mode="plain"`` quotes every word instead, so any text is a valid query.
-Snippets are HTML: the document's text escaped, the matches in ``<mark>``.
+Queries use the store's query language (``"exact phrase"``, ``AND``/``OR``/``NOT``,
+``prefix*``, ``title:word``: see :mod:`toombos_edge.store.documents`); ``mode="plain"``
+takes every word as written instead, so any text is a valid query. Snippets are HTML: the
+document's text escaped, the matches in ``<mark>``.
 """
 
 from __future__ import annotations
 
 import html
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,14 +17,10 @@ from typing import Any
 from ..errors import Invalid
 from ..events import QUERY_COMPLETE, Event, EventBus
 from ..records.document import Document
-from ..store import Database
-from . import repository
+from ..store.documents import MARK_CLOSE, MARK_OPEN, BadQuery, DocumentStore, Match, TextQuery
 
-# Private-use characters mark the matches, so the text can be escaped before <mark> is added.
-_OPEN, _CLOSE = "\ue000", "\ue001"
 MAX_QUERY_CHARS = 1000
 EVENT_QUERY_CHARS = 100
-_SYNTAX_HINTS = ("fts5:", "syntax error", "no such column", "unterminated", "unknown special")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +48,19 @@ class SearchPage:
 
 
 def as_html(marked: str) -> str:
-    return html.escape(marked, quote=False).replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>")
-
-
-def plain_query(text: str) -> str:
-    """Every word as a quoted FTS5 string: all must occur, no operator is special."""
-    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
+    """The store's marked text as HTML: escaped first, then the marks become ``<mark>``."""
+    escaped = html.escape(marked, quote=False)
+    return escaped.replace(MARK_OPEN, "<mark>").replace(MARK_CLOSE, "</mark>")
 
 
 class SearchService:
-    """Runs searches on a reader connection and publishes ``query_complete`` for each."""
+    """Runs searches in the documents' store and publishes ``query_complete`` for each."""
 
     def __init__(
-        self, db: Database, bus: EventBus, *, clock: Callable[[], float] = time.perf_counter
+        self, store: DocumentStore, bus: EventBus, *,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.db = db
+        self.store = store
         self.bus = bus
         self._clock = clock
         self.queries = 0
@@ -84,11 +78,10 @@ class SearchService:
         if len(query) > MAX_QUERY_CHARS:
             raise Invalid(f"q: the search query is longer than {MAX_QUERY_CHARS} characters",
                           {"field": "q"})
-        match = plain_query(query) if mode == "plain" else query
         started = self._clock()
-        rows, total = await self._run(match, limit, offset)
+        matches, total = await self._run(TextQuery(query, plain=mode == "plain"), limit, offset)
         latency_ms = round((self._clock() - started) * 1000, 3)
-        hits = [Hit(doc, score, as_html(title), as_html(snip)) for doc, score, title, snip in rows]
+        hits = [Hit(m.document, m.score, as_html(m.title), as_html(m.snippet)) for m in matches]
         self.queries += 1
         self.bus.publish(Event.data(QUERY_COMPLETE, {
             "query": query[:EVENT_QUERY_CHARS],
@@ -99,18 +92,13 @@ class SearchService:
         return SearchPage(query, hits, total, latency_ms)
 
     async def _run(
-        self, match: str, limit: int, offset: int
-    ) -> tuple[list[tuple[Document, float, str, str]], int]:
+        self, query: TextQuery, limit: int, offset: int
+    ) -> tuple[list[Match], int]:
         try:
-            return await self.db.read(
-                lambda conn: repository.search(conn, match, limit, offset, (_OPEN, _CLOSE))
-            )
-        except sqlite3.OperationalError as exc:
-            message = str(exc)
-            if not any(hint in message for hint in _SYNTAX_HINTS):
-                raise
+            return await self.store.search(query, limit=limit, offset=offset)
+        except BadQuery as exc:
             raise Invalid(
-                f"bad search syntax: {message}",
-                {"field": "q", "query": match, "hint": "quote words with special characters, "
-                 "or send mode=plain to search for the words as written"},
+                f"bad search syntax: {exc}",
+                {"field": "q", "query": query.text, "hint": "quote words with special "
+                 "characters, or send mode=plain to search for the words as written"},
             ) from None

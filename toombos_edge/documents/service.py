@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +18,15 @@ from typing import Any
 from ..errors import NotFound
 from ..events import INGESTION_COMPLETE, Event, EventBus
 from ..ids import new_id, now_ms
-from ..projects.membership import KEEP_PROJECT, ProjectChoice, check_project
-from ..records.document import Document, Origin, text_sha256
-from ..store import Database
-from . import repository
+from ..records.document import (
+    KEEP_PROJECT,
+    Document,
+    DocumentChanges,
+    Origin,
+    ProjectChoice,
+    text_sha256,
+)
+from ..store.documents import DocumentStore, Stored
 from .blobs import BlobStore
 from .extract import CONTENT_TYPES, Extracted, content_type_of
 from .uploads import Upload, UploadFolder
@@ -45,14 +49,6 @@ class Raw:
     data: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """What an ingestion produced: the document, and whether it already existed."""
-
-    document: Document
-    duplicate: bool
-
-
 def choose_title(*candidates: str | None) -> str:
     """The first non-blank candidate, on one line and at most MAX_TITLE_CHARS."""
     for candidate in candidates:
@@ -62,18 +58,18 @@ def choose_title(*candidates: str | None) -> str:
 
 
 class DocumentService:
-    """Documents in the database, originals in the blob store; publishes ingestion events."""
+    """Documents in their store, originals in the blob store; publishes ingestion events."""
 
     def __init__(
         self,
-        db: Database,
+        store: DocumentStore,
         bus: EventBus,
         blobs: BlobStore,
         uploads: UploadFolder,
         *,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        self.db = db
+        self.store = store
         self.bus = bus
         self.blobs = blobs
         self.uploads = uploads
@@ -90,16 +86,11 @@ class DocumentService:
         """A new text-only document (``source: api``), in ``project_id`` when given."""
         doc = self._new(title=title, text=text, fmt=fmt, metadata=metadata,
                         project_id=project_id)
-
-        def insert(conn: sqlite3.Connection) -> None:
-            check_project(conn, project_id)
-            repository.insert(conn, doc)
-
-        await self.db.write(insert)
+        await self.store.insert(doc)
         return doc
 
     async def get(self, doc_id: str) -> Document:
-        doc = await self.db.read(lambda conn: repository.get(conn, doc_id))
+        doc = await self.store.get(doc_id)
         if doc is None:
             raise NotFound(f"no document {doc_id!r}")
         return doc
@@ -109,10 +100,8 @@ class DocumentService:
         project_id: str | None = None,
     ) -> tuple[list[Document], int]:
         """A page of documents, newest first, without their text; and the total."""
-        return await self.db.read(
-            lambda conn: repository.list_page(conn, source, fmt, limit, offset,
-                                              project_id=project_id)
-        )
+        return await self.store.list_page(source=source, fmt=fmt, project_id=project_id,
+                                          limit=limit, offset=offset)
 
     async def update(
         self,
@@ -124,41 +113,30 @@ class DocumentService:
         project_id: ProjectChoice = KEEP_PROJECT,
     ) -> Document:
         """Change title, text, metadata or project; ``sha256`` follows the text."""
-
-        def change(conn: sqlite3.Connection) -> Document:
-            doc = repository.get(conn, doc_id)
-            if doc is None:
-                raise NotFound(f"no document {doc_id!r}")
-            if project_id is not KEEP_PROJECT:
-                check_project(conn, project_id)
-                doc.project_id = project_id
-            if title is not None:
-                doc.title = choose_title(title)
-            if text is not None and text != doc.body:
-                doc.body, doc.sha256, doc.text_edited = text, text_sha256(text), True
-                if doc.blob_sha256 is None:
-                    doc.size = len(text.encode("utf-8", errors="surrogatepass"))
-            if metadata is not None:
-                doc.metadata = metadata
-            doc.updated_at = self._clock()
-            repository.update(conn, doc)
-            return doc
-
-        return await self.db.write(change)
+        changes = DocumentChanges(title=None if title is None else choose_title(title),
+                                  text=text, metadata=metadata, project_id=project_id)
+        doc = await self.store.update(doc_id, changes, self._clock())
+        if doc is None:
+            raise NotFound(f"no document {doc_id!r}")
+        return doc
 
     async def delete(self, doc_id: str) -> bool:
         """Delete the document; returns True if its blob went with it (no other user)."""
         doc = await self.get(doc_id)
         if doc.blob_sha256 is None:
-            await self.db.write(lambda conn: _delete_counting(conn, doc_id, None), frees=True)
+            await self._delete(doc_id)
             return False
         sha = doc.blob_sha256
-        async with self._blob_lock(sha):
-            users = await self.db.write(lambda conn: _delete_counting(conn, doc_id, sha),
-                                        frees=True)
-            if users == 0:
+        async with self.blob_lock(sha):
+            if await self._delete(doc_id) == 0:
                 return await asyncio.to_thread(self.blobs.remove, sha)
         return False
+
+    async def _delete(self, doc_id: str) -> int:
+        users = await self.store.delete(doc_id)
+        if users is None:
+            raise NotFound(f"no document {doc_id!r}")
+        return users
 
     async def raw(self, doc_id: str) -> Raw:
         """The original: the blob for an upload, else the text in its format's media type."""
@@ -174,7 +152,7 @@ class DocumentService:
 
     async def find_upload(self, blob_sha256: str) -> Document | None:
         """The document already made from these bytes, if any."""
-        return await self.db.read(lambda conn: repository.find_by_blob(conn, blob_sha256))
+        return await self.store.find_upload(blob_sha256)
 
     async def store_upload(
         self, upload: Upload, extracted: Extracted, *, title: str | None, metadata: dict[str, Any],
@@ -189,10 +167,10 @@ class DocumentService:
         )
         if doc.content_type in GENERIC_TYPES:
             doc.content_type = content_type_of(doc.format, upload.filename)
-        async with self._blob_lock(upload.sha256):
+        async with self.blob_lock(upload.sha256):
             source = self.uploads.path(upload.name)
             await asyncio.to_thread(self.blobs.adopt, source, upload.sha256)
-            return await self.db.write(lambda conn: _insert_unless_stored(conn, doc))
+            return await self.store.insert_unless_stored(doc)
 
     async def store_text(
         self, extracted: Extracted, *, title: str | None, metadata: dict[str, Any],
@@ -203,11 +181,11 @@ class DocumentService:
             title=choose_title(title, extracted.title, extracted.text[:80]),
             text=extracted.text, fmt=extracted.format, metadata=metadata, project_id=project_id,
         )
-        return await self.db.write(lambda conn: _insert_unless_stored(conn, doc))
+        return await self.store.insert_unless_stored(doc)
 
     async def sweep_uploads(self) -> int:
         """At start, before any worker runs: drop uploads no pending job refers to."""
-        keep = await self.db.read(repository.live_upload_names)
+        keep = await self.store.live_upload_names()
         return await asyncio.to_thread(self.uploads.sweep, keep)
 
     async def sweep_blobs(self, settled_before: float, batch: int = 500) -> int:
@@ -218,12 +196,9 @@ class DocumentService:
         removed = 0
         for start in range(0, len(candidates), batch):
             chunk = candidates[start:start + batch]
-            for sha in set(chunk) - await self._in_use(chunk):
+            for sha in set(chunk) - await self.store.blobs_in_use(chunk):
                 removed += await self._remove_unused_blob(sha)
         return removed
-
-    async def _in_use(self, shas: Sequence[str]) -> set[str]:
-        return await self.db.read(lambda conn: repository.blobs_in_use(conn, shas))
 
     async def remove_unused_blobs(self, shas: Sequence[str]) -> int:
         """Remove those of these blobs that no document (or unfinished ingest) uses now, as
@@ -231,8 +206,8 @@ class DocumentService:
         return sum([await self._remove_unused_blob(sha) for sha in sorted(set(shas))])
 
     async def _remove_unused_blob(self, sha: str) -> int:
-        async with self._blob_lock(sha):
-            if sha in await self._in_use([sha]):
+        async with self.blob_lock(sha):
+            if sha in await self.store.blobs_in_use([sha]):
                 return 0
             return int(await asyncio.to_thread(self.blobs.remove, sha))
 
@@ -274,7 +249,9 @@ class DocumentService:
         )
 
     @contextlib.asynccontextmanager
-    async def _blob_lock(self, sha256: str) -> AsyncIterator[None]:
+    async def blob_lock(self, sha256: str) -> AsyncIterator[None]:
+        """Hold the blob's lock: storing an upload of these bytes, deleting a document that
+        uses them and sweeping them all wait until it is released."""
         entry = self._locks.get(sha256)
         if entry is None:
             entry = self._locks[sha256] = _Held()
@@ -299,21 +276,3 @@ class _Held:
 _EXTENSION = {"text": "txt", "markdown": "md", "html": "html", "json": "json", "csv": "csv",
               "rtf": "rtf"}
 
-
-def _insert_unless_stored(conn: sqlite3.Connection, doc: Document) -> Stored:
-    if doc.blob_sha256 is not None:
-        existing = repository.find_by_blob(conn, doc.blob_sha256)
-    else:
-        existing = repository.find_text_only(conn, doc.sha256) if doc.body else None
-    if existing is not None:
-        return Stored(existing, duplicate=True)
-    check_project(conn, doc.project_id)  # it may have been deleted since the job was sent
-    repository.insert(conn, doc)
-    return Stored(doc, duplicate=False)
-
-
-def _delete_counting(conn: sqlite3.Connection, doc_id: str, blob_sha256: str | None) -> int:
-    """Delete; returns how many documents still use the blob (0 when it has none)."""
-    if repository.delete(conn, doc_id) is None:
-        raise NotFound(f"no document {doc_id!r}")
-    return repository.blob_users(conn, blob_sha256) if blob_sha256 else 0

@@ -1,6 +1,6 @@
 """Projects (seed 002): named groups of documents, with a description and metadata.
 
-Import from the modules (``projects.service``, ``projects.model``): the documents' service
-reads ``projects.repository``, and a package that re-exported the service (which uses the
-documents' service) would import itself in a circle.
+The record is :mod:`toombos_edge.records.project`, its storage :mod:`toombos_edge.store.projects`;
+import the service from ``projects.service`` (this package re-exports nothing, so that
+importing the record never pulls the documents' service in).
 """

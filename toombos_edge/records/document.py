@@ -1,11 +1,11 @@
-"""The document record and its JSON shape."""
+"""The document record, its JSON shape, and the shape of a change to one."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
+from dataclasses import dataclass, field, replace
+from enum import Enum, StrEnum
+from typing import Any, Literal
 
 from ..ids import iso
 
@@ -63,3 +63,40 @@ class Document:
             out["text"] = self.body
             out["text_length"] = len(self.body)
         return out
+
+
+class Keep(Enum):
+    project = "keep"
+
+
+#: An update's default: the document stays in its project (None takes it out of one).
+KEEP_PROJECT: Literal[Keep.project] = Keep.project
+ProjectChoice = str | None | Literal[Keep.project]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentChanges:
+    """An update, validated: None (``KEEP_PROJECT`` for the project) leaves a field as it is."""
+
+    title: str | None = None
+    text: str | None = None
+    metadata: dict[str, Any] | None = None
+    project_id: ProjectChoice = KEEP_PROJECT
+
+    def applied_to(self, doc: Document, now: int) -> Document:
+        """``doc`` with these changes, updated at ``now``: ``sha256`` follows a new text,
+        which marks the text edited, and so does ``size`` when there is no blob (an
+        upload's size is its original's)."""
+        changed = replace(doc, updated_at=now)
+        if self.project_id is not KEEP_PROJECT:
+            changed.project_id = self.project_id
+        if self.title is not None:
+            changed.title = self.title
+        if self.text is not None and self.text != doc.body:
+            changed.body, changed.sha256 = self.text, text_sha256(self.text)
+            changed.text_edited = True
+            if doc.blob_sha256 is None:
+                changed.size = len(self.text.encode("utf-8", errors="surrogatepass"))
+        if self.metadata is not None:
+            changed.metadata = self.metadata
+        return changed

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ..errors import Invalid
 from ..ids import iso
 
 MAX_NAME_CHARS = 200
@@ -17,6 +18,14 @@ class OnDocuments(StrEnum):
 
     detach = "detach"  #: keep them, without a project
     delete = "delete"  #: delete them too (their blobs when no other document uses them)
+
+
+class UnknownProject(Invalid):
+    """A document named a project that does not exist (422, naming the field)."""
+
+    def __init__(self, project_id: str) -> None:
+        super().__init__(f"'project_id': no project {project_id!r}",
+                         {"field": "project_id", "project_id": project_id})
 
 
 @dataclass(slots=True)

@@ -1,7 +1,9 @@
-"""SQL of documents and their full-text index, as functions of a ``sqlite3.Connection``.
+"""The documents in SQLite: :class:`SqliteDocumentStore`, and its SQL as functions of a
+``sqlite3.Connection``.
 
 The FTS5 index is kept in step by the triggers of migration 0003, so these functions only
-touch ``documents``; search reads ``documents_fts``.
+touch ``documents``; search reads ``documents_fts``. The order of storing is the ``seq``
+column (the rowid the index joins on).
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from typing import Any
 
 import orjson
 
-from ..records.document import Document, Origin
+from ...records.document import KEEP_PROJECT, Document, DocumentChanges, Origin
+from ..documents import MARK_CLOSE, MARK_OPEN, BadQuery, Match, Stored, TextQuery
+from . import projects
+from .database import Database
+
+#: What SQLite says of a query that is not valid FTS5 (any other error is not the query's).
+_SYNTAX_HINTS = ("fts5:", "syntax error", "no such column", "unterminated", "unknown special")
 
 _NAMES = ("id", "title", "body", "format", "sha256", "size", "source", "created_at",
           "updated_at", "blob_sha256", "filename", "content_type", "metadata", "text_edited",
@@ -46,6 +54,12 @@ def insert(conn: sqlite3.Connection, doc: Document) -> None:
          doc.created_at, doc.updated_at, doc.blob_sha256, doc.filename, doc.content_type,
          orjson.dumps(doc.metadata).decode(), int(doc.text_edited), doc.project_id),
     )
+
+
+def insert_checked(conn: sqlite3.Connection, doc: Document) -> None:
+    """Insert; ``UnknownProject`` if its project does not exist, checked in this write."""
+    projects.check(conn, doc.project_id)
+    insert(conn, doc)
 
 
 def get(conn: sqlite3.Connection, doc_id: str) -> Document | None:
@@ -120,32 +134,6 @@ def delete(conn: sqlite3.Connection, doc_id: str) -> Document | None:
     return doc
 
 
-def count_in_project(conn: sqlite3.Connection, project_id: str) -> int:
-    return int(conn.execute(
-        "SELECT count(*) FROM documents WHERE project_id = ?", (project_id,)
-    ).fetchone()[0])
-
-
-def detach_from_project(conn: sqlite3.Connection, project_id: str, most: int, now: int) -> int:
-    """Take up to ``most`` documents out of the project; returns how many."""
-    return conn.execute(
-        "UPDATE documents SET project_id = NULL, updated_at = ? WHERE seq IN "
-        "(SELECT seq FROM documents WHERE project_id = ? LIMIT ?)",
-        (now, project_id, most),
-    ).rowcount
-
-
-def delete_in_project(conn: sqlite3.Connection, project_id: str, most: int) -> list[str | None]:
-    """Delete up to ``most`` documents of the project; returns the blob of each (None for a
-    text-only one)."""
-    rows = conn.execute(
-        "SELECT seq, blob_sha256 FROM documents WHERE project_id = ? LIMIT ?",
-        (project_id, most),
-    ).fetchall()
-    conn.executemany("DELETE FROM documents WHERE seq = ?", [(row[0],) for row in rows])
-    return [row[1] for row in rows]
-
-
 def blob_users(conn: sqlite3.Connection, blob_sha256: str) -> int:
     return int(conn.execute(
         "SELECT count(*) FROM documents WHERE blob_sha256 = ?", (blob_sha256,)
@@ -174,6 +162,43 @@ def live_upload_names(conn: sqlite3.Connection) -> set[str]:
     return {row[0] for row in rows}
 
 
+def insert_unless_stored(conn: sqlite3.Connection, doc: Document) -> Stored:
+    if doc.blob_sha256 is not None:
+        existing = find_by_blob(conn, doc.blob_sha256)
+    else:
+        existing = find_text_only(conn, doc.sha256) if doc.body else None
+    if existing is not None:
+        return Stored(existing, duplicate=True)
+    insert_checked(conn, doc)  # its project may have been deleted since the job was sent
+    return Stored(doc, duplicate=False)
+
+
+def change(
+    conn: sqlite3.Connection, doc_id: str, changes: DocumentChanges, now: int
+) -> Document | None:
+    doc = get(conn, doc_id)
+    if doc is None:
+        return None
+    if changes.project_id is not KEEP_PROJECT:
+        projects.check(conn, changes.project_id)
+    changed = changes.applied_to(doc, now)
+    update(conn, changed)
+    return changed
+
+
+def delete_counting(conn: sqlite3.Connection, doc_id: str) -> int | None:
+    """Delete; how many documents still use its blob (0 when it has none), None if none."""
+    doc = delete(conn, doc_id)
+    if doc is None:
+        return None
+    return blob_users(conn, doc.blob_sha256) if doc.blob_sha256 else 0
+
+
+def plain_query(text: str) -> str:
+    """Every word as a quoted FTS5 string: all must occur, no operator is special."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
+
+
 def search(
     conn: sqlite3.Connection, match: str, limit: int, offset: int, marks: tuple[str, str]
 ) -> tuple[list[tuple[Document, float, str, str]], int]:
@@ -195,3 +220,57 @@ def search(
     width = len(_NAMES)
     return [(_row(row[:width]), -row[width], row[width + 1], row[width + 2])
             for row in rows], total
+
+
+class SqliteDocumentStore:
+    """:class:`~toombos_edge.store.documents.DocumentStore` on the SQLite database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def __repr__(self) -> str:
+        return f"<SqliteDocumentStore {self._db.path.name}>"
+
+    async def insert(self, doc: Document) -> None:
+        await self._db.write(lambda conn: insert_checked(conn, doc))
+
+    async def insert_unless_stored(self, doc: Document) -> Stored:
+        return await self._db.write(lambda conn: insert_unless_stored(conn, doc))
+
+    async def get(self, doc_id: str) -> Document | None:
+        return await self._db.read(lambda conn: get(conn, doc_id))
+
+    async def find_upload(self, blob_sha256: str) -> Document | None:
+        return await self._db.read(lambda conn: find_by_blob(conn, blob_sha256))
+
+    async def list_page(
+        self, *, source: str | None, fmt: str | None, project_id: str | None,
+        limit: int, offset: int,
+    ) -> tuple[list[Document], int]:
+        return await self._db.read(
+            lambda conn: list_page(conn, source, fmt, limit, offset, project_id=project_id))
+
+    async def update(self, doc_id: str, changes: DocumentChanges, now: int) -> Document | None:
+        return await self._db.write(lambda conn: change(conn, doc_id, changes, now))
+
+    async def delete(self, doc_id: str) -> int | None:
+        return await self._db.write(lambda conn: delete_counting(conn, doc_id), frees=True)
+
+    async def blobs_in_use(self, shas: Sequence[str]) -> set[str]:
+        return await self._db.read(lambda conn: blobs_in_use(conn, shas))
+
+    async def live_upload_names(self) -> set[str]:
+        return await self._db.read(live_upload_names)
+
+    async def search(
+        self, query: TextQuery, *, limit: int, offset: int
+    ) -> tuple[list[Match], int]:
+        match = plain_query(query.text) if query.plain else query.text
+        try:
+            rows, total = await self._db.read(
+                lambda conn: search(conn, match, limit, offset, (MARK_OPEN, MARK_CLOSE)))
+        except sqlite3.OperationalError as exc:
+            if not any(hint in str(exc) for hint in _SYNTAX_HINTS):
+                raise
+            raise BadQuery(str(exc)) from None
+        return [Match(doc, score, title, snip) for doc, score, title, snip in rows], total
