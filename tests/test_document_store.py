@@ -1,0 +1,168 @@
+"""The DocumentStore's promises, on the SQLite implementation over a real file.
+
+Each test speaks only the protocol (``store``), so that another backend can run them too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import Any
+
+import pytest
+from aiohttp import FormData
+from conftest import Client, auth
+
+from toombos_edge.appkeys import DATABASE, ENGINE
+from toombos_edge.ids import new_id
+from toombos_edge.records.document import Document, DocumentChanges, Origin, text_sha256
+from toombos_edge.records.project import Project, UnknownProject
+from toombos_edge.store import Database
+from toombos_edge.store.documents import MARK_CLOSE, MARK_OPEN, BadQuery, DocumentStore, TextQuery
+from toombos_edge.store.sqlite.documents import SqliteDocumentStore
+from toombos_edge.store.sqlite.projects import SqliteProjectStore
+
+NOW = 1_700_000_000_000
+
+
+@pytest.fixture
+def store(db: Database) -> DocumentStore:
+    return SqliteDocumentStore(db)
+
+
+def doc(text: str = "some text", *, blob: str | None = None, **fields: Any) -> Document:
+    values: dict[str, Any] = {
+        "id": new_id("doc"), "title": "A title", "body": text, "format": "text",
+        "sha256": text_sha256(text), "size": len(text), "created_at": NOW, "updated_at": NOW,
+        "source": Origin.upload if blob else Origin.api, "blob_sha256": blob,
+        **fields,
+    }
+    return Document(**values)
+
+
+async def test_insert_then_get_gives_the_same_record(store: DocumentStore) -> None:
+    made = doc("hello", metadata={"team": "a", "n": [1, 2]}, filename="h.txt")
+    await store.insert(made)
+    assert await store.get(made.id) == made
+    assert await store.get("doc_missing") is None
+
+
+async def test_an_unknown_project_stores_nothing(db: Database, store: DocumentStore) -> None:
+    with pytest.raises(UnknownProject):
+        await store.insert(doc(project_id="prj_nope"))
+    with pytest.raises(UnknownProject):
+        await store.insert_unless_stored(doc("other", project_id="prj_nope"))
+    assert await store.list_page(source=None, fmt=None, project_id=None, limit=10,
+                                 offset=0) == ([], 0)
+    await SqliteProjectStore(db).insert(Project("prj_real", "Real", "", {}, NOW, NOW))
+    await store.insert(doc(project_id="prj_real"))
+
+
+async def test_the_same_content_is_stored_once(store: DocumentStore) -> None:
+    blob = hashlib.sha256(b"bytes").hexdigest()
+    first = await store.insert_unless_stored(doc("from bytes", blob=blob))
+    again = await store.insert_unless_stored(doc("from bytes", blob=blob))
+    assert (first.duplicate, again.duplicate, again.document) == (False, True, first.document)
+    assert await store.find_upload(blob) == first.document
+
+    text = await store.insert_unless_stored(doc("typed"))
+    assert (await store.insert_unless_stored(doc("typed"))).document == text.document
+    # an empty text stands for nothing; an upload's text is not a text-only document
+    assert not (await store.insert_unless_stored(doc(""))).duplicate
+    assert not (await store.insert_unless_stored(doc(""))).duplicate
+    assert (await store.insert_unless_stored(doc("from bytes"))).duplicate is False
+
+
+async def test_an_edited_document_no_longer_stands_for_its_blob(store: DocumentStore) -> None:
+    blob = hashlib.sha256(b"original").hexdigest()
+    first = (await store.insert_unless_stored(doc("original", blob=blob))).document
+    edited = await store.update(first.id, DocumentChanges(text="rewritten"), NOW + 5)
+    assert edited is not None and edited.text_edited and edited.size == first.size
+    assert await store.find_upload(blob) is None
+    second = await store.insert_unless_stored(doc("original", blob=blob))
+    assert not second.duplicate and second.document.id != first.id
+
+
+async def test_update_applies_the_changes_in_one_write(store: DocumentStore) -> None:
+    made = doc("one", metadata={"a": 1})
+    await store.insert(made)
+    changed = await store.update(made.id, DocumentChanges(text="three", title="T"), NOW + 9)
+    assert changed == await store.get(made.id)
+    assert changed is not None
+    assert (changed.body, changed.sha256, changed.size, changed.title, changed.metadata,
+            changed.updated_at, changed.created_at) == (
+        "three", text_sha256("three"), 5, "T", {"a": 1}, NOW + 9, NOW)
+    assert await store.update("doc_missing", DocumentChanges(title="x"), NOW) is None
+    with pytest.raises(UnknownProject):
+        await store.update(made.id, DocumentChanges(title="lost", project_id="prj_no"), NOW)
+    assert await store.get(made.id) == changed
+
+
+async def test_delete_counts_the_blobs_other_users(store: DocumentStore) -> None:
+    blob = hashlib.sha256(b"shared").hexdigest()
+    first = (await store.insert_unless_stored(doc("shared", blob=blob))).document
+    await store.update(first.id, DocumentChanges(text="edited"), NOW)
+    second = (await store.insert_unless_stored(doc("shared", blob=blob))).document
+    text_only = doc("alone")
+    await store.insert(text_only)
+    assert await store.delete(first.id) == 1
+    assert await store.delete(second.id) == 0
+    assert await store.delete(text_only.id) == 0
+    assert await store.delete(text_only.id) is None
+    assert await store.get(second.id) is None
+
+
+async def test_list_is_newest_first_without_texts(store: DocumentStore) -> None:
+    made = [doc(f"text {i}", format="markdown" if i % 2 else "text") for i in range(5)]
+    for each in made:
+        await store.insert(each)
+    page, total = await store.list_page(source=None, fmt=None, project_id=None, limit=2,
+                                        offset=1)
+    assert ([d.id for d in page], total) == ([made[3].id, made[2].id], 5)
+    assert all(d.body == "" and d.sha256 for d in page)
+    page, total = await store.list_page(source="api", fmt="markdown", project_id=None,
+                                        limit=10, offset=0)
+    assert ([d.id for d in page], total) == ([made[3].id, made[1].id], 2)
+    assert await store.list_page(source="upload", fmt=None, project_id=None, limit=10,
+                                 offset=0) == ([], 0)
+
+
+async def test_search_ranks_marks_and_refuses_bad_queries(store: DocumentStore) -> None:
+    titled = doc("about an otter", title="Otter notes")
+    body = doc("the otter swims; the otter dives", title="Rivers")
+    await store.insert(body)
+    await store.insert(titled)
+    await store.insert(doc("nothing here", title="Cooking"))
+    matches, total = await store.search(TextQuery("otter"), limit=10, offset=0)
+    assert ([m.document.id for m in matches], total) == ([titled.id, body.id], 2)
+    assert matches[0].score > matches[1].score
+    assert matches[0].title == f"{MARK_OPEN}Otter{MARK_CLOSE} notes"
+    assert f"{MARK_OPEN}otter{MARK_CLOSE}" in matches[1].snippet
+    assert matches[0].document.body == ""
+    assert (await store.search(TextQuery("otter"), limit=1, offset=1))[0][0].document.id \
+        == body.id
+
+    with pytest.raises(BadQuery):
+        await store.search(TextQuery('"unterminated'), limit=10, offset=0)
+    plain, total = await store.search(TextQuery('"swims otter-', plain=True), limit=10,
+                                      offset=0)  # the same text, words as written
+    assert ([m.document.id for m in plain], total) == ([body.id], 1)
+    assert await store.search(TextQuery("otter NOT", plain=True), limit=10, offset=0) \
+        == ([], 0)  # NOT is a word to find, not an operator
+
+
+async def test_uploads_of_unfinished_ingest_jobs_are_in_use(
+    client: Client, admin_key: str
+) -> None:
+    store = SqliteDocumentStore(client.app[DATABASE])
+    client.app[ENGINE].pause()
+    body = FormData()
+    body.add_field("file", io.BytesIO(b"waiting bytes"), filename="w.txt")
+    response = await client.post("/api/ingest", headers=auth(admin_key), data=body)
+    accepted = await response.json()
+    sha, other = hashlib.sha256(b"waiting bytes").hexdigest(), "0" * 64
+    assert await store.blobs_in_use([sha, other]) == {sha}
+    assert len(await store.live_upload_names()) == 1
+    await client.post(f"/api/jobs/{accepted['job_id']}/cancel", headers=auth(admin_key))
+    assert await store.blobs_in_use([sha, other]) == set()
+    assert await store.live_upload_names() == set()
