@@ -1,4 +1,4 @@
-"""SQLite in WAL mode: one group-committing writer, separate readers, numbered migrations.
+"""SQLite in WAL mode: one group-committing writer and separate readers, threads of our own.
 
 Every write is a function of a ``sqlite3.Connection`` queued to the one writer. The writer
 takes everything queued, runs it in one ``BEGIN IMMEDIATE`` transaction in its own thread
@@ -18,94 +18,31 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
 
-from ...errors import SchemaTooNew
 from ..space import SpaceState, is_no_space
+from .schema import (
+    apply_migrations,
+    configure,
+    migrations,
+    switch_to_incremental_vacuum,
+    vacuum_pages,
+)
 from .threads import ConnectionThread, Jobs, call, hand_back, settle
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 _Pending = tuple[asyncio.Future[Any], Op]
 
+# The schema's functions, importable from here as they always were.
+__all__ = ["Database", "apply_migrations", "migrations", "switch_to_incremental_vacuum",
+           "vacuum_pages"]
+
 log = logging.getLogger(__name__)
 
 #: Pages a delete may use past ``max_size_mb`` while it runs (256 KiB at 4 KiB pages).
 _DELETE_RESERVE_PAGES = 64
-
-def migrations() -> list[tuple[int, str, str]]:
-    """(number, name, SQL) of each migration shipped with the package, in order."""
-    folder = resources.files(__package__).joinpath("migrations")
-    found = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def apply_migrations(conn: sqlite3.Connection) -> int:
-    """Bring the schema up to date; refuse a file written by newer code. Returns the version."""
-    current: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    shipped = migrations()
-    latest = shipped[-1][0] if shipped else 0
-    if current > latest:
-        raise SchemaTooNew(
-            f"database schema version {current} is newer than this server knows ({latest}); "
-            "upgrade toombos-edge or restore a backup"
-        )
-    for number, name, sql in shipped:
-        if number <= current:
-            continue
-        log.info("applying migration %s", name)
-        conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
-    return max(current, latest)
-
-
-def switch_to_incremental_vacuum(conn: sqlite3.Connection) -> bool:
-    """Make freed pages returnable to the file system (``PRAGMA incremental_vacuum``).
-
-    A new file takes the setting before its first table. A file made before it needs one
-    VACUUM, which rewrites the whole file (about as long as copying it, and as much free
-    disk again while it runs), once. Returns True when it ran that VACUUM.
-    """
-    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
-        return False
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
-        return False  # a new file: no table yet, so nothing to rewrite
-    log.warning("rewriting %s once (VACUUM) so that pruning can shrink it",
-                conn.execute("PRAGMA database_list").fetchone()[2])
-    conn.execute("VACUUM")
-    return True
-
-
-def vacuum_pages(conn: sqlite3.Connection, pages: int) -> int:
-    """Give up to ``pages`` free pages back to the file system; returns how many went.
-
-    Each step of ``PRAGMA incremental_vacuum`` frees one page, and Python's sqlite3 steps a
-    statement without result columns once per ``execute``: hence one execute per page.
-    """
-    before: int = conn.execute("PRAGMA freelist_count").fetchone()[0]
-    cursor = conn.cursor()
-    try:
-        for _ in range(min(pages, before)):
-            cursor.execute("PRAGMA incremental_vacuum(1)")
-    finally:
-        cursor.close()
-    after: int = conn.execute("PRAGMA freelist_count").fetchone()[0]
-    return before - after
-
-
-def _configure(conn: sqlite3.Connection, synchronous: str) -> None:
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only a new file takes it here
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
-    conn.execute("PRAGMA busy_timeout = 5000")
-    conn.execute("PRAGMA foreign_keys = ON")
-
 
 def _run_batch(conn: sqlite3.Connection, batch: list[_Pending]) -> list[tuple[bool, Any]]:
     """Run queued writes in one transaction (in the writer thread).
@@ -299,7 +236,7 @@ class Database:
         return run
 
     def _prepare_writer(self, conn: sqlite3.Connection) -> int:
-        _configure(conn, self._synchronous)
+        configure(conn, self._synchronous)
         version = apply_migrations(conn)
         switch_to_incremental_vacuum(conn)
         if self._max_size_mb:
@@ -309,7 +246,7 @@ class Database:
         return version
 
     def _prepare_reader(self, conn: sqlite3.Connection) -> None:
-        _configure(conn, self._synchronous)
+        configure(conn, self._synchronous)
         conn.execute("PRAGMA query_only = ON")
 
     def _start(self, loop: asyncio.AbstractEventLoop, role: str, jobs: Jobs,
