@@ -144,9 +144,44 @@ async def test_migrations_run_once_and_set_user_version(tmp_path: Path) -> None:
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "edge.db") as conn:
         conn.execute(f"PRAGMA user_version = {LATEST + 1}")
+    before = set(threading.enumerate())
     database = Database(tmp_path / "edge.db")
     with pytest.raises(SchemaTooNew, match="newer than this server knows"):
         await database.open()
+    assert database.threads == ()
+    for thread in set(threading.enumerate()) - before:  # the writer's, ending
+        await asyncio.to_thread(thread.join, 10)
+        assert not thread.is_alive()
+
+
+async def test_a_slow_read_does_not_hold_up_the_next(tmp_path: Path) -> None:
+    """Readers share one queue: while one reader is busy, the next read runs on another."""
+    database = Database(tmp_path / "edge.db", readers=2)
+    await database.open()
+    release = threading.Event()
+    try:
+        slow = asyncio.ensure_future(database.read(lambda c: release.wait(30)))
+        for _ in range(3):  # whichever reader is free takes each, in turn
+            assert await database.read(lambda c: c.execute("SELECT 1").fetchone()[0]) == 1
+        assert not slow.done()
+        release.set()
+        assert await slow is True
+    finally:
+        release.set()
+        await database.close()
+
+
+async def test_a_caller_that_gives_up_does_not_undo_its_batch(db: Database) -> None:
+    """A cancelled caller's write still commits with its batch (it was queued), and the
+    other callers of that batch resume as usual."""
+    first = asyncio.ensure_future(db.write(insert_key("key_cancelled")))
+    second = asyncio.ensure_future(db.write(insert_key("key_kept")))
+    await asyncio.sleep(0)  # both queued, in one batch
+    first.cancel()
+    assert await second == "key_kept"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await exists(db, "key_cancelled") and await exists(db, "key_kept")
 
 
 @pytest.mark.parametrize(("setting", "pragma"), [("normal", 1), ("full", 2)])
@@ -204,10 +239,6 @@ def test_kill_9_during_writes_leaves_a_sound_database(
     assert status == 200 and len(body["keys"]) >= len(acknowledged) + 1
 
 
-def connection_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if "_connection_worker_thread" in t.name}
-
-
 @pytest.mark.parametrize("cancels", [1, 3])
 async def test_a_cancelled_close_still_ends_every_connection_thread(
     tmp_path: Path, cancels: int
@@ -215,12 +246,13 @@ async def test_a_cancelled_close_still_ends_every_connection_thread(
     """Each connection has a non-daemon thread: one left running keeps the interpreter
     waiting at exit forever. A close cancelled once (while it waits for the writer) or again
     while closing the connections must still end them all."""
-    before = connection_threads()
+    before = set(threading.enumerate())
     db = Database(tmp_path / "edge.db", readers=2)
     await db.open()
     await db.write(insert_key("key_a"))
-    ours = connection_threads() - before
+    ours = set(db.threads)
     assert len(ours) == 3  # the writer and two readers
+    assert ours == set(threading.enumerate()) - before  # and no other thread was started
     closing = asyncio.create_task(db.close())
     for _ in range(cancels):
         await asyncio.sleep(0)

@@ -8,15 +8,25 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping
+from functools import cache
+from typing import TYPE_CHECKING
 
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 WORDS_PER_MINUTE = 200
 SLUG_MAX = 80
 
-# CommonMark with raw HTML off: document text is user input and must not inject markup.
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+
+@cache
+def _markdown() -> MarkdownIt:
+    """The one CommonMark parser, with raw HTML off: document text is user input and must
+    not inject markup. Made, and markdown-it imported, at the first Markdown text: it adds
+    about 1 MB of resident memory to a server that renders nothing (bench.startup)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"'(\[]?[A-Z0-9À-Ý])")
 _SPACES = re.compile(r"\s+")
@@ -25,10 +35,11 @@ _NON_SLUG = re.compile(r"[^a-z0-9]+")
 
 def markdown_html(text: str, styles: Mapping[str, str] | None = None) -> str:
     """CommonMark to HTML; ``styles`` maps tag names to inline ``style`` values (email)."""
-    tokens = _md.parse(text)
+    md = _markdown()
+    tokens = md.parse(text)
     if styles:
         _style_tokens(tokens, styles)
-    return str(_md.renderer.render(tokens, _md.options, {}))
+    return str(md.renderer.render(tokens, md.options, {}))
 
 
 def _style_tokens(tokens: list[Token], styles: Mapping[str, str]) -> None:
@@ -48,7 +59,7 @@ def plain_text(text: str, bullets: bool = True) -> str:
     """
     blocks: list[str] = []
     context: list[str] = []
-    for token in _md.parse(text):
+    for token in _markdown().parse(text):
         if token.nesting == 1:
             context.append(token.type)
         elif token.nesting == -1 and context:

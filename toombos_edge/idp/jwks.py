@@ -16,10 +16,12 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from jwt import PyJWK, PyJWTError
+
+if TYPE_CHECKING:
+    from jwt import PyJWK
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ def read_source(source: str, timeout: float) -> bytes:
 def parse_keys(document: bytes, algorithms: Iterable[str]) -> dict[KeyId, PyJWK]:
     """The usable keys of a JWKS by (kid, algorithm). Symmetric (``oct``) keys, keys for
     encryption and keys no allowed algorithm can use are left out."""
+    from jwt import PyJWK, PyJWTError  # loaded with the verifier: see verifier.load_pyjwt
+
     body = orjson.loads(document)
     if not isinstance(body, dict) or not isinstance(body.get("keys"), list):
         raise ValueError('not a JWKS: expected {"keys": [...]}')

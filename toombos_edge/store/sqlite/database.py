@@ -1,9 +1,10 @@
-"""SQLite in WAL mode: one group-committing writer, separate readers, numbered migrations.
+"""SQLite in WAL mode: one group-committing writer and separate readers, threads of our own.
 
 Every write is a function of a ``sqlite3.Connection`` queued to the one writer. The writer
-takes everything queued, runs it in one ``BEGIN IMMEDIATE`` transaction in the connection's
-thread (each function inside its own savepoint, so one failing write does not undo the
-others), commits once, then resumes each caller. Many concurrent writers cost one fsync.
+takes everything queued, runs it in one ``BEGIN IMMEDIATE`` transaction in its own thread
+(each function inside its own savepoint, so one failing write does not undo the others),
+commits once, then resumes each caller. Many concurrent writers cost one fsync, and one
+wake-up of the event loop.
 """
 
 from __future__ import annotations
@@ -11,99 +12,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import sqlite3
+import threading
 import time
-from collections.abc import Awaitable, Callable
-from importlib import resources
-from itertools import count
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
 
-import aiosqlite
-
-from ...errors import SchemaTooNew
 from ..space import SpaceState, is_no_space
+from .schema import (
+    apply_migrations,
+    configure,
+    migrations,
+    switch_to_incremental_vacuum,
+    vacuum_pages,
+)
+from .threads import ConnectionThread, Jobs, call, hand_back, settle
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 _Pending = tuple[asyncio.Future[Any], Op]
 
+# The schema's functions, importable from here as they always were.
+__all__ = ["Database", "apply_migrations", "migrations", "switch_to_incremental_vacuum",
+           "vacuum_pages"]
+
 log = logging.getLogger(__name__)
 
 #: Pages a delete may use past ``max_size_mb`` while it runs (256 KiB at 4 KiB pages).
 _DELETE_RESERVE_PAGES = 64
-
-def migrations() -> list[tuple[int, str, str]]:
-    """(number, name, SQL) of each migration shipped with the package, in order."""
-    folder = resources.files(__package__).joinpath("migrations")
-    found = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def apply_migrations(conn: sqlite3.Connection) -> int:
-    """Bring the schema up to date; refuse a file written by newer code. Returns the version."""
-    current: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    shipped = migrations()
-    latest = shipped[-1][0] if shipped else 0
-    if current > latest:
-        raise SchemaTooNew(
-            f"database schema version {current} is newer than this server knows ({latest}); "
-            "upgrade toombos-edge or restore a backup"
-        )
-    for number, name, sql in shipped:
-        if number <= current:
-            continue
-        log.info("applying migration %s", name)
-        conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
-    return max(current, latest)
-
-
-def switch_to_incremental_vacuum(conn: sqlite3.Connection) -> bool:
-    """Make freed pages returnable to the file system (``PRAGMA incremental_vacuum``).
-
-    A new file takes the setting before its first table. A file made before it needs one
-    VACUUM, which rewrites the whole file (about as long as copying it, and as much free
-    disk again while it runs), once. Returns True when it ran that VACUUM.
-    """
-    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
-        return False
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
-        return False  # a new file: no table yet, so nothing to rewrite
-    log.warning("rewriting %s once (VACUUM) so that pruning can shrink it",
-                conn.execute("PRAGMA database_list").fetchone()[2])
-    conn.execute("VACUUM")
-    return True
-
-
-def vacuum_pages(conn: sqlite3.Connection, pages: int) -> int:
-    """Give up to ``pages`` free pages back to the file system; returns how many went.
-
-    Each step of ``PRAGMA incremental_vacuum`` frees one page, and Python's sqlite3 steps a
-    statement without result columns once per ``execute``: hence one execute per page.
-    """
-    before: int = conn.execute("PRAGMA freelist_count").fetchone()[0]
-    cursor = conn.cursor()
-    try:
-        for _ in range(min(pages, before)):
-            cursor.execute("PRAGMA incremental_vacuum(1)")
-    finally:
-        cursor.close()
-    after: int = conn.execute("PRAGMA freelist_count").fetchone()[0]
-    return before - after
-
-
-def _configure(conn: sqlite3.Connection, synchronous: str) -> None:
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only a new file takes it here
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
-    conn.execute("PRAGMA busy_timeout = 5000")
-    conn.execute("PRAGMA foreign_keys = ON")
-
 
 def _run_batch(conn: sqlite3.Connection, batch: list[_Pending]) -> list[tuple[bool, Any]]:
     """Run queued writes in one transaction (in the writer thread).
@@ -156,7 +95,11 @@ def _transaction(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, An
 
 
 class Database:
-    """The SQLite file: ``write`` group-commits, ``read`` runs on a reader connection."""
+    """The SQLite file: ``write`` group-commits, ``read`` runs on a reader connection.
+
+    One writer thread and ``readers`` reader threads, each with its own connection; readers
+    share one queue, so a read waits only while every reader is busy.
+    """
 
     def __init__(
         self,
@@ -175,11 +118,13 @@ class Database:
         self.space = SpaceState()
         self._reader_count = readers
         self._batch_max = batch_max
-        self._writer: aiosqlite.Connection | None = None
-        self._readers: list[aiosqlite.Connection] = []
-        self._next_reader = count()
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        self._writer_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set while open
+        self._threads: list[ConnectionThread] = []
+        self._writes: Jobs = queue.SimpleQueue()
+        self._reads: Jobs = queue.SimpleQueue()
+        self._pending: list[_Pending] = []  # writes not yet handed to the writer thread
+        self._in_flight = 0  # batches handed to the writer thread and not back yet
+        self._dispatching = False  # a _dispatch is scheduled on the loop
         self.schema_version = 0
         self.commits = 0
         self.writes = 0
@@ -189,39 +134,43 @@ class Database:
     def __repr__(self) -> str:
         return (
             f"<Database {self.path.name} v{self.schema_version} commits={self.commits} "
-            f"writes={self.writes} queued={self._queue.qsize()}>"
+            f"writes={self.writes} queued={len(self._pending)}>"
         )
+
+    @property
+    def threads(self) -> tuple[threading.Thread, ...]:
+        """The connections' threads while open (the writer first); each ends at close."""
+        return tuple(connection.thread for connection in self._threads)
 
     async def open(self) -> None:
         """Open the connections and apply migrations; raises SchemaTooNew."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        loop = asyncio.get_running_loop()
+        self._writes, self._reads = queue.SimpleQueue(), queue.SimpleQueue()
         try:
-            self.schema_version = await self._call(self._writer, self._prepare_writer)
-            for _ in range(self._reader_count):
-                reader = await aiosqlite.connect(self.path, isolation_level=None)
-                self._readers.append(reader)
-                await self._call(reader, self._prepare_reader)
+            writer = self._start(loop, "writer", self._writes, self._prepare_writer)
+            self.schema_version = await writer.ready  # migrations first, then the readers
+            readers = [self._start(loop, f"reader-{n}", self._reads, self._prepare_reader)
+                       for n in range(self._reader_count)]
+            for reader in readers:
+                await reader.ready
         except BaseException:
-            await self._close_connections()
+            with contextlib.suppress(Exception):  # the reason it failed matters, not this
+                await self._stop_threads()
             raise
-        self._writer_task = asyncio.create_task(self._write_loop(), name="db-writer")
+        self._loop = loop
 
     async def close(self) -> None:
         """Finish the queued writes, then close every connection.
 
-        Each connection is closed whatever happened before (a failed or cancelled writer,
-        another connection that would not close): one left open keeps its thread alive, and
-        the interpreter waits for that thread at exit.
+        New reads and writes are refused from the start. Every thread is told to stop (behind
+        the work already queued to it) before the first await, so that even a cancelled close
+        ends them all: one left running would keep the interpreter waiting at exit.
         """
-        task, self._writer_task = self._writer_task, None
-        try:
-            if task is not None:
-                # Refuse new writes first: one queued behind the stop marker would never resume.
-                self._queue.put_nowait(None)
-                await task
-        finally:
-            await self._close_connections()
+        self._loop = None
+        while self._pending:  # the rest of the queued writes, in batches, behind any in flight
+            self._send(self._take())
+        await self._stop_threads()
 
     async def write(self, op: Callable[[sqlite3.Connection], T], *, frees: bool = False) -> T:
         """Run ``op`` in a write transaction; returns after its commit.
@@ -231,20 +180,27 @@ class Database:
         (the full-text index records the deletion), and an operator must be able to free
         space in a full database.
         """
-        if self._writer_task is None:
+        loop = self._loop
+        if loop is None:
             raise RuntimeError("database is not open")
         if frees and self._max_size_mb:
             op = self._with_reserve(op)
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((future, op))
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((future, op))
+        if not self._dispatching and not self._in_flight:
+            # Later in this turn of the loop: the other writes made in it join the batch.
+            self._dispatching = True
+            loop.call_soon(self._dispatch)
         return await future
 
     async def read(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``op`` on a reader connection (a consistent WAL snapshot per statement)."""
-        if not self._readers:
+        loop = self._loop
+        if loop is None or not self._reader_count:
             raise RuntimeError("database is not open")
-        reader = self._readers[next(self._next_reader) % len(self._readers)]
-        return await self._call(reader, op)
+        future: asyncio.Future[T] = loop.create_future()
+        self._reads.put(partial(call, loop, future, op))
+        return await future
 
     async def backup(self, target: Path) -> None:
         """Copy the live database to ``target`` with SQLite's online backup."""
@@ -280,7 +236,7 @@ class Database:
         return run
 
     def _prepare_writer(self, conn: sqlite3.Connection) -> int:
-        _configure(conn, self._synchronous)
+        configure(conn, self._synchronous)
         version = apply_migrations(conn)
         switch_to_incremental_vacuum(conn)
         if self._max_size_mb:
@@ -290,41 +246,64 @@ class Database:
         return version
 
     def _prepare_reader(self, conn: sqlite3.Connection) -> None:
-        _configure(conn, self._synchronous)
+        configure(conn, self._synchronous)
         conn.execute("PRAGMA query_only = ON")
 
-    @staticmethod
-    async def _call(conn: aiosqlite.Connection, op: Callable[[sqlite3.Connection], T]) -> T:
-        # aiosqlite offers no public "run this function in the connection's thread"; its
-        # _execute does exactly that and lets a whole batch cost one thread hop.
-        raw: sqlite3.Connection = conn._conn
-        run = cast(Callable[..., Awaitable[T]], conn._execute)
-        return await run(op, raw)
+    def _start(self, loop: asyncio.AbstractEventLoop, role: str, jobs: Jobs,
+               prepare: Callable[[sqlite3.Connection], Any]) -> ConnectionThread:
+        connection = ConnectionThread(self.path, f"sqlite-{role} {self.path.name}", jobs,
+                                      prepare, loop)
+        self._threads.append(connection)
+        return connection
 
-    async def _write_loop(self) -> None:
-        assert self._writer is not None
-        stopping = False
-        while not stopping:
-            item = await self._queue.get()
-            batch: list[_Pending] = []
-            while item is not None:
-                batch.append(item)
-                if len(batch) >= self._batch_max or self._queue.empty():
-                    break
-                item = self._queue.get_nowait()
-            stopping = item is None
-            if batch:
-                await self._commit(batch)
+    async def _stop_threads(self) -> None:
+        """Stop every thread behind its queued work; wait for each to close its connection."""
+        connections, self._threads = self._threads, []
+        for connection in connections:
+            connection.stop()
+        closes = await asyncio.gather(*(c.ended for c in connections), return_exceptions=True)
+        failures = [failure for failure in closes if failure is not None]
+        for failure in failures:
+            log.error("a database connection did not close cleanly: %r", failure)
+        if failures:
+            raise failures[0]
 
-    async def _commit(self, batch: list[_Pending]) -> None:
-        assert self._writer is not None
+    def _take(self) -> list[_Pending]:
+        if len(self._pending) <= self._batch_max:
+            batch, self._pending = self._pending, []
+        else:
+            batch = self._pending[:self._batch_max]
+            del self._pending[:self._batch_max]
+        return batch
+
+    def _dispatch(self) -> None:
+        """Hand the writes queued so far to the writer thread, as one batch (on the loop)."""
+        self._dispatching = False
+        if self._pending and not self._in_flight:
+            self._send(self._take())
+
+    def _send(self, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        self._in_flight += 1
         started = time.perf_counter()
-        try:
-            outcomes = await self._call(self._writer, lambda c: _run_batch(c, batch))
-        except Exception as exc:  # the commit itself failed (disk full, I/O error)
-            if not is_no_space(exc):
-                log.error("write batch of %d failed: %s", len(batch), exc)
-            outcomes = [(False, exc)] * len(batch)
+
+        def job(conn: sqlite3.Connection) -> None:  # in the writer thread
+            try:
+                outcomes, failure = _run_batch(conn, batch), None
+            except Exception as exc:  # the commit itself failed (disk full, I/O error)
+                outcomes, failure = [(False, exc)] * len(batch), exc
+            hand_back(loop, self._committed, batch, outcomes, failure, started)
+
+        self._writes.put(job)
+
+    def _committed(self, batch: list[_Pending], outcomes: list[tuple[bool, Any]],
+                   failure: Exception | None, started: float) -> None:
+        """Resume the callers of a batch the writer thread ran (on the loop, one call)."""
+        self._in_flight -= 1
+        self._dispatch()  # the next batch runs while these callers resume
+        if failure is not None:
+            if not is_no_space(failure):
+                log.error("write batch of %d failed: %s", len(batch), failure)
         else:
             self.commits += 1
             self.writes += len(batch)
@@ -335,26 +314,4 @@ class Database:
                 error: Any = self.space.refuse("a database write", value)
             else:
                 error = value
-            if future.done():
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(error)
-
-    async def _close_connections(self) -> None:
-        connections = [c for c in (*self._readers, self._writer) if c is not None]
-        self._readers.clear()
-        self._writer = None
-        failure: BaseException | None = None
-        for conn in connections:
-            try:
-                await conn.close()
-            except BaseException as exc:  # cancelled, or the close failed: the others go on
-                # Its thread must end all the same: stop() queues the close and the thread's
-                # exit behind whatever it runs now, without waiting for either.
-                conn.stop()
-                log.error("a database connection did not close cleanly: %r", exc)
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+            settle(future, ok, value if ok else error)
