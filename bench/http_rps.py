@@ -42,12 +42,13 @@ LIGHT_FIELDS = ("job_id,kind,status,priority,document_id,attempts,created_at,upd
                 "started_at,completed_at")
 
 
-#: The peer's versions, pinned so that a figure can be compared with the next run's.
-PEER = {"fastapi": "0.165.0", "uvicorn": "0.55.0", "httptools": "0.9.0"}
+#: The peer's versions, pinned so that a figure can be compared with the next run's
+#: (aiosqlite: the peer's SQL runs on it, as a FastAPI app's would).
+PEER = {"fastapi": "0.165.0", "uvicorn": "0.55.0", "httptools": "0.9.0", "aiosqlite": "0.22.1"}
 
 
 def ensure_tools() -> None:
-    """The pinned FastAPI, uvicorn and httptools in this venv; wrk from Debian's packages."""
+    """The pinned peer (FastAPI, uvicorn, httptools, aiosqlite) here; wrk from Debian."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -233,8 +233,6 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [_handler]
     root.setLevel(level.upper())
-    # aiosqlite traces every statement at debug: noise that drowns the server's own lines.
-    logging.getLogger("aiosqlite").setLevel(max(root.level, logging.INFO))
 
 
 def writer() -> LineWriter | None:
