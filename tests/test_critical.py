@@ -106,7 +106,7 @@ async def test_rollback_of_a_whole_job(client: Client, keys: dict[str, Any]) -> 
                                       json={"job_id": job["job_id"]})).json()
     assert answer["total"] == 2
     for result in job["results"].values():
-        item = await service.store.get(result["content_id"])
+        item = await service.get(result["content_id"])
         assert item.version == 3 and item.body["text"] != "edited"
 
 

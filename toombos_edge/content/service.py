@@ -12,10 +12,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from ..cache.protocol import Cache
-from ..errors import Invalid, Unavailable
+from ..errors import Invalid, NotFound, Unavailable
 from ..events import CRITICAL_OPERATION, Event, EventBus
 from ..ids import iso, now_ms
 from ..jobs.kinds import Outcome, PermanentFailure
+from ..records.content import ContentItem, new_item
+from ..store.content import LIST_FILTERS, ContentStore
 from .batch import BatchPlan
 from .cached_render import CachedRenderer, Rendered
 from .channels import Channel, parse_channel
@@ -23,8 +25,8 @@ from .edits import parse_edit
 from .publish import Publication, Publisher, PublishError
 from .render import Renderer, RenderOptions
 from .request import GenerateRequest, parse
+from .request_body import GenerateFields, request_of
 from .source import DocumentLookup, Source, resolve
-from .store import ContentItem, ContentStore, new_item
 from .text import slugify
 from .validate import validate
 
@@ -81,15 +83,16 @@ class ContentService:
         documents: DocumentLookup | None = None,
         *,
         bus: EventBus | None = None,
+        jobs: JobSubmitter | None = None,
     ) -> None:
-        self.store = store
+        self._store = store
         self.bus = bus
         self.renderer = renderer
         self.publisher = publisher
         self.cache = cache
         self.rendering = CachedRenderer(renderer, cache)
         self.documents = documents
-        self.jobs: JobSubmitter | None = None
+        self.jobs = jobs  #: None: no engine (a test of rendering); submitting is refused
 
     def __repr__(self) -> str:
         return f"<ContentService {self.rendering!r}>"
@@ -138,7 +141,7 @@ class ContentService:
         """
         source = await self.source(request)
         options = self.options(request, source)
-        existing = {i.channel: i for i in await self.store.for_job(job_id)} if job_id else {}
+        existing = {i.channel: i for i in await self._store.for_job(job_id)} if job_id else {}
         await progress(5, "rendering")
         todo = [c for c in request.channels if c.value not in existing]
         bodies = await self.rendering.render_many(source, todo, options) if todo else {}
@@ -165,7 +168,7 @@ class ContentService:
                           style=request.style.value, tone=request.tone.value,
                           content_type=request.content_type.value)
                  for channel, body in bodies.items() if not isinstance(body, Exception)]
-        return {item.channel: item for item in await self.store.add_many(fresh)}
+        return {item.channel: item for item in await self._store.add_many(fresh)}
 
     @staticmethod
     def _conclude(
@@ -211,8 +214,19 @@ class ContentService:
 
     # -- jobs -------------------------------------------------------------------------
 
-    async def submit(self, request: GenerateRequest, **options: Any) -> Any:
-        """Create the ``generate`` job of a request (options: urgent, correlation_id …)."""
+    async def submit(
+        self, body: GenerateFields, *, publish: bool | None = None, social_only: bool = False,
+        **options: Any,
+    ) -> Any:
+        """Create the ``generate`` job a client's body asks for (``publish`` overrides the
+        body's; ``social_only`` refuses other channels; options: correlation_id …)."""
+        request = request_of(body, publish=publish)
+        if social_only and any(not c.is_social for c in request.channels):
+            raise Invalid("channels: this path makes social posts only", {"field": "channels"})
+        return await self._submit(request, **options)
+
+    async def _submit(self, request: GenerateRequest, **options: Any) -> Any:
+        """Create the ``generate`` job of a parsed request (options: urgent …)."""
         if self.jobs is None:
             raise Unavailable("the job engine is not running")
         if request.document_id is not None:
@@ -238,7 +252,7 @@ class ContentService:
         jobs: list[Any] = []
         for request in plan.requests:
             after = None if plan.parallel or not jobs else jobs[-1].id
-            jobs.append(await self.submit(
+            jobs.append(await self._submit(
                 request, depends_on=after, fail_fast=plan.fail_fast and after is not None,
                 **options))
         return {"batch_id": plan.id, "jobs": [job.to_json() for job in jobs],
@@ -255,12 +269,12 @@ class ContentService:
             raise Unavailable("the job engine is not running")
         ids = body.get("content_ids", [body["content_id"]] if "content_id" in body else None)
         if ids is None:
-            jobs = [await self.submit(parse(body, publish=True), urgent=True, **options)]
+            jobs = [await self._submit(parse(body, publish=True), urgent=True, **options)]
         else:
             if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
                 raise Invalid("'content_ids' must be a non-empty list of content ids")
             for content_id in ids:
-                await self.store.get(content_id)  # NotFound before anything is queued
+                await self._store.get(content_id)  # NotFound before anything is queued
             recipients = body.get("recipients", [])
             jobs = [await self.jobs.submit("publish", {"content_id": i, "recipients": recipients},
                                            urgent=True, **options) for i in ids]
@@ -291,26 +305,76 @@ class ContentService:
         """Queue a ``publish`` job for a stored item (a reviewed draft, say)."""
         if self.jobs is None:
             raise Unavailable("the job engine is not running")
-        item = await self.store.get(content_id)  # NotFound before anything is queued
+        item = await self._store.get(content_id)  # NotFound before anything is queued
         return await self.jobs.submit("publish", {"content_id": item.id, "recipients": recipients},
                                       document_id=item.document_id, channels=[item.channel],
                                       **options)
 
     async def publish(self, content_id: str, recipients: tuple[str, ...] = ()) -> Publication:
-        """Publish one stored item now (the ``publish`` job); raises ``PublishError``."""
-        return await self.publisher.publish(await self.store.get(content_id), recipients)
+        """Publish one stored item now; raises ``PublishError``."""
+        return (await self.publish_item(content_id, recipients))[1]
+
+    async def publish_item(
+        self, content_id: str, recipients: tuple[str, ...] = ()
+    ) -> tuple[ContentItem, Publication]:
+        """Publish one stored item now (the ``publish`` job): the item as it was sent and
+        its publication; raises ``PublishError``."""
+        item = await self._store.get(content_id)
+        return item, await self.publisher.publish(item, recipients)
+
+    async def get(self, content_id: str) -> ContentItem:
+        """One item as it is now (``NotFound``)."""
+        return await self._store.get(content_id)
+
+    async def for_job(self, job_id: str) -> list[ContentItem]:
+        """The items a job made, in the order they were made."""
+        return await self._store.for_job(job_id)
+
+    async def show(self, content_id: str) -> dict[str, Any]:
+        """One item's JSON; a website page's with its views per day."""
+        item = await self._store.get(content_id)
+        shown = item.to_json()
+        if item.channel == "website" and item.slug:
+            views = await self._store.views(item.slug)
+            shown["views"] = {"total": sum(views.values()), "by_day": views}
+        return shown
+
+    async def find(self, filters: dict[str, str], limit: int, offset: int) -> dict[str, Any]:
+        """A page of items, newest first, by ``LIST_FILTERS`` (other keys are ignored)."""
+        wanted = {name: filters[name] for name in LIST_FILTERS if name in filters}
+        items, total = await self._store.find(wanted, limit, offset)
+        return {"content": [item.to_json() for item in items], "total": total,
+                "limit": limit, "offset": offset}
+
+    async def versions(self, content_id: str) -> dict[str, Any]:
+        """Every version of an item, the current one first."""
+        found = [v.to_json() for v in await self._store.versions(content_id)]
+        return {"content_id": content_id, "versions": found, "total": len(found)}
+
+    async def delete(self, content_id: str) -> None:
+        """Delete an item and all its versions (``NotFound``)."""
+        await self._store.delete(content_id)
+
+    async def view_page(self, slug: str) -> str:
+        """The HTML of the page published under ``slug``, counting the view; ``NotFound``
+        when no page is published there."""
+        item = await self._store.page(slug)
+        if item is None:
+            raise NotFound(f"no page at /site/{slug}")
+        await self._store.count_view(slug, iso(now_ms())[:10])  # type: ignore[index]
+        return str(item.body.get("html", ""))
 
     async def update(self, content_id: str, changes: dict[str, Any]) -> ContentItem:
         """Merge ``changes`` into the body as a new version (the old one is kept)."""
         fields, expected = parse_edit(changes)
-        current = await self.store.get(content_id)
-        return await self.store.update(content_id, {**current.body, **fields}, expected)
+        current = await self._store.get(content_id)
+        return await self._store.update(content_id, {**current.body, **fields}, expected)
 
     async def rollback(
         self, content_id: str, to_version: int | None = None, republish: bool = True
     ) -> dict[str, Any]:
         """Restore an earlier version; republish it (urgently) if the item was live."""
-        item = await self.store.rollback(content_id, to_version)
+        item = await self._store.rollback(content_id, to_version)
         job = None
         if republish and item.status == "published" and self.jobs is not None:
             job = await self.jobs.submit("publish", {"content_id": item.id}, urgent=True)
@@ -321,7 +385,7 @@ class ContentService:
 
     async def rollback_job(self, job_id: str, republish: bool = True) -> list[dict[str, Any]]:
         """Roll back every item a job made; items without an earlier version are skipped."""
-        items = await self.store.for_job(job_id)
+        items = await self._store.for_job(job_id)
         if not items:
             raise Invalid(f"job {job_id} made no content to roll back")
         out = []
