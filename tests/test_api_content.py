@@ -101,7 +101,7 @@ async def test_bad_edits_change_nothing(
     broken = await client.put(f"/api/v2/content/{item.id}", data=b"{nope",
                               headers=auth(operator))
     assert broken.status == 400
-    assert (await client.app[CONTENT].get(item.id)).version == 1
+    assert (await client.app[CONTENT].items.get(item.id)).version == 1
 
 
 async def test_templates_on_both_paths(

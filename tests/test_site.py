@@ -24,7 +24,7 @@ async def test_a_published_page_is_served_and_counted(
                      tone="casual", content_type="blog")
     item = await SqliteContentStore(client.app[DATABASE]).add(draft)
     assert (await client.get("/site/field-notes-week-12")).status == 404  # a draft
-    publication = await service.publish(item.id)
+    publication = await service.items.publish(item.id)
     assert publication.url is not None and publication.url.endswith("/site/field-notes-week-12")
     for _ in range(3):
         page = await client.get("/site/field-notes-week-12")

@@ -20,7 +20,7 @@ async def page(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
     if not _SLUG.match(slug):
         raise NotFound(f"no page at /site/{slug}")
-    html = await request.app[CONTENT].view_page(slug)
+    html = await request.app[CONTENT].items.view_page(slug)
     response = web.Response(text=html, content_type="text/html")
     response.headers["Content-Security-Policy"] = SITE_CSP
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -41,7 +41,7 @@ def kinds(service: ContentService) -> list[JobKind]:
 
     async def run_publish(ctx: JobContext) -> Outcome:
         params = ctx.params
-        item, publication = await service.publish_item(
+        item, publication = await service.items.publish_item(
             params["content_id"], tuple(params.get("recipients", [])))
         key = item.channel.removeprefix("social_")
         result = {"status": "success", "error": None, "version": item.version,

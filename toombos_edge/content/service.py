@@ -1,28 +1,30 @@
-"""The content service: render (through the cache), store, publish, roll back.
+"""The content service: render (through the cache), store and publish per channel; the
+generate jobs of a request, a batch, an emergency; previews, validation, templates.
 
-Used by the ``generate`` and ``publish`` job handlers and by the content API. Rendering
-runs in threads; every step that can fail for one channel fails only that channel.
+Used by the ``generate`` and ``publish`` job handlers and by the content API (stored items
+are ``ContentService.items``, see ``items.py``). Rendering runs in threads; every step that
+can fail for one channel fails only that channel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ..cache.protocol import Cache
-from ..errors import Invalid, NotFound, Unavailable
-from ..events import CRITICAL_OPERATION, Event, EventBus
+from ..errors import Invalid, Unavailable
+from ..events import EventBus
 from ..ids import iso, now_ms
 from ..jobs.kinds import Outcome, PermanentFailure
 from ..records.content import ContentItem, new_item
-from ..store.content import LIST_FILTERS, ContentStore
+from ..store.content import ContentStore
 from .batch import BatchPlan
 from .cached_render import CachedRenderer, Rendered
 from .channels import Channel, parse_channel
-from .edits import parse_edit
-from .publish import Publication, Publisher, PublishError
+from .items import ContentItems, JobSubmitter, announce
+from .publish import Publisher, PublishError
 from .render import Renderer, RenderOptions
 from .request import GenerateRequest, parse
 from .request_body import GenerateFields, request_of
@@ -46,33 +48,14 @@ class GenerationImpossible(GenerationFailed, PermanentFailure):
     render, a sink that refused for good): the job fails at once, its results kept."""
 
 
-class JobSubmitter(Protocol):
-    """The one engine call the service needs (publish jobs after a rollback, emergencies)."""
-
-    async def submit(
-        self,
-        kind: str,
-        params: dict[str, Any] | None = None,
-        *,
-        priority: int = 0,
-        scheduled_for: int | None = None,
-        idempotency_key: str | None = None,
-        correlation_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        document_id: str | None = None,
-        channels: Sequence[str] | None = None,
-        urgent: bool = False,
-        depends_on: str | None = None,
-        fail_fast: bool = False,
-    ) -> Any: ...
-
-
 async def _no_progress(percent: float, message: str) -> None:
     return None
 
 
 class ContentService:
-    """Everything done with content; collaborators are injected so tests can build it."""
+    """Generation: previews, generate jobs (one, a batch, an emergency) and what they run;
+    ``items`` does everything with the stored items. Collaborators are injected so tests
+    can build it."""
 
     def __init__(
         self,
@@ -93,6 +76,7 @@ class ContentService:
         self.rendering = CachedRenderer(renderer, cache)
         self.documents = documents
         self.jobs = jobs  #: None: no engine (a test of rendering); submitting is refused
+        self.items = ContentItems(store, publisher, jobs=jobs, bus=bus)
 
     def __repr__(self) -> str:
         return f"<ContentService {self.rendering!r}>"
@@ -274,18 +258,13 @@ class ContentService:
             if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
                 raise Invalid("'content_ids' must be a non-empty list of content ids")
             for content_id in ids:
-                await self._store.get(content_id)  # NotFound before anything is queued
+                await self.items.get(content_id)  # NotFound before anything is queued
             recipients = body.get("recipients", [])
             jobs = [await self.jobs.submit("publish", {"content_id": i, "recipients": recipients},
                                            urgent=True, **options) for i in ids]
-        self._critical("emergency_publish", content_ids=ids,
-                       job_ids=[getattr(job, "id", None) for job in jobs])
+        announce(self.bus, "emergency_publish", content_ids=ids,
+                 job_ids=[getattr(job, "id", None) for job in jobs])
         return jobs
-
-    def _critical(self, operation: str, **data: Any) -> None:
-        """Announce a critical operation (for the activity log)."""
-        if self.bus is not None:
-            self.bus.publish(Event.data(CRITICAL_OPERATION, {"operation": operation, **data}))
 
     async def validate(self, body: dict[str, Any]) -> dict[str, Any]:
         return await asyncio.to_thread(validate, body)
@@ -298,104 +277,6 @@ class ContentService:
             return {"templates": found, "total": len(found), "version": library.version()}
 
         return await asyncio.to_thread(listing)
-
-    # -- content items ------------------------------------------------------------------
-
-    async def submit_publish(self, content_id: str, recipients: Any, **options: Any) -> Any:
-        """Queue a ``publish`` job for a stored item (a reviewed draft, say)."""
-        if self.jobs is None:
-            raise Unavailable("the job engine is not running")
-        item = await self._store.get(content_id)  # NotFound before anything is queued
-        return await self.jobs.submit("publish", {"content_id": item.id, "recipients": recipients},
-                                      document_id=item.document_id, channels=[item.channel],
-                                      **options)
-
-    async def publish(self, content_id: str, recipients: tuple[str, ...] = ()) -> Publication:
-        """Publish one stored item now; raises ``PublishError``."""
-        return (await self.publish_item(content_id, recipients))[1]
-
-    async def publish_item(
-        self, content_id: str, recipients: tuple[str, ...] = ()
-    ) -> tuple[ContentItem, Publication]:
-        """Publish one stored item now (the ``publish`` job): the item as it was sent and
-        its publication; raises ``PublishError``."""
-        item = await self._store.get(content_id)
-        return item, await self.publisher.publish(item, recipients)
-
-    async def get(self, content_id: str) -> ContentItem:
-        """One item as it is now (``NotFound``)."""
-        return await self._store.get(content_id)
-
-    async def for_job(self, job_id: str) -> list[ContentItem]:
-        """The items a job made, in the order they were made."""
-        return await self._store.for_job(job_id)
-
-    async def show(self, content_id: str) -> dict[str, Any]:
-        """One item's JSON; a website page's with its views per day."""
-        item = await self._store.get(content_id)
-        shown = item.to_json()
-        if item.channel == "website" and item.slug:
-            views = await self._store.views(item.slug)
-            shown["views"] = {"total": sum(views.values()), "by_day": views}
-        return shown
-
-    async def find(self, filters: dict[str, str], limit: int, offset: int) -> dict[str, Any]:
-        """A page of items, newest first, by ``LIST_FILTERS`` (other keys are ignored)."""
-        wanted = {name: filters[name] for name in LIST_FILTERS if name in filters}
-        items, total = await self._store.find(wanted, limit, offset)
-        return {"content": [item.to_json() for item in items], "total": total,
-                "limit": limit, "offset": offset}
-
-    async def versions(self, content_id: str) -> dict[str, Any]:
-        """Every version of an item, the current one first."""
-        found = [v.to_json() for v in await self._store.versions(content_id)]
-        return {"content_id": content_id, "versions": found, "total": len(found)}
-
-    async def delete(self, content_id: str) -> None:
-        """Delete an item and all its versions (``NotFound``)."""
-        await self._store.delete(content_id)
-
-    async def view_page(self, slug: str) -> str:
-        """The HTML of the page published under ``slug``, counting the view; ``NotFound``
-        when no page is published there."""
-        item = await self._store.page(slug)
-        if item is None:
-            raise NotFound(f"no page at /site/{slug}")
-        await self._store.count_view(slug, iso(now_ms())[:10])  # type: ignore[index]
-        return str(item.body.get("html", ""))
-
-    async def update(self, content_id: str, changes: dict[str, Any]) -> ContentItem:
-        """Merge ``changes`` into the body as a new version (the old one is kept)."""
-        fields, expected = parse_edit(changes)
-        current = await self._store.get(content_id)
-        return await self._store.update(content_id, {**current.body, **fields}, expected)
-
-    async def rollback(
-        self, content_id: str, to_version: int | None = None, republish: bool = True
-    ) -> dict[str, Any]:
-        """Restore an earlier version; republish it (urgently) if the item was live."""
-        item = await self._store.rollback(content_id, to_version)
-        job = None
-        if republish and item.status == "published" and self.jobs is not None:
-            job = await self.jobs.submit("publish", {"content_id": item.id}, urgent=True)
-        job_id = getattr(job, "id", None)
-        self._critical("rollback", content_id=item.id, version=item.version,
-                       republish_job_id=job_id)
-        return {"content": item.to_json(), "republish_job_id": job_id}
-
-    async def rollback_job(self, job_id: str, republish: bool = True) -> list[dict[str, Any]]:
-        """Roll back every item a job made; items without an earlier version are skipped."""
-        items = await self._store.for_job(job_id)
-        if not items:
-            raise Invalid(f"job {job_id} made no content to roll back")
-        out = []
-        for item in items:
-            try:
-                out.append(await self.rollback(item.id, None, republish))
-            except Exception as exc:  # report per item; the others still roll back
-                out.append({"content_id": item.id, "error": str(exc)})
-        return out
-
 
 def _result(status: str = "success", **fields: Any) -> dict[str, Any]:
     """One channel's entry in a job's results (the client contract's shape)."""
