@@ -170,3 +170,5 @@ async def test_jobs_need_the_engine(service: ContentService) -> None:
         await service.submit(msgspec.convert(request(), GenerateFields))
     with pytest.raises(Unavailable):
         await service.emergency({"content_id": "cnt_x"})
+    with pytest.raises(Unavailable):
+        await service.items.submit_publish("cnt_x", [])

@@ -3,7 +3,9 @@
 Spellings of the contract (``document_id``, ``channels``, ``template_style``,
 ``schedule_time``), of the seed's form (``living_doc_id``, a single ``channel``) and of the
 older backend (``twitter`` for ``social_twitter``) all end up as the same params, which is
-what a ``generate`` job stores and its handler reads.
+what a ``generate`` job stores and its handler reads. ``parse`` reads JSON objects (stored
+params, batch items, emergencies); a body the HTTP layer decoded goes through
+``request_body.request_of`` instead, to the same ``GenerateRequest``.
 """
 
 from __future__ import annotations
