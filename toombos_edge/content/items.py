@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from ..errors import Invalid, NotFound, Unavailable
 from ..events import CRITICAL_OPERATION, Event, EventBus
 from ..records.content import ContentItem
+from ..records.job import Job
 from ..store.content import LIST_FILTERS, ContentStore
 from .edits import parse_edit
 from .publish import Publication, Publisher
@@ -38,7 +39,7 @@ class JobSubmitter(Protocol):
         urgent: bool = False,
         depends_on: str | None = None,
         fail_fast: bool = False,
-    ) -> Any: ...
+    ) -> Job: ...
 
 
 def announce(bus: EventBus | None, operation: str, **data: Any) -> None:
@@ -62,7 +63,7 @@ class ContentItems:
     def __repr__(self) -> str:
         return f"<ContentItems {self._store!r}>"
 
-    async def submit_publish(self, content_id: str, recipients: Any, **options: Any) -> Any:
+    async def submit_publish(self, content_id: str, recipients: Any, **options: Any) -> Job:
         """Queue a ``publish`` job for a stored item (a reviewed draft, say)."""
         if self._jobs is None:
             raise Unavailable("the job engine is not running")
@@ -139,7 +140,7 @@ class ContentItems:
         job = None
         if republish and item.status == "published" and self._jobs is not None:
             job = await self._jobs.submit("publish", {"content_id": item.id}, urgent=True)
-        job_id = getattr(job, "id", None)
+        job_id = None if job is None else job.id
         announce(self._bus, "rollback", content_id=item.id, version=item.version,
                  republish_job_id=job_id)
         return {"content": item.to_json(), "republish_job_id": job_id}

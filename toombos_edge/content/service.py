@@ -19,6 +19,7 @@ from ..events import EventBus
 from ..ids import iso, now_ms
 from ..jobs.kinds import Outcome, PermanentFailure
 from ..records.content import ContentItem, new_item
+from ..records.job import Job
 from ..store.content import ContentStore
 from .batch import BatchPlan
 from .cached_render import CachedRenderer, Rendered
@@ -201,7 +202,7 @@ class ContentService:
     async def submit(
         self, body: GenerateFields, *, publish: bool | None = None, social_only: bool = False,
         **options: Any,
-    ) -> Any:
+    ) -> Job:
         """Create the ``generate`` job a client's body asks for (``publish`` overrides the
         body's; ``social_only`` refuses other channels; options: correlation_id …)."""
         request = request_of(body, publish=publish)
@@ -209,7 +210,7 @@ class ContentService:
             raise Invalid("channels: this path makes social posts only", {"field": "channels"})
         return await self._submit(request, **options)
 
-    async def _submit(self, request: GenerateRequest, **options: Any) -> Any:
+    async def _submit(self, request: GenerateRequest, **options: Any) -> Job:
         """Create the ``generate`` job of a parsed request (options: urgent …)."""
         if self.jobs is None:
             raise Unavailable("the job engine is not running")
@@ -233,7 +234,7 @@ class ContentService:
         claims it only once that one has ended, and a fail-fast batch cancels the rest
         after a failure), so no worker waits and a restart loses nothing.
         """
-        jobs: list[Any] = []
+        jobs: list[Job] = []
         for request in plan.requests:
             after = None if plan.parallel or not jobs else jobs[-1].id
             jobs.append(await self._submit(
@@ -243,7 +244,7 @@ class ContentService:
                 "total": len(jobs), "errors": plan.errors, "parallel": plan.parallel,
                 "fail_fast": plan.fail_fast}
 
-    async def emergency(self, body: dict[str, Any], **options: Any) -> list[Any]:
+    async def emergency(self, body: dict[str, Any], **options: Any) -> list[Job]:
         """Publish now, ahead of everything queued (even when paused).
 
         ``content_id`` / ``content_ids`` publish stored items; any other body is a generate
@@ -263,7 +264,7 @@ class ContentService:
             jobs = [await self.jobs.submit("publish", {"content_id": i, "recipients": recipients},
                                            urgent=True, **options) for i in ids]
         announce(self.bus, "emergency_publish", content_ids=ids,
-                 job_ids=[getattr(job, "id", None) for job in jobs])
+                 job_ids=[job.id for job in jobs])
         return jobs
 
     async def validate(self, body: dict[str, Any]) -> dict[str, Any]:
