@@ -51,7 +51,7 @@ class ContentStore(Protocol):
         self, filters: dict[str, str], limit: int, offset: int
     ) -> tuple[list[ContentItem], int]:
         """A page of the items equal on every filter named in ``LIST_FILTERS`` (others are
-        ignored), newest first (by id), and how many match in all, read in one snapshot."""
+        ignored), newest first (by id), and how many match in all."""
         ...
 
     async def update(
