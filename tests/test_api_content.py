@@ -6,15 +6,16 @@ from collections.abc import Awaitable, Callable
 
 from conftest import Client, auth, finished
 
-from toombos_edge.appkeys import CONTENT
-from toombos_edge.content.store import ContentItem, new_item
+from toombos_edge.appkeys import CONTENT, DATABASE
+from toombos_edge.records.content import ContentItem, new_item
+from toombos_edge.store.sqlite.content import SqliteContentStore
 
 
 async def _stored(client: Client) -> ContentItem:
     item = new_item("email", {"subject": "Launch", "text": "Plain", "html": "<p>x</p>"},
                     job_id="job_1", document_id=None, style="modern", tone="casual",
                     content_type="update")
-    return await client.app[CONTENT].store.add(item)
+    return await SqliteContentStore(client.app[DATABASE]).add(item)
 
 
 async def test_read_edit_versions_delete(
@@ -73,7 +74,7 @@ async def test_publishing_a_reviewed_draft(
     page = new_item("website", {"slug": "reviewed", "html": "<p>Reviewed page</p>"},
                     job_id=None, document_id=None, style="modern", tone="casual",
                     content_type="blog")
-    item = await client.app[CONTENT].store.add(page)
+    item = await SqliteContentStore(client.app[DATABASE]).add(page)
     path = f"/api/v2/content/{item.id}/publish"
     assert (await client.post(path, headers=viewer)).status == 403
     bad = await client.post(path, headers=operator, json={"recipients": ["nobody"]})
@@ -100,7 +101,7 @@ async def test_bad_edits_change_nothing(
     broken = await client.put(f"/api/v2/content/{item.id}", data=b"{nope",
                               headers=auth(operator))
     assert broken.status == 400
-    assert (await client.app[CONTENT].store.get(item.id)).version == 1
+    assert (await client.app[CONTENT].items.get(item.id)).version == 1
 
 
 async def test_templates_on_both_paths(

@@ -4,41 +4,44 @@ from __future__ import annotations
 
 import pytest
 
-from toombos_edge.content.store import ContentStore, new_item
 from toombos_edge.errors import Conflict, NotFound
+from toombos_edge.records.content import ContentItem, new_item
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite.content import SqliteContentStore
 
 
 @pytest.fixture
-def store(db: Database) -> ContentStore:
-    return ContentStore(db)
+def store(db: Database) -> SqliteContentStore:
+    return SqliteContentStore(db)
 
 
-def _item(subject: str, job_id: str = "job_1") -> object:
+def _item(subject: str, job_id: str = "job_1") -> ContentItem:
     return new_item("email", {"subject": subject, "text": "t"}, job_id=job_id,
                     document_id="doc_1", style="modern", tone="casual", content_type="update")
 
 
-async def test_updates_keep_every_prior_version(store: ContentStore) -> None:
-    item = await store.add(_item("first"))  # type: ignore[arg-type]
+async def test_updates_keep_every_prior_version(store: SqliteContentStore) -> None:
+    item = await store.add(_item("first"))
     await store.update(item.id, {"subject": "second", "text": "t"})
     third = await store.update(item.id, {"subject": "third", "text": "t"}, expected_version=2)
     assert third.version == 3 and third.body["subject"] == "third"
     versions = await store.versions(item.id)
-    assert [(v["version"], v["body"]["subject"], v["current"]) for v in versions] == [
+    assert [(v.version, v.body["subject"], v.current) for v in versions] == [
         (3, "third", True), (2, "second", False), (1, "first", False)]
 
 
-async def test_a_stale_update_is_refused(store: ContentStore) -> None:
-    item = await store.add(_item("first"))  # type: ignore[arg-type]
+async def test_a_stale_update_is_refused(store: SqliteContentStore) -> None:
+    item = await store.add(_item("first"))
     await store.update(item.id, {"subject": "second"})
     with pytest.raises(Conflict):
         await store.update(item.id, {"subject": "lost"}, expected_version=1)
     assert (await store.get(item.id)).body["subject"] == "second"
 
 
-async def test_rollback_restores_the_previous_body_as_a_new_version(store: ContentStore) -> None:
-    item = await store.add(_item("good"))  # type: ignore[arg-type]
+async def test_rollback_restores_the_previous_body_as_a_new_version(
+    store: SqliteContentStore,
+) -> None:
+    item = await store.add(_item("good"))
     await store.update(item.id, {"subject": "broken"})
     rolled = await store.rollback(item.id)
     assert (rolled.version, rolled.body["subject"]) == (3, "good")
@@ -47,8 +50,8 @@ async def test_rollback_restores_the_previous_body_as_a_new_version(store: Conte
     assert len(await store.versions(item.id)) == 4  # nothing was lost
 
 
-async def test_rollback_without_history_and_unknown_items(store: ContentStore) -> None:
-    item = await store.add(_item("only"))  # type: ignore[arg-type]
+async def test_rollback_without_history_and_unknown_items(store: SqliteContentStore) -> None:
+    item = await store.add(_item("only"))
     with pytest.raises(Conflict):
         await store.rollback(item.id)
     with pytest.raises(Conflict):
@@ -57,15 +60,15 @@ async def test_rollback_without_history_and_unknown_items(store: ContentStore) -
         await store.rollback("cnt_missing")
 
 
-async def test_delete_removes_versions_and_pages(store: ContentStore) -> None:
+async def test_delete_removes_versions_and_pages(store: SqliteContentStore) -> None:
     page = await store.add(new_item("website", {"slug": "hello", "html": "<p>hi</p>"},
                                     job_id=None, document_id=None, style="modern",
                                     tone="casual", content_type="blog"))
     assert await store.page("hello") is None  # drafts are not served
-    await store.mark_published(page.id, "http://x/site/hello")
+    await store.mark_published(page.id, "http://x/site/hello", 1)
     assert (await store.page("hello")).id == page.id  # type: ignore[union-attr]
-    await store.count_view("hello")
-    await store.count_view("hello")
+    await store.count_view("hello", "2026-12-06")
+    await store.count_view("hello", "2026-12-06")
     assert sum((await store.views("hello")).values()) == 2
     await store.delete(page.id)
     assert await store.page("hello") is None

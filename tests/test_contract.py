@@ -11,8 +11,8 @@ import pytest
 from conftest import Client, auth
 
 from toombos_edge.api.contract import Body, Media, Query
-from toombos_edge.api.schemas.content import ChannelName
 from toombos_edge.content.channels import Channel, parse_channel
+from toombos_edge.content.request_body import ChannelName
 from toombos_edge.errors import Invalid
 from toombos_edge.routes import ROUTES
 

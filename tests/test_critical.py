@@ -101,12 +101,12 @@ async def test_rollback_of_a_whole_job(client: Client, keys: dict[str, Any]) -> 
     job = await finished(client, (await response.json())["job_id"])
     service = client.app[CONTENT]
     for result in job["results"].values():
-        await service.update(result["content_id"], {"text": "edited"})
+        await service.items.update(result["content_id"], {"text": "edited"})
     answer = await (await client.post("/api/critical/rollback", headers=keys["admin"],
                                       json={"job_id": job["job_id"]})).json()
     assert answer["total"] == 2
     for result in job["results"].values():
-        item = await service.store.get(result["content_id"])
+        item = await service.items.get(result["content_id"])
         assert item.version == 3 and item.body["text"] != "edited"
 
 

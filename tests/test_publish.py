@@ -27,10 +27,11 @@ from toombos_edge.content.publish import (
 )
 from toombos_edge.content.render import Renderer, RenderOptions
 from toombos_edge.content.source import inline_source
-from toombos_edge.content.store import ContentItem, ContentStore, new_item
 from toombos_edge.content.templates import TemplateLibrary
 from toombos_edge.events import CONTENT_PUBLISHED, Event, EventBus
+from toombos_edge.records.content import ContentItem, new_item
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite.content import SqliteContentStore
 
 SECRET = b"test-webhook-secret"
 FIXTURE = (Path(__file__).parent / "fixtures" / "launch.md").read_text()
@@ -55,7 +56,7 @@ def make_publisher(
         bus = EventBus()
         bus.subscribe(events.append)
         base = PublishConfig("http://edge.test", tmp_path / "outbox", SECRET)
-        return Publisher(replace(base, **config), ContentStore(db), bus)
+        return Publisher(replace(base, **config), SqliteContentStore(db), bus)
 
     return make
 
@@ -72,7 +73,7 @@ def stored(db: Database) -> Stored:
         body = renderer.render(source, channel, RenderOptions(link="http://edge.test/site/x"))
         item = new_item(channel.value, body, job_id="job_t", document_id=None,
                         style="modern", tone="professional", content_type="update")
-        return await ContentStore(db).add(item)
+        return await SqliteContentStore(db).add(item)
 
     return make
 
@@ -97,7 +98,7 @@ async def test_email_goes_to_a_real_smtp_server(
     assert plain is not None and "Drafts are kept on the device" in plain.get_content()
     assert html is not None and "<strong>offline sync</strong>" in html.get_content()
     assert [e.type for e in events] == [CONTENT_PUBLISHED]
-    assert (await ContentStore(db).get(item.id)).status == "published"
+    assert (await SqliteContentStore(db).get(item.id)).status == "published"
 
 
 async def test_smtp_down_raises_so_the_job_retries(
@@ -109,7 +110,7 @@ async def test_smtp_down_raises_so_the_job_retries(
     item = await stored(Channel.email)
     with pytest.raises(PublishError, match="SMTP"):
         await publisher.publish(item)
-    assert (await ContentStore(db).get(item.id)).status == "draft"
+    assert (await SqliteContentStore(db).get(item.id)).status == "draft"
 
 
 async def test_without_smtp_email_goes_to_the_outbox(
@@ -130,7 +131,7 @@ async def test_a_title_cannot_inject_headers(
     item = new_item("email", {"subject": "Hi\r\nBcc: everyone@example.org", "text": "t",
                               "html": "<p>t</p>"}, job_id=None, document_id=None,
                     style="modern", tone="casual", content_type="update")
-    await make_publisher().publish(await ContentStore(db).add(item))
+    await make_publisher().publish(await SqliteContentStore(db).add(item))
     [eml] = list((tmp_path / "outbox").glob("*.eml"))
     message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
     assert message["Bcc"] is None and message["Subject"] == "Hi Bcc: everyone@example.org"

@@ -22,8 +22,8 @@ from toombos_edge.content.publish import PublishConfig, build_email
 from toombos_edge.content.render import Renderer, RenderOptions, cache_key
 from toombos_edge.content.social import weighted_len
 from toombos_edge.content.source import Source, inline_source
-from toombos_edge.content.store import new_item
 from toombos_edge.content.templates import TemplateLibrary
+from toombos_edge.records.content import new_item
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "launch.md").read_text()
 LINK = "http://127.0.0.1:8000/site/offline-sync-arrives-in-toombos-edge"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from toombos_edge.content.channels import ALL_CHANNELS, Channel, Style, Tone
-from toombos_edge.content.request import parse, validate_params
+from toombos_edge.content.request import GenerateRequest, parse, validate_params
+from toombos_edge.content.request_body import GenerateFields, request_of
 from toombos_edge.errors import Invalid
 
 
@@ -48,3 +50,35 @@ def test_defaults_and_inline_text() -> None:
 def test_bad_requests_are_refused(body: dict[str, object]) -> None:
     with pytest.raises(Invalid):
         parse(body)
+
+
+SPELLINGS: list[dict[str, object]] = [
+    {"living_doc_id": "doc_1", "channel": "twitter", "tone": "casual", "dry_run": True},
+    {"document_id": "doc_1", "channels": ["email", "social_linkedin", "web"],
+     "content_type": "blog", "template_style": "classic", "style": "minimal",
+     "schedule_time": "2030-01-01T00:00:00Z", "metadata": {"a": 1}},
+    {"content": "Inline text.", "channels": "x, linkedin ,email", "tags": "a, b,,c",
+     "recipients": "a@example.com, b@example.com", "publish": True, "link": "https://x.test"},
+    {"text": "Hi.", "title": "", "document_id": "", "style": "minimal", "tone": "",
+     "scheduled_for": "2030-01-01T01:00:00+01:00", "recipients": ""},
+    {"text": "Hi.", "tags": ["  one ", "", "two"], "content_type": "", "publish": False},
+]
+
+
+@pytest.mark.parametrize("body", SPELLINGS)
+@pytest.mark.parametrize("publish", [None, True])
+def test_a_typed_body_asks_for_what_its_json_asks_for(
+    body: dict[str, object], publish: bool | None
+) -> None:
+    """The HTTP paths read the decoded body; stored params and batch items the JSON. Every
+    spelling gives the same request either way, and the job's params read back as it."""
+    typed = request_of(msgspec.convert(body, GenerateFields), publish=publish)
+    assert typed == parse(body, publish=publish)
+    assert GenerateRequest.from_params(typed.to_params()).to_params() == typed.to_params()
+
+
+def test_a_typed_body_without_a_source_is_refused() -> None:
+    for body in ({}, {"text": "   "}, {"title": "only a title"}, {"document_id": ""}):
+        with pytest.raises(Invalid) as caught:
+            request_of(msgspec.convert(body, GenerateFields))
+        assert caught.value.details == {"field": "document_id"}

@@ -11,16 +11,17 @@ import pytest
 from conftest import ClientFactory, auth, finished
 
 from toombos_edge.appkeys import DATABASE, RETENTION
-from toombos_edge.content.store import ContentStore, new_item
 from toombos_edge.documents.blobs import BlobStore
 from toombos_edge.documents.service import DocumentService
 from toombos_edge.documents.uploads import UploadFolder
 from toombos_edge.events import EventBus
 from toombos_edge.ids import new_id, now_ms
 from toombos_edge.jobs import store
+from toombos_edge.records.content import new_item
 from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.retention import DAY_MS, Policy, Retention
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite.content import SqliteContentStore
 from toombos_edge.store.sqlite.documents import SqliteDocumentStore
 
 # "Now" for retention is 200 days ahead of the wall clock: the jobs made below, created
@@ -95,7 +96,7 @@ async def test_the_dead_set_is_capped_oldest_first(db: Database) -> None:
 
 async def test_nothing_goes_when_every_setting_keeps_everything(db: Database) -> None:
     ids = {await add_job(db, status, 1000) for status in ("completed", "failed", "cancelled")}
-    content = ContentStore(db)
+    content = SqliteContentStore(db)
     item = await content.add(new_item("email", {"subject": "v1"}, job_id=None, document_id=None,
                                       style="s", tone="t", content_type="c"))
     for n in range(2, 6):
@@ -109,7 +110,7 @@ async def test_nothing_goes_when_every_setting_keeps_everything(db: Database) ->
 
 
 async def test_content_versions_beyond_n_or_older_than_x_go(db: Database) -> None:
-    content = ContentStore(db)
+    content = SqliteContentStore(db)
     items = []
     for name in ("a", "b"):
         item = await content.add(new_item("email", {"subject": f"{name}1"}, job_id=None,
@@ -128,7 +129,7 @@ async def test_content_versions_beyond_n_or_older_than_x_go(db: Database) -> Non
     assert (await retention.run_once())["content_versions"] == 2 + 3
 
     def remaining(content_id: str) -> list[int]:
-        return [v["version"] for v in content_versions[content_id]]
+        return [v.version for v in content_versions[content_id]]
 
     content_versions = {cid: await content.versions(cid) for cid in items}
     assert remaining(items[0]) == [6, 5, 4, 3]  # current + the 3 newest earlier ones

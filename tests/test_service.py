@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -14,12 +15,13 @@ from toombos_edge.cache import ContentCache
 from toombos_edge.content.publish import PublishConfig, Publisher, PublishError
 from toombos_edge.content.render import Renderer
 from toombos_edge.content.request import parse
+from toombos_edge.content.request_body import GenerateFields
 from toombos_edge.content.service import ContentService, GenerationFailed, GenerationImpossible
-from toombos_edge.content.store import ContentStore
 from toombos_edge.content.templates import TemplateLibrary
 from toombos_edge.errors import Invalid, Unavailable
 from toombos_edge.events import EventBus
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite.content import SqliteContentStore
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "launch.md").read_text()
 
@@ -28,7 +30,7 @@ FIXTURE = (Path(__file__).parent / "fixtures" / "launch.md").read_text()
 async def service(tmp_path: Path, db: Database) -> AsyncIterator[ContentService]:
     cache = ContentCache(tmp_path / "cache", db=db)
     await cache.open()
-    store = ContentStore(db)
+    store = SqliteContentStore(db)
     config = PublishConfig("http://edge.test", tmp_path / "outbox", b"secret")
     made = ContentService(store, Renderer(TemplateLibrary(tmp_path / "templates")),
                           Publisher(config, store, EventBus()), cache=cache)
@@ -48,9 +50,9 @@ async def test_every_channel_is_stored_as_a_draft(service: ContentService) -> No
     for result in results.values():
         assert result["status"] == "success" and result["content_id"].startswith("cnt_")
         assert result["sent"] is False and result["timestamp"].endswith("Z")
-    website = await service.store.get(results["website"]["content_id"])
+    website = await service.items.get(results["website"]["content_id"])
     assert website.status == "draft" and website.slug == "offline-sync"
-    email = await service.store.get(results["email"]["content_id"])
+    email = await service.items.get(results["email"]["content_id"])
     assert "http://edge.test/site/offline-sync" in email.body["text"]  # links to the page
 
 
@@ -69,7 +71,7 @@ async def test_dry_run_stores_nothing(service: ContentService) -> None:
                                         job_id="job_d")
     assert results["email"]["content_id"] is None
     assert results["email"]["content"]["subject"] == "Update: Offline sync"
-    assert await service.store.for_job("job_d") == []
+    assert await service.items.for_job("job_d") == []
 
 
 async def test_publish_failures_retry_then_end_partial(service: ContentService) -> None:
@@ -83,13 +85,13 @@ async def test_publish_failures_retry_then_end_partial(service: ContentService) 
         service.publisher.config.webhooks["twitter"] = str(server.make_url("/hook"))
         with pytest.raises(PublishError, match="twitter"):
             await service.generate(wanted, job_id="job_p", final_attempt=False)
-        first = {i.channel: i for i in await service.store.for_job("job_p")}
+        first = {i.channel: i for i in await service.items.for_job("job_p")}
         assert first["website"].status == "published"  # done once, kept
         results, partial = await service.generate(wanted, job_id="job_p", final_attempt=True)
     assert partial and results["twitter"]["status"] == "failed"
     assert "webhook answered 502" in results["twitter"]["error"]
     assert results["website"]["url"] == "http://edge.test/site/offline-sync"
-    assert {i.id for i in await service.store.for_job("job_p")} == {i.id for i in
+    assert {i.id for i in await service.items.for_job("job_p")} == {i.id for i in
                                                                      first.values()}
 
 
@@ -102,7 +104,7 @@ async def test_an_unconfigured_channel_is_a_draft_not_a_failure(
     twitter = results["twitter"]
     assert (twitter["status"], twitter["sent"], twitter["error"]) == ("draft", False, None)
     assert "TOOMBOS_WEBHOOK_TWITTER" in twitter["reason"]
-    assert (await service.store.get(twitter["content_id"])).status == "draft"
+    assert (await service.items.get(twitter["content_id"])).status == "draft"
     assert service.publisher.failed == 0  # nothing was tried, so nothing failed
 
 
@@ -133,7 +135,7 @@ async def test_a_broken_template_fails_only_its_channel(
     assert partial and results["email"]["status"] == "success"
     assert results["twitter"]["status"] == results["linkedin"]["status"] == "failed"
     assert "Undefined" in results["twitter"]["error"]
-    assert [i.channel for i in await service.store.for_job("job_t")] == ["email"]
+    assert [i.channel for i in await service.items.for_job("job_t")] == ["email"]
 
 
 async def test_all_channels_failing_fails_the_job(service: ContentService) -> None:
@@ -154,17 +156,19 @@ async def test_all_channels_failing_fails_the_job(service: ContentService) -> No
 async def test_edit_and_rollback(service: ContentService) -> None:
     results, _ = await service.generate(parse(request(channels=["email"])), job_id="job_r")
     content_id = results["email"]["content_id"]
-    edited = await service.update(content_id, {"subject": "Typo in subjcet"})
+    edited = await service.items.update(content_id, {"subject": "Typo in subjcet"})
     assert edited.version == 2 and edited.body["text"]  # other fields kept
     with pytest.raises(Invalid):
-        await service.update(content_id, {"version": 9})
-    rolled = await service.rollback_job("job_r", republish=False)
+        await service.items.update(content_id, {"version": 9})
+    rolled = await service.items.rollback_job("job_r", republish=False)
     assert rolled[0]["content"]["body"]["subject"] == "Update: Offline sync"
     assert rolled[0]["content"]["version"] == 3
 
 
 async def test_jobs_need_the_engine(service: ContentService) -> None:
     with pytest.raises(Unavailable):
-        await service.submit(parse(request()))
+        await service.submit(msgspec.convert(request(), GenerateFields))
     with pytest.raises(Unavailable):
         await service.emergency({"content_id": "cnt_x"})
+    with pytest.raises(Unavailable):
+        await service.items.submit_publish("cnt_x", [])

@@ -6,11 +6,12 @@ from collections.abc import Awaitable, Callable
 
 from conftest import Client, auth
 
-from toombos_edge.appkeys import CONTENT
+from toombos_edge.appkeys import CONTENT, DATABASE
 from toombos_edge.content.channels import Channel
 from toombos_edge.content.render import RenderOptions
 from toombos_edge.content.source import inline_source
-from toombos_edge.content.store import new_item
+from toombos_edge.records.content import new_item
+from toombos_edge.store.sqlite.content import SqliteContentStore
 
 
 async def test_a_published_page_is_served_and_counted(
@@ -19,10 +20,11 @@ async def test_a_published_page_is_served_and_counted(
     service = client.app[CONTENT]
     source = inline_source("Field notes, week 12", "We *visited* three sites.\n\n## Next\n\nMore.")
     body = await service.rendering.render(source, Channel.website, RenderOptions())
-    item = await service.store.add(new_item("website", body, job_id=None, document_id=None,
-                                            style="modern", tone="casual", content_type="blog"))
+    draft = new_item("website", body, job_id=None, document_id=None, style="modern",
+                     tone="casual", content_type="blog")
+    item = await SqliteContentStore(client.app[DATABASE]).add(draft)
     assert (await client.get("/site/field-notes-week-12")).status == 404  # a draft
-    publication = await service.publish(item.id)
+    publication = await service.items.publish(item.id)
     assert publication.url is not None and publication.url.endswith("/site/field-notes-week-12")
     for _ in range(3):
         page = await client.get("/site/field-notes-week-12")

@@ -45,7 +45,6 @@ from .content.generate import kinds as content_kinds
 from .content.publish import Publisher, config_from
 from .content.render import Renderer
 from .content.service import ContentService
-from .content.store import ContentStore
 from .content.templates import TemplateLibrary
 from .dashboard import load as load_dashboard
 from .dashboard import static_dir
@@ -74,6 +73,7 @@ from .routes import setup_routes
 from .sdnotify import notify_ctx
 from .settings import Settings
 from .store import Database
+from .store.sqlite.content import SqliteContentStore
 from .store.sqlite.documents import SqliteDocumentStore
 from .store.sqlite.projects import SqliteProjectStore
 from .tls import setup_tls
@@ -257,12 +257,11 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     """Rendering (from documents or inline text), the content store, publishing, and the
     generate and publish kinds."""
     settings = app[SETTINGS]
-    store = ContentStore(app[DATABASE])
+    store = SqliteContentStore(app[DATABASE])
     templates = TemplateLibrary(settings.data_dir / "templates")
     publisher = Publisher(config_from(settings), store, app[BUS])
     service = ContentService(store, Renderer(templates), publisher, cache=app[CACHE],
-                             documents=app[DOCUMENTS], bus=app[BUS])
-    service.jobs = app[ENGINE]
+                             documents=app[DOCUMENTS], bus=app[BUS], jobs=app[ENGINE])
     for kind in content_kinds(service):
         app[ENGINE].registry.register(kind)
     app[CONTENT] = service

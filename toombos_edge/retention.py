@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .content import store as content_store
 from .documents.service import DocumentService
 from .ids import now_ms
 from .jobs import store as jobs_store
 from .settings import Settings
 from .store import Database
+from .store.sqlite.content import prune_versions
 from .store.sqlite.database import vacuum_pages
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class Retention:
         total, position = 0, ("", 0)
 
         def step(conn: sqlite3.Connection) -> tuple[int, tuple[str, int] | None]:
-            return content_store.prune_versions(
+            return prune_versions(
                 conn, position, p.content_versions, before, SCAN_ROWS)
 
         while True:

@@ -22,11 +22,11 @@ async def emergency_publish(request: web.Request, body: Emergency) -> web.Respon
 
 async def rollback(request: web.Request, body: Rollback) -> web.Response:
     """Restore the previous version of ``content_id`` (or every item of ``job_id``)."""
-    service = request.app[CONTENT]
+    items = request.app[CONTENT].items
     if body.content_id is not None:
-        rolled = [await service.rollback(body.content_id, body.to_version, body.republish)]
+        rolled = [await items.rollback(body.content_id, body.to_version, body.republish)]
     elif body.job_id is not None:
-        rolled = await service.rollback_job(body.job_id, body.republish)
+        rolled = await items.rollback_job(body.job_id, body.republish)
     else:
         raise Invalid("content_id: give a 'content_id' or a 'job_id' to roll back",
                       {"field": "content_id"})

@@ -7,8 +7,6 @@ other paths store drafts. ``dry_run`` renders into the job's results and stores 
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 from aiohttp import web
 
@@ -22,42 +20,40 @@ from .responses import json_response
 from .schemas.content import BatchGenerate, ContentToCheck, Generate, GenerateSocial, PreviewQuery
 
 
-async def _submit(request: web.Request, body: dict[str, Any], publish: bool | None) -> web.Response:
-    parsed = parse(body, publish=publish)
-    idempotency = request.headers.get("Idempotency-Key") or body.get("idempotency_key")
+async def _submit(
+    request: web.Request, body: Generate, *, publish: bool | None = None,
+    social_only: bool = False,
+) -> web.Response:
+    idempotency = request.headers.get("Idempotency-Key") or body.idempotency_key
     if idempotency is not None and len(idempotency) > 200:
         raise Invalid("Idempotency-Key: longer than 200 characters",
                       {"field": "Idempotency-Key"})
     job = await request.app[CONTENT].submit(
-        parsed, correlation_id=request.get(CORRELATION_ID), idempotency_key=idempotency)
+        body, publish=publish, social_only=social_only,
+        correlation_id=request.get(CORRELATION_ID), idempotency_key=idempotency)
     return json_response(job.to_json(), status=202)
 
 
 async def generate(request: web.Request, body: Generate) -> web.Response:
     """Create a generate job; drafts unless ``publish`` is true."""
-    return await _submit(request, given(body), publish=None)
+    return await _submit(request, body)
 
 
 async def generate_email(request: web.Request, body: Generate) -> web.Response:
     """Create a generate job for the email channel only."""
-    return await _submit(request, {**given(body), "channels": ["email"]}, publish=None)
+    return await _submit(request, msgspec.structs.replace(body, channels="email", channel=None))
 
 
 async def generate_social(request: web.Request, body: GenerateSocial) -> web.Response:
     """Create a generate job for social channels (``platforms`` or ``channels``; all three)."""
-    fields = given(body)
-    wanted = (fields.pop("platforms", None) or fields.get("channels")
-              or [c.value for c in SOCIAL_CHANNELS])
-    fields["channels"] = wanted
-    parsed = parse(fields)
-    if any(not c.is_social for c in parsed.channels):
-        raise Invalid("channels: this path makes social posts only", {"field": "channels"})
-    return await _submit(request, fields, publish=None)
+    wanted = body.platforms or body.channels or ",".join(c.value for c in SOCIAL_CHANNELS)
+    return await _submit(request, msgspec.structs.replace(body, channels=wanted),
+                         social_only=True)
 
 
 async def sync(request: web.Request, body: Generate) -> web.Response:
     """Generate and publish (what the original backend's sync did)."""
-    return await _submit(request, given(body), publish=True)
+    return await _submit(request, body, publish=True)
 
 
 async def batch_generate(request: web.Request, body: BatchGenerate) -> web.Response:

@@ -20,12 +20,8 @@ async def page(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
     if not _SLUG.match(slug):
         raise NotFound(f"no page at /site/{slug}")
-    service = request.app[CONTENT]
-    item = await service.store.page(slug)
-    if item is None:
-        raise NotFound(f"no page at /site/{slug}")
-    await service.store.count_view(slug)
-    response = web.Response(text=str(item.body.get("html", "")), content_type="text/html")
+    html = await request.app[CONTENT].items.view_page(slug)
+    response = web.Response(text=html, content_type="text/html")
     response.headers["Content-Security-Policy"] = SITE_CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-cache"

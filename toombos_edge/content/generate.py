@@ -41,8 +41,8 @@ def kinds(service: ContentService) -> list[JobKind]:
 
     async def run_publish(ctx: JobContext) -> Outcome:
         params = ctx.params
-        item = await service.store.get(params["content_id"])
-        publication = await service.publish(item.id, tuple(params.get("recipients", [])))
+        item, publication = await service.items.publish_item(
+            params["content_id"], tuple(params.get("recipients", [])))
         key = item.channel.removeprefix("social_")
         result = {"status": "success", "error": None, "version": item.version,
                   **publication.to_json()}

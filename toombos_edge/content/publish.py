@@ -36,9 +36,10 @@ import orjson
 from ..events import CONTENT_PUBLISHED, Event, EventBus
 from ..ids import iso, now_ms
 from ..jobs.kinds import PermanentFailure
+from ..records.content import ContentItem
 from ..settings import Settings
+from ..store.content import ContentStore
 from .channels import Channel, parse_channel
-from .store import ContentItem, ContentStore
 
 SIGNATURE_HEADER = "X-Toombos-Signature"
 TIMESTAMP_HEADER = "X-Toombos-Timestamp"
@@ -131,7 +132,7 @@ class Publisher:
         except PublishError:
             self.failed += 1
             raise
-        updated = await self._store.mark_published(item.id, url)
+        updated = await self._store.mark_published(item.id, url, now_ms())
         self.published += 1
         publication = Publication(item.id, channel.value, url, True, detail,
                                   updated.published_at or now_ms())

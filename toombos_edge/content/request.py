@@ -3,7 +3,9 @@
 Spellings of the contract (``document_id``, ``channels``, ``template_style``,
 ``schedule_time``), of the seed's form (``living_doc_id``, a single ``channel``) and of the
 older backend (``twitter`` for ``social_twitter``) all end up as the same params, which is
-what a ``generate`` job stores and its handler reads.
+what a ``generate`` job stores and its handler reads. ``parse`` reads JSON objects (stored
+params, batch items, emergencies); a body the HTTP layer decoded goes through
+``request_body.request_of`` instead, to the same ``GenerateRequest``.
 """
 
 from __future__ import annotations
@@ -113,6 +115,12 @@ def _channels(body: dict[str, Any]) -> tuple[Channel, ...]:
     raw = body.get("channels")
     if raw is None and body.get("channel") is not None:
         raw = [body["channel"]]
+    return parse_channels(raw)
+
+
+def parse_channels(raw: Any) -> tuple[Channel, ...]:
+    """Channel names (a list, or one comma-separated string; None: every channel), each
+    once, in the order given."""
     if raw is None:
         return ALL_CHANNELS
     if isinstance(raw, str):
@@ -135,7 +143,11 @@ def _optional_str(body: dict[str, Any], name: str, limit: int = 200) -> str | No
 
 
 def _strings(body: dict[str, Any], name: str, limit: int) -> tuple[str, ...]:
-    value = body.get(name)
+    return parse_words(body.get(name), name, limit)
+
+
+def parse_words(value: Any, name: str, limit: int) -> tuple[str, ...]:
+    """Words (a list, or one comma-separated string), stripped, blanks left out."""
     if value is None:
         return ()
     if isinstance(value, str):
@@ -175,7 +187,11 @@ def _link(body: dict[str, Any]) -> str | None:
 
 
 def _schedule(body: dict[str, Any]) -> int | None:
-    raw = body.get("schedule_time", body.get("scheduled_for"))
+    return parse_schedule(body.get("schedule_time", body.get("scheduled_for")))
+
+
+def parse_schedule(raw: Any) -> int | None:
+    """An ISO 8601 time with a zone as integer ms (None or "": now)."""
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str):

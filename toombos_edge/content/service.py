@@ -1,30 +1,35 @@
-"""The content service: render (through the cache), store, publish, roll back.
+"""The content service: render (through the cache), store and publish per channel; the
+generate jobs of a request, a batch, an emergency; previews, validation, templates.
 
-Used by the ``generate`` and ``publish`` job handlers and by the content API. Rendering
-runs in threads; every step that can fail for one channel fails only that channel.
+Used by the ``generate`` and ``publish`` job handlers and by the content API (stored items
+are ``ContentService.items``, see ``items.py``). Rendering runs in threads; every step that
+can fail for one channel fails only that channel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ..cache.protocol import Cache
 from ..errors import Invalid, Unavailable
-from ..events import CRITICAL_OPERATION, Event, EventBus
+from ..events import EventBus
 from ..ids import iso, now_ms
 from ..jobs.kinds import Outcome, PermanentFailure
+from ..records.content import ContentItem, new_item
+from ..records.job import Job
+from ..store.content import ContentStore
 from .batch import BatchPlan
 from .cached_render import CachedRenderer, Rendered
 from .channels import Channel, parse_channel
-from .edits import parse_edit
-from .publish import Publication, Publisher, PublishError
+from .items import ContentItems, JobSubmitter, announce
+from .publish import Publisher, PublishError
 from .render import Renderer, RenderOptions
 from .request import GenerateRequest, parse
+from .request_body import GenerateFields, request_of
 from .source import DocumentLookup, Source, resolve
-from .store import ContentItem, ContentStore, new_item
 from .text import slugify
 from .validate import validate
 
@@ -44,33 +49,14 @@ class GenerationImpossible(GenerationFailed, PermanentFailure):
     render, a sink that refused for good): the job fails at once, its results kept."""
 
 
-class JobSubmitter(Protocol):
-    """The one engine call the service needs (publish jobs after a rollback, emergencies)."""
-
-    async def submit(
-        self,
-        kind: str,
-        params: dict[str, Any] | None = None,
-        *,
-        priority: int = 0,
-        scheduled_for: int | None = None,
-        idempotency_key: str | None = None,
-        correlation_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        document_id: str | None = None,
-        channels: Sequence[str] | None = None,
-        urgent: bool = False,
-        depends_on: str | None = None,
-        fail_fast: bool = False,
-    ) -> Any: ...
-
-
 async def _no_progress(percent: float, message: str) -> None:
     return None
 
 
 class ContentService:
-    """Everything done with content; collaborators are injected so tests can build it."""
+    """Generation: previews, generate jobs (one, a batch, an emergency) and what they run;
+    ``items`` does everything with the stored items. Collaborators are injected so tests
+    can build it."""
 
     def __init__(
         self,
@@ -81,15 +67,17 @@ class ContentService:
         documents: DocumentLookup | None = None,
         *,
         bus: EventBus | None = None,
+        jobs: JobSubmitter | None = None,
     ) -> None:
-        self.store = store
+        self._store = store
         self.bus = bus
         self.renderer = renderer
         self.publisher = publisher
         self.cache = cache
         self.rendering = CachedRenderer(renderer, cache)
         self.documents = documents
-        self.jobs: JobSubmitter | None = None
+        self.jobs = jobs  #: None: no engine (a test of rendering); submitting is refused
+        self.items = ContentItems(store, publisher, jobs=jobs, bus=bus)
 
     def __repr__(self) -> str:
         return f"<ContentService {self.rendering!r}>"
@@ -138,7 +126,7 @@ class ContentService:
         """
         source = await self.source(request)
         options = self.options(request, source)
-        existing = {i.channel: i for i in await self.store.for_job(job_id)} if job_id else {}
+        existing = {i.channel: i for i in await self._store.for_job(job_id)} if job_id else {}
         await progress(5, "rendering")
         todo = [c for c in request.channels if c.value not in existing]
         bodies = await self.rendering.render_many(source, todo, options) if todo else {}
@@ -165,7 +153,7 @@ class ContentService:
                           style=request.style.value, tone=request.tone.value,
                           content_type=request.content_type.value)
                  for channel, body in bodies.items() if not isinstance(body, Exception)]
-        return {item.channel: item for item in await self.store.add_many(fresh)}
+        return {item.channel: item for item in await self._store.add_many(fresh)}
 
     @staticmethod
     def _conclude(
@@ -211,8 +199,19 @@ class ContentService:
 
     # -- jobs -------------------------------------------------------------------------
 
-    async def submit(self, request: GenerateRequest, **options: Any) -> Any:
-        """Create the ``generate`` job of a request (options: urgent, correlation_id …)."""
+    async def submit(
+        self, body: GenerateFields, *, publish: bool | None = None, social_only: bool = False,
+        **options: Any,
+    ) -> Job:
+        """Create the ``generate`` job a client's body asks for (``publish`` overrides the
+        body's; ``social_only`` refuses other channels; options: correlation_id …)."""
+        request = request_of(body, publish=publish)
+        if social_only and any(not c.is_social for c in request.channels):
+            raise Invalid("channels: this path makes social posts only", {"field": "channels"})
+        return await self._submit(request, **options)
+
+    async def _submit(self, request: GenerateRequest, **options: Any) -> Job:
+        """Create the ``generate`` job of a parsed request (options: urgent …)."""
         if self.jobs is None:
             raise Unavailable("the job engine is not running")
         if request.document_id is not None:
@@ -235,17 +234,17 @@ class ContentService:
         claims it only once that one has ended, and a fail-fast batch cancels the rest
         after a failure), so no worker waits and a restart loses nothing.
         """
-        jobs: list[Any] = []
+        jobs: list[Job] = []
         for request in plan.requests:
             after = None if plan.parallel or not jobs else jobs[-1].id
-            jobs.append(await self.submit(
+            jobs.append(await self._submit(
                 request, depends_on=after, fail_fast=plan.fail_fast and after is not None,
                 **options))
         return {"batch_id": plan.id, "jobs": [job.to_json() for job in jobs],
                 "total": len(jobs), "errors": plan.errors, "parallel": plan.parallel,
                 "fail_fast": plan.fail_fast}
 
-    async def emergency(self, body: dict[str, Any], **options: Any) -> list[Any]:
+    async def emergency(self, body: dict[str, Any], **options: Any) -> list[Job]:
         """Publish now, ahead of everything queued (even when paused).
 
         ``content_id`` / ``content_ids`` publish stored items; any other body is a generate
@@ -255,23 +254,18 @@ class ContentService:
             raise Unavailable("the job engine is not running")
         ids = body.get("content_ids", [body["content_id"]] if "content_id" in body else None)
         if ids is None:
-            jobs = [await self.submit(parse(body, publish=True), urgent=True, **options)]
+            jobs = [await self._submit(parse(body, publish=True), urgent=True, **options)]
         else:
             if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
                 raise Invalid("'content_ids' must be a non-empty list of content ids")
             for content_id in ids:
-                await self.store.get(content_id)  # NotFound before anything is queued
+                await self.items.get(content_id)  # NotFound before anything is queued
             recipients = body.get("recipients", [])
             jobs = [await self.jobs.submit("publish", {"content_id": i, "recipients": recipients},
                                            urgent=True, **options) for i in ids]
-        self._critical("emergency_publish", content_ids=ids,
-                       job_ids=[getattr(job, "id", None) for job in jobs])
+        announce(self.bus, "emergency_publish", content_ids=ids,
+                 job_ids=[job.id for job in jobs])
         return jobs
-
-    def _critical(self, operation: str, **data: Any) -> None:
-        """Announce a critical operation (for the activity log)."""
-        if self.bus is not None:
-            self.bus.publish(Event.data(CRITICAL_OPERATION, {"operation": operation, **data}))
 
     async def validate(self, body: dict[str, Any]) -> dict[str, Any]:
         return await asyncio.to_thread(validate, body)
@@ -284,54 +278,6 @@ class ContentService:
             return {"templates": found, "total": len(found), "version": library.version()}
 
         return await asyncio.to_thread(listing)
-
-    # -- content items ------------------------------------------------------------------
-
-    async def submit_publish(self, content_id: str, recipients: Any, **options: Any) -> Any:
-        """Queue a ``publish`` job for a stored item (a reviewed draft, say)."""
-        if self.jobs is None:
-            raise Unavailable("the job engine is not running")
-        item = await self.store.get(content_id)  # NotFound before anything is queued
-        return await self.jobs.submit("publish", {"content_id": item.id, "recipients": recipients},
-                                      document_id=item.document_id, channels=[item.channel],
-                                      **options)
-
-    async def publish(self, content_id: str, recipients: tuple[str, ...] = ()) -> Publication:
-        """Publish one stored item now (the ``publish`` job); raises ``PublishError``."""
-        return await self.publisher.publish(await self.store.get(content_id), recipients)
-
-    async def update(self, content_id: str, changes: dict[str, Any]) -> ContentItem:
-        """Merge ``changes`` into the body as a new version (the old one is kept)."""
-        fields, expected = parse_edit(changes)
-        current = await self.store.get(content_id)
-        return await self.store.update(content_id, {**current.body, **fields}, expected)
-
-    async def rollback(
-        self, content_id: str, to_version: int | None = None, republish: bool = True
-    ) -> dict[str, Any]:
-        """Restore an earlier version; republish it (urgently) if the item was live."""
-        item = await self.store.rollback(content_id, to_version)
-        job = None
-        if republish and item.status == "published" and self.jobs is not None:
-            job = await self.jobs.submit("publish", {"content_id": item.id}, urgent=True)
-        job_id = getattr(job, "id", None)
-        self._critical("rollback", content_id=item.id, version=item.version,
-                       republish_job_id=job_id)
-        return {"content": item.to_json(), "republish_job_id": job_id}
-
-    async def rollback_job(self, job_id: str, republish: bool = True) -> list[dict[str, Any]]:
-        """Roll back every item a job made; items without an earlier version are skipped."""
-        items = await self.store.for_job(job_id)
-        if not items:
-            raise Invalid(f"job {job_id} made no content to roll back")
-        out = []
-        for item in items:
-            try:
-                out.append(await self.rollback(item.id, None, republish))
-            except Exception as exc:  # report per item; the others still roll back
-                out.append({"content_id": item.id, "error": str(exc)})
-        return out
-
 
 def _result(status: str = "success", **fields: Any) -> dict[str, Any]:
     """One channel's entry in a job's results (the client contract's shape)."""

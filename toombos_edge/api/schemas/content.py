@@ -4,74 +4,27 @@ validation, stored content items with their versions, templates, and critical op
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, UnsetType
 
 from ...content.channels import ContentType, Style, Tone
 from ...content.edits import MAX_FIELD_CHARS
-from ...content.request import MAX_RECIPIENTS, MAX_TAGS, MAX_TEXT, MAX_TITLE
+from ...content.request import MAX_TEXT
+from ...content.request_body import (
+    ChannelName,
+    Channels,
+    ContentTypeOrBlank,
+    GenerateFields,
+    Recipients,
+)
 from ..contract import Body, Query, Reply
 from .jobs import Job
 
 
-class ChannelName(StrEnum):
-    """Every accepted spelling of a channel: the contract's names, then the names of its
-    results' keys and the older backend's, then short aliases."""
-
-    email = "email"
-    website = "website"
-    social_twitter = "social_twitter"
-    social_linkedin = "social_linkedin"
-    social_facebook = "social_facebook"
-    twitter = "twitter"
-    linkedin = "linkedin"
-    facebook = "facebook"
-    web = "web"
-    x = "x"
-
-
-_NAME = "(?:" + "|".join(name.value for name in ChannelName) + ")"
-#: The channels: a list of names, or the names in one comma-separated string.
-Channels = (Annotated[list[ChannelName], Meta(min_length=1, max_length=20)]
-            | Annotated[str, Meta(pattern=rf"^ *{_NAME}(?: *, *{_NAME})* *$")])
-_EMAIL = r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+"
-#: A list, or one comma-separated string (what a query string or a form carries).
-Words = Annotated[list[Annotated[str, Meta(max_length=100)]], Meta(max_length=MAX_TAGS)] | str
-Recipients = (Annotated[list[Annotated[str, Meta(pattern=f"^{_EMAIL}$")]],
-                         Meta(max_length=MAX_RECIPIENTS)]
-              | Annotated[str, Meta(pattern=rf"^ *(?:{_EMAIL}(?: *, *{_EMAIL})*)? *$")])
-# A body may send "" for "the default" (a form's empty select).
-ContentTypeOrBlank = Literal[(*(m.value for m in ContentType), "")]  # type: ignore[valid-type]
-StyleOrBlank = Literal[(*(m.value for m in Style), "")]  # type: ignore[valid-type]
-ToneOrBlank = Literal[(*(m.value for m in Tone), "")]  # type: ignore[valid-type]
-
-
-class Generate(Body):
+class Generate(GenerateFields, Body):
     """What to make (``channels``; all of them when absent), from what (a ``document_id``
     or an inline ``text``), how, and whether to publish."""
-
-    document_id: Annotated[str, Meta(max_length=200)] | None = None
-    living_doc_id: Annotated[str, Meta(max_length=200)] | None = None
-    title: Annotated[str, Meta(max_length=MAX_TITLE)] | None = None
-    text: Annotated[str, Meta(max_length=MAX_TEXT)] | None = None
-    content: Annotated[str, Meta(max_length=MAX_TEXT)] | None = None
-    channels: Channels | None = None
-    channel: ChannelName | None = None
-    tags: Words | None = None
-    content_type: ContentTypeOrBlank | None = None  # type: ignore[valid-type]
-    template_style: StyleOrBlank | None = None  # type: ignore[valid-type]
-    style: StyleOrBlank | None = None  # type: ignore[valid-type]
-    tone: ToneOrBlank | None = None  # type: ignore[valid-type]
-    dry_run: bool = False
-    publish: bool | UnsetType = UNSET
-    link: Annotated[str, Meta(max_length=2000, pattern="^https?://")] | None = None
-    recipients: Recipients | None = None
-    schedule_time: Annotated[str, Meta(description="ISO 8601 with a time zone")] | None = None
-    scheduled_for: str | None = None
-    metadata: dict[str, Any] | None = None
-    idempotency_key: Annotated[str, Meta(max_length=200)] | None = None
 
 
 class GenerateSocial(Generate):

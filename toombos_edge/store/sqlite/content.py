@@ -1,62 +1,25 @@
-"""Content items and their versions. Every change of a body keeps the body it replaced.
+"""The content store on SQLite: content items, their versions, page views.
 
-SQL lives here as functions of a ``sqlite3.Connection``; ``ContentStore`` runs them through
-the database's group-committing writer and its readers.
+All the SQL of content, as functions of a ``sqlite3.Connection``; ``SqliteContentStore``
+runs them through the database's group-committing writer and its readers.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
-from ..errors import Conflict, NotFound
-from ..ids import iso, new_id, now_ms
-from ..store import Database
+from ...errors import Conflict, NotFound
+from ...ids import now_ms
+from ...records.content import ContentItem
+from ..content import LIST_FILTERS, ContentVersion
+from .database import Database
 
-LIST_FILTERS = ("job_id", "document_id", "channel", "status")
 _COLUMNS = ("id, job_id, document_id, channel, style, tone, content_type, slug, body, "
             "version, status, published_url, published_at, created_at, updated_at")
-
-
-@dataclass(frozen=True, slots=True)
-class ContentItem:
-    id: str
-    job_id: str | None
-    document_id: str | None
-    channel: str
-    style: str
-    tone: str
-    content_type: str
-    slug: str | None
-    body: dict[str, Any]
-    version: int
-    status: str
-    published_url: str | None
-    published_at: int | None
-    created_at: int
-    updated_at: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "content_id": self.id, "id": self.id, "job_id": self.job_id,
-            "document_id": self.document_id, "channel": self.channel, "style": self.style,
-            "tone": self.tone, "content_type": self.content_type, "slug": self.slug,
-            "body": self.body, "version": self.version, "status": self.status,
-            "published_url": self.published_url, "published_at": iso(self.published_at),
-            "created_at": iso(self.created_at), "updated_at": iso(self.updated_at),
-        }
-
-
-def new_item(
-    channel: str, body: dict[str, Any], *, job_id: str | None, document_id: str | None,
-    style: str, tone: str, content_type: str,
-) -> ContentItem:
-    at = now_ms()
-    return ContentItem(new_id("cnt"), job_id, document_id, channel, style, tone, content_type,
-                       body.get("slug"), body, 1, "draft", None, None, at, at)
 
 
 def _row(row: tuple[Any, ...]) -> ContentItem:
@@ -127,17 +90,15 @@ def replace_body(
     return updated
 
 
-def versions(conn: sqlite3.Connection, content_id: str) -> list[dict[str, Any]]:
-    """Every version of an item, newest first; the current one is marked ``current``."""
+def versions(conn: sqlite3.Connection, content_id: str) -> list[ContentVersion]:
+    """Every version of an item, the current one first, then newest to oldest."""
     current = fetch(conn, content_id)
     rows = conn.execute(
         "SELECT version, body, created_at, replaced_at FROM content_versions "
         "WHERE content_id = ? ORDER BY version DESC", (content_id,),
     ).fetchall()
-    out = [{"version": current.version, "current": True, "body": current.body,
-            "created_at": iso(current.updated_at), "replaced_at": None}]
-    out += [{"version": r[0], "current": False, "body": orjson.loads(r[1]),
-             "created_at": iso(r[2]), "replaced_at": iso(r[3])} for r in rows]
+    out = [ContentVersion(current.version, current.body, current.updated_at, None, True)]
+    out += [ContentVersion(r[0], orjson.loads(r[1]), r[2], r[3], False) for r in rows]
     return out
 
 
@@ -185,8 +146,9 @@ def prune_versions(
     return len(doomed), ((rows[-1][0], rows[-1][1]) if len(rows) == scan else None)
 
 
-def mark_published(conn: sqlite3.Connection, content_id: str, url: str | None) -> ContentItem:
-    at = now_ms()
+def mark_published(
+    conn: sqlite3.Connection, content_id: str, url: str | None, at: int
+) -> ContentItem:
     conn.execute(
         "UPDATE content SET status = 'published', published_url = ?, published_at = ?, "
         "updated_at = ? WHERE id = ?", (url, at, at, content_id))
@@ -218,20 +180,20 @@ def views(conn: sqlite3.Connection, slug: str) -> dict[str, int]:
     return {r[0]: r[1] for r in rows}
 
 
-class ContentStore:
-    """The content table, behind the database's writer and readers."""
+class SqliteContentStore:
+    """The ``ContentStore`` protocol over the database's writer and readers."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
     def __repr__(self) -> str:
-        return f"<ContentStore {self._db!r}>"
+        return f"<SqliteContentStore {self._db!r}>"
 
     async def add(self, item: ContentItem) -> ContentItem:
+        """One item (tools and tests; the service stores a job's items with ``add_many``)."""
         return await self._db.write(lambda c: insert(c, item))
 
     async def add_many(self, items: list[ContentItem]) -> list[ContentItem]:
-        """Several items in one transaction (a job's channels)."""
         if not items:
             return []
         return await self._db.write(lambda c: [insert(c, item) for item in items])
@@ -243,7 +205,7 @@ class ContentStore:
         return await self._db.read(lambda c: for_job(c, job_id))
 
     async def find(
-        self, filters: dict[str, str], limit: int = 50, offset: int = 0
+        self, filters: dict[str, str], limit: int, offset: int
     ) -> tuple[list[ContentItem], int]:
         return await self._db.read(lambda c: listing(c, filters, limit, offset))
 
@@ -253,17 +215,16 @@ class ContentStore:
         return await self._db.write(lambda c: replace_body(c, content_id, body, expected_version))
 
     async def rollback(self, content_id: str, to_version: int | None = None) -> ContentItem:
-        """Make an earlier body current again (as a new version; nothing is lost)."""
         def op(conn: sqlite3.Connection) -> ContentItem:
             return replace_body(conn, content_id, prior_body(conn, content_id, to_version))
 
         return await self._db.write(op)
 
-    async def versions(self, content_id: str) -> list[dict[str, Any]]:
+    async def versions(self, content_id: str) -> list[ContentVersion]:
         return await self._db.read(lambda c: versions(c, content_id))
 
-    async def mark_published(self, content_id: str, url: str | None) -> ContentItem:
-        return await self._db.write(lambda c: mark_published(c, content_id, url))
+    async def mark_published(self, content_id: str, url: str | None, at: int) -> ContentItem:
+        return await self._db.write(lambda c: mark_published(c, content_id, url, at))
 
     async def delete(self, content_id: str) -> None:
         await self._db.write(lambda c: delete(c, content_id), frees=True)
@@ -271,8 +232,7 @@ class ContentStore:
     async def page(self, slug: str) -> ContentItem | None:
         return await self._db.read(lambda c: published_page(c, slug))
 
-    async def count_view(self, slug: str) -> None:
-        day = iso(now_ms())[:10]  # type: ignore[index]
+    async def count_view(self, slug: str, day: str) -> None:
         await self._db.write(lambda c: count_view(c, slug, day))
 
     async def views(self, slug: str) -> dict[str, int]:
