@@ -30,6 +30,14 @@ def ensure(commands: dict[str, str]) -> None:
     assert not still, f"apt-get installed {sorted(set(missing.values()))} but not {still}"
 
 
+def install(packages: list[str], why: str) -> None:
+    """apt-get install ``packages`` (as root, on Debian), or AssertionError saying ``why``
+    they are needed; for tools that are not on PATH once installed."""
+    assert shutil.which("apt-get"), f"{why}: install the packages {' '.join(packages)}"
+    assert os.geteuid() == 0, f"{why}; as root, this test runs apt-get install {' '.join(packages)}"
+    _apt_install(packages)
+
+
 def _apt_install(packages: list[str]) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     if not _apt_updated:
