@@ -43,7 +43,8 @@ def _apt_install(packages: list[str]) -> None:
     if not _apt_updated:
         _run(["apt-get", "update", "-q"], env)
         _apt_updated.append(True)
-    _run(["apt-get", "install", "-y", "-q", *packages], env)
+    # Other apt-get runs on the machine may hold dpkg's lock: wait for it, not fail.
+    _run(["apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", *packages], env)
 
 
 def _run(command: list[str], env: dict[str, str]) -> None:

@@ -21,6 +21,9 @@ from toombos_edge.store import apply_migrations as sqlite_migrations
 from toombos_edge.store.postgres import jobs_sql
 from toombos_edge.store.postgres import migrate as pg
 
+#: The first test to use the server may install Debian's postgresql package first.
+pytestmark = pytest.mark.timeout(900)
+
 NOW = 1_780_000_000_000
 LEASE = NOW + 60_000
 

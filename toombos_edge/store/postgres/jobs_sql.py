@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ...records.job import Job, JobStatus
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from .migrate import Connection
 
 COLUMNS = (
     "id, kind, status, priority, document_id, channels, params, progress_percent, "
@@ -49,7 +54,7 @@ _COUNT = (
 _STATUS = {status.value: status for status in JobStatus}
 
 
-def row_to_job(row: Any) -> Job:
+def row_to_job(row: asyncpg.Record) -> Job:
     """A row selected with :data:`COLUMNS` as a :class:`Job`."""
     return Job(
         id=row["id"], kind=row["kind"], status=_STATUS[row["status"]],
@@ -67,13 +72,14 @@ def row_to_job(row: Any) -> Job:
     )
 
 
-def _queue_order(row: Any) -> tuple[bool, int, int, str]:
+def _queue_order(row: asyncpg.Record) -> tuple[bool, int, int, str]:
     """The claim's ORDER BY as a sort key (RETURNING gives rows in no promised order)."""
     return (not row["urgent"], -row["priority"], row["due_at"], row["id"])
 
 
 async def claim(
-    conn: Any, now: int, limit: int, lease_until: int, *, slot: int, urgent_only: bool = False
+    conn: Connection, now: int, limit: int, lease_until: int, *, slot: int,
+    urgent_only: bool = False,
 ) -> list[Job]:
     """Start up to ``limit`` due pending jobs in queue order, for one node.
 
@@ -99,7 +105,7 @@ async def claim(
     return jobs
 
 
-async def add_counts(conn: Any, slot: int, deltas: Iterable[tuple[str, str, int]]) -> None:
+async def add_counts(conn: Connection, slot: int, deltas: Iterable[tuple[str, str, int]]) -> None:
     """Add (kind, status, delta) to the counts of ``slot``, in one statement. Rows are
     written in key order, so two writers sharing a slot wait for each other at worst and
     never deadlock."""
@@ -112,7 +118,7 @@ async def add_counts(conn: Any, slot: int, deltas: Iterable[tuple[str, str, int]
                            [slot] * len(keys), [tally[key] for key in keys])
 
 
-async def counts(conn: Any) -> dict[tuple[str, str], int]:
+async def counts(conn: Connection) -> dict[tuple[str, str], int]:
     """Jobs per (kind, status), summed over every slot (zero counts left out)."""
     rows = await conn.fetch(
         "SELECT kind, status, sum(n) AS n FROM job_counts GROUP BY kind, status "
@@ -140,7 +146,7 @@ def _waiting(job: Job, due_at: int) -> int:
     return int(due_at > job.updated_at)
 
 
-async def insert(conn: Any, jobs: Sequence[tuple[Job, int]], *, slot: int) -> None:
+async def insert(conn: Connection, jobs: Sequence[tuple[Job, int]], *, slot: int) -> None:
     """Insert new jobs, each with the time it becomes due, and count them in ``slot``
     (see :func:`claim`). A duplicate id or idempotency key fails the whole call."""
     await conn.executemany(_INSERT, [

@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 import orjson
@@ -41,6 +41,11 @@ class Migration:
     number: int
     name: str
     sql: str
+
+
+if TYPE_CHECKING:  # asyncpg's classes are generic in its type stubs only
+    #: A connection made by :func:`connect` (rows as asyncpg records).
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +77,7 @@ def latest() -> int:
     return shipped[-1].number if shipped else 0
 
 
-async def connect(url: str) -> Any:
+async def connect(url: str) -> Connection:
     """One connection to ``url``, with jsonb read and written as Python values (orjson).
 
     Raises :class:`DatabaseUnavailable` (naming the URL without its password) when the
@@ -88,7 +93,7 @@ async def connect(url: str) -> Any:
     return conn
 
 
-async def schema_version(conn: Any) -> int:
+async def schema_version(conn: Connection) -> int:
     """The highest migration applied (0 on an empty database)."""
     if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
         return 0
@@ -103,7 +108,7 @@ def _refuse_newer(version: int, known: int) -> None:
         )
 
 
-async def apply_migrations(conn: Any) -> SchemaState:
+async def apply_migrations(conn: Connection) -> SchemaState:
     """Bring the schema up to date under the migration lock; refuse a newer schema."""
     shipped = migrations()
     known = shipped[-1].number if shipped else 0
@@ -125,7 +130,8 @@ async def apply_migrations(conn: Any) -> SchemaState:
             applied.append(migration.name)
         return SchemaState(max(version, known), known, tuple(applied))
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+        if not conn.is_closed():  # a lost connection released the lock with it
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
 
 
 async def migrate(url: str) -> SchemaState:
