@@ -30,12 +30,21 @@ def ensure(commands: dict[str, str]) -> None:
     assert not still, f"apt-get installed {sorted(set(missing.values()))} but not {still}"
 
 
+def install(packages: list[str], why: str) -> None:
+    """apt-get install ``packages`` (as root, on Debian), or AssertionError saying ``why``
+    they are needed; for tools that are not on PATH once installed."""
+    assert shutil.which("apt-get"), f"{why}: install the packages {' '.join(packages)}"
+    assert os.geteuid() == 0, f"{why}; as root, this test runs apt-get install {' '.join(packages)}"
+    _apt_install(packages)
+
+
 def _apt_install(packages: list[str]) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     if not _apt_updated:
         _run(["apt-get", "update", "-q"], env)
         _apt_updated.append(True)
-    _run(["apt-get", "install", "-y", "-q", *packages], env)
+    # Other apt-get runs on the machine may hold dpkg's lock: wait for it, not fail.
+    _run(["apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", *packages], env)
 
 
 def _run(command: list[str], env: dict[str, str]) -> None:

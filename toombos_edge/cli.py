@@ -27,6 +27,13 @@ from .store import Database
 T = TypeVar("T")
 FOLLOW_SECONDS = 0.5  #: how often ``activity --follow`` looks for new lines
 Command = Callable[[Settings, argparse.Namespace], int]
+#: Every command but these two would use the SQLite file and so ignore the PostgreSQL
+#: database named: refused rather than run against the wrong data.
+POSTGRES_NOT_YET = (
+    "toombos-edge: TOOMBOS_DATABASE_URL (--database-url) is set, and this command does not "
+    "run on PostgreSQL yet: today `migrate` and `check` do. Unset it to use the SQLite file "
+    "in the data dir."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"toombos-edge: bad setting: {exc}", file=sys.stderr)
         return 2
     command: Command = args.command
+    if settings.database_url and command not in (migrate, check):
+        print(POSTGRES_NOT_YET, file=sys.stderr)
+        return 2
     try:
         return command(settings, args)
     except SettingsError as exc:  # found once read, such as an unreadable TLS certificate
@@ -150,7 +160,21 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
     print("settings are valid:")
     for name, value in settings.public().items():
         print(f"  {name} = {value!r}")
-    return 0
+    return _check_postgres(settings) if settings.database_url else 0
+
+
+def _check_postgres(settings: Settings) -> int:
+    """The PostgreSQL database is reachable and its schema current (0), or behind (1)."""
+    from .store.postgres import migrate as pg
+
+    state = asyncio.run(pg.inspect(settings.database_url))
+    where = settings.public()["database_url"]
+    if state.current:
+        print(f"database {where} is at schema version {state.version} (current)")
+        return 0
+    print(f"toombos-edge: database {where} is at schema version {state.version} of "
+          f"{state.latest}: run `toombos-edge migrate`", file=sys.stderr)
+    return 1
 
 
 def _with_db(settings: Settings, work: Callable[[Database], Coroutine[Any, Any, T]]) -> T:
@@ -166,6 +190,15 @@ def _with_db(settings: Settings, work: Callable[[Database], Coroutine[Any, Any, 
 
 
 def migrate(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.database_url:
+        from .store.postgres import migrate as pg
+
+        state = asyncio.run(pg.migrate(settings.database_url))
+        print(f"database {settings.public()['database_url']} is at schema version "
+              f"{state.version}" + (f" (applied {', '.join(state.applied)})"
+                                    if state.applied else ""))
+        return 0
+
     async def work(db: Database) -> int:
         return db.schema_version
 

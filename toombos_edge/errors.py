@@ -70,6 +70,10 @@ class Unavailable(EdgeError):
     status, code = 503, "unavailable"
 
 
+class DatabaseUnavailable(Unavailable):
+    """The database server (PostgreSQL) cannot be reached or refused the connection."""
+
+
 class InsufficientStorage(EdgeError):
     """The disk (or the database's size limit) is full: nothing was written; reads go on."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -134,6 +135,24 @@ def _url(raw: Any) -> str:
     return text.rstrip("/")
 
 
+def _database_url(raw: Any) -> str:
+    """Empty (the SQLite file in the data dir), or a ``postgresql://`` URL."""
+    text = _text(raw)
+    if text and not text.startswith(("postgresql://", "postgres://")):
+        raise _Invalid
+    return text
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password, if any, shown as ``***`` (for messages and logs)."""
+    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url)
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, _host = rest.partition("/")[0].rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{rest[len(userinfo) + 1:]}"
+
+
 def _emails(raw: Any) -> tuple[str, ...]:
     addresses = _items(raw)
     if any("@" not in address or " " in address for address in addresses):
@@ -178,6 +197,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("host", _text, "a host name or IP address", "Address to bind."),
     Spec("port", _integer(0, 65535), "an integer from 0 to 65535", "TCP port to listen on."),
     Spec("data_dir", _path, "a directory path", "Where the database, blobs and cache live."),
+    Spec("database_url", _database_url, "empty or a postgresql:// URL",
+         "PostgreSQL to keep the data in instead of the SQLite file in the data dir, as "
+         "postgresql://user:password@host:5432/dbname. Not yet for serve: today only "
+         "migrate and check use it (see PostgreSQL below)."),
     Spec("log_level", _choice("debug", "info", "warning", "error"),
          "one of debug, info, warning, error", "Lowest level of log lines written."),
     Spec("log_format", _choice("json", "text"), "json or text",
@@ -418,6 +441,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("data")
+    database_url: str = field(default="", repr=False)  # may hold a password
     log_level: str = "info"
     log_format: str = "json"
     access_log: bool = True
@@ -567,6 +591,8 @@ class Settings:
             value = getattr(self, spec.name)
             if spec.name in SECRET_SETTINGS:
                 value = "***" if value else ""
+            elif spec.name == "database_url":
+                value = redacted_url(value)
             elif isinstance(value, tuple):
                 value = [str(item) for item in value]
             elif isinstance(value, Path):
