@@ -74,6 +74,7 @@ from .routes import setup_routes
 from .sdnotify import notify_ctx
 from .settings import Settings
 from .store import Database
+from .store.sqlite.cache import SqliteInvalidationHistory
 from .store.sqlite.documents import SqliteDocumentStore
 from .store.sqlite.projects import SqliteProjectStore
 from .tls import setup_tls
@@ -232,7 +233,8 @@ async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
     """The content cache (it rebuilds itself if broken; a failure never stops the server)."""
     settings = app[SETTINGS]
     cache = ContentCache(
-        settings.data_dir / "cache", db=app[DATABASE], bus=app[BUS],
+        settings.data_dir / "cache", bus=app[BUS],
+        history=SqliteInvalidationHistory(app[DATABASE]),
         size_limit_mb=settings.cache_size_mb, ttl_seconds=settings.cache_ttl_seconds,
     )
     await cache.open()
