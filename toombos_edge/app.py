@@ -76,6 +76,7 @@ from .settings import Settings
 from .store import Database
 from .store.sqlite.cache import SqliteInvalidationHistory
 from .store.sqlite.documents import SqliteDocumentStore
+from .store.sqlite.keys import SqliteKeyStore
 from .store.sqlite.projects import SqliteProjectStore
 from .tls import setup_tls
 from .ws.gate import Gate
@@ -159,7 +160,7 @@ async def activity_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
-    keys = KeyService(app[DATABASE], app[BUS])
+    keys = KeyService(SqliteKeyStore(app[DATABASE]), app[BUS])
     app[KEYS] = keys
     secret = await keys.ensure_admin(app[SETTINGS].data_dir / "admin.key")
     await keys.refresh()

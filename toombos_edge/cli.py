@@ -23,6 +23,7 @@ from .events import EventBus
 from .keys import KeyService, Role
 from .settings import SPECS, Settings
 from .store import Database
+from .store.sqlite.keys import SqliteKeyStore
 
 T = TypeVar("T")
 FOLLOW_SECONDS = 0.5  #: how often ``activity --follow`` looks for new lines
@@ -175,7 +176,8 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def keys_create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> str:
-        key, secret = await KeyService(db, EventBus()).create(args.name, Role[args.role])
+        keys = KeyService(SqliteKeyStore(db), EventBus())
+        key, secret = await keys.create(args.name, Role[args.role])
         print(f"created {key.id} ({key.role.name}); the secret is shown once:", file=sys.stderr)
         return secret
 
@@ -185,7 +187,7 @@ def keys_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def keys_list(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> None:
-        for key in await KeyService(db, EventBus()).list_keys():
+        for key in await KeyService(SqliteKeyStore(db), EventBus()).list_keys():
             state = "revoked" if key.revoked_at else "active"
             print(f"{key.id}\t{key.role.name}\t{state}\t{key.name}")
 
@@ -195,7 +197,7 @@ def keys_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> None:
-        key = await KeyService(db, EventBus()).revoke(args.key_id)
+        key = await KeyService(SqliteKeyStore(db), EventBus()).revoke(args.key_id)
         print(f"revoked {key.id}; a running server drops it within seconds")
 
     _with_db(settings, work)
