@@ -74,6 +74,7 @@ from .routes import setup_routes
 from .sdnotify import notify_ctx
 from .settings import Settings
 from .store import Database
+from .store.sqlite.activity import SqliteActivityStore
 from .store.sqlite.cache import SqliteInvalidationHistory
 from .store.sqlite.documents import SqliteDocumentStore
 from .store.sqlite.keys import SqliteKeyStore
@@ -150,7 +151,8 @@ async def activity_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     file = JsonLines(settings.activity_path, max_bytes=settings.activity_max_mb << 20,
                      keep=settings.activity_keep)
-    activity = ActivityLog(app[DATABASE], app[BUS], file, max_queued=settings.activity_queue,
+    activity = ActivityLog(SqliteActivityStore(app[DATABASE]), app[BUS], file,
+                           max_queued=settings.activity_queue,
                            retention_days=settings.activity_retention_days)
     app[ACTIVITY] = activity
     if settings.activity_log:

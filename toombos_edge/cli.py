@@ -10,19 +10,18 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import __version__, logs
 from . import backup as backups
 from .activity import ActivityFilter
-from .activity import repository as activity_repo
 from .errors import EdgeError, SchemaTooNew, SettingsError
 from .events import EventBus
 from .keys import KeyService, Role
 from .settings import SPECS, Settings
 from .store import Database
+from .store.sqlite.activity import SqliteActivityStore
 from .store.sqlite.keys import SqliteKeyStore
 
 T = TypeVar("T")
@@ -209,15 +208,15 @@ def activity_log(settings: Settings, args: argparse.Namespace) -> int:
     flt = ActivityFilter(tuple(args.type), args.actor, args.target)
 
     async def work(db: Database) -> None:
-        newest = await db.read(activity_repo.last_id)  # follow from here, whatever the filter
-        rows = await db.read(partial(activity_repo.page, flt=flt, limit=max(args.limit, 0)))
+        store = SqliteActivityStore(db)
+        newest = await store.last_id()  # follow from here, whatever the filter
+        rows = await store.page(flt, max(args.limit, 0))
         last = _print_rows(reversed(rows), newest)
         if args.follow:
             print("following the activity log; Ctrl-C to stop", file=sys.stderr, flush=True)
         while args.follow:
             await asyncio.sleep(FOLLOW_SECONDS)
-            while rows := await db.read(partial(activity_repo.after, flt=flt, since_id=last,
-                                                limit=1000)):
+            while rows := await store.after(flt, last, 1000):
                 last = _print_rows(rows, last)
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -39,6 +39,7 @@ from toombos_edge.jobs.engine import JobEngine
 from toombos_edge.jobs.kinds import KindRegistry
 from toombos_edge.keys import KeyService, Role
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite.activity import SqliteActivityStore
 
 state: dict[str, Any] = {}
 
@@ -55,7 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The server's extra checks, built from the same code: its activity log's and its
     # cache's, and its engine's (an engine that runs no worker here: the check reads its
     # counters only; so does the activity log's, which is never started here).
-    activity = ActivityLog(db, bus, JsonLines(data_dir / "peer-activity.jsonl",
+    activity = ActivityLog(SqliteActivityStore(db), bus, JsonLines(data_dir / "peer-activity.jsonl",
                                               max_bytes=1 << 20, keep=1))
     health.register("activity", activity.check)
     cache = ContentCache(data_dir / "cache", db=db, bus=bus)
