@@ -75,6 +75,7 @@ from .sdnotify import notify_ctx
 from .settings import Settings
 from .store import Database
 from .store.sqlite.activity import SqliteActivityStore
+from .store.sqlite.analytics import SqliteAnalyticsStore
 from .store.sqlite.cache import SqliteInvalidationHistory
 from .store.sqlite.documents import SqliteDocumentStore
 from .store.sqlite.keys import SqliteKeyStore
@@ -432,7 +433,7 @@ async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
     """Analytics over the jobs' hourly roll-up; request latency and errors (its
     ``performance_metrics``) come from the request metrics, not a bookkeeping of its own."""
     app[ANALYTICS] = AnalyticsService(
-        app[DATABASE], request_stats=app[METRICS].latency,
+        SqliteAnalyticsStore(app[DATABASE]), request_stats=app[METRICS].latency,
         cache_seconds=app[SETTINGS].analytics_cache_seconds)
     yield
 
