@@ -78,6 +78,7 @@ from .store.sqlite.activity import SqliteActivityStore
 from .store.sqlite.analytics import SqliteAnalyticsStore
 from .store.sqlite.cache import SqliteInvalidationHistory
 from .store.sqlite.documents import SqliteDocumentStore
+from .store.sqlite.health import SqliteHealthStore
 from .store.sqlite.keys import SqliteKeyStore
 from .store.sqlite.projects import SqliteProjectStore
 from .tls import setup_tls
@@ -227,7 +228,8 @@ async def _refresh_keys(keys: KeyService) -> None:
 
 
 async def health_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[HEALTH] = HealthService(app[DATABASE], app[SETTINGS].data_dir, app[LIFECYCLE])
+    app[HEALTH] = HealthService(SqliteHealthStore(app[DATABASE]), app[SETTINGS].data_dir,
+                                app[LIFECYCLE])
     if app[SETTINGS].activity_log:
         app[HEALTH].register("activity", app[ACTIVITY].check)
     yield
