@@ -22,6 +22,7 @@ from .keys import KeyService, Role
 from .settings import SPECS, Settings
 from .store import Database
 from .store.sqlite.activity import SqliteActivityStore
+from .store.sqlite.backup import SqliteCopies
 from .store.sqlite.keys import SqliteKeyStore
 
 T = TypeVar("T")
@@ -234,7 +235,7 @@ def _print_rows(rows: Iterable[tuple[int, str]], last: int) -> int:
 
 def backup(settings: Settings, args: argparse.Namespace) -> int:
     """Copy the live database (SQLite's online backup) and its blobs into a directory."""
-    copied = backups.backup(settings.data_dir, args.dir)
+    copied = backups.backup(settings.data_dir, args.dir, SqliteCopies())
     print(f"backed up {settings.db_path} to {args.dir / 'edge.db'} (integrity ok) and "
           f"{copied.blobs} new blobs ({copied.blob_bytes} bytes) to {args.dir / 'blobs'}, "
           f"{copied.uploads} waiting uploads")
@@ -246,7 +247,7 @@ def backup(settings: Settings, args: argparse.Namespace) -> int:
 
 def restore(settings: Settings, args: argparse.Namespace) -> int:
     """Restore a backup directory into the data dir of a stopped server."""
-    copied = backups.restore(args.dir, settings.data_dir, force=args.force)
+    copied = backups.restore(args.dir, settings.data_dir, SqliteCopies(), force=args.force)
     print(f"restored {args.dir} into {settings.data_dir}: edge.db, {copied.blobs} blobs "
           f"({copied.blob_bytes} bytes), {copied.uploads} uploads")
     return 0
