@@ -81,6 +81,7 @@ from .store.sqlite.documents import SqliteDocumentStore
 from .store.sqlite.health import SqliteHealthStore
 from .store.sqlite.keys import SqliteKeyStore
 from .store.sqlite.projects import SqliteProjectStore
+from .store.sqlite.retention import SqliteRetentionStore
 from .tls import setup_tls
 from .ws.gate import Gate
 from .ws.hub import Hub
@@ -359,7 +360,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
 async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
     """Pruning by the retention settings, in small batches, every ``retention_interval``."""
     settings = app[SETTINGS]
-    retention = Retention(app[DATABASE], app[DOCUMENTS], Policy.from_settings(settings))
+    retention = Retention(SqliteRetentionStore(app[DATABASE]), app[DOCUMENTS],
+                          Policy.from_settings(settings))
     app[RETENTION] = retention
     task = asyncio.create_task(retention.run_forever(settings.retention_interval),
                                name="retention")
