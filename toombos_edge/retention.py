@@ -5,10 +5,11 @@ Every deletion runs through the database's one writer in batches of at most ``ba
 (each batch its own short transaction, group-committed with whatever else is queued) and
 the loop yields between batches, so requests never wait behind a long prune. The jobs
 store keeps its counts per kind and status exact as it deletes. After pruning, freed pages
-go back to the file system a few at a time. The deletions themselves are the store's
-(:class:`~toombos_edge.store.retention.RetentionStore`).
+go back to the file system a few at a time.
 
-A table with its own retention adds one :class:`Rule` in :meth:`Retention.rules`.
+A table with its own retention adds one bounded deletion to the store (a method of
+:class:`~toombos_edge.store.retention.RetentionStore`) and one :class:`Rule` in
+:meth:`Retention.rules`.
 """
 
 from __future__ import annotations
