@@ -259,8 +259,6 @@ class ContentCache:
             self._cache = None
 
 
-
-
 def _expected(exc: Exception) -> bool:
     """A failure of the cache's file or its use (logged and counted), not a bug of ours."""
     return is_database_error(exc) or isinstance(exc, (OSError, diskcache.Timeout, TypeError))
