@@ -31,12 +31,14 @@ async def _storm(rate: int, seconds: float, with_log: bool) -> dict[str, Any]:
     from toombos_edge.activity import ActivityLog, JsonLines
     from toombos_edge.events import QUERY_COMPLETE, Event, EventBus
     from toombos_edge.store import Database
+    from toombos_edge.store.sqlite.activity import SqliteActivityStore
 
     folder = Path(tempfile.mkdtemp(prefix="bench-activity-"))
     db = Database(folder / "edge.db")
     await db.open()
     bus = EventBus()
-    log = ActivityLog(db, bus, JsonLines(folder / "activity.jsonl", max_bytes=100 << 20,
+    store = SqliteActivityStore(db)
+    log = ActivityLog(store, bus, JsonLines(folder / "activity.jsonl", max_bytes=100 << 20,
                                          keep=2))
     if with_log:
         await log.start()
@@ -75,6 +77,7 @@ async def _jobs(jobs: int, workers: int, with_log: bool) -> dict[str, Any]:
     from toombos_edge.jobs.engine import JobEngine
     from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry
     from toombos_edge.store import Database
+    from toombos_edge.store.sqlite.activity import SqliteActivityStore
 
     async def noop(ctx: JobContext) -> None:
         return None
@@ -86,7 +89,8 @@ async def _jobs(jobs: int, workers: int, with_log: bool) -> dict[str, Any]:
     registry.register(JobKind("noop", noop))
     bus = EventBus()
     bus.subscribe(lambda event: None)  # the hub's place, as in bench/jobs.py
-    log = ActivityLog(db, bus, JsonLines(folder / "activity.jsonl", max_bytes=100 << 20,
+    store = SqliteActivityStore(db)
+    log = ActivityLog(store, bus, JsonLines(folder / "activity.jsonl", max_bytes=100 << 20,
                                          keep=2))
     if with_log:
         await log.start()

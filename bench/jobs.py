@@ -243,10 +243,12 @@ async def observe(engine: Any, bus: Any, db: Any, settings: Any, folder: Path) -
     engine, with the server's settings; returns the activity log (to close)."""
     from toombos_edge.activity import ActivityLog, JsonLines
     from toombos_edge.metrics import Metrics
+    from toombos_edge.store.sqlite.activity import SqliteActivityStore
 
     file = JsonLines(folder / "activity.jsonl", max_bytes=settings.activity_max_mb << 20,
                      keep=settings.activity_keep)
-    activity = ActivityLog(db, bus, file, max_queued=settings.activity_queue,
+    activity = ActivityLog(SqliteActivityStore(db), bus, file,
+                           max_queued=settings.activity_queue,
                            retention_days=settings.activity_retention_days)
     await activity.start()
     metrics = Metrics()

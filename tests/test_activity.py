@@ -33,6 +33,7 @@ from toombos_edge.keys import Role
 from toombos_edge.restart import RESTART_STAMP
 from toombos_edge.routes import Route, setup_routes
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite.activity import SqliteActivityStore
 
 ORIGIN = "http://localhost:3000"
 
@@ -296,7 +297,8 @@ async def test_a_full_queue_drops_and_counts_and_never_waits(
     db: Database, tmp_path: Path
 ) -> None:
     bus = EventBus()
-    log = ActivityLog(db, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1),
+    store = SqliteActivityStore(db)
+    log = ActivityLog(store, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1),
                       max_queued=5)
     await log.start()
     try:
@@ -323,7 +325,8 @@ async def test_an_event_that_cannot_be_described_is_dropped_alone(
         return describe(event, who, cid)
 
     bus = EventBus()
-    log = ActivityLog(db, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1),
+    store = SqliteActivityStore(db)
+    log = ActivityLog(store, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1),
                       describe=picky)
     await log.start()
     for query in ("good", "bad", "fine"):
@@ -339,7 +342,8 @@ async def test_a_line_that_cannot_be_rendered_is_dropped_alone(
     db: Database, tmp_path: Path
 ) -> None:
     bus = EventBus()
-    log = ActivityLog(db, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1))
+    store = SqliteActivityStore(db)
+    log = ActivityLog(store, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1))
     await log.start()
     try:
         for data in ({"query": "good"}, {"query": "odd", 7: "JSON keys are text"},
@@ -359,7 +363,8 @@ async def test_a_line_that_cannot_be_rendered_is_dropped_alone(
 
 async def test_rows_older_than_the_retention_are_removed(db: Database, tmp_path: Path) -> None:
     bus, day = EventBus(), 86_400_000
-    log = ActivityLog(db, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1),
+    store = SqliteActivityStore(db)
+    log = ActivityLog(store, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1),
                       retention_days=2)
     await log.start()
     now = time.time_ns() // 1_000_000

@@ -309,18 +309,18 @@ async def test_the_roll_up_matches_a_recount_after_real_jobs(
 
 def test_every_query_reads_a_range_of_the_primary_key(tmp_path: Path) -> None:
     """EXPLAIN QUERY PLAN: each statement searches job_hours by its key; none scans it."""
-    from toombos_edge.analytics import store as sql
+    from toombos_edge.store.sqlite import analytics as sql
     from toombos_edge.store.sqlite.database import apply_migrations
 
     conn = sqlite3.connect(tmp_path / "plans.db", isolation_level=None)
     apply_migrations(conn)
-    for statement, params in [(sql._CHANNELS, ()), (sql._BY_STATUS, ("", 1, 2)),
-                              (sql._OVER_TIME, (24, 1, 2)), (sql._SINCE, (1,))]:
+    for statement, params in [(sql.CHANNELS, ()), (sql.BY_STATUS, ("", 1, 2)),
+                              (sql.OVER_TIME, (24, 1, 2)), (sql.SINCE, (1,))]:
         plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", params)]
         reads = [step for step in plan if "job_hours" in step]
         assert reads and all(step.startswith("SEARCH job_hours USING PRIMARY KEY")
                              for step in reads), plan
     # Running jobs: the status index's range for in_progress (as many rows as workers).
-    plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql._RUNNING}", (1, 2))]
+    plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql.RUNNING}", (1, 2))]
     assert plan == ["SEARCH jobs USING INDEX jobs_status (status=?)"], plan
     conn.close()

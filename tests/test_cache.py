@@ -17,6 +17,7 @@ from toombos_edge.appkeys import CACHE
 from toombos_edge.cache import ContentCache
 from toombos_edge.events import CACHE_INVALIDATED, Event, EventBus
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite.cache import SqliteInvalidationHistory
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def bus() -> EventBus:
 
 @pytest.fixture
 async def cache(tmp_path: Path, db: Database, bus: EventBus) -> AsyncIterator[ContentCache]:
-    made = ContentCache(tmp_path / "cache", db=db, bus=bus)
+    made = ContentCache(tmp_path / "cache", history=SqliteInvalidationHistory(db), bus=bus)
     await made.open()
     yield made
     await made.close()

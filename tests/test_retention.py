@@ -23,6 +23,7 @@ from toombos_edge.retention import DAY_MS, Policy, Retention
 from toombos_edge.store import Database
 from toombos_edge.store.sqlite.content import SqliteContentStore
 from toombos_edge.store.sqlite.documents import SqliteDocumentStore
+from toombos_edge.store.sqlite.retention import SqliteRetentionStore
 
 # "Now" for retention is 200 days ahead of the wall clock: the jobs made below, created
 # now, are then as old as each test needs (their ids hold their real creation time).
@@ -68,7 +69,8 @@ async def test_jobs_go_by_age_and_status_only(db: Database) -> None:
             for status in ("completed", "partial", "cancelled") for kind in ("noop", "boom")}
     gone |= {await add_job(db, "failed", 91), await add_job(db, "failed", 150, "boom")}
     gone |= {await add_job(db, "completed", 45) for _ in range(7)}  # several batches of 2
-    retention = Retention(db, None, Policy(finished_days=30, dead_days=90, dead_max=0),
+    retention = Retention(SqliteRetentionStore(db), None,
+                          Policy(finished_days=30, dead_days=90, dead_max=0),
                           clock=lambda: NOW, batch=2)
 
     commits = db.commits
@@ -84,7 +86,8 @@ async def test_jobs_go_by_age_and_status_only(db: Database) -> None:
 async def test_the_dead_set_is_capped_oldest_first(db: Database) -> None:
     dead = [await add_job(db, "failed", 1, kind) for kind in ("a", "b", "a", "b", "a")]
     others = {await add_job(db, "completed", 1), await add_job(db, "cancelled", 1)}
-    retention = Retention(db, None, Policy(finished_days=0, dead_days=0, dead_max=3),
+    retention = Retention(SqliteRetentionStore(db), None,
+                          Policy(finished_days=0, dead_days=0, dead_max=3),
                           clock=lambda: NOW, batch=500)
 
     assert (await retention.run_once())["dead_over_cap"] == 2
@@ -103,7 +106,8 @@ async def test_nothing_goes_when_every_setting_keeps_everything(db: Database) ->
         await content.update(item.id, {"subject": f"v{n}"})
     policy = Policy(finished_days=0, dead_days=0, dead_max=0, content_versions=0,
                     content_version_days=0)
-    counts = await Retention(db, None, policy, clock=lambda: NOW).run_once()
+    retention = Retention(SqliteRetentionStore(db), None, policy, clock=lambda: NOW)
+    counts = await retention.run_once()
     assert await job_ids(db) == ids
     assert len(await content.versions(item.id)) == 5
     assert counts["content_versions"] == 0
@@ -123,8 +127,9 @@ async def test_content_versions_beyond_n_or_older_than_x_go(db: Database) -> Non
     await db.write(lambda c: c.execute(
         "UPDATE content_versions SET replaced_at = ? WHERE content_id = ? AND version = 5",
         (now_ms() - 40 * DAY_MS, items[1])))
-    retention = Retention(db, None, Policy(finished_days=0, dead_days=0, dead_max=0,
-                                           content_versions=3, content_version_days=30))
+    retention = Retention(SqliteRetentionStore(db), None,
+                          Policy(finished_days=0, dead_days=0, dead_max=0,
+                                 content_versions=3, content_version_days=30))
 
     assert (await retention.run_once())["content_versions"] == 2 + 3
 
@@ -163,11 +168,12 @@ async def test_unused_blobs_are_swept_after_the_grace_period(
     await add_job(db, "pending", None, "ingest", {"upload": {"sha256": awaited}})
     policy = Policy(0, 0, 0, 0, 0)
 
-    young = Retention(db, documents, policy, clock=lambda: NOW)  # default grace: an hour
+    pruning = SqliteRetentionStore(db)
+    young = Retention(pruning, documents, policy, clock=lambda: NOW)  # default grace: an hour
     assert (await young.run_once())["blobs"] == 0
     assert all(blobs.exists(sha) for sha in (used, awaited, orphan))
 
-    settled = Retention(db, documents, policy, clock=lambda: NOW, blob_grace=-60)
+    settled = Retention(pruning, documents, policy, clock=lambda: NOW, blob_grace=-60)
     assert (await settled.run_once())["blobs"] == 1
     assert [blobs.exists(sha) for sha in (used, awaited, orphan)] == [True, True, False]
 
@@ -176,7 +182,8 @@ async def test_freed_pages_go_back_to_the_file_system(db: Database) -> None:
     for _ in range(3):
         await add_job(db, "completed", 100, params={"padding": "x" * 20_000})
     pages_before = await db.read(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
-    retention = Retention(db, None, Policy(30, 0, 0, 0, 0), clock=lambda: NOW)
+    retention = Retention(SqliteRetentionStore(db), None, Policy(30, 0, 0, 0, 0),
+                          clock=lambda: NOW)
 
     counts = await retention.run_once()
 

@@ -21,6 +21,7 @@ from toombos_edge.content.templates import TemplateLibrary
 from toombos_edge.errors import Invalid, Unavailable
 from toombos_edge.events import EventBus
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite.cache import SqliteInvalidationHistory
 from toombos_edge.store.sqlite.content import SqliteContentStore
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "launch.md").read_text()
@@ -28,7 +29,7 @@ FIXTURE = (Path(__file__).parent / "fixtures" / "launch.md").read_text()
 
 @pytest.fixture
 async def service(tmp_path: Path, db: Database) -> AsyncIterator[ContentService]:
-    cache = ContentCache(tmp_path / "cache", db=db)
+    cache = ContentCache(tmp_path / "cache", history=SqliteInvalidationHistory(db))
     await cache.open()
     store = SqliteContentStore(db)
     config = PublishConfig("http://edge.test", tmp_path / "outbox", b"secret")

@@ -32,6 +32,7 @@ from toombos_edge.ids import new_id, now_ms
 from toombos_edge.keys import KeyService, Role
 from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite.keys import SqliteKeyStore
 
 
 def job_event(type_: str, job_id: str | None = None, status: str = "pending") -> Event:
@@ -196,7 +197,7 @@ async def test_a_key_revoked_from_the_cli_closes_its_sockets_within_5s(client: C
     try:
         from toombos_edge.events import EventBus
 
-        await KeyService(cli_db, EventBus()).revoke(key.id)
+        await KeyService(SqliteKeyStore(cli_db), EventBus()).revoke(key.id)
     finally:
         await cli_db.close()
     assert await closed(by_token, within=5) == 1008

@@ -73,9 +73,15 @@ from .routes import setup_routes
 from .sdnotify import notify_ctx
 from .settings import Settings
 from .store import Database
+from .store.sqlite.activity import SqliteActivityStore
+from .store.sqlite.analytics import SqliteAnalyticsStore
+from .store.sqlite.cache import SqliteInvalidationHistory
 from .store.sqlite.content import SqliteContentStore
 from .store.sqlite.documents import SqliteDocumentStore
+from .store.sqlite.health import SqliteHealthStore
+from .store.sqlite.keys import SqliteKeyStore
 from .store.sqlite.projects import SqliteProjectStore
+from .store.sqlite.retention import SqliteRetentionStore
 from .tls import setup_tls
 from .ws.gate import Gate
 from .ws.hub import Hub
@@ -148,7 +154,8 @@ async def activity_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     file = JsonLines(settings.activity_path, max_bytes=settings.activity_max_mb << 20,
                      keep=settings.activity_keep)
-    activity = ActivityLog(app[DATABASE], app[BUS], file, max_queued=settings.activity_queue,
+    activity = ActivityLog(SqliteActivityStore(app[DATABASE]), app[BUS], file,
+                           max_queued=settings.activity_queue,
                            retention_days=settings.activity_retention_days)
     app[ACTIVITY] = activity
     if settings.activity_log:
@@ -158,7 +165,7 @@ async def activity_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
-    keys = KeyService(app[DATABASE], app[BUS])
+    keys = KeyService(SqliteKeyStore(app[DATABASE]), app[BUS])
     app[KEYS] = keys
     secret = await keys.ensure_admin(app[SETTINGS].data_dir / "admin.key")
     await keys.refresh()
@@ -222,7 +229,8 @@ async def _refresh_keys(keys: KeyService) -> None:
 
 
 async def health_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[HEALTH] = HealthService(app[DATABASE], app[SETTINGS].data_dir, app[LIFECYCLE])
+    app[HEALTH] = HealthService(SqliteHealthStore(app[DATABASE]), app[SETTINGS].data_dir,
+                                app[LIFECYCLE])
     if app[SETTINGS].activity_log:
         app[HEALTH].register("activity", app[ACTIVITY].check)
     yield
@@ -232,7 +240,8 @@ async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
     """The content cache (it rebuilds itself if broken; a failure never stops the server)."""
     settings = app[SETTINGS]
     cache = ContentCache(
-        settings.data_dir / "cache", db=app[DATABASE], bus=app[BUS],
+        settings.data_dir / "cache", bus=app[BUS],
+        history=SqliteInvalidationHistory(app[DATABASE]),
         size_limit_mb=settings.cache_size_mb, ttl_seconds=settings.cache_ttl_seconds,
     )
     await cache.open()
@@ -350,7 +359,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
 async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
     """Pruning by the retention settings, in small batches, every ``retention_interval``."""
     settings = app[SETTINGS]
-    retention = Retention(app[DATABASE], app[DOCUMENTS], Policy.from_settings(settings))
+    retention = Retention(SqliteRetentionStore(app[DATABASE]), app[DOCUMENTS],
+                          Policy.from_settings(settings))
     app[RETENTION] = retention
     task = asyncio.create_task(retention.run_forever(settings.retention_interval),
                                name="retention")
@@ -426,7 +436,7 @@ async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
     """Analytics over the jobs' hourly roll-up; request latency and errors (its
     ``performance_metrics``) come from the request metrics, not a bookkeeping of its own."""
     app[ANALYTICS] = AnalyticsService(
-        app[DATABASE], request_stats=app[METRICS].latency,
+        SqliteAnalyticsStore(app[DATABASE]), request_stats=app[METRICS].latency,
         cache_seconds=app[SETTINGS].analytics_cache_seconds)
     yield
 

@@ -2,8 +2,8 @@
 
 A backup is a directory::
 
-    edge.db        SQLite's online backup of the database (a consistent snapshot; the
-                   server goes on writing meanwhile), checked with integrity_check
+    edge.db        the database's copy (store/sqlite/backup.py: SQLite's online backup, a
+                   consistent snapshot while the server writes on), checked
     blobs/         the original of every document in that snapshot (blobs/ab/cd/<sha256>)
     uploads/       uploads that ingest jobs not yet ended will read
     templates/     template overrides, when there are any
@@ -18,22 +18,18 @@ backing up into the same directory again copies only what is new.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .documents.blobs import is_sha256
-from .errors import Conflict, EdgeError, NotFound, SchemaTooNew
+from .errors import Conflict
 from .jobs.lock import EngineLock
-from .store.sqlite.database import migrations
+from .store.backup import DatabaseCopies
 
-DB_NAME = "edge.db"
 SECRET_FILES = ("webhook.key",)
-_SIDECARS = ("-wal", "-shm", "-journal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,44 +42,32 @@ class Copied:
     uploads: int = 0
 
 
-def backup(data_dir: Path, target: Path) -> Copied:
+def backup(data_dir: Path, target: Path, db: DatabaseCopies) -> Copied:
     """Back ``data_dir`` up into the directory ``target`` (see the module's docstring)."""
-    source_db = data_dir / DB_NAME
-    if not source_db.exists():
-        raise NotFound(f"no database at {source_db}")
-    target.mkdir(parents=True, exist_ok=True)
-    _snapshot(source_db, target / DB_NAME)
-    with contextlib.closing(sqlite3.connect(target / DB_NAME)) as copy:
-        blobs = [row[0] for row in copy.execute(
-            "SELECT DISTINCT blob_sha256 FROM documents WHERE blob_sha256 IS NOT NULL")]
-        uploads = [row[0] for row in copy.execute(
-            "SELECT json_extract(params, '$.upload.name') FROM jobs WHERE kind = 'ingest' "
-            "AND status IN ('pending', 'in_progress') "
-            "AND json_extract(params, '$.upload.name') IS NOT NULL")]
-    copied = _copy_blobs(data_dir / "blobs", target / "blobs", blobs)
-    n_uploads = _copy_named(data_dir / "uploads", target / "uploads", uploads)
+    found = db.snapshot(data_dir, target)
+    copied = _copy_blobs(data_dir / "blobs", target / "blobs", found.blobs)
+    n_uploads = _copy_named(data_dir / "uploads", target / "uploads", found.uploads)
     _copy_extras(data_dir, target)
     return Copied(copied.blobs, copied.blob_bytes, copied.blobs_missing, n_uploads)
 
 
-def restore(source: Path, data_dir: Path, *, force: bool = False) -> Copied:
+def restore(source: Path, data_dir: Path, db: DatabaseCopies, *, force: bool = False
+            ) -> Copied:
     """Restore the backup directory ``source`` into ``data_dir``.
 
     Refused while a server runs on ``data_dir`` (it holds the engine lock), and over an
     existing database unless ``force``: then the database it replaces is moved to
     ``<data>/replaced-<time>/``, never deleted.
     """
-    source_db = source / DB_NAME
-    if not source_db.is_file():
-        raise NotFound(f"no {DB_NAME} in {source}: not a backup directory")
-    _check_backup(source_db)
+    db.check(source)
+    copy, live = db.copy_of(source, data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    lock = EngineLock(data_dir / DB_NAME)
+    lock = EngineLock(live)
     if not lock.acquire():
         raise Conflict(f"a server is running on {data_dir}: stop it first, then restore")
     try:
-        _set_aside(data_dir, force)
-        _copy_file(source_db, data_dir / DB_NAME)
+        _set_aside(data_dir, db.files(data_dir), force)
+        _copy_file(copy, live)
         copied = _copy_blobs(source / "blobs", data_dir / "blobs", None)
         uploads = _copy_named(source / "uploads", data_dir / "uploads", None)
         if uploads:
@@ -94,39 +78,7 @@ def restore(source: Path, data_dir: Path, *, force: bool = False) -> Copied:
     return Copied(copied.blobs, copied.blob_bytes, copied.blobs_missing, uploads)
 
 
-def _snapshot(source_db: Path, target_db: Path) -> None:
-    partial = target_db.with_name(target_db.name + ".partial")
-    partial.unlink(missing_ok=True)
-    with contextlib.closing(sqlite3.connect(source_db)) as src, contextlib.closing(
-        sqlite3.connect(partial)
-    ) as dest:
-        src.backup(dest)  # one step: a consistent snapshot; WAL lets the server write on
-        verdict = dest.execute("PRAGMA integrity_check").fetchone()[0]
-    if verdict != "ok":
-        partial.unlink(missing_ok=True)
-        raise EdgeError(f"the backup failed its integrity check: {verdict}")
-    os.replace(partial, target_db)
-
-
-def _check_backup(db: Path) -> None:
-    """A sound file of a schema this version knows (apply_migrations refuses newer ones)."""
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise EdgeError(f"{db} is not a sound SQLite database: {exc}") from None
-    if verdict != "ok":
-        raise EdgeError(f"{db} failed its integrity check: {verdict}")
-    latest = migrations()[-1][0]
-    if version > latest:
-        raise SchemaTooNew(f"the backup's schema version {version} is newer than this server "
-                           f"knows ({latest}): restore it with the version that made it")
-
-
-def _set_aside(data_dir: Path, force: bool) -> None:
-    present = [data_dir / (DB_NAME + s) for s in ("", *_SIDECARS)]
-    present = [path for path in present if path.exists()]
+def _set_aside(data_dir: Path, present: list[Path], force: bool) -> None:
     if not present:
         return
     if not force:
@@ -134,7 +86,7 @@ def _set_aside(data_dir: Path, force: bool) -> None:
                        "it (it is moved aside, not deleted)")
     aside = data_dir / time.strftime("replaced-%Y%m%dT%H%M%S")
     aside.mkdir()
-    for path in present:  # a WAL left beside a new file would be replayed into it
+    for path in present:
         os.replace(path, aside / path.name)
 
 

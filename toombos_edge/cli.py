@@ -10,19 +10,20 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import __version__, logs
 from . import backup as backups
 from .activity import ActivityFilter
-from .activity import repository as activity_repo
 from .errors import EdgeError, SchemaTooNew, SettingsError
 from .events import EventBus
 from .keys import KeyService, Role
 from .settings import SPECS, Settings
 from .store import Database
+from .store.sqlite.activity import SqliteActivityStore
+from .store.sqlite.backup import SqliteCopies
+from .store.sqlite.keys import SqliteKeyStore
 
 T = TypeVar("T")
 FOLLOW_SECONDS = 0.5  #: how often ``activity --follow`` looks for new lines
@@ -208,7 +209,8 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def keys_create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> str:
-        key, secret = await KeyService(db, EventBus()).create(args.name, Role[args.role])
+        keys = KeyService(SqliteKeyStore(db), EventBus())
+        key, secret = await keys.create(args.name, Role[args.role])
         print(f"created {key.id} ({key.role.name}); the secret is shown once:", file=sys.stderr)
         return secret
 
@@ -218,7 +220,7 @@ def keys_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def keys_list(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> None:
-        for key in await KeyService(db, EventBus()).list_keys():
+        for key in await KeyService(SqliteKeyStore(db), EventBus()).list_keys():
             state = "revoked" if key.revoked_at else "active"
             print(f"{key.id}\t{key.role.name}\t{state}\t{key.name}")
 
@@ -228,7 +230,7 @@ def keys_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> None:
-        key = await KeyService(db, EventBus()).revoke(args.key_id)
+        key = await KeyService(SqliteKeyStore(db), EventBus()).revoke(args.key_id)
         print(f"revoked {key.id}; a running server drops it within seconds")
 
     _with_db(settings, work)
@@ -240,15 +242,15 @@ def activity_log(settings: Settings, args: argparse.Namespace) -> int:
     flt = ActivityFilter(tuple(args.type), args.actor, args.target)
 
     async def work(db: Database) -> None:
-        newest = await db.read(activity_repo.last_id)  # follow from here, whatever the filter
-        rows = await db.read(partial(activity_repo.page, flt=flt, limit=max(args.limit, 0)))
+        store = SqliteActivityStore(db)
+        newest = await store.last_id()  # follow from here, whatever the filter
+        rows = await store.page(flt, max(args.limit, 0))
         last = _print_rows(reversed(rows), newest)
         if args.follow:
             print("following the activity log; Ctrl-C to stop", file=sys.stderr, flush=True)
         while args.follow:
             await asyncio.sleep(FOLLOW_SECONDS)
-            while rows := await db.read(partial(activity_repo.after, flt=flt, since_id=last,
-                                                limit=1000)):
+            while rows := await store.after(flt, last, 1000):
                 last = _print_rows(rows, last)
 
     with contextlib.suppress(KeyboardInterrupt):
@@ -266,7 +268,7 @@ def _print_rows(rows: Iterable[tuple[int, str]], last: int) -> int:
 
 def backup(settings: Settings, args: argparse.Namespace) -> int:
     """Copy the live database (SQLite's online backup) and its blobs into a directory."""
-    copied = backups.backup(settings.data_dir, args.dir)
+    copied = backups.backup(settings.data_dir, args.dir, SqliteCopies())
     print(f"backed up {settings.db_path} to {args.dir / 'edge.db'} (integrity ok) and "
           f"{copied.blobs} new blobs ({copied.blob_bytes} bytes) to {args.dir / 'blobs'}, "
           f"{copied.uploads} waiting uploads")
@@ -278,7 +280,7 @@ def backup(settings: Settings, args: argparse.Namespace) -> int:
 
 def restore(settings: Settings, args: argparse.Namespace) -> int:
     """Restore a backup directory into the data dir of a stopped server."""
-    copied = backups.restore(args.dir, settings.data_dir, force=args.force)
+    copied = backups.restore(args.dir, settings.data_dir, SqliteCopies(), force=args.force)
     print(f"restored {args.dir} into {settings.data_dir}: edge.db, {copied.blobs} blobs "
           f"({copied.blob_bytes} bytes), {copied.uploads} uploads")
     return 0

@@ -22,7 +22,7 @@ from . import __version__
 from .errors import NotFound
 from .ids import iso, now_ms
 from .lifecycle import Lifecycle
-from .store import Database
+from .store.health import HealthStore
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,8 @@ def rss_bytes() -> int:
 class HealthService:
     """Runs the registered checks; ``database``, ``disk``, ``memory`` and the rest."""
 
-    def __init__(self, db: Database, data_dir: Path, lifecycle: Lifecycle) -> None:
-        self._db = db
+    def __init__(self, store: HealthStore, data_dir: Path, lifecycle: Lifecycle) -> None:
+        self._store = store
         self._data_dir = data_dir
         self.lifecycle = lifecycle
         self.features: list[str] = []
@@ -149,8 +149,7 @@ class HealthService:
         return self._last
 
     async def _database(self) -> Check:
-        value = await self._db.read(lambda c: c.execute("SELECT 1").fetchone()[0])
-        return Check(PASS if value == 1 else FAIL, f"sqlite schema v{self._db.schema_version}")
+        return Check(PASS, await self._store.ping())  # a failure is the check's FAIL
 
     async def _cache(self) -> Check:
         folder = self._data_dir / "cache"
@@ -165,9 +164,9 @@ class HealthService:
         usage = shutil.disk_usage(self._data_dir)
         free_fraction = usage.free / usage.total if usage.total else 0.0
         message = f"{usage.free // 2**20} MB free ({free_fraction:.0%})"
-        space = self._db.space
+        space = self._store.space
         if space.reason is not None:
-            if usage.free < ROOM_BYTES or not await self._db.has_room():
+            if usage.free < ROOM_BYTES or not await self._store.has_room():
                 return Check(FAIL, f"out of space ({space.reason}): writes get 507 until "
                                    f"space is freed, reads go on; {message}")
             space.wrote()  # freed since: the next write will tell for sure

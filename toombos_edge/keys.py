@@ -6,35 +6,19 @@ import hashlib
 import hmac
 import os
 import secrets
-import sqlite3
-from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from .errors import Invalid, NotFound
 from .events import KEY_CREATED, KEY_REVOKED, Event, EventBus
-from .ids import iso, new_id, now_ms
-from .store import Database
+from .ids import new_id, now_ms
+from .records.key import ApiKey, Role
+from .store.keys import KeyStore
+
+__all__ = ["ApiKey", "KeyService", "Principal", "Role", "bearer_secret", "hash_secret",
+           "plain_secret", "write_secret_file"]
 
 SECRET_PREFIX = "tbe_"  # noqa: S105 - a prefix that makes leaked keys easy to spot
-
-
-class Role(IntEnum):
-    """What a key may do; each role includes the ones below it."""
-
-    viewer = 1  #: reads jobs, documents, content, metrics
-    operator = 2  #: submits and changes jobs, documents and content
-    admin = 3  #: keys, cache clearing, critical operations, restart
-
-    @classmethod
-    def parse(cls, name: str) -> Role:
-        try:
-            return cls[name]
-        except KeyError:
-            raise Invalid(
-                f"unknown role {name!r}; expected viewer, operator or admin"
-            ) from None
 
 
 class Principal(Protocol):
@@ -46,27 +30,6 @@ class Principal(Protocol):
     def name(self) -> str | None: ...
     @property
     def role(self) -> Role: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    id: str
-    name: str
-    role: Role
-    secret_hash: bytes
-    created_at: int
-    last_used_at: int | None = None
-    revoked_at: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "role": self.role.name,
-            "created_at": iso(self.created_at),
-            "last_used_at": iso(self.last_used_at),
-            "revoked_at": iso(self.revoked_at),
-        }
 
 
 def hash_secret(secret: str) -> bytes:
@@ -97,21 +60,11 @@ def bearer_secret(header: str) -> str | None:
     return plain_secret(secret) or None
 
 
-_COLUMNS = "id, name, role, secret_hash, created_at, last_used_at, revoked_at"
-
-
-_ROLES = {role.name: role for role in Role}  # a dict lookup: Role[name] is slow per row
-
-
-def _row_to_key(row: tuple[Any, ...]) -> ApiKey:
-    return ApiKey(row[0], row[1], _ROLES[row[2]], row[3], row[4], row[5], row[6])
-
-
 class KeyService:
     """Creates, lists, revokes and checks keys. Checks are in memory; ``refresh`` reloads."""
 
-    def __init__(self, db: Database, bus: EventBus) -> None:
-        self._db = db
+    def __init__(self, store: KeyStore, bus: EventBus) -> None:
+        self._store = store
         self._bus = bus
         self._active: dict[bytes, ApiKey] = {}
         self._used: dict[str, int] = {}
@@ -126,14 +79,7 @@ class KeyService:
             raise Invalid("key name must be 1 to 100 characters")
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(new_id("key"), name, role, hash_secret(secret), now_ms())
-
-        def insert(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key.id, key.name, key.role.name, key.secret_hash, key.created_at, None, None),
-            )
-
-        await self._db.write(insert)
+        await self._store.insert(key)
         self._active[key.secret_hash] = key
         self._bus.publish(Event.data(KEY_CREATED, {"key_id": key.id, "name": key.name,
                                                    "role": key.role.name}))
@@ -141,27 +87,12 @@ class KeyService:
 
     async def list_keys(self, limit: int = -1, offset: int = 0) -> list[ApiKey]:
         """Keys oldest first; ``limit`` -1 means all."""
-        sql = f"SELECT {_COLUMNS} FROM api_keys ORDER BY id LIMIT ? OFFSET ?"
-        rows = await self._db.read(lambda c: c.execute(sql, (limit, offset)).fetchall())
-        return [_row_to_key(row) for row in rows]
+        return await self._store.page(limit, offset)
 
     async def revoke(self, key_id: str) -> ApiKey:
-        stamp = now_ms()
-
-        def update(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
-            conn.execute(
-                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",
-                (stamp, key_id),
-            )
-            row: tuple[Any, ...] | None = conn.execute(
-                f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)
-            ).fetchone()
-            return row
-
-        row = await self._db.write(update)
-        if row is None:
+        key = await self._store.revoke(key_id, now_ms())
+        if key is None:
             raise NotFound(f"no API key {key_id}")
-        key = _row_to_key(row)
         if self._active.pop(key.secret_hash, None) is not None:
             self._bus.publish(Event.data(KEY_REVOKED, {"key_id": key.id}))
         return key
@@ -185,12 +116,7 @@ class KeyService:
         Each key that stopped being active is announced as ``key_revoked``.
         """
         await self.flush_usage()
-        rows = await self._db.read(
-            lambda c: c.execute(
-                f"SELECT {_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
-            ).fetchall()
-        )
-        fresh = {key.secret_hash: key for key in map(_row_to_key, rows)}
+        fresh = {key.secret_hash: key for key in await self._store.active()}
         gone = [key for digest, key in self._active.items() if digest not in fresh]
         self._active = fresh
         for key in gone:
@@ -202,19 +128,11 @@ class KeyService:
         if not self._used:
             return
         used, self._used = self._used, {}
-        await self._db.write(
-            lambda c: c.executemany(
-                "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
-                [(stamp, key_id) for key_id, stamp in used.items()],
-            )
-        )
+        await self._store.record_use(used)
 
     async def ensure_admin(self, key_file: Path) -> str | None:
         """On a database with no keys, create an admin key and write it to ``key_file``."""
-        total = await self._db.read(
-            lambda c: c.execute("SELECT count(*) FROM api_keys").fetchone()[0]
-        )
-        if total:
+        if await self._store.count():
             return None
         _key, secret = await self.create("admin (first start)", Role.admin)
         write_secret_file(key_file, secret)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import sys
 import threading
 import time
@@ -247,3 +248,13 @@ def flush() -> None:
     """Wait (a bounded time) until every line logged so far is written."""
     if _handler is not None:
         _handler.flush()
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password, if any, shown as ``***`` (for messages and logs)."""
+    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url)
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, _host = rest.partition("/")[0].rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{rest[len(userinfo) + 1:]}"

@@ -5,27 +5,25 @@ Every deletion runs through the database's one writer in batches of at most ``ba
 (each batch its own short transaction, group-committed with whatever else is queued) and
 the loop yields between batches, so requests never wait behind a long prune. The jobs
 store keeps its counts per kind and status exact as it deletes. After pruning, freed pages
-go back to the file system a few at a time (``PRAGMA incremental_vacuum``).
+go back to the file system a few at a time.
 
-A table with its own retention adds one :class:`Rule` in :meth:`Retention.rules`.
+A table with its own retention adds one bounded deletion to the store (a method of
+:class:`~toombos_edge.store.retention.RetentionStore`) and one :class:`Rule` in
+:meth:`Retention.rules`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .documents.service import DocumentService
 from .ids import now_ms
-from .jobs import store as jobs_store
 from .settings import Settings
-from .store import Database
-from .store.sqlite.content import prune_versions
-from .store.sqlite.database import vacuum_pages
+from .store.retention import RetentionStore, VersionPosition
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +35,8 @@ BLOB_GRACE_SECONDS = 3600.0  #: a younger unused blob may be an ingest not yet r
 FIRST_RUN_SECONDS = 60.0  #: the first run after a start (then every interval)
 FINISHED = ("completed", "partial", "cancelled")
 
-#: (connection, now in ms, most rows to delete) -> rows deleted; runs inside the writer.
-Prune = Callable[[sqlite3.Connection, int, int], int]
+#: (now in ms, most rows to delete) -> rows deleted, in one transaction of the store.
+Prune = Callable[[int, int], Awaitable[int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +71,7 @@ class Retention:
 
     def __init__(
         self,
-        db: Database,
+        store: RetentionStore,
         documents: DocumentService | None,
         policy: Policy,
         *,
@@ -81,7 +79,7 @@ class Retention:
         batch: int = BATCH_ROWS,
         blob_grace: float = BLOB_GRACE_SECONDS,
     ) -> None:
-        self._db = db
+        self._store = store
         self._documents = documents
         self.policy = policy
         self._clock = clock
@@ -96,16 +94,16 @@ class Retention:
 
     def rules(self) -> list[Rule]:
         """The row-deleting rules the policy turns on."""
-        p, rules = self.policy, []
+        p, store, rules = self.policy, self._store, []
         if p.finished_days:
-            rules.append(Rule("finished_jobs", lambda c, now, n: jobs_store.prune_ended(
-                c, FINISHED, _cutoff(now, p.finished_days), n)))
+            rules.append(Rule("finished_jobs", lambda now, n: store.prune_ended_jobs(
+                FINISHED, _cutoff(now, p.finished_days), n)))
         if p.dead_days:
-            rules.append(Rule("dead_jobs", lambda c, now, n: jobs_store.prune_ended(
-                c, ("failed",), _cutoff(now, p.dead_days), n)))
+            rules.append(Rule("dead_jobs", lambda now, n: store.prune_ended_jobs(
+                ("failed",), _cutoff(now, p.dead_days), n)))
         if p.dead_max:
-            rules.append(Rule("dead_over_cap", lambda c, now, n: jobs_store.prune_oldest(
-                c, "failed", p.dead_max, n)))
+            rules.append(Rule("dead_over_cap", lambda now, n: store.prune_oldest_jobs(
+                "failed", p.dead_max, n)))
         return rules
 
     async def run_forever(self, interval: float) -> None:
@@ -137,7 +135,7 @@ class Retention:
     async def _apply(self, rule: Rule, now: int) -> int:
         total, batch = 0, self._batch
         while True:
-            n = await self._db.write(lambda c: rule.prune(c, now, batch), frees=True)
+            n = await rule.prune(now, batch)
             total += n
             if n < batch:
                 return total
@@ -149,13 +147,10 @@ class Retention:
             return 0
         before = _cutoff(now, p.content_version_days) if p.content_version_days else 0
         total, position = 0, ("", 0)
-
-        def step(conn: sqlite3.Connection) -> tuple[int, tuple[str, int] | None]:
-            return prune_versions(
-                conn, position, p.content_versions, before, SCAN_ROWS)
-
+        going_on: VersionPosition | None
         while True:
-            n, going_on = await self._db.write(step, frees=True)
+            n, going_on = await self._store.prune_content_versions(
+                position, p.content_versions, before, SCAN_ROWS)
             total += n
             if going_on is None:
                 return total
@@ -166,7 +161,7 @@ class Retention:
         """Give every free page back to the file system, ``VACUUM_PAGES`` per transaction."""
         total = 0
         while True:
-            n = await self._db.write(lambda c: vacuum_pages(c, VACUUM_PAGES))
+            n = await self._store.give_back_space(VACUUM_PAGES)
             total += n
             if n < VACUUM_PAGES:
                 return total

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SettingsError
+from .logs import redacted_url
 
 ENV_PREFIX = "TOOMBOS_"
 
@@ -141,16 +141,6 @@ def _database_url(raw: Any) -> str:
     if text and not text.startswith(("postgresql://", "postgres://")):
         raise _Invalid
     return text
-
-
-def redacted_url(url: str) -> str:
-    """``url`` with its password, if any, shown as ``***`` (for messages and logs)."""
-    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url)
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, _host = rest.partition("/")[0].rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{rest[len(userinfo) + 1:]}"
 
 
 def _emails(raw: Any) -> tuple[str, ...]:

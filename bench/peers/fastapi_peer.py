@@ -39,6 +39,10 @@ from toombos_edge.jobs.engine import JobEngine
 from toombos_edge.jobs.kinds import KindRegistry
 from toombos_edge.keys import KeyService, Role
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite.activity import SqliteActivityStore
+from toombos_edge.store.sqlite.cache import SqliteInvalidationHistory
+from toombos_edge.store.sqlite.health import SqliteHealthStore
+from toombos_edge.store.sqlite.keys import SqliteKeyStore
 
 state: dict[str, Any] = {}
 
@@ -49,16 +53,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     db = Database(data_dir / "edge.db")
     await db.open()
     bus = EventBus()
-    keys = KeyService(db, bus)
+    keys = KeyService(SqliteKeyStore(db), bus)
     await keys.refresh()
-    health = HealthService(db, data_dir, Lifecycle(started=True, ready=True))
+    health = HealthService(SqliteHealthStore(db), data_dir, Lifecycle(started=True, ready=True))
     # The server's extra checks, built from the same code: its activity log's and its
     # cache's, and its engine's (an engine that runs no worker here: the check reads its
     # counters only; so does the activity log's, which is never started here).
-    activity = ActivityLog(db, bus, JsonLines(data_dir / "peer-activity.jsonl",
-                                              max_bytes=1 << 20, keep=1))
+    activity = ActivityLog(SqliteActivityStore(db), bus,
+                           JsonLines(data_dir / "peer-activity.jsonl", max_bytes=1 << 20, keep=1))
     health.register("activity", activity.check)
-    cache = ContentCache(data_dir / "cache", db=db, bus=bus)
+    cache = ContentCache(data_dir / "cache", history=SqliteInvalidationHistory(db), bus=bus)
     await cache.open()
     health.register("cache", cache.check)
     engine = JobEngine(db, bus, KindRegistry(), cache=cache)

@@ -22,13 +22,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 
 from ..events import CONNECTION_ACK, RESTARTING, STATS_UPDATE, Event, EventBus
 from ..health import PASS, WARN, Check
 from ..logs import Actor, correlation_id, requester
-from ..store import Database
-from . import repository
+from ..records.activity import ActivityFilter, LineIds, Row
+from ..store.activity import ActivityStore, Line
 from .jsonl import JsonLines
 from .lines import Describe, describe, render
 
@@ -40,13 +39,14 @@ PRUNE_SECONDS = 3600.0
 #: wrong now, not a mark that never clears (the dropped-lines metric keeps the count).
 DROP_WARN_SECONDS = 10.0
 DAY_MS = 86_400_000
+PRUNE_STEP = 10_000  #: rows removed per write: the writer is never held for long
 #: Events that are never a line, kept out of the queue (and the counters) at once.
 IGNORED = frozenset({STATS_UPDATE, CONNECTION_ACK, RESTARTING})
 
 Queued = tuple[Event, Actor | None, str | None]
 #: What the encoding thread hands back: the rows, the lines for the file, and the events
 #: written, skipped and failed (a describer's bug, a value orjson refuses: dropped).
-Encoded = tuple[list[repository.Row], bytes, int, int, int]
+Encoded = tuple[list[Row], bytes, int, int, int]
 
 
 class ActivityLog:
@@ -54,7 +54,7 @@ class ActivityLog:
 
     def __init__(
         self,
-        db: Database,
+        store: ActivityStore,
         bus: EventBus,
         file: JsonLines,
         *,
@@ -63,13 +63,13 @@ class ActivityLog:
         describe: Describe = describe,
         clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
-        self._db, self._bus, self.file = db, bus, file
+        self._store, self._bus, self.file = store, bus, file
         self._max = max_queued
         self._retention_ms = retention_days * DAY_MS
         self._describe = describe
         self._clock = clock
         self._queue: deque[Queued] = deque()
-        self._ids = repository.LineIds()
+        self._ids = LineIds()
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="activity")
         self._wake: asyncio.Event | None = None
         self._flushing = asyncio.Lock()  #: one batch at a time, in order
@@ -86,7 +86,7 @@ class ActivityLog:
 
     async def start(self) -> None:
         """Continue the ids after the newest row, subscribe, start the flusher."""
-        self._ids.last = await self._db.read(repository.last_id)
+        self._ids.last = await self._store.last_id()
         self._wake = asyncio.Event()
         self._unsubscribe = self._bus.subscribe(self.on_event)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="activity-log")
@@ -117,6 +117,12 @@ class ActivityLog:
             self._waiting = False
             assert self._wake is not None
             self._wake.set()
+
+    async def page(self, flt: ActivityFilter, limit: int, before: int | None = None
+                   ) -> list[Line]:
+        """(id, line) of up to ``limit`` stored lines matching ``flt``, newest first, with
+        an id below the cursor ``before`` if given (``GET /api/activity``)."""
+        return await self._store.page(flt, limit, before)
 
     @property
     def queued(self) -> int:
@@ -177,7 +183,7 @@ class ActivityLog:
         if not rows:
             return
         try:
-            await self._db.write(partial(repository.insert, rows=rows))
+            await self._store.insert(rows)
         except Exception as exc:
             log.error("storing %d activity lines failed: %s", len(rows), exc)
             self.dropped += written
@@ -188,7 +194,7 @@ class ActivityLog:
 
     def _encode(self, batch: deque[Queued]) -> Encoded:
         """In the log's thread: each event's rows, with their ids, and the file's bytes."""
-        rows: list[repository.Row] = []
+        rows: list[Row] = []
         written = skipped = failed = 0
         next_id, describe = self._ids.next, self._describe
         for event, who, cid in batch:
@@ -203,7 +209,7 @@ class ActivityLog:
                 skipped += 1
                 continue
             written += 1
-            for entry, line in zip(entries, lines, strict=True):  # as repository.Row says
+            for entry, line in zip(entries, lines, strict=True):  # as Row says
                 rows.append((next_id(entry[0]), entry[1], entry[2], entry[6], line))
         chunk = "".join([f"{row[4]}\n" for row in rows]).encode()
         return rows, chunk, written, skipped, failed
@@ -216,9 +222,9 @@ class ActivityLog:
 
     async def prune(self) -> int:
         """Remove the rows older than the retention, a bounded step per write."""
-        cutoff, removed, step = self._clock() - self._retention_ms, 0, repository.PRUNE_STEP
-        while step == repository.PRUNE_STEP:
-            step = await self._db.write(partial(repository.prune, before_ms=cutoff), frees=True)
+        cutoff, removed, step = self._clock() - self._retention_ms, 0, PRUNE_STEP
+        while step == PRUNE_STEP:
+            step = await self._store.prune(cutoff, PRUNE_STEP)
             removed += step
         if removed:
             log.info("removed %d activity rows older than the retention", removed)

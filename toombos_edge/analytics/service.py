@@ -1,7 +1,7 @@
 """Analytics of jobs in the shapes of the public dashboard (CLIENT-CONTRACT.md).
 
-Counts come from the hourly roll-up (:mod:`.store`), so a range is resolved to the whole
-UTC hours it touches. A job belongs to the hour it was created in and counts under its
+Counts come from the hourly roll-up (an ``AnalyticsStore``), so a range is resolved to the
+whole UTC hours it touches. A job belongs to the hour it was created in and counts under its
 status now. Rates are percentages (0-100, as the dashboard prints them); times are rounded
 to the millisecond. Request latency and error rate are not counted here: they come from the
 request metrics through ``request_stats`` (zeros where none is given, as in tests of the
@@ -17,11 +17,8 @@ from typing import Any, Protocol
 
 from ..errors import Invalid
 from ..ids import iso, now_ms
-from ..jobs.rollup import HOUR_MS
 from ..records.job import JobStatus
-from ..store import Database
-from . import store
-from .store import Sums
+from ..store.analytics import HOUR_MS, AnalyticsStore, Summary, Sums
 
 HOURS = {"hour": 1, "day": 24}  #: granularity → hours per point of jobs_over_time
 MAX_POINTS = 10_000  #: points of jobs_over_time one answer may hold
@@ -109,9 +106,9 @@ def job_analytics(jobs: Sums, channels: dict[str, Sums], over_time: list[dict[st
 class AnalyticsService:
     """Answers analytics questions from the roll-up, each answer reused for a few seconds."""
 
-    def __init__(self, db: Database, *, request_stats: RequestStats | None = None,
+    def __init__(self, store: AnalyticsStore, *, request_stats: RequestStats | None = None,
                  cache_seconds: float = 5.0, clock: Callable[[], int] = now_ms) -> None:
-        self._db = db
+        self._store = store
         self.request_stats = request_stats  #: the request metrics; None: zeros
         self._cache_seconds = cache_seconds
         self._clock = clock
@@ -164,38 +161,30 @@ class AnalyticsService:
         return answer
 
     async def _jobs(self, window: Window) -> dict[str, Any]:
-        def read(conn: Any) -> dict[str, Any]:
-            jobs, channels = store.window(conn, window.first_hour, window.last_hour)
-            return job_analytics(jobs, channels, self._points(conn, window), window)
-
-        return await self._db.read(read)
+        found = await self._store.summary(window.first_hour, window.last_hour,
+                                          window.hours_per_point)
+        return job_analytics(found.jobs, found.channels, _points(found, window), window)
 
     async def _overview(self, window: Window) -> dict[str, Any]:
         now_hour = self._clock() // HOUR_MS
+        since = {name: now_hour - hours + 1 for name, hours in RECENT.items()}
+        found = await self._store.summary(window.first_hour, window.last_hour,
+                                          window.hours_per_point, list(since.values()))
+        return {
+            "job_analytics": job_analytics(found.jobs, found.channels, _points(found, window),
+                                           window),
+            "channel_performance": {
+                name: {"total_jobs": sums.total,
+                       "success_rate": _rate(sums.by_status.get("completed", 0), sums.total),
+                       "avg_processing_time_seconds": _seconds(sums)}
+                for name, sums in found.channels.items()
+            },
+            "recent_activity": {name: found.created_since[hour] for name, hour in since.items()},
+        }
 
-        def read(conn: Any) -> dict[str, Any]:
-            jobs, channels = store.window(conn, window.first_hour, window.last_hour)
-            return {
-                "job_analytics": job_analytics(jobs, channels, self._points(conn, window),
-                                               window),
-                "channel_performance": {
-                    name: {"total_jobs": sums.total,
-                           "success_rate": _rate(sums.by_status.get("completed", 0), sums.total),
-                           "avg_processing_time_seconds": _seconds(sums)}
-                    for name, sums in channels.items()
-                },
-                "recent_activity": {
-                    name: store.created_since(conn, now_hour - hours + 1)
-                    for name, hours in RECENT.items()
-                },
-            }
 
-        return await self._db.read(read)
-
-    @staticmethod
-    def _points(conn: Any, window: Window) -> list[dict[str, Any]]:
-        """One point per hour or day of the window, empty ones included (a chart's x axis)."""
-        per = window.hours_per_point
-        counts = store.over_time(conn, window.first_hour, window.last_hour, per)
-        return [{"timestamp": iso(bucket * per * HOUR_MS), "count": counts.get(bucket, 0)}
-                for bucket in window.buckets()]
+def _points(found: Summary, window: Window) -> list[dict[str, Any]]:
+    """One point per hour or day of the window, empty ones included (a chart's x axis)."""
+    per = window.hours_per_point
+    return [{"timestamp": iso(bucket * per * HOUR_MS), "count": found.buckets.get(bucket, 0)}
+            for bucket in window.buckets()]

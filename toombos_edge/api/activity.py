@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import orjson
 from aiohttp import web
 
 from ..activity import ActivityFilter
-from ..activity.repository import page
-from ..appkeys import DATABASE
+from ..appkeys import ACTIVITY
 from ..errors import Invalid
 from .job_params import parse_time
 from .responses import json_response
@@ -24,7 +21,7 @@ async def list_activity(request: web.Request, query: ActivityQuery) -> web.Respo
     before = None if query.cursor is None else int(query.cursor)
     if before is not None and before >= 1 << 63:
         raise Invalid("cursor: not a cursor this server gave out", {"field": "cursor"})
-    rows = await request.app[DATABASE].read(partial(page, flt=flt, limit=limit, before=before))
+    rows = await request.app[ACTIVITY].page(flt, limit, before)
     items = [{"id": str(ident), **orjson.loads(line)} for ident, line in rows]
     next_cursor = str(rows[-1][0]) if len(rows) == limit else None
     body = {"activity": items, "count": len(items), "limit": limit, "next_cursor": next_cursor}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,10 +23,10 @@ import diskcache
 from ..events import CACHE_INVALIDATED, Event, EventBus
 from ..health import PASS, WARN, Check
 from ..ids import iso, new_id, now_ms
-from ..store import Database
-from . import history
+from ..store.cache import Invalidation, InvalidationHistory
+from ..store.errors import is_database_error, is_unreadable
 from .disk import SafeDisk, corrupt, encode_tags, invalidate
-from .history import TARGET
+from .history import TARGET, to_json
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -42,13 +41,13 @@ class ContentCache:
         self,
         directory: Path,
         *,
-        db: Database | None = None,
+        history: InvalidationHistory | None = None,
         bus: EventBus | None = None,
         size_limit_mb: int = 256,
         ttl_seconds: int = 7 * 86400,
     ) -> None:
         self.directory = directory
-        self._db = db
+        self._history = history
         self._bus = bus
         self._size_limit = size_limit_mb * 2**20
         self.ttl_seconds = ttl_seconds
@@ -158,10 +157,9 @@ class ContentCache:
 
     async def history(self, limit: int = 100) -> list[dict[str, Any]]:
         """Invalidations and clears, newest first."""
-        if self._db is None:
+        if self._history is None:
             return []
-        rows = await self._db.read(lambda c: history.rows(c, limit))
-        return [history.to_json(row) for row in rows]
+        return [to_json(entry) for entry in await self._history.newest(limit)]
 
     async def check(self) -> Check:
         """The health check: the directory is usable and recent calls succeeded."""
@@ -188,10 +186,11 @@ class ContentCache:
         self, record: dict[str, Any], removed: int, actor: str | None
     ) -> dict[str, Any]:
         at = now_ms()
-        entry = {"id": new_id("inv"), "ts": at, "actor": actor, "invalidated": removed, **record}
-        if self._db is not None:
+        entry = Invalidation(new_id("inv"), at, actor, removed, tuple(record["keys"]),
+                             record["pattern"], tuple(record["tags"]), record["cleared"])
+        if self._history is not None:
             try:
-                await self._db.write(lambda c: history.insert(c, entry))
+                await self._history.record(entry)
             except Exception:  # history is a log; losing a line must not fail the call
                 log.exception("could not record a cache invalidation")
         if self._bus is not None:
@@ -208,7 +207,9 @@ class ContentCache:
         for attempt in (1, 2):
             try:
                 return fn(self._ensure_open())
-            except (sqlite3.Error, OSError, diskcache.Timeout, TypeError) as exc:
+            except Exception as exc:
+                if not _expected(exc):
+                    raise
                 self.errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("cache call failed (attempt %d): %s", attempt, self.last_error)
@@ -224,7 +225,9 @@ class ContentCache:
             self._rebuild()
         try:
             self._cache = self._open()
-        except sqlite3.DatabaseError:
+        except Exception as exc:
+            if not is_unreadable(exc):
+                raise
             self._rebuild()
             self._cache = self._open()
         return self._cache
@@ -250,7 +253,12 @@ class ContentCache:
     def _close_now_quietly(self) -> None:
         try:
             self._close_now()
-        except (sqlite3.Error, OSError):
+        except Exception as exc:
+            if not (is_database_error(exc) or isinstance(exc, OSError)):
+                raise
             self._cache = None
 
 
+def _expected(exc: Exception) -> bool:
+    """A failure of the cache's file or its use (logged and counted), not a bug of ours."""
+    return is_database_error(exc) or isinstance(exc, (OSError, diskcache.Timeout, TypeError))

@@ -8,12 +8,13 @@ a tampered cache file cannot run code. An entry's tags are kept in diskcache's i
 from __future__ import annotations
 
 import fnmatch
-import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import diskcache
 from diskcache.core import MODE_PICKLE, UNKNOWN
+
+from ..store.errors import is_corruption
 
 
 class CacheRefused(TypeError):
@@ -62,7 +63,7 @@ def corrupt(exc: BaseException) -> bool:
     """A damaged file (rebuild it), as opposed to a busy one (``OperationalError``)."""
     if isinstance(exc, CacheRefused):
         return True
-    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+    return is_corruption(exc)
 
 
 def _iter_tagged(cache: diskcache.Cache) -> Iterator[tuple[str, set[str]]]:

@@ -1,53 +1,24 @@
-"""The history of cache invalidations, kept in SQLite (the cache itself may be rebuilt)."""
+"""An invalidation of the content cache in the client contract's shape."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
-import orjson
-
 from ..ids import iso
+from ..store.cache import Invalidation
 
-HISTORY_LIMIT = 500
 TARGET = "local"
 
 
-_HISTORY_COLUMNS = "id, ts, actor, invalidated, keys, pattern, tags, cleared"
-
-
-def insert(conn: sqlite3.Connection, entry: dict[str, Any]) -> None:
-    conn.execute(
-        f"INSERT INTO cache_invalidations ({_HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            entry["id"], entry["ts"], entry["actor"], entry["invalidated"],
-            orjson.dumps(entry["keys"]).decode(), entry["pattern"],
-            orjson.dumps(entry["tags"]).decode(), int(entry["cleared"]),
-        ),
-    )
-    conn.execute(
-        "DELETE FROM cache_invalidations WHERE id NOT IN "
-        "(SELECT id FROM cache_invalidations ORDER BY ts DESC, id DESC LIMIT ?)",
-        (HISTORY_LIMIT,),
-    )
-
-
-def rows(conn: sqlite3.Connection, limit: int) -> list[tuple[Any, ...]]:
-    return conn.execute(
-        f"SELECT {_HISTORY_COLUMNS} FROM cache_invalidations ORDER BY ts DESC, id DESC LIMIT ?",
-        (limit,),
-    ).fetchall()
-
-
-def to_json(row: tuple[Any, ...]) -> dict[str, Any]:
+def to_json(entry: Invalidation) -> dict[str, Any]:
     return {
-        "id": row[0],
-        "timestamp": iso(row[1]),
-        "actor": row[2],
-        "invalidated": row[3],
-        "cache_keys": orjson.loads(row[4]),
-        "pattern": row[5],
-        "tags": orjson.loads(row[6]),
-        "cleared": bool(row[7]),
+        "id": entry.id,
+        "timestamp": iso(entry.ts),
+        "actor": entry.actor,
+        "invalidated": entry.invalidated,
+        "cache_keys": list(entry.keys),
+        "pattern": entry.pattern,
+        "tags": list(entry.tags),
+        "cleared": entry.cleared,
         "targets": [TARGET],
     }

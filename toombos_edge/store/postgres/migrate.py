@@ -20,7 +20,7 @@ import asyncpg
 import orjson
 
 from ...errors import DatabaseUnavailable, SchemaTooNew
-from ...settings import redacted_url
+from ...logs import redacted_url
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ CREATE TABLE job_hours (
     run_ms  INTEGER NOT NULL DEFAULT 0,  -- summed completed_at - started_at of `runs` jobs
     runs    INTEGER NOT NULL DEFAULT 0,  -- those that ran to an end (completed/partial/failed)
     -- (channel, status, hour): a window is one range of hours per status, summed in key
-    -- order with no sort (analytics/store.py names the statuses).
+    -- order with no sort (store/sqlite/analytics.py names the statuses).
     PRIMARY KEY (channel, status, hour)
 ) WITHOUT ROWID;
 

@@ -1,9 +1,6 @@
 """The activity table's SQL: batched inserts and the newest-first filtered page.
 
-A row's id is its time: ``ms << 10 | n`` (:class:`LineIds`), so ``since``/``until`` are an
-id range on the primary key and every filter walks one index backwards from the cursor.
-
-A batch arrives as rows ready to bind, each line already rendered (``lines.render``):
+A batch arrives as rows ready to bind, each line already rendered (``activity.lines``):
 one ``executemany`` of a plain INSERT. (Rendering the lines inside SQLite, with
 ``json_object`` over ``json_each``, and reading them back for the file cost about twice
 as much per line, measured.)
@@ -12,24 +9,13 @@ as much per line, measured.)
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-SEQ_BITS = 10
-#: One row: id, type, actor id (None: the server), target, and the line itself.
-Row = tuple[int, str, str | None, str | None, str]
+from ...records.activity import ActivityFilter, Row, first_id
+from ..activity import Line
+from .database import Database
+
 INSERT = "INSERT INTO activity (id, type, actor, target, line) VALUES (?, ?, ?, ?, ?)"
-
-
-class LineIds:
-    """Increasing ids from millisecond times (a clock step back never reuses an id)."""
-
-    def __init__(self, last: int = 0) -> None:
-        self.last = last
-
-    def next(self, ms: int) -> int:
-        ident = max(ms << SEQ_BITS, self.last + 1)
-        self.last = ident
-        return ident
 
 
 def last_id(conn: sqlite3.Connection) -> int:
@@ -37,35 +23,23 @@ def last_id(conn: sqlite3.Connection) -> int:
     return value or 0
 
 
-def insert(conn: sqlite3.Connection, rows: list[Row]) -> None:
+def insert(conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
     conn.executemany(INSERT, rows)
 
 
-PRUNE_STEP = 10_000  #: rows removed per write: the writer is never held for long
-
-
-def prune(conn: sqlite3.Connection, before_ms: int) -> int:
-    """Remove up to ``PRUNE_STEP`` of the rows older than ``before_ms`` (a key range)."""
+def prune(conn: sqlite3.Connection, before_ms: int, limit: int) -> int:
+    """Remove up to ``limit`` of the rows older than ``before_ms`` (a key range)."""
     removed: int = conn.execute(
         "DELETE FROM activity WHERE id IN "
         "(SELECT id FROM activity WHERE id < ? ORDER BY id LIMIT ?)",
-        (before_ms << SEQ_BITS, PRUNE_STEP),
+        (first_id(before_ms), limit),
     ).rowcount
     return removed
 
 
-@dataclass(frozen=True, slots=True)
-class ActivityFilter:
-    types: tuple[str, ...] = ()
-    actor: str | None = None  #: a key id, an IP, or "system"
-    target: str | None = None
-    since: int | None = None  #: ms, inclusive
-    until: int | None = None  #: ms, inclusive
-
-
 def page(
     conn: sqlite3.Connection, flt: ActivityFilter, limit: int, before: int | None = None
-) -> list[tuple[int, str]]:
+) -> list[Line]:
     """(id, line) of up to ``limit`` rows newest first, older than ``before`` if given."""
     where, args = _where(flt, before)
     sql = f"SELECT id, line FROM activity {where} ORDER BY id DESC LIMIT ?"
@@ -74,7 +48,7 @@ def page(
 
 def after(
     conn: sqlite3.Connection, flt: ActivityFilter, since_id: int, limit: int
-) -> list[tuple[int, str]]:
+) -> list[Line]:
     """(id, line) of up to ``limit`` rows newer than ``since_id``, oldest first (follow)."""
     where, args = _where(flt, None)
     where = f"{where} AND id > ?" if where else "WHERE id > ?"
@@ -98,11 +72,38 @@ def _where(flt: ActivityFilter, before: int | None) -> tuple[str, list[object]]:
         args.append(flt.target)
     if flt.since is not None:
         clauses.append("id >= ?")
-        args.append(flt.since << SEQ_BITS)
+        args.append(first_id(flt.since))
     if flt.until is not None:
         clauses.append("id < ?")
-        args.append((flt.until + 1) << SEQ_BITS)
+        args.append(first_id(flt.until + 1))
     if before is not None:
         clauses.append("id < ?")
         args.append(before)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+class SqliteActivityStore:
+    """:class:`~toombos_edge.store.activity.ActivityStore` in the ``activity`` table."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def __repr__(self) -> str:
+        return f"<SqliteActivityStore {self._db.path}>"
+
+    async def last_id(self) -> int:
+        return await self._db.read(last_id)
+
+    async def insert(self, rows: Sequence[Row]) -> None:
+        await self._db.write(lambda c: insert(c, rows))
+
+    async def prune(self, before_ms: int, limit: int) -> int:
+        return await self._db.write(lambda c: prune(c, before_ms, limit), frees=True)
+
+    async def page(
+        self, flt: ActivityFilter, limit: int, before: int | None = None
+    ) -> list[Line]:
+        return await self._db.read(lambda c: page(c, flt, limit, before))
+
+    async def after(self, flt: ActivityFilter, since_id: int, limit: int) -> list[Line]:
+        return await self._db.read(lambda c: after(c, flt, since_id, limit))

@@ -1,0 +1,41 @@
+"""An activity line as stored, its id scheme, and the filter the log is read with.
+
+A line's id is its time: ``ms << SEQ_BITS | n`` (:class:`LineIds`), so ``since``/``until``
+are an id range on the primary key and every filter walks one index backwards from the
+cursor. The ids are ours, made by the one server that writes the log; a store keeps and
+orders them, it never makes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SEQ_BITS = 10
+#: One line: id, type, actor id (None: the server), target, and the line itself (JSON).
+Row = tuple[int, str, str | None, str | None, str]
+
+
+class LineIds:
+    """Increasing ids from millisecond times (a clock step back never reuses an id)."""
+
+    def __init__(self, last: int = 0) -> None:
+        self.last = last
+
+    def next(self, ms: int) -> int:
+        ident = max(ms << SEQ_BITS, self.last + 1)
+        self.last = ident
+        return ident
+
+
+def first_id(ms: int) -> int:
+    """The smallest id a line of millisecond ``ms`` can have."""
+    return ms << SEQ_BITS
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityFilter:
+    types: tuple[str, ...] = ()
+    actor: str | None = None  #: a key id, an IP, or "system"
+    target: str | None = None
+    since: int | None = None  #: ms, inclusive
+    until: int | None = None  #: ms, inclusive
