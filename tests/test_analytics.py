@@ -16,10 +16,11 @@ from conftest import Client, ClientFactory, auth
 
 from toombos_edge.appkeys import ANALYTICS, DATABASE, ENGINE, METRICS
 from toombos_edge.ids import iso, new_id, now_ms
-from toombos_edge.jobs import store, transitions
+from toombos_edge.jobs import transitions
 from toombos_edge.jobs.kinds import JobContext, JobKind, Outcome
-from toombos_edge.jobs.rollup import HOUR_MS
 from toombos_edge.records.job import Job, JobStatus
+from toombos_edge.store.jobs import HOUR_MS
+from toombos_edge.store.sqlite import jobs as store
 
 DAY = datetime(2025, 3, 10, tzinfo=UTC)  # far enough back to stay out of "recent"
 D0 = int(DAY.timestamp() * 1000)

@@ -17,10 +17,10 @@ from toombos_edge.documents.service import DocumentService
 from toombos_edge.documents.uploads import UploadFolder
 from toombos_edge.events import EventBus
 from toombos_edge.ids import new_id, now_ms
-from toombos_edge.jobs import store
 from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.retention import DAY_MS, Policy, Retention
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite import jobs as store
 
 # "Now" for retention is 200 days ahead of the wall clock: the jobs made below, created
 # now, are then as old as each test needs (their ids hold their real creation time).

@@ -19,6 +19,7 @@ from .appkeys import (
     BUS,
     CACHE,
     CONTENT,
+    CRITICAL,
     DASHBOARD,
     DATABASE,
     DOCUMENTS,
@@ -27,6 +28,7 @@ from .appkeys import (
     HUB,
     IDP,
     INGESTOR,
+    JOBS,
     KEYS,
     LIFECYCLE,
     LIMITER,
@@ -58,8 +60,10 @@ from .documents.uploads import UploadFolder
 from .events import EventBus
 from .health import PASS, WARN, Check, HealthService
 from .idp import Jwks, TokenVerifier
+from .jobs.critical import CriticalStatus
 from .jobs.engine import JobEngine
 from .jobs.kinds import KindRegistry
+from .jobs.listing import JobQueries
 from .jobs.retry import Backoff
 from .keys import KeyService
 from .lifecycle import Lifecycle
@@ -72,6 +76,7 @@ from .routes import setup_routes
 from .sdnotify import notify_ctx
 from .settings import Settings
 from .store import Database
+from .store.sqlite.jobs import SqliteJobStore
 from .tls import setup_tls
 from .ws.gate import Gate
 from .ws.hub import Hub
@@ -272,8 +277,9 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     registry = KindRegistry()
     registry.load_entry_points()
+    store = SqliteJobStore(app[DATABASE])
     engine = JobEngine(
-        app[DATABASE],
+        store,
         app[BUS],
         registry,
         workers=settings.job_workers,
@@ -282,6 +288,8 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         cache=app[CACHE],
     )
     app[ENGINE] = engine
+    app[JOBS] = JobQueries(store, engine)
+    app[CRITICAL] = CriticalStatus(engine, app[HEALTH], app[JOBS])
     app[HEALTH].register("jobs", lambda: _engine_check(engine))
     yield
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from .documents.blobs import is_sha256
 from .errors import Conflict, EdgeError, NotFound, SchemaTooNew
-from .jobs.lock import EngineLock
 from .store.sqlite.database import migrations
+from .store.sqlite.engine_lock import EngineLock
 
 DB_NAME = "edge.db"
 SECRET_FILES = ("webhook.key",)

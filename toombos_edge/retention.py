@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from .content import store as content_store
 from .documents.service import DocumentService
 from .ids import now_ms
-from .jobs import store as jobs_store
 from .settings import Settings
 from .store import Database
+from .store.sqlite import jobs as jobs_store
 from .store.sqlite.database import vacuum_pages
 
 log = logging.getLogger(__name__)

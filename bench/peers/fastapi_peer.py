@@ -39,6 +39,7 @@ from toombos_edge.jobs.engine import JobEngine
 from toombos_edge.jobs.kinds import KindRegistry
 from toombos_edge.keys import KeyService, Role
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite.jobs import SqliteJobStore
 
 state: dict[str, Any] = {}
 
@@ -61,7 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     cache = ContentCache(data_dir / "cache", db=db, bus=bus)
     await cache.open()
     health.register("cache", cache.check)
-    engine = JobEngine(db, bus, KindRegistry(), cache=cache)
+    engine = JobEngine(SqliteJobStore(db), bus, KindRegistry(), cache=cache)
     health.register("jobs", lambda: _engine_check(engine))
     jobs_db = await aiosqlite.connect(data_dir / "edge.db")
     jobs_db.row_factory = sqlite3.Row

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 from ..errors import Invalid
 from ..ids import iso, now_ms
-from ..jobs.rollup import HOUR_MS
 from ..records.job import JobStatus
 from ..store import Database
+from ..store.jobs import HOUR_MS
 from . import store
 from .store import Sums
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from ..jobs.rollup import CREATED, ENDED, HOUR_MS
+from ..store.jobs import CREATED, ENDED, HOUR_MS
 
 _IN = "status IN (" + ", ".join(f"'{status}'" for status in (CREATED, *ENDED)) + ")"
 
