@@ -78,7 +78,8 @@ class UnknownFields(ValueError):
 class Fieldset:
     """Sparse job objects (``?fields=job_id,status,…``): the asked keys, in the job object's
     order, ``job_id`` always first. A backend reads only what they need and renders each
-    job straight to a dict whose values are exactly those of :meth:`Job.to_json`."""
+    job straight to a dict whose values are exactly those of :meth:`Job.to_json`. Made by
+    :func:`fieldset` or :func:`whole`, which keep those rules."""
 
     fields: tuple[str, ...]
 
