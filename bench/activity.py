@@ -78,6 +78,7 @@ async def _jobs(jobs: int, workers: int, with_log: bool) -> dict[str, Any]:
     from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry
     from toombos_edge.store import Database
     from toombos_edge.store.sqlite.activity import SqliteActivityStore
+    from toombos_edge.store.sqlite.jobs import SqliteJobStore
 
     async def noop(ctx: JobContext) -> None:
         return None
@@ -94,7 +95,7 @@ async def _jobs(jobs: int, workers: int, with_log: bool) -> dict[str, Any]:
                                          keep=2))
     if with_log:
         await log.start()
-    engine = JobEngine(db, bus, registry, workers=workers)
+    engine = JobEngine(SqliteJobStore(db), bus, registry, workers=workers)
     await engine.start()
     producers = 256
 

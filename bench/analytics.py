@@ -26,7 +26,7 @@ from pathlib import Path
 
 from bench.common import PY, ROOT, free_port, start, stop, wait_url
 from toombos_edge.ids import id_floor, iso
-from toombos_edge.jobs import rollup
+from toombos_edge.store.sqlite import rollup
 
 GOAL_P99_MS = 50.0
 DAY_MS = 86_400_000

@@ -91,8 +91,8 @@ def seed_keys(conn: sqlite3.Connection) -> None:
 def seed_jobs(conn: sqlite3.Connection) -> None:
     """ROWS finished jobs through the engine's own insert (its schema, its triggers)."""
     from toombos_edge.ids import new_id, now_ms
-    from toombos_edge.jobs import store
     from toombos_edge.records.job import Job, JobStatus
+    from toombos_edge.store.sqlite import jobs as store
 
     now = now_ms()
     ended = [JobStatus.completed] * 8 + [JobStatus.failed, JobStatus.cancelled]

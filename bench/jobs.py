@@ -191,6 +191,7 @@ async def _engine_run(jobs: int, workers: int, sync: str, observed: bool) -> dic
     from toombos_edge.jobs.retry import Backoff
     from toombos_edge.settings import Settings
     from toombos_edge.store import Database
+    from toombos_edge.store.sqlite.jobs import SqliteJobStore
 
     async def noop(ctx: JobContext) -> None:
         return None
@@ -208,7 +209,7 @@ async def _engine_run(jobs: int, workers: int, sync: str, observed: bool) -> dic
     registry.register(JobKind("noop", noop))
     bus = EventBus()
     bus.subscribe(lambda event: None)  # a subscriber, as the hub and activity log are
-    engine = JobEngine(db, bus, registry, workers=settings.job_workers,
+    engine = JobEngine(SqliteJobStore(db), bus, registry, workers=settings.job_workers,
                        lease_seconds=settings.job_lease_seconds,
                        backoff=Backoff(settings.job_retry_base, settings.job_retry_cap))
     activity = await observe(engine, bus, db, settings, folder) if observed else None

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from toombos_edge.appkeys import DATABASE, DOCUMENTS, INGESTOR
+from toombos_edge.appkeys import DOCUMENTS, INGESTOR
 from toombos_edge.documents.uploads import Upload
 from toombos_edge.ids import new_id, now_ms
 from toombos_edge.jobs.kinds import JobContext, Outcome
@@ -35,7 +35,7 @@ async def run_ingest(app: web.Application, params: dict[str, Any]) -> tuple[Outc
     async def report(percent: float, message: str) -> None:
         progress.append(percent)
 
-    ctx = JobContext(job=job, db=app[DATABASE], log=logging.LoggerAdapter(
+    ctx = JobContext(job=job, log=logging.LoggerAdapter(
         logging.getLogger("test.ingest"), {}), _progress=report)
     outcome = await kind.run(ctx)
     assert outcome is not None

@@ -16,10 +16,12 @@ from conftest import Client, ClientFactory, auth
 
 from toombos_edge.appkeys import ANALYTICS, DATABASE, ENGINE, METRICS
 from toombos_edge.ids import iso, new_id, now_ms
-from toombos_edge.jobs import store, transitions
+from toombos_edge.jobs import transitions
 from toombos_edge.jobs.kinds import JobContext, JobKind, Outcome
-from toombos_edge.jobs.rollup import HOUR_MS
 from toombos_edge.records.job import Job, JobStatus
+from toombos_edge.store.jobs import HOUR_MS
+from toombos_edge.store.sqlite import job_changes
+from toombos_edge.store.sqlite import jobs as store
 
 DAY = datetime(2025, 3, 10, tzinfo=UTC)  # far enough back to stay out of "recent"
 D0 = int(DAY.timestamp() * 1000)
@@ -63,7 +65,7 @@ def write_job(conn: sqlite3.Connection, spec: Spec) -> None:
     if spec.end == "pending":
         return
     if spec.end == "cancelled":
-        store.cancel_pending(conn, [job.id], spec.created + MIN)
+        job_changes.cancel_pending(conn, [job.id], spec.created + MIN)
         return
     started = spec.created + 1000
     claimed = store.claim_one(conn, job.id, started, started + HOUR_MS)

@@ -17,11 +17,12 @@ from conftest import Client, auth, finished
 from toombos_edge.content.batch import plan
 from toombos_edge.errors import Invalid
 from toombos_edge.events import Event, EventBus
-from toombos_edge.jobs import store
 from toombos_edge.jobs.engine import JobEngine
 from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry, Outcome, PermanentFailure
 from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite import jobs as store
+from toombos_edge.store.sqlite.jobs import SqliteJobStore
 
 GOOD = {"text": "Hello there.", "channels": ["email"]}
 
@@ -104,7 +105,7 @@ async def held_engine(db: Database) -> AsyncIterator[tuple[JobEngine, Held, Even
     kinds.register(JobKind("held", held.run, max_attempts=1))
     bus = EventBus()
     bus.subscribe(events.seen)
-    engine = JobEngine(db, bus, kinds, workers=2)
+    engine = JobEngine(SqliteJobStore(db), bus, kinds, workers=2)
     await engine.start()
     yield engine, held, events
     for gate in held.release.values():

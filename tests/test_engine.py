@@ -16,13 +16,14 @@ from support import eventually_async
 from toombos_edge.errors import Conflict, Invalid, NotFound
 from toombos_edge.events import JOB_EVENTS, Event, EventBus
 from toombos_edge.ids import iso, new_id, now_ms
-from toombos_edge.jobs import store
 from toombos_edge.jobs.engine import JobEngine
 from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry, Outcome, PermanentFailure
 from toombos_edge.jobs.retry import Backoff
 from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite import jobs as store
 from toombos_edge.store.sqlite.database import apply_migrations, migrations
+from toombos_edge.store.sqlite.jobs import SqliteJobStore
 
 
 class Clock:
@@ -123,7 +124,7 @@ async def make_engine(
         bus.subscribe(events.append)
         options.setdefault("workers", 2)
         options.setdefault("backoff", Backoff(2.0, 60.0))
-        engine = JobEngine(db, bus, registry, clock=clock, **options)
+        engine = JobEngine(SqliteJobStore(db), bus, registry, clock=clock, **options)
         made.append(engine)
         if start:
             await engine.start()
@@ -392,7 +393,7 @@ async def test_scheduled_job_starts_on_time_without_polling(
     db: Database, registry: KindRegistry, events: list[Event]
 ) -> None:
     bus = EventBus()
-    engine = JobEngine(db, bus, registry, workers=1)  # the real clock
+    engine = JobEngine(SqliteJobStore(db), bus, registry, workers=1)  # the real clock
     await engine.start()
     try:
         due = now_ms() + 300
@@ -524,7 +525,7 @@ async def test_pause_keeps_waiting_jobs_pending(
 async def test_leases_of_running_jobs_are_renewed(
     db: Database, registry: KindRegistry, gate: Gate
 ) -> None:
-    engine = JobEngine(db, EventBus(), registry, workers=1, lease_seconds=3)
+    engine = JobEngine(SqliteJobStore(db), EventBus(), registry, workers=1, lease_seconds=3)
     await engine.start()
     try:
         job = await engine.submit("gate")
@@ -740,7 +741,7 @@ async def test_a_job_held_back_during_a_claim_is_not_overtaken(
     engine = await make_engine(workers=1)
     await engine.join()
     engine.wake()  # a claim for the one idle worker, which will find nothing
-    await within_turns(lambda: engine._feeder.claim_done is not None)
+    await within_turns(lambda: engine.claiming)
     await engine.submit("record", {"name": "older-high"}, priority=10)  # stored pending
     await engine.submit("record", {"name": "newer-low"})
     await engine.join()
@@ -755,7 +756,7 @@ async def test_cancel_racing_the_claim_that_starts_the_job(
     await gate.started.wait()
     waiting = await engine.submit("gate")  # pending: the worker is busy
     gate.opened.set()  # the first ends; its worker goes idle and the feeder claims `waiting`
-    await within_turns(lambda: engine._feeder.claim_done is not None)
+    await within_turns(lambda: engine.claiming)
     gate.opened.clear()
     cancelled = await engine.cancel(waiting.id)  # pending in the database a moment ago
     assert cancelled.status is JobStatus.cancelled
@@ -812,7 +813,7 @@ async def test_migration_0005_keeps_jobs_of_earlier_engines_runnable(
             )
     db = Database(path)
     await db.open()
-    engine = JobEngine(db, EventBus(), registry, workers=1)
+    engine = JobEngine(SqliteJobStore(db), EventBus(), registry, workers=1)
     try:
         await engine.start()
         await engine.join()
@@ -848,7 +849,7 @@ def test_migration_0006_rebuilds_jobs_with_counts_kept_by_the_store(tmp_path: Pa
         assert exact_counts(conn) == {"noop/completed": 2, "gate/failed": 1, "noop/pending": 1}
         with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
             conn.execute("UPDATE jobs SET status = 'done' WHERE id = ?", (job.id,))
-        for sql, arity in [(store._INSERT, 22), (store._SAVE, 16)]:
+        for sql, arity in [(store.INSERT, 22), (store.SAVE, 16)]:
             program = {row[1] for row in conn.execute(f"EXPLAIN {sql}", [None] * arity)}
             assert "OpenEphemeral" not in program
 
@@ -901,7 +902,7 @@ async def test_a_cancel_during_a_timed_out_jobs_cleanup_cancels_it_and_frees_the
     after = await engine.submit("noop")
     await engine.join()
     assert (await engine.get(after.id)).status is JobStatus.completed
-    assert engine._tasks[0].cancelling() == 0  # no cancel of the engine's own left pending
+    assert engine.pending_cancels() == 0  # no cancel of the engine's own left pending
 
 
 async def test_progress_reported_after_the_handler_returned_changes_nothing(

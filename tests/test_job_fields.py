@@ -12,8 +12,8 @@ import pytest
 from conftest import Client, auth
 
 from toombos_edge.appkeys import ENGINE
-from toombos_edge.jobs.fields import JOB_FIELDS
 from toombos_edge.jobs.kinds import JobContext, JobKind, Outcome
+from toombos_edge.store.jobs import JOB_FIELDS
 
 MakeKey = Callable[[str], Awaitable[str]]
 LIGHT = ("job_id", "kind", "status", "priority", "document_id", "attempts", "created_at",

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from toombos_edge.ids import now_ms
-from toombos_edge.jobs.query import JobFilter, count_sql, page_sql
 from toombos_edge.store import apply_migrations
+from toombos_edge.store.jobs import JobFilter
+from toombos_edge.store.sqlite.job_query import count_sql, page_sql
 
 NOW = now_ms()
 FILTERS = {

@@ -9,7 +9,7 @@ from typing import Any
 
 from conftest import Client, auth, finished
 
-from toombos_edge.appkeys import DATABASE, ENGINE
+from toombos_edge.appkeys import ENGINE
 from toombos_edge.ids import new_id, now_ms
 from toombos_edge.jobs.kinds import JobContext, JobKind
 from toombos_edge.records.job import Job, JobStatus
@@ -79,8 +79,8 @@ async def test_progress_is_kept_to_three_decimals(client: Client) -> None:
         reported.append(percent)
 
     job = Job(new_id("job"), "thirds", JobStatus.in_progress, now_ms(), now_ms())
-    ctx = JobContext(job=job, db=client.app[DATABASE],
-                     log=logging.LoggerAdapter(logging.getLogger("test"), {}), _progress=report)
+    ctx = JobContext(job=job, log=logging.LoggerAdapter(logging.getLogger("test"), {}),
+                     _progress=report)
     await ctx.progress(100 / 3)
     await ctx.progress(250)
     assert reported == [33.333, 100.0]

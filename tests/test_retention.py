@@ -16,11 +16,11 @@ from toombos_edge.documents.service import DocumentService
 from toombos_edge.documents.uploads import UploadFolder
 from toombos_edge.events import EventBus
 from toombos_edge.ids import new_id, now_ms
-from toombos_edge.jobs import store
 from toombos_edge.records.content import new_item
 from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.retention import DAY_MS, Policy, Retention
 from toombos_edge.store import Database
+from toombos_edge.store.sqlite import jobs as store
 from toombos_edge.store.sqlite.content import SqliteContentStore
 from toombos_edge.store.sqlite.documents import SqliteDocumentStore
 from toombos_edge.store.sqlite.retention import SqliteRetentionStore

@@ -19,6 +19,7 @@ from .appkeys import (
     BUS,
     CACHE,
     CONTENT,
+    CRITICAL,
     DASHBOARD,
     DATABASE,
     DOCUMENTS,
@@ -28,6 +29,7 @@ from .appkeys import (
     IDP,
     INGEST,
     INGESTOR,
+    JOBS,
     KEYS,
     LIFECYCLE,
     LIMITER,
@@ -59,8 +61,10 @@ from .documents.uploads import UploadFolder
 from .events import EventBus
 from .health import PASS, WARN, Check, HealthService
 from .idp import Jwks, TokenVerifier
+from .jobs.critical import CriticalStatus
 from .jobs.engine import JobEngine
 from .jobs.kinds import KindRegistry
+from .jobs.listing import JobQueries
 from .jobs.retry import Backoff
 from .keys import KeyService
 from .lifecycle import Lifecycle
@@ -79,6 +83,7 @@ from .store.sqlite.cache import SqliteInvalidationHistory
 from .store.sqlite.content import SqliteContentStore
 from .store.sqlite.documents import SqliteDocumentStore
 from .store.sqlite.health import SqliteHealthStore
+from .store.sqlite.jobs import SqliteJobStore
 from .store.sqlite.keys import SqliteKeyStore
 from .store.sqlite.projects import SqliteProjectStore
 from .store.sqlite.retention import SqliteRetentionStore
@@ -284,8 +289,9 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     registry = KindRegistry()
     registry.load_entry_points()
+    store = SqliteJobStore(app[DATABASE])
     engine = JobEngine(
-        app[DATABASE],
+        store,
         app[BUS],
         registry,
         workers=settings.job_workers,
@@ -294,6 +300,8 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         cache=app[CACHE],
     )
     app[ENGINE] = engine
+    app[JOBS] = JobQueries(store, engine)
+    app[CRITICAL] = CriticalStatus(engine, app[HEALTH], app[JOBS])
     app[HEALTH].register("jobs", lambda: _engine_check(engine))
     yield
 

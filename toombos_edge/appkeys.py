@@ -17,7 +17,9 @@ from .documents.service import DocumentService
 from .events import EventBus
 from .health import HealthService
 from .idp import TokenVerifier
+from .jobs.critical import CriticalStatus
 from .jobs.engine import JobEngine
+from .jobs.listing import JobQueries
 from .keys import KeyService, Principal, Role
 from .lifecycle import Lifecycle
 from .metrics import Metrics
@@ -38,6 +40,9 @@ BUS = web.AppKey("bus", EventBus)
 KEYS = web.AppKey("keys", KeyService)
 HEALTH = web.AppKey("health", HealthService)
 ENGINE = web.AppKey("engine", JobEngine)
+#: The jobs list, export and batch operations; CRITICAL: the critical status report.
+JOBS = web.AppKey("jobs", JobQueries)
+CRITICAL = web.AppKey("critical", CriticalStatus)
 HUB = web.AppKey("hub", Hub)
 WS_TOKENS = web.AppKey("ws_tokens", WsTokens)
 #: Identity-provider tokens; set only when TOOMBOS_JWT_SECRET or TOOMBOS_JWT_JWKS is.

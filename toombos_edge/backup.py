@@ -26,7 +26,6 @@ from pathlib import Path
 
 from .documents.blobs import is_sha256
 from .errors import Conflict
-from .jobs.lock import EngineLock
 from .store.backup import DatabaseCopies
 
 SECRET_FILES = ("webhook.key",)
@@ -62,10 +61,9 @@ def restore(source: Path, data_dir: Path, db: DatabaseCopies, *, force: bool = F
     db.check(source)
     copy, live = db.copy_of(source, data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    lock = EngineLock(live)
-    if not lock.acquire():
-        raise Conflict(f"a server is running on {data_dir}: stop it first, then restore")
-    try:
+    with db.no_server_on(live) as free:
+        if not free:
+            raise Conflict(f"a server is running on {data_dir}: stop it first, then restore")
         _set_aside(data_dir, db.files(data_dir), force)
         _copy_file(copy, live)
         copied = _copy_blobs(source / "blobs", data_dir / "blobs", None)
@@ -73,8 +71,6 @@ def restore(source: Path, data_dir: Path, db: DatabaseCopies, *, force: bool = F
         if uploads:
             (data_dir / "uploads").chmod(0o700)
         _copy_extras(source, data_dir)
-    finally:
-        lock.release()
     return Copied(copied.blobs, copied.blob_bytes, copied.blobs_missing, uploads)
 
 

@@ -42,6 +42,7 @@ from toombos_edge.store import Database
 from toombos_edge.store.sqlite.activity import SqliteActivityStore
 from toombos_edge.store.sqlite.cache import SqliteInvalidationHistory
 from toombos_edge.store.sqlite.health import SqliteHealthStore
+from toombos_edge.store.sqlite.jobs import SqliteJobStore
 from toombos_edge.store.sqlite.keys import SqliteKeyStore
 
 state: dict[str, Any] = {}
@@ -65,7 +66,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     cache = ContentCache(data_dir / "cache", history=SqliteInvalidationHistory(db), bus=bus)
     await cache.open()
     health.register("cache", cache.check)
-    engine = JobEngine(db, bus, KindRegistry(), cache=cache)
+    engine = JobEngine(SqliteJobStore(db), bus, KindRegistry(), cache=cache)
     health.register("jobs", lambda: _engine_check(engine))
     jobs_db = await aiosqlite.connect(data_dir / "edge.db")
     jobs_db.row_factory = sqlite3.Row

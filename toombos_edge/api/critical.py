@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..appkeys import CONTENT, CORRELATION_ID, DATABASE, ENGINE, HEALTH
+from ..appkeys import CONTENT, CORRELATION_ID, CRITICAL
 from ..errors import Invalid
-from ..jobs.critical import CriticalStatus
 from .contract import given
 from .responses import json_response
 from .schemas.critical import Emergency, Rollback
@@ -35,5 +34,4 @@ async def rollback(request: web.Request, body: Rollback) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     """Queue state, failing jobs, their last errors and the components not passing."""
-    report = CriticalStatus(request.app[ENGINE], request.app[HEALTH], request.app[DATABASE])
-    return json_response(await report.report())
+    return json_response(await request.app[CRITICAL].report())

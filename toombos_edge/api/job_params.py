@@ -14,9 +14,8 @@ from typing import Any
 import msgspec
 
 from ..errors import Invalid
-from ..jobs.fields import Fieldset, fieldset, whole
-from ..jobs.query import JobFilter
 from ..records.job import JobStatus
+from ..store.jobs import Fieldset, JobFilter, fieldset, whole
 from .paging import parse_int
 from .schemas.jobs import MAX_OFFSET, BatchBody, JobFilterQuery, JobListQuery, NewJob
 

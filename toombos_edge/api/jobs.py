@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
 
-from ..appkeys import CORRELATION_ID, DATABASE, ENGINE
-from ..jobs import export, listing
+from ..appkeys import CORRELATION_ID, ENGINE, JOBS
+from ..jobs.export import CONTENT_TYPES
 from .job_params import body_filter, job_ids, new_job, paging, query_fieldset, query_filter
 from .responses import json_response
 from .schemas.jobs import BatchBody, ExportQuery, JobListQuery, NewJob
@@ -17,10 +19,8 @@ async def list_jobs(request: web.Request, query: JobListQuery) -> web.Response:
     ``fields=job_id,status,…`` returns each job with only those keys (a light list).
     """
     flt, paged, fieldset = query_filter(query), paging(query), query_fieldset(query)
-    page = await listing.list_fields_page(
-        request.app[DATABASE], flt, fieldset, paged.limit, offset=paged.offset,
-        cursor=paged.cursor,
-    )
+    page = await request.app[JOBS].fields_page(
+        flt, fieldset, paged.limit, offset=paged.offset, cursor=paged.cursor)
     return json_response({
         "jobs": page.jobs,
         "total": page.total,
@@ -67,22 +67,20 @@ async def cancel_sync(request: web.Request) -> web.Response:
 
 async def batch_retry(request: web.Request, body: BatchBody) -> web.Response:
     """Retry jobs by ``job_ids`` or by the list's filter; counts what it touched and refused."""
-    return await _batch(request, body, retry=True)
+    return await _batch(request, body, "retry")
 
 
 async def batch_cancel(request: web.Request, body: BatchBody) -> web.Response:
     """Cancel jobs by ``job_ids`` or by the list's filter; counts touched and refused."""
-    return await _batch(request, body, retry=False)
+    return await _batch(request, body, "cancel")
 
 
-async def _batch(request: web.Request, body: BatchBody, *, retry: bool) -> web.Response:
-    engine = request.app[ENGINE]
-    apply = engine.retry_many if retry else engine.cancel_many
+async def _batch(
+    request: web.Request, body: BatchBody, action: Literal["retry", "cancel"]
+) -> web.Response:
     ids = job_ids(body)
-    if ids is not None:
-        tally = await listing.apply_to_ids(ids, apply)
-    else:
-        tally = await listing.apply_to_matching(request.app[DATABASE], body_filter(body), apply)
+    flt = body_filter(body) if ids is None else None
+    tally = await request.app[JOBS].batch(action, ids, flt)
     return json_response(tally.to_json())
 
 
@@ -91,11 +89,11 @@ async def export_jobs(request: web.Request, query: ExportQuery) -> web.StreamRes
     fmt = query.format
     flt, fieldset = query_filter(query), query_fieldset(query)
     response = web.StreamResponse(headers={
-        "Content-Type": export.CONTENT_TYPES[fmt],
+        "Content-Type": CONTENT_TYPES[fmt],
         "Content-Disposition": f'attachment; filename="jobs.{fmt}"',
     })
     await response.prepare(request)
-    async for chunk in export.export(request.app[DATABASE], flt, fmt, fieldset):
+    async for chunk in request.app[JOBS].export(flt, fmt, fieldset):
         await response.write(chunk)
     await response.write_eof()
     return response

@@ -2,7 +2,8 @@
 
 ``parallel: false`` runs the batch's jobs one at a time in their order: each job after the
 first is stored depending on the one before it (``depends_on``), and the engine claims it
-only once that one has ended (see ``ContentService.submit_batch`` and ``jobs.store.settle``).
+only once that one has ended (see ``ContentService.submit_batch``, and ``settle`` in
+``store/sqlite/job_dependencies.py``).
 ``fail_fast`` refuses the whole batch when one request is invalid, and in an ordered batch
 cancels the jobs after one that failed for good. Nothing of this lives in memory: a restart
 in the middle of a batch goes on where it stopped.

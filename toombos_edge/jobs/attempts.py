@@ -21,8 +21,8 @@ from ..errors import InsufficientStorage
 from ..events import ERROR, JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, JOB_UPDATE, Event, EventBus
 from ..ids import iso
 from ..records.job import Job, JobStatus
-from ..store import Database
-from . import store, transitions
+from ..store.jobs import JobStore, Settled
+from . import transitions
 from .batcher import Batcher
 from .feeder import Feeder
 from .kinds import JobContext, KindRegistry, Outcome, PermanentFailure
@@ -59,7 +59,7 @@ class Attempts:
 
     def __init__(
         self,
-        db: Database,
+        store: JobStore,
         bus: EventBus,
         registry: KindRegistry,
         feeder: Feeder,
@@ -70,13 +70,13 @@ class Attempts:
         random: Callable[[], float] = random_module.random,
         cache: Cache | None = None,
     ) -> None:
-        self._db, self._bus, self._registry, self._feeder = db, bus, registry, feeder
+        self._store, self._bus, self._registry, self._feeder = store, bus, registry, feeder
         self._changed, self._clock, self._cache = changed, clock, cache
         self._backoff, self._random = backoff, random
         self.running: dict[str, Running] = {}  #: jobs a worker holds (starting or running)
         self._finishing: dict[str, Running] = {}  #: ended, their outcome being stored
-        self._saves = Batcher(db, store.save, self._saved, "save", self._save_failed)
-        self._progress = ProgressReports(db, bus, clock, self.running)
+        self._saves = Batcher(store.save, self._saved, "save", self._save_failed)
+        self._progress = ProgressReports(store, bus, clock, self.running)
         self._deadlines = Deadlines(self.running)
         self.urgent = Tasks(changed)  #: urgent jobs, each run by a task of its own
         self.counts = dict.fromkeys(
@@ -138,7 +138,7 @@ class Attempts:
     async def _run_urgent(self, job_id: str) -> None:
         now = self._clock()
         lease = now + self._feeder.lease_ms
-        job = await self._db.write(lambda c: store.claim_one(c, job_id, now, lease))
+        job = await self._store.claim_one(job_id, now, lease)
         if job is not None:
             self._feeder.announce_started([job])
             await self._run(job, asyncio.current_task())
@@ -168,7 +168,7 @@ class Attempts:
         if kind is None:
             return Failure(f"no handler for job kind {job.kind!r}", final=True)
         ctx = JobContext(
-            job=job, db=self._db, cache=self._cache,
+            job=job, cache=self._cache,
             log=logging.LoggerAdapter(handler_log, {"job_id": job.id, "kind": job.kind}),
             _progress=lambda percent, message: self._progress.report(running, percent, message),
         )
@@ -218,7 +218,7 @@ class Attempts:
             return None
         return now + int(self._backoff.delay(job.attempts, self._random()) * 1000)
 
-    def _saved(self, items: Sequence[tuple[Job, int]], settled: store.Settled | None) -> None:
+    def _saved(self, items: Sequence[tuple[Job, int]], settled: Settled | None) -> None:
         now, due_now = self._clock(), False
         for job, due in items:
             running = self._finishing.pop(job.id, None)

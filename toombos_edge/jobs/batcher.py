@@ -1,7 +1,7 @@
 """Coalesce many small writes of one kind into one database write.
 
-Items added during one turn of the event loop are written by one function call (one
-``executemany`` rather than one savepoint per job) in one ``Database.write``; the database
+Items added during one turn of the event loop are written by one call of a store method
+(one transaction, one statement for the batch rather than one per job); the SQLite store
 then group-commits that with whatever else is queued. ``after`` runs on the loop once the
 batch is committed (publish events, wake workers).
 """
@@ -11,15 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from ..errors import InsufficientStorage
-from ..store import Database
 
 T = TypeVar("T")
-Write = Callable[[sqlite3.Connection, Sequence[T]], Any]
+Write = Callable[[Sequence[T]], Awaitable[Any]]  #: a store method writing a batch
 After = Callable[[Sequence[T], Any], None]
 Failed = Callable[[Sequence[T], Exception], None]
 
@@ -29,13 +27,11 @@ log = logging.getLogger(__name__)
 class Batcher(Generic[T]):
     def __init__(
         self,
-        db: Database,
         write: Write[T],
         after: After[T],
         name: str,
         failed: Failed[T] | None = None,
     ) -> None:
-        self._db = db
         self._write = write
         self._after = after
         self._failed = failed
@@ -102,9 +98,8 @@ class Batcher(Generic[T]):
         task.add_done_callback(self._inflight.discard)
 
     async def _commit(self, items: list[T], waiters: list[asyncio.Future[None]]) -> None:
-        write = self._write
         try:
-            result = await self._db.write(lambda conn: write(conn, items))
+            result = await self._write(items)
         except Exception as exc:
             if not isinstance(exc, InsufficientStorage):  # logged once by the database
                 log.error("%s: writing %d items failed: %s", self.name, len(items), exc)

@@ -10,10 +10,9 @@ from typing import Any
 
 from ..health import PASS, HealthService
 from ..ids import iso, now_ms
-from ..store import Database
+from ..store.jobs import JobFilter
 from .engine import JobEngine
-from .listing import list_page
-from .query import JobFilter
+from .listing import JobQueries
 
 RECENT_FAILURES = 10
 
@@ -21,10 +20,10 @@ RECENT_FAILURES = 10
 class CriticalStatus:
     """Builds the critical status report from the engine, the jobs and the health checks."""
 
-    def __init__(self, engine: JobEngine, health: HealthService, db: Database) -> None:
+    def __init__(self, engine: JobEngine, health: HealthService, jobs: JobQueries) -> None:
         self._engine = engine
         self._health = health
-        self._db = db
+        self._jobs = jobs
 
     def __repr__(self) -> str:
         return f"<CriticalStatus {self._engine!r}>"
@@ -33,8 +32,8 @@ class CriticalStatus:
         health = await self._health.report()
         degraded = {name: check for name, check in health["checks"].items()
                     if check["status"] != PASS}
-        failing = await list_page(self._db, JobFilter(statuses=("failed",)), RECENT_FAILURES)
-        partial = await list_page(self._db, JobFilter(statuses=("partial",)), RECENT_FAILURES)
+        failing = await self._jobs.page(JobFilter(statuses=("failed",)), RECENT_FAILURES)
+        partial = await self._jobs.page(JobFilter(statuses=("partial",)), RECENT_FAILURES)
         queue = self._engine.stats()
         return {
             "status": _overall(health["status"], queue, failing.total),

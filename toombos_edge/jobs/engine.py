@@ -24,12 +24,11 @@ from ..cache.protocol import Cache
 from ..events import JOB_UPDATE, QUEUE_PAUSED, QUEUE_RESUMED, Event, EventBus
 from ..ids import now_ms
 from ..records.job import Job
-from ..store import Database
-from . import operations, store
+from ..store.jobs import JobStore
+from . import operations
 from .attempts import END_EVENTS, Attempts
 from .feeder import Feeder
 from .kinds import KindRegistry
-from .lock import EngineLock
 from .operations import BatchResult, Operations
 from .retry import Backoff
 from .submission import Submission
@@ -53,7 +52,7 @@ class JobEngine:
 
     def __init__(
         self,
-        db: Database,
+        store: JobStore,
         bus: EventBus,
         registry: KindRegistry,
         *,
@@ -65,22 +64,21 @@ class JobEngine:
         cache: Cache | None = None,
     ) -> None:
         self.registry = registry
-        self._db, self._bus, self._clock = db, bus, clock
+        self._store, self._bus, self._clock = store, bus, clock
         self._workers = workers
         self._lease_ms = int(lease_seconds * 1000)
         self._changes = asyncio.Event()  #: set by a part that may have gone idle (``join``)
         changed = self._changes.set
-        self._feeder = Feeder(db, bus, clock, lease_ms=self._lease_ms, changed=changed)
+        self._feeder = Feeder(store, bus, clock, lease_ms=self._lease_ms, changed=changed)
         self._attempts = Attempts(
-            db, bus, registry, self._feeder, changed=changed, clock=clock,
+            store, bus, registry, self._feeder, changed=changed, clock=clock,
             backoff=backoff or Backoff(), random=random, cache=cache,
         )
         self._submission = Submission(
-            db, bus, registry, self._feeder, self._attempts, changed=changed, clock=clock)
+            store, bus, registry, self._feeder, self._attempts, changed=changed, clock=clock)
         self._operations = Operations(
-            db, bus, self._feeder, self._attempts, changed=changed, clock=clock)
+            store, bus, self._feeder, self._attempts, changed=changed, clock=clock)
         self._tasks: list[asyncio.Task[None]] = []  #: the workers, the feeder, housekeeping
-        self._lock = EngineLock(db.path)
         self.status_counts: dict[str, int] = {}
         self._rates: dict[str, float] = {}
         self._stopping: asyncio.Task[None] | None = None
@@ -130,7 +128,7 @@ class JobEngine:
 
     async def get(self, job_id: str) -> Job:
         """The stored job; raises ``NotFound``."""
-        return await operations.get(self._db, job_id)
+        return await operations.get(self._store, job_id)
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a pending job at once, or a running one cooperatively; 409 if it ended."""
@@ -165,6 +163,11 @@ class JobEngine:
     def paused(self) -> bool:
         return self._feeder.paused
 
+    @property
+    def claiming(self) -> bool:
+        """A claim is in flight: due jobs are being started for idle workers right now."""
+        return self._feeder.claim_done is not None
+
     def wake(self) -> None:
         """Look for due jobs now (after the injected clock moved, or a scheduled time)."""
         self._feeder.due()
@@ -177,18 +180,17 @@ class JobEngine:
 
     async def start(self) -> None:
         """Recover jobs left running by a dead process, then start the workers."""
-        exclusive = self._lock.acquire()
+        exclusive = await self._store.lock_engine()
         if not exclusive:
-            log.warning("another engine holds %s; recovering expired leases only", self._lock)
+            log.warning("another engine uses %r; recovering expired leases only", self._store)
         now = self._clock()
-        recovered, settled = await self._db.write(
-            lambda c: store.recover_and_settle(c, now, every_lease=exclusive))
+        recovered, settled = await self._store.recover(now, every_lease=exclusive)
         for job in recovered:
             self._bus.publish(Event(END_EVENTS.get(job.status, JOB_UPDATE), job))
         self._feeder.settled(settled)
         if recovered:
             log.info("requeued %d jobs left running by a stopped process", len(recovered))
-        self.status_counts = await self._db.read(store.counts)
+        self.status_counts = await self._store.counts()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._attempts.work(), name=f"worker-{n}")
                        for n in range(self._workers)]
@@ -228,7 +230,7 @@ class JobEngine:
             await self._attempts.drain()
             await self._feeder.wait_releases()
         finally:
-            self._lock.release()
+            await self._store.unlock_engine()
 
     async def _let_running_finish(self, grace: float) -> None:
         began = asyncio.get_running_loop().time()
@@ -254,6 +256,12 @@ class JobEngine:
         return self._feeder.idle and self._attempts.idle and self._submission.idle
 
     # -- numbers --------------------------------------------------------------------------
+
+    def pending_cancels(self) -> int:
+        """Cancels requested of the engine's own tasks (workers, feeder, housekeeping) and
+        not taken back. 0 in a healthy engine: a leftover cancel would end a worker at its
+        next await (a job's cancel or time limit cancels its worker, then takes it back)."""
+        return sum(task.cancelling() for task in self._tasks if not task.done())
 
     @property
     def counters(self) -> dict[str, int]:
@@ -285,7 +293,7 @@ class JobEngine:
             self._rates = {k: float(v - last[k]) for k, v in counters.items()}
             last = counters
             try:
-                self.status_counts = await self._db.read(store.counts)
+                self.status_counts = await self._store.counts()
                 if ticks % max(1, self._lease_ms // 3000) == 0:
                     await self._renew_leases()
             except Exception:  # the database is having a moment: try again next tick
@@ -295,4 +303,4 @@ class JobEngine:
         ids = [*self._attempts.held(), *self._feeder.ready.ids()]
         if ids:
             until = self._clock() + self._lease_ms
-            await self._db.write(lambda c: store.renew_leases(c, ids, until))
+            await self._store.renew_leases(ids, until)

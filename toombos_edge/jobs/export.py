@@ -9,10 +9,7 @@ from typing import Any
 
 import orjson
 
-from ..store import Database
-from .fields import Fieldset, whole
-from .listing import walk_fields
-from .query import JobFilter
+from ..store.jobs import Fieldset
 
 CSV_COLUMNS = (
     "job_id", "kind", "status", "priority", "document_id", "channels", "attempts",
@@ -42,12 +39,11 @@ def _safe(value: object) -> object:
     return "" if value is None else value
 
 
-async def export(
-    db: Database, flt: JobFilter, fmt: str, fieldset: Fieldset | None = None
+async def export_chunks(
+    pages: AsyncIterator[list[dict[str, Any]]], fmt: str, fieldset: Fieldset
 ) -> AsyncIterator[bytes]:
-    """Chunks of the export; ``fmt`` is ``csv`` or ``json``; ``fieldset`` cuts the keys."""
-    fieldset = fieldset or whole()
-    pages = walk_fields(db, flt, fieldset)
+    """Chunks of the export of ``pages`` (job objects cut to ``fieldset``); ``fmt`` is
+    ``csv`` or ``json``."""
     if fmt == "csv":
         async for chunk in _csv(pages, csv_columns(fieldset)):
             yield chunk

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from asyncio import Future
 from collections.abc import Callable, Sequence
 from itertools import zip_longest
 
 from ..events import JOB_CANCELLED, JOB_UPDATE, STARTED, Event, EventBus
 from ..records.job import Job
-from ..store import Database
-from . import store, transitions
+from ..store.jobs import JobStore, Settled
+from . import transitions
 from .queue import ReadyQueue
 from .tasks import Tasks
 
@@ -34,14 +33,14 @@ class Feeder:
 
     def __init__(
         self,
-        db: Database,
+        store: JobStore,
         bus: EventBus,
         clock: Callable[[], int],
         *,
         lease_ms: int,
         changed: Callable[[], None],
     ) -> None:
-        self._db, self._bus, self._clock = db, bus, clock
+        self._store, self._bus, self._clock = store, bus, clock
         self.lease_ms = lease_ms
         self._changed = changed
         self.ready = ReadyQueue(on_idle=self.want)  #: an idle worker asks for a job
@@ -165,7 +164,7 @@ class Feeder:
     async def release(self, jobs: Sequence[Job]) -> None:
         """Back to pending, attempt not counted (pause, stop)."""
         ids, now = [job.id for job in jobs], self._clock()
-        for job in await self._db.write(lambda c: store.release(c, ids, now)):
+        for job in await self._store.release(ids, now):
             self._bus.publish(Event(JOB_UPDATE, job))
         if not self.stopping:
             self.due()  # due again: claim them when a worker is free (and unpaused)
@@ -174,7 +173,7 @@ class Feeder:
     async def wait_releases(self) -> None:
         await self._releases.wait()
 
-    def settled(self, settled: store.Settled | None) -> None:
+    def settled(self, settled: Settled | None) -> None:
         """Jobs ended and their dependents were decided (in the same transaction): those
         cancelled are announced, and those released are due."""
         if settled is None:
@@ -198,14 +197,9 @@ class Feeder:
         generation, urgent_only, room = self._generation, self.paused, len(workers)
         now = self._clock()
         lease = now + self.lease_ms
-
-        def claim(conn: sqlite3.Connection) -> tuple[list[Job], int | None]:
-            jobs = store.claim(conn, now, room, lease, urgent_only=urgent_only)
-            return jobs, store.next_due(conn) if len(jobs) < room else None
-
         self.claim_done = asyncio.get_running_loop().create_future()
         try:
-            jobs, next_due = await self._db.write(claim)
+            jobs, next_due = await self._store.claim(now, room, lease, urgent_only=urgent_only)
         except Exception:
             log.exception("claiming jobs failed; trying again in a second")
             self._give(workers, [])

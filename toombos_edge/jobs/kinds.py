@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 from ..cache.protocol import Cache
 from ..errors import Invalid
 from ..records.job import Job
-from ..store import Database
 
 T = TypeVar("T")
 ENTRY_POINT_GROUP = "toombos_edge.handlers"
@@ -69,10 +68,12 @@ ProgressFn = Callable[[float, str], Awaitable[None]]
 
 @dataclass(slots=True)
 class JobContext:
-    """Everything a handler gets. ``progress`` is throttled to the bus by the engine."""
+    """Everything a handler gets: its job, a logger, progress (throttled to the bus by the
+    engine) and the content cache. Services, never a database handle: a handler that needs
+    documents or content is built with those services by the feature that registers it
+    (as ``ingest`` and ``generate`` are), so that it works on any storage backend."""
 
     job: Job
-    db: Database
     log: logging.LoggerAdapter[logging.Logger]
     _progress: ProgressFn
     cache: Cache | None = None

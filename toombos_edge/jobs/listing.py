@@ -1,82 +1,19 @@
-"""Reading many jobs: a page with its total, every match in pages, batch changes by filter."""
+"""Reading many jobs: a page with its total, every match as an export, batch changes by
+filter. :class:`JobQueries` is the one service the jobs API calls for each of these."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from ..records.job import Job
-from ..store import Database
-from . import query
-from .fields import Fieldset
-from .query import JobFilter
+from ..store.jobs import Fieldset, FieldsPage, JobFilter, JobStore, Page, whole
+from .engine import BatchResult, JobEngine
+from .export import export_chunks
 
 PAGE = 500  # rows per read when walking every match (export, batch by filter)
 DETAIL_CAP = 1000  # ids listed in a batch answer; the counts are always complete
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    jobs: list[Job]
-    total: int
-    total_exact: bool
-    next_cursor: str | None
-
-
-async def list_page(
-    db: Database, flt: JobFilter, limit: int, offset: int = 0, cursor: str | None = None
-) -> Page:
-    """One page, newest first, with the total of matches (capped when not exact)."""
-
-    def read(conn: Any) -> Page:
-        jobs = query.page(conn, flt, limit, offset, cursor)
-        total, exact = query.total(conn, flt)
-        return Page(jobs, total, exact, jobs[-1].id if len(jobs) == limit else None)
-
-    return await db.read(read)
-
-
-@dataclass(frozen=True, slots=True)
-class FieldsPage:
-    """A page of job objects cut down to a fieldset (``?fields=``)."""
-
-    jobs: list[dict[str, Any]]
-    total: int
-    total_exact: bool
-    next_cursor: str | None
-
-
-async def list_fields_page(
-    db: Database, flt: JobFilter, fieldset: Fieldset, limit: int, *, offset: int = 0,
-    cursor: str | None = None,
-) -> FieldsPage:
-    """Like :func:`list_page`, each job with only the fieldset's keys."""
-
-    def read(conn: Any) -> FieldsPage:
-        jobs = query.page_fields(conn, flt, fieldset, limit, offset=offset, before=cursor)
-        total, exact = query.total(conn, flt)
-        last = jobs[-1]["job_id"] if len(jobs) == limit else None
-        return FieldsPage(jobs, total, exact, last)
-
-    return await db.read(read)
-
-
-async def walk_fields(
-    db: Database, flt: JobFilter, fieldset: Fieldset, size: int = PAGE
-) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every match with the fieldset's keys, newest first, ``size`` at a time (flat memory)."""
-    cursor: str | None = None
-    while True:
-        jobs = await db.read(
-            partial(query.page_fields, flt=flt, fieldset=fieldset, limit=size, before=cursor)
-        )
-        if jobs:
-            yield jobs
-        if len(jobs) < size:
-            return
-        cursor = jobs[-1]["job_id"]
 
 
 @dataclass(slots=True)
@@ -107,30 +44,76 @@ class BatchTally:
         }
 
 
-Apply = Callable[[Sequence[str]], Awaitable[Any]]
+Apply = Callable[[Sequence[str]], Awaitable[BatchResult]]
 
 
-async def apply_to_matching(db: Database, flt: JobFilter, apply: Apply) -> BatchTally:
-    """Run a batch operation (``engine.cancel_many`` …) on every match, a page at a time."""
-    tally = BatchTally()
-    ids: list[str] = []
-    cursor: str | None = None
-    # Collect ids first: the operation changes statuses, which would shift a status filter.
-    while True:
-        rows = await db.read(partial(query.ids_after, flt=flt, before=cursor, limit=PAGE))
-        ids += [job_id for job_id, _status in rows]
-        if len(rows) < PAGE:
-            break
-        cursor = rows[-1][0]
-    for start in range(0, len(ids), PAGE):
-        result = await apply(ids[start : start + PAGE])
-        tally.add(result.touched, result.refused)
-    return tally
+class JobQueries:
+    """The jobs list, the export and batch retry/cancel (by ids or by the list's filter):
+    reads from the store, changes through the engine."""
 
+    def __init__(self, store: JobStore, engine: JobEngine) -> None:
+        self._store, self._engine = store, engine
 
-async def apply_to_ids(ids: Sequence[str], apply: Apply) -> BatchTally:
-    tally = BatchTally()
-    for start in range(0, len(ids), PAGE):
-        result = await apply(ids[start : start + PAGE])
-        tally.add(result.touched, result.refused)
-    return tally
+    def __repr__(self) -> str:
+        return f"<JobQueries {self._store!r}>"
+
+    async def page(
+        self, flt: JobFilter, limit: int, *, offset: int = 0, cursor: str | None = None
+    ) -> Page:
+        """One page of whole jobs, newest first, with the total of matches (capped when
+        not exact)."""
+        return await self._store.page(flt, limit, offset=offset, before=cursor)
+
+    async def fields_page(
+        self, flt: JobFilter, fields: Fieldset, limit: int, *, offset: int = 0,
+        cursor: str | None = None,
+    ) -> FieldsPage:
+        """Like :meth:`page`, each job as its object with only the fieldset's keys."""
+        return await self._store.fields_page(flt, fields, limit, offset=offset, before=cursor)
+
+    async def walk(
+        self, flt: JobFilter, fields: Fieldset, size: int = PAGE
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every match with the fieldset's keys, newest first, ``size`` at a time (flat
+        memory)."""
+        cursor: str | None = None
+        while True:
+            page = await self._store.fields_page(flt, fields, size, before=cursor, total=False)
+            if page.jobs:
+                yield page.jobs
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def export(
+        self, flt: JobFilter, fmt: str, fields: Fieldset | None = None
+    ) -> AsyncIterator[bytes]:
+        """Every match as CSV or a JSON array (``fmt``), in chunks of a page each."""
+        fields = fields or whole()
+        return export_chunks(self.walk(flt, fields), fmt, fields)
+
+    async def batch(
+        self, action: Literal["retry", "cancel"], ids: Sequence[str] | None,
+        flt: JobFilter | None = None,
+    ) -> BatchTally:
+        """Retry or cancel each of ``ids``, or, given None, every job matching ``flt``
+        (their ids collected first: the changes would shift a status filter)."""
+        engine = self._engine
+        apply = engine.retry_many if action == "retry" else engine.cancel_many
+        if ids is None:
+            ids = await self._matching(flt or JobFilter())
+        tally = BatchTally()
+        for start in range(0, len(ids), PAGE):
+            result = await apply(ids[start : start + PAGE])
+            tally.add(result.touched, result.refused)
+        return tally
+
+    async def _matching(self, flt: JobFilter) -> list[str]:
+        ids: list[str] = []
+        cursor: str | None = None
+        while True:
+            found = await self._store.ids(flt, cursor, PAGE)
+            ids += found
+            if len(found) < PAGE:
+                return ids
+            cursor = found[-1]

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from ..errors import Conflict, NotFound
 from ..events import JOB_CANCELLED, JOB_UPDATE, RETRIED, Event, EventBus
 from ..records.job import Job, JobStatus
-from ..store import Database
-from . import store
+from ..store.jobs import JobStore
 from .attempts import Attempts
 from .feeder import Feeder
 from .running import Running
@@ -37,9 +36,9 @@ class BatchResult:
     refused: dict[str, str]
 
 
-async def get(db: Database, job_id: str) -> Job:
+async def get(store: JobStore, job_id: str) -> Job:
     """The stored job; raises ``NotFound``."""
-    job = await db.read(lambda c: store.get(c, job_id))
+    job = await store.get(job_id)
     if job is None:
         raise NotFound(f"no job {job_id}")
     return job
@@ -50,7 +49,7 @@ class Operations:
 
     def __init__(
         self,
-        db: Database,
+        store: JobStore,
         bus: EventBus,
         feeder: Feeder,
         attempts: Attempts,
@@ -58,7 +57,7 @@ class Operations:
         changed: Callable[[], None],
         clock: Callable[[], int],
     ) -> None:
-        self._db, self._bus, self._feeder, self._attempts = db, bus, feeder, attempts
+        self._store, self._bus, self._feeder, self._attempts = store, bus, feeder, attempts
         self._changed, self._clock = changed, clock
         self.cancelled = self.retried = 0
 
@@ -78,7 +77,7 @@ class Operations:
             cancelled = await self._cancel_pending([job_id])
             if cancelled:
                 return cancelled[0]
-            job = await get(self._db, job_id)
+            job = await get(self._store, job_id)
             claiming = self._feeder.claim_done
             if job.status.terminal:
                 break
@@ -99,7 +98,7 @@ class Operations:
     async def retry_many(self, ids: Sequence[str]) -> BatchResult:
         """Retry each of ``ids`` that can be; the others are refused with the reason."""
         now, known = self._clock(), await self._known(ids)
-        touched = await self._db.write(lambda c: store.requeue(c, known, now)) if known else []
+        touched = await self._store.requeue(known, now) if known else []
         for job in touched:
             self._bus.publish(Event(JOB_UPDATE, job, note=RETRIED))
         self.retried += len(touched)
@@ -134,8 +133,7 @@ class Operations:
         now, known = self._clock(), await self._known(ids)
         if not known:
             return []
-        cancelled, settled = await self._db.write(
-            lambda c: store.cancel_and_settle(c, known, now))
+        cancelled, settled = await self._store.cancel_pending(known, now)
         self._feeder.settled(settled)
         for job in cancelled:
             self._bus.publish(Event(JOB_CANCELLED, job))
@@ -149,7 +147,7 @@ class Operations:
         Only existence is read here; the status is left to the write's own condition, since
         a reader may not see a transition still queued to the writer.
         """
-        found = await self._db.read(lambda c: store.statuses(c, ids)) if ids else {}
+        found = await self._store.statuses(ids)
         return [job_id for job_id in ids if job_id in found]
 
     async def _refusals(
@@ -157,7 +155,7 @@ class Operations:
     ) -> dict[str, str]:
         done = {job.id for job in touched}
         rest = [job_id for job_id in ids if job_id not in done]
-        found = await self._db.read(lambda c: store.statuses(c, rest)) if rest else {}
+        found = await self._store.statuses(rest)
         refused = {}
         for job_id in rest:
             status = found.get(job_id)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..records.job import Job
-from .store import queue_order
+from ..store.jobs import queue_order
 
 
 class ReadyQueue:

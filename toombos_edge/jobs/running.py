@@ -15,8 +15,7 @@ from typing import Any
 
 from ..events import JOB_UPDATE, Event, EventBus
 from ..records.job import Job, JobStatus
-from ..store import Database
-from . import store
+from ..store.jobs import JobStore
 from .batcher import Batcher
 from .kinds import Outcome
 
@@ -95,10 +94,10 @@ class ProgressReports:
     a report of a job no longer there is neither stored nor published."""
 
     def __init__(
-        self, db: Database, bus: EventBus, clock: Callable[[], int], running: dict[str, Running]
+        self, store: JobStore, bus: EventBus, clock: Callable[[], int], running: dict[str, Running]
     ) -> None:
         self._bus, self._clock, self._running = bus, clock, running
-        self.batcher = Batcher(db, store.save_progress, self._stored, "progress")
+        self.batcher = Batcher(store.save_progress, self._stored, "progress")
 
     async def report(self, running: Running, percent: float, message: str) -> None:
         """A handler's ``ctx.progress``: kept now, stored and published when due. Late

@@ -16,8 +16,7 @@ from ..events import JOB_CREATED, Event, EventBus
 from ..ids import stamped_id
 from ..logs import requester
 from ..records.job import Job, JobStatus
-from ..store import Database
-from . import store
+from ..store.jobs import JobStore, Settled
 from .attempts import Attempts
 from .batcher import Batcher
 from .feeder import Feeder
@@ -29,7 +28,7 @@ class Submission:
 
     def __init__(
         self,
-        db: Database,
+        store: JobStore,
         bus: EventBus,
         registry: KindRegistry,
         feeder: Feeder,
@@ -38,10 +37,10 @@ class Submission:
         changed: Callable[[], None],
         clock: Callable[[], int],
     ) -> None:
-        self._db, self._bus, self._registry = db, bus, registry
+        self._store, self._bus, self._registry = store, bus, registry
         self._feeder, self._attempts = feeder, attempts
         self._changed, self._clock = changed, clock
-        self._inserts = Batcher(db, store.insert, self._inserted, "insert", self._failed)
+        self._inserts = Batcher(store.insert, self._inserted, "insert", self._failed)
         self.submitted = 0
 
     def __repr__(self) -> str:
@@ -99,7 +98,7 @@ class Submission:
         if due <= now and not job.urgent and job.depends_on is None:
             self._feeder.held_back()
         if keyed:
-            stored = await self._db.write(lambda c: store.insert_once(c, job, due))
+            stored = await self._store.insert_once(job, due)
             if stored is not job:
                 return stored
             self._inserted([(job, due)], None)
@@ -111,7 +110,7 @@ class Submission:
             self._attempts.run_urgent(job.id)
         return job
 
-    def _inserted(self, items: Sequence[tuple[Job, int]], settled: store.Settled | None) -> None:
+    def _inserted(self, items: Sequence[tuple[Job, int]], settled: Settled | None) -> None:
         now, due_now, later = self._clock(), False, None
         claimed = []
         for job, due in items:

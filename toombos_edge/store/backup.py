@@ -7,6 +7,7 @@ copy must be consistent while the server goes on writing, and checked before it 
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -42,4 +43,8 @@ class DatabaseCopies(Protocol):
 
     def copy_of(self, backup_dir: Path, data_dir: Path) -> tuple[Path, Path]:
         """Where the copy is in ``backup_dir`` and where it goes in ``data_dir``."""
+        ...
+
+    def no_server_on(self, database: Path) -> AbstractContextManager[bool]:
+        """While held: whether no server uses ``database`` (none can start on it meanwhile)."""
         ...

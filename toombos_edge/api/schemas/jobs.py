@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, UnsetType, field
 
-from ...jobs.fields import JOB_FIELDS
 from ...records.job import JobStatus
+from ...store.jobs import JOB_FIELDS
 from ..contract import Body, Query, Reply, optional_all
 
 MAX_LIMIT, DEFAULT_LIMIT, MAX_OFFSET = 500, 50, 100_000

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 
 import orjson
 
-# The roll-up's own encoding of the statuses it counts; it moves with the jobs' SQL.
-from ...jobs.rollup import CREATED, ENDED
 from ..analytics import HOUR_MS, Summary, Sums
+
+# The roll-up's own encoding of the statuses it counts.
+from ..jobs import CREATED, ENDED
 from .database import Database
 
 _IN = "status IN (" + ", ".join(f"'{status}'" for status in (CREATED, *ENDED)) + ")"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from ...errors import EdgeError, NotFound, SchemaTooNew
 from ..backup import Referenced
 from .database import migrations
+from .engine_lock import EngineLock
 
 DB_NAME = "edge.db"
 _SIDECARS = ("-wal", "-shm", "-journal")
@@ -85,3 +87,13 @@ class SqliteCopies:
 
     def copy_of(self, backup_dir: Path, data_dir: Path) -> tuple[Path, Path]:
         return backup_dir / DB_NAME, data_dir / DB_NAME
+
+    @contextlib.contextmanager
+    def no_server_on(self, database: Path) -> Iterator[bool]:
+        lock = EngineLock(database)
+        held = lock.acquire()
+        try:
+            yield held
+        finally:
+            if held:
+                lock.release()

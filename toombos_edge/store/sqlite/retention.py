@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ...jobs import store as jobs_store
 from ..retention import VersionPosition
 from . import content as content_store
+from . import jobs as jobs_store
 from .database import Database, vacuum_pages
 
 

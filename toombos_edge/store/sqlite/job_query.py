@@ -1,4 +1,4 @@
-"""Listing jobs: the filter, the SQL of a page, and a total that stays cheap.
+"""Listing jobs in SQLite: the SQL of a page, and a total that stays cheap.
 
 Pages are newest first (ids are time-sortable) and every filter is an index ending in
 ``id``: status ``(status, id)``, kind ``(kind, status, id)``, ``q`` the primary key, ``(document_id,
@@ -11,33 +11,17 @@ per-kind-and-status counters when the filter is statuses and kind only, else cou
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from ..ids import id_floor
-from ..records.job import Job, JobStatus
-from .fields import Fieldset
-from .store import COLUMNS, row_to_job
+from ...ids import id_floor
+from ...records.job import Job, JobStatus
+from ..jobs import COUNT_CAP, Fieldset, JobFilter
+from .job_fields import compiled
+from .job_rows import COLUMNS, row_to_job
 
-COUNT_CAP = 10_000
 ALL_STATUSES = tuple(status.value for status in JobStatus)
 _TOP = "\U0010ffff"  # sorts after every character: [q, q + _TOP) is "starts with q"
-
-
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    """What a list, an export or a batch operation selects. Empty means everything."""
-
-    statuses: tuple[str, ...] = ()
-    kind: str | None = None
-    q: str | None = None  #: prefix of the job id, document id or correlation id
-    since: int | None = None  #: created at or after (ms)
-    until: int | None = None  #: created at or before (ms)
-
-    @property
-    def counted(self) -> bool:
-        """Only statuses and kind: the counters answer ``total`` exactly."""
-        return self.q is None and self.since is None and self.until is None
 
 
 def _conditions(flt: JobFilter, before: str | None) -> tuple[list[str], list[Any]]:
@@ -106,8 +90,9 @@ def page_fields(
     offset: int = 0, before: str | None = None,
 ) -> list[dict[str, Any]]:
     """One page as job objects with only the fieldset's keys (no :class:`Job` built)."""
-    sql, params = page_sql(flt, limit, offset, before, columns=fieldset.columns)
-    return fieldset.render_all(conn.execute(sql, params))
+    shape = compiled(fieldset)
+    sql, params = page_sql(flt, limit, offset, before, columns=shape.columns)
+    return shape.render_all(conn.execute(sql, params))
 
 
 def count_sql(flt: JobFilter) -> tuple[str, list[Any]]:

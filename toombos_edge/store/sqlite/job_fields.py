@@ -1,4 +1,5 @@
-"""Sparse fieldsets: job objects with only the asked keys, read from only their columns.
+"""Sparse fieldsets in SQLite: job objects with only the asked keys, read from only their
+columns.
 
 A dashboard table shows a handful of a job's 22 keys. ``?fields=job_id,status,…`` selects
 just the columns those keys need and renders each row straight to a dict: no ``Job``, no
@@ -15,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from ..ids import iso
+from ...ids import iso
+from ..jobs import JOB_FIELDS, Fieldset
 
 _Convert = Callable[[Any], Any]
 
@@ -27,7 +29,7 @@ def text(value: str | None) -> str:
 
 # Every top-level key of Job.to_json, in its order: the column it is read from and how the
 # stored value becomes the JSON value (None: as stored). ``progress`` also reads the message.
-_FIELDS: dict[str, tuple[str, _Convert | None]] = {
+_FIELDS: dict[str, tuple[str, _Convert | None]] = {  # keyed as JOB_FIELDS
     "job_id": ("id", None),
     "kind": ("kind", None),
     "status": ("status", None),
@@ -52,22 +54,13 @@ _FIELDS: dict[str, tuple[str, _Convert | None]] = {
     "completed_at": ("completed_at", iso),
     "depends_on": ("depends_on", None),
 }
-JOB_FIELDS = tuple(_FIELDS)
-
-
-class UnknownFields(ValueError):
-    """Names that are not keys of the job object (``names`` lists them, in asked order)."""
-
-    def __init__(self, names: list[str]) -> None:
-        super().__init__(", ".join(names))
-        self.names = names
+assert tuple(_FIELDS) == JOB_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
-class Fieldset:
-    """The asked keys (job object order, ``job_id`` first), their SQL columns and renderer."""
+class Compiled:
+    """A fieldset's SQL columns and the function that renders one row of them."""
 
-    fields: tuple[str, ...]
     columns: str
     render: Callable[[Sequence[Any]], dict[str, Any]]
 
@@ -76,27 +69,14 @@ class Fieldset:
         return [render(row) for row in rows]
 
 
-def whole() -> Fieldset:
-    """Every key: the whole job object, rendered without building a :class:`Job`."""
-    return _compiled(frozenset(JOB_FIELDS))
-
-
-def fieldset(names: Iterable[str]) -> Fieldset:
-    """The fieldset of ``names``; raises :class:`UnknownFields` naming the unknown ones."""
-    asked = dict.fromkeys(name for name in names if name)
-    unknown = [name for name in asked if name not in _FIELDS]
-    if unknown:
-        raise UnknownFields(unknown)
-    return _compiled(frozenset(asked))
-
-
 @lru_cache(maxsize=64)  # a dashboard asks for the same few sets on every request
-def _compiled(asked: frozenset[str]) -> Fieldset:
-    fields = tuple(name for name in JOB_FIELDS if name in asked or name == "job_id")
+def compiled(fieldset: Fieldset) -> Compiled:
+    """The columns and renderer of ``fieldset`` (its keys are those of ``_FIELDS``)."""
+    fields = fieldset.fields
     columns = [_FIELDS[name][0] for name in fields]
     if "progress" in fields:
         columns.append("progress_message")  # last: progress reads it as row[last]
-    return Fieldset(fields, ", ".join(columns), _renderer(fields, len(columns) - 1))
+    return Compiled(", ".join(columns), _renderer(fields, len(columns) - 1))
 
 
 def _renderer(fields: tuple[str, ...], last: int) -> Callable[[Sequence[Any]], dict[str, Any]]:

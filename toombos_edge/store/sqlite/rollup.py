@@ -12,7 +12,7 @@ index, and pending ones are what remains.
 
 So only a new job, an end, and a retry of an ended job write here; the busiest moves of a
 job (claimed, given back, retried after a failed attempt) cost nothing. Kept like
-``job_counts``: the statements of :mod:`.store` that make those changes pass the changed
+``job_counts``: the statements of :mod:`.jobs` that make those changes pass the changed
 jobs here, and one upsert per distinct key writes the deltas of the whole call.
 """
 
@@ -21,11 +21,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from ..records.job import Job
+from ...records.job import Job
+from ..jobs import CREATED, ENDED, HOUR_MS
 
-HOUR_MS = 3_600_000
-CREATED = ""  #: the status key of the jobs created in an hour
-ENDED = ("completed", "partial", "failed", "cancelled")  #: the statuses counted here
+__all__ = ["CREATED", "ENDED", "HOUR_MS", "count", "moved", "rebuild", "run_ms"]
 RAN = frozenset({"completed", "partial", "failed"})  #: the statuses whose run time counts
 _ENDED = frozenset(ENDED)
 

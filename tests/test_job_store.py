@@ -1,0 +1,120 @@
+"""The JobStore protocol's promises, through the protocol only, on a real SQLite file.
+
+Written against :class:`JobStore` (the ``job_store`` fixture is the one place that names a
+backend), so that a second implementation is checked by the same cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from toombos_edge.ids import new_id, now_ms
+from toombos_edge.jobs import transitions
+from toombos_edge.records.job import Job, JobStatus
+from toombos_edge.store import Database
+from toombos_edge.store.jobs import JobFilter, JobStore, fieldset
+from toombos_edge.store.sqlite.jobs import SqliteJobStore
+
+NOW = now_ms()
+LEASE = 60_000
+
+
+@pytest.fixture
+async def job_store(tmp_path: Path) -> AsyncIterator[JobStore]:
+    database = Database(tmp_path / "edge.db")
+    await database.open()
+    yield SqliteJobStore(database)
+    await database.close()
+
+
+def new(kind: str = "noop", **fields: object) -> Job:
+    return Job(new_id("job"), kind, JobStatus.pending, NOW, NOW, **fields)  # type: ignore[arg-type]
+
+
+async def test_claim_starts_due_jobs_in_queue_order_up_to_the_limit(job_store: JobStore) -> None:
+    low, high, urgent = new(), new(priority=5), new(urgent=True)
+    later = new(scheduled_for=NOW + 3_600_000)
+    await job_store.insert([(low, NOW), (high, NOW), (urgent, NOW), (later, NOW + 3_600_000)])
+    jobs, next_due = await job_store.claim(NOW, 2, NOW + LEASE, urgent_only=False)
+    assert [job.id for job in jobs] == [urgent.id, high.id] and next_due is None
+    assert all(j.status is JobStatus.in_progress and j.attempts == 1 for j in jobs)
+    jobs, next_due = await job_store.claim(NOW, 5, NOW + LEASE, urgent_only=False)
+    assert [job.id for job in jobs] == [low.id]
+    assert next_due == NOW + 3_600_000  # fewer than asked: when the next one comes due
+    assert (await job_store.counts())["in_progress"] == 3
+
+
+async def test_saving_an_end_settles_its_dependents_in_the_same_call(job_store: JobStore) -> None:
+    first = new()
+    after, skipped = new(depends_on=first.id), new(depends_on=first.id, fail_fast=True)
+    await job_store.insert([(first, NOW), (after, NOW), (skipped, NOW)])
+    jobs, _ = await job_store.claim(NOW, 5, NOW + LEASE, urgent_only=False)
+    assert [job.id for job in jobs] == [first.id]  # the blocked ones are not claimed
+    failed = transitions.fail(jobs[0], "boom", NOW + 1, None)
+    settled = await job_store.save([(failed, NOW + 1)])
+    assert settled is not None and settled.released == 1
+    assert [job.id for job in settled.cancelled] == [skipped.id]
+    jobs, _ = await job_store.claim(NOW + 2, 5, NOW + LEASE, urgent_only=False)
+    assert [job.id for job in jobs] == [after.id]
+
+
+async def test_a_save_of_a_job_no_longer_held_changes_nothing(job_store: JobStore) -> None:
+    job = new()
+    await job_store.insert([(job, NOW)])
+    [started], _ = await job_store.claim(NOW, 1, NOW + LEASE, urgent_only=False)
+    recovered, _ = await job_store.recover(NOW + LEASE + 1, every_lease=False)  # lease ran out
+    assert [j.id for j in recovered] == [job.id] and recovered[0].status is JobStatus.pending
+    await job_store.save([(transitions.succeed(started, None, NOW + 2), NOW + 2)])
+    stored = await job_store.get(job.id)
+    assert stored is not None and stored.status is JobStatus.pending
+
+
+async def test_insert_once_returns_the_job_stored_under_the_key(job_store: JobStore) -> None:
+    first = await job_store.insert_once(new(idempotency_key="k"), NOW)
+    again = await job_store.insert_once(new(idempotency_key="k"), NOW)
+    assert again.id == first.id and (await job_store.counts())["pending"] == 1
+
+
+async def test_cancel_release_and_requeue(job_store: JobStore) -> None:
+    pending, running = new(), new()
+    await job_store.insert([(running, NOW)])
+    await job_store.claim(NOW, 1, NOW + LEASE, urgent_only=False)
+    await job_store.insert([(pending, NOW)])
+    cancelled, settled = await job_store.cancel_pending([pending.id, running.id], NOW + 1)
+    assert [job.id for job in cancelled] == [pending.id] and settled is None
+    released = await job_store.release([running.id], NOW + 2)
+    assert released[0].status is JobStatus.pending and released[0].attempts == 0
+    requeued = await job_store.requeue([pending.id, running.id], NOW + 3)
+    assert [job.id for job in requeued] == [pending.id]  # a pending job is not retried
+    assert await job_store.statuses([pending.id, running.id, "job_nope"]) == {
+        pending.id: JobStatus.pending, running.id: JobStatus.pending}
+
+
+async def test_pages_fields_and_ids_newest_first(job_store: JobStore) -> None:
+    jobs = [new(kind="a" if n % 2 else "b") for n in range(5)]
+    await job_store.insert([(job, NOW) for job in jobs])
+    newest = sorted((job.id for job in jobs), reverse=True)
+    page = await job_store.page(JobFilter(), 2)
+    assert [job.id for job in page.jobs] == newest[:2] and page.next_cursor == newest[1]
+    assert (page.total, page.total_exact) == (5, True)
+    rest = await job_store.page(JobFilter(), 5, before=page.next_cursor)
+    assert [job.id for job in rest.jobs] == newest[2:] and rest.next_cursor is None
+    light = await job_store.fields_page(JobFilter(kind="a"), fieldset(["status"]), 10)
+    assert light.total == 2 and all(row.keys() == {"job_id", "status"} for row in light.jobs)
+    assert await job_store.ids(JobFilter(statuses=("pending",)), newest[0], 10) == newest[1:]
+
+
+async def test_the_engine_lock_is_held_by_one_store_at_a_time(tmp_path: Path) -> None:
+    database = Database(tmp_path / "edge.db")
+    await database.open()
+    try:
+        one, two = SqliteJobStore(database), SqliteJobStore(database)
+        assert await one.lock_engine() and not await two.lock_engine()
+        await one.unlock_engine()
+        assert await two.lock_engine()
+        await two.unlock_engine()
+    finally:
+        await database.close()
