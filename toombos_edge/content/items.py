@@ -39,6 +39,7 @@ class JobSubmitter(Protocol):
         urgent: bool = False,
         depends_on: str | None = None,
         fail_fast: bool = False,
+        validated: bool = False,
     ) -> Job: ...
 
 

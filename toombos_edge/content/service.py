@@ -219,7 +219,7 @@ class ContentService:
         return await self.jobs.submit(
             "generate", request.to_params(), document_id=request.document_id,
             channels=[c.value for c in request.channels], scheduled_for=request.scheduled_for,
-            metadata=request.metadata, **options)
+            metadata=request.metadata, validated=True, **options)
 
     async def _check_document(self, document_id: str) -> None:
         """Refuse a request for a document that is not there before a job is made of it."""

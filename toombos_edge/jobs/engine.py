@@ -110,6 +110,7 @@ class JobEngine:
         urgent: bool = False,
         depends_on: str | None = None,
         fail_fast: bool = False,
+        validated: bool = False,
     ) -> Job:
         """Store a new job and return it (committed); raises ``Invalid`` for an unknown kind.
 
@@ -117,13 +118,15 @@ class JobEngine:
         go ahead of every other and run even while the queue is paused. A job that
         ``depends_on`` another is not claimed before that one has ended (no worker waits
         for it); with ``fail_fast`` it is cancelled instead if that one failed or was
-        cancelled.
+        cancelled. ``validated``: the params are already in the kind's own form (a service
+        made them from a request it decoded and checked), so they are not checked again.
         """
         return await self._submission.submit(
             kind, params, priority=priority, scheduled_for=scheduled_for,
             max_attempts=max_attempts, idempotency_key=idempotency_key,
             correlation_id=correlation_id, metadata=metadata, document_id=document_id,
             channels=channels, urgent=urgent, depends_on=depends_on, fail_fast=fail_fast,
+            validated=validated,
         )
 
     async def get(self, job_id: str) -> Job:

@@ -70,14 +70,17 @@ class Submission:
         urgent: bool = False,
         depends_on: str | None = None,
         fail_fast: bool = False,
+        validated: bool = False,
     ) -> Job:
         """See :meth:`.engine.JobEngine.submit`."""
         spec = self._registry.get(kind)
+        params = dict(params or {})
         now = self._clock()
         job_id, created_at = stamped_id("job")
         job = Job(
             id=job_id, kind=kind, status=JobStatus.pending, created_at=created_at,
-            updated_at=now, priority=priority, params=spec.validate(dict(params or {})),
+            updated_at=now, priority=priority,
+            params=params if validated else spec.validate(params),
             document_id=document_id, channels=list(channels or ()),
             max_attempts=max_attempts or spec.max_attempts, idempotency_key=idempotency_key,
             correlation_id=correlation_id, metadata=dict(metadata or {}),
