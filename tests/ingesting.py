@@ -36,7 +36,7 @@ async def run_ingest(app: web.Application, params: dict[str, Any]) -> tuple[Outc
         progress.append(percent)
 
     ctx = JobContext(job=job, log=logging.LoggerAdapter(
-        logging.getLogger("test.ingest"), {}), _progress=report)
+        logging.getLogger("test.ingest"), {}), on_progress=report)
     outcome = await kind.run(ctx)
     assert outcome is not None
     return outcome, progress

@@ -28,6 +28,8 @@ import pytest
 from debian_tools import install
 from support import eventually
 
+from toombos_edge.store.postgres.database import PgDatabase
+
 START_DEADLINE = 60.0  #: seconds for the server to accept connections (a loaded CI machine)
 #: Durability is not what these tests are about: no fsync makes initdb and commits fast.
 SERVER_OPTIONS = ("-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
@@ -139,3 +141,14 @@ async def postgres_url(postgres_cluster: Cluster) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def pg_database(postgres_url: str) -> AsyncIterator[PgDatabase]:
+    """A migrated PostgreSQL database of its own, pooled, as the stores use it."""
+    database = PgDatabase(postgres_url)
+    await database.open()
+    try:
+        yield database
+    finally:
+        await database.close()

@@ -80,7 +80,7 @@ async def test_progress_is_kept_to_three_decimals(client: Client) -> None:
 
     job = Job(new_id("job"), "thirds", JobStatus.in_progress, now_ms(), now_ms())
     ctx = JobContext(job=job, log=logging.LoggerAdapter(logging.getLogger("test"), {}),
-                     _progress=report)
+                     on_progress=report)
     await ctx.progress(100 / 3)
     await ctx.progress(250)
     assert reported == [33.333, 100.0]

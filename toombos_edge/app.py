@@ -383,8 +383,7 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     tokens = WsTokens(load_secret(settings.data_dir), settings.ws_token_ttl)
     gate = Gate(settings, app[KEYS], tokens, app[BUS], app[LIFECYCLE], idp=app.get(IDP))
-    hub = Hub(app[BUS], gate, close_timeout=settings.ws_close_timeout)
-    hub.jobs = app[ENGINE]
+    hub = Hub(app[BUS], gate, close_timeout=settings.ws_close_timeout, jobs=app[ENGINE])
     app[WS_TOKENS], app[HUB] = tokens, hub
     unwatch = app[METRICS].watch_hub(hub)
     hub.start()

@@ -170,7 +170,7 @@ class Attempts:
         ctx = JobContext(
             job=job, cache=self._cache,
             log=logging.LoggerAdapter(handler_log, {"job_id": job.id, "kind": job.kind}),
-            _progress=lambda percent, message: self._progress.report(running, percent, message),
+            on_progress=lambda percent, message: self._progress.report(running, percent, message),
         )
         if kind.timeout > 0:
             self._deadlines.watch(running, kind.timeout)

@@ -75,7 +75,9 @@ class JobContext:
 
     job: Job
     log: logging.LoggerAdapter[logging.Logger]
-    _progress: ProgressFn
+    #: Where progress goes (the engine's reports, throttled to the bus); handlers call
+    #: ``progress``.
+    on_progress: ProgressFn
     cache: Cache | None = None
 
     @property
@@ -84,7 +86,7 @@ class JobContext:
 
     async def progress(self, percent: float, message: str = "") -> None:
         # Rounded as a person reads it: 33.333, not 33.333333333333336.
-        await self._progress(round(max(0.0, min(100.0, percent)), 3), message)
+        await self.on_progress(round(max(0.0, min(100.0, percent)), 3), message)
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU-heavy or blocking work in the default executor, off the event loop."""

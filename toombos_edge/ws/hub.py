@@ -65,11 +65,12 @@ class Hub:
         gate: Gate,
         *,
         close_timeout: float,
+        jobs: JobSource | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._bus = bus
         self.gate = gate
-        self.jobs: JobSource | None = None
+        self.jobs = jobs  #: the engine, for the stats frames (None: none in them)
         self._close_timeout = close_timeout
         self._clock = clock
         self.sockets = Registry()

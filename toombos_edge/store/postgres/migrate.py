@@ -44,8 +44,9 @@ class Migration:
 
 
 if TYPE_CHECKING:  # asyncpg's classes are generic in its type stubs only
-    #: A connection made by :func:`connect` (rows as asyncpg records).
-    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record]
+    #: A connection made by :func:`connect`, or one lent by a pool (rows as asyncpg records).
+    Connection: TypeAlias = (asyncpg.Connection[asyncpg.Record]
+                             | asyncpg.pool.PoolConnectionProxy[asyncpg.Record])
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,125 @@
+"""PostgreSQL for the stores: one asyncpg pool, transactions, the schema checked at open.
+
+Where SQLite has one writer that group-commits, PostgreSQL has a pool of connections, each
+running its own transactions concurrently; the stores' protocols promise one transaction per
+method, which here is ``async with db.transaction() as conn``. Reads that need no
+transaction take a pooled connection with ``db.fetch``/``fetchrow``/``fetchval``.
+
+JSON columns are ``jsonb``, read and written as Python values through orjson (the codec is
+set on every pooled connection).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import asyncpg
+import orjson
+
+from ...errors import DatabaseUnavailable
+from ...logs import redacted_url
+from .migrate import CONNECT_SECONDS, apply_migrations, latest, schema_version
+
+if TYPE_CHECKING:
+    from .migrate import Connection
+    Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
+
+log = logging.getLogger(__name__)
+
+#: Connections per node by default: the engine's claims and saves, the requests' reads,
+#: and room for a burst, well under PostgreSQL's default max_connections of 100 for a few
+#: nodes.
+POOL_SIZE = 10
+_UNREACHABLE = (OSError, TimeoutError, asyncpg.InterfaceError,
+                asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError)
+
+
+async def _init_connection(conn: Connection) -> None:
+    await conn.set_type_codec("jsonb", schema="pg_catalog", format="text",
+                              encoder=lambda value: orjson.dumps(value).decode(),
+                              decoder=orjson.loads)
+
+
+class PgDatabase:
+    """The database at ``url``: ``open`` migrates (or refuses a newer schema) and pools."""
+
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE, migrate: bool = True) -> None:
+        self.url = url
+        self._pool_size = pool_size
+        self._migrate = migrate
+        self._pool: Pool | None = None
+        self.schema_version = 0
+
+    def __repr__(self) -> str:
+        state = "open" if self._pool is not None else "closed"
+        return f"<PgDatabase {redacted_url(self.url)} v{self.schema_version} {state}>"
+
+    async def open(self) -> None:
+        """Connect the pool and bring the schema up to date; raises SchemaTooNew,
+        DatabaseUnavailable."""
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=self._pool_size, timeout=CONNECT_SECONDS,
+                init=_init_connection)
+        except (*_UNREACHABLE, asyncpg.PostgresError) as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to {redacted_url(self.url)}: {exc}") from None
+        try:
+            async with self._pool.acquire() as conn:
+                if self._migrate:
+                    self.schema_version = (await apply_migrations(conn)).version
+                else:
+                    self.schema_version = await schema_version(conn)
+                    if self.schema_version != latest():
+                        raise DatabaseUnavailable(
+                            f"the schema is at {self.schema_version}, this server needs "
+                            f"{latest()}: run toombos-edge migrate")
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    @property
+    def pool(self) -> Pool:
+        if self._pool is None:
+            raise RuntimeError("database is not open")
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A pooled connection inside one transaction (committed on a normal exit)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection, outside any transaction (LISTEN, several statements)."""
+        async with self.pool.acquire() as conn:
+            yield conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        return await self.pool.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self.pool.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        return await self.pool.execute(sql, *args)
+
+    async def executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
+        await self.pool.executemany(sql, args)
+
+    async def ping(self) -> int:
+        """The schema version, read: proves the database answers (health checks)."""
+        return int(await self.fetchval(
+            "SELECT coalesce(max(version), 0) FROM schema_version"))
