@@ -21,7 +21,9 @@ from toombos_edge.events import (
     Event,
     EventBus,
 )
-from toombos_edge.events_bridge import CATCH_UP, NodeBridge, RemoteEvent, is_remote
+from toombos_edge.events_bridge import NodeBridge
+from toombos_edge.events_catchup import CATCH_UP
+from toombos_edge.events_wire import RemoteEvent, is_remote
 from toombos_edge.ids import now_ms
 from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.store.postgres import jobs_sql
