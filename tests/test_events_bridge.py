@@ -4,8 +4,9 @@ database are two nodes, each with its own event bus."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -22,7 +23,7 @@ from toombos_edge.events import (
     EventBus,
 )
 from toombos_edge.events_bridge import NodeBridge
-from toombos_edge.events_catchup import CATCH_UP
+from toombos_edge.events_catchup import CATCH_UP, JobStates
 from toombos_edge.events_wire import RemoteEvent, is_remote
 from toombos_edge.ids import now_ms
 from toombos_edge.records.job import Job, JobStatus
@@ -48,24 +49,37 @@ class Node:
                 if e.type == ANNOUNCEMENT]
 
 
+NodeFactory = Callable[..., Awaitable[Node]]
+
+
 @pytest.fixture
-async def two_nodes(postgres_url: str) -> AsyncIterator[tuple[Node, Node]]:
-    """Nodes "a" and "b" on one database, closed after the test."""
+async def start_node(postgres_url: str) -> AsyncIterator[NodeFactory]:
+    """Start a node by name on the test's database (bridge options as keywords); every
+    node started is closed after the test."""
     made: list[Node] = []
+
+    async def start(name: str, **options: Any) -> Node:
+        db = PgDatabase(postgres_url, pool_size=3)
+        await db.open()
+        bus = EventBus()
+        node = Node(db, bus, NodeBridge(db, bus, node_id=name, **options))
+        made.append(node)
+        bus.subscribe(node.seen.append)
+        await node.bridge.start()
+        return node
+
     try:
-        for name in ("a", "b"):
-            db = PgDatabase(postgres_url, pool_size=3)
-            await db.open()
-            bus = EventBus()
-            node = Node(db, bus, NodeBridge(db, bus, node_id=name))
-            made.append(node)
-            bus.subscribe(node.seen.append)
-            await node.bridge.start()
-        yield made[0], made[1]
+        yield start
     finally:
         for node in made:
             await node.bridge.close()
             await node.db.close()
+
+
+@pytest.fixture
+async def two_nodes(start_node: NodeFactory) -> tuple[Node, Node]:
+    """Nodes "a" and "b" on one database."""
+    return await start_node("a"), await start_node("b")
 
 
 async def _store(db: PgDatabase, job: Job) -> Job:
@@ -196,3 +210,50 @@ async def test_a_lost_listener_reports_reconnects_and_catches_up(
     await _announce(a, "after")
     await eventually_async(lambda: b.announcements() == ["after"], 20, "b hears a again")
     assert b.bridge.gaps == 0, "what the catch-up covered is not reported missing"
+
+
+async def test_a_closing_node_sends_what_it_queued(two_nodes: tuple[Node, Node]) -> None:
+    a, b = two_nodes
+    for n in range(50):
+        a.bus.publish(Event.data(ANNOUNCEMENT, {"message": str(n)}))
+    await a.bridge.close()
+    await eventually_async(lambda: len(b.announcements()) == 50, 20, lambda: repr(b.bridge))
+    assert b.announcements() == [str(n) for n in range(50)]
+
+
+async def test_a_personal_event_keeps_its_address(two_nodes: tuple[Node, Node]) -> None:
+    a, b = two_nodes
+    a.bus.publish(Event.personal(ANNOUNCEMENT, {"message": "just you"}, client_id="c1"))
+    got = await eventually_async(b.remote, 20, "the personal event on b")
+    assert got[0].address == ("client", "c1")
+    assert got[0].body["data"] == {"message": "just you"}
+
+
+async def test_events_a_full_queue_dropped_are_counted_by_the_receiver(
+        start_node: NodeFactory) -> None:
+    a = await start_node("a", max_queued=1)
+    b = await start_node("b")
+    for message in ("kept", "dropped 1", "dropped 2"):  # the sender has not run yet
+        a.bus.publish(Event.data(ANNOUNCEMENT, {"message": message}))
+    await eventually_async(lambda: b.announcements() == ["kept"], 20, "the first one")
+    a.bus.publish(Event.data(ANNOUNCEMENT, {"message": "next"}))
+    await eventually_async(lambda: b.announcements() == ["kept", "next"], 20, "the next one")
+    assert a.bridge.dropped == 2 and b.bridge.gaps == 2
+
+
+async def test_after_a_catch_up_an_older_state_is_stale(
+        two_nodes: tuple[Node, Node]) -> None:
+    a, _b = two_nodes
+    job = await _store(a.db, _job("job_caught", status=JobStatus.in_progress))
+    states, bus, published = JobStates(), EventBus(), list[Event]()
+    bus.subscribe(published.append)
+    assert await states.catch_up(a.db, bus, job.updated_at - 1) == 1
+    assert [(e.type, e.body["job"]["job_id"]) for e in published] == [
+        (JOB_UPDATE, "job_caught")]
+    now = (job.updated_at, "in_progress")
+    assert states.is_stale("job_caught", (job.updated_at - 5, "pending"))
+    assert states.is_stale("job_caught", now), "the same state again"
+    assert not states.is_stale("job_caught", (job.updated_at + 5, "completed"))
+    assert not states.is_stale("job_caught", (job.updated_at - 5, "pending")), (
+        "once a newer state came, notifications lead again")
+    assert await states.catch_up(a.db, bus, job.updated_at - 1) == 0, "carried already"

@@ -142,16 +142,18 @@ class NodeBridge:
         self._unsubscribe = self._bus.subscribe(self.on_event)
 
     async def close(self, flush_seconds: float = 5.0) -> None:
-        """Leave the bus, send what is queued (bounded), stop listening."""
+        """Leave the bus, send what is queued (bounded), stop listening. Idempotent."""
         if self._unsubscribe is not None:
             self._unsubscribe()
-        if self._tasks:
+            self._unsubscribe = None
+        tasks, self._tasks = self._tasks, []
+        if tasks and not tasks[0].done():
             self._drained.clear()
             self._wanted.set()  # the sender sets drained once it has nothing left
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(flush_seconds):
                     await self._drained.wait()
-        for task in self._tasks:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
