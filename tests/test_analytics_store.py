@@ -129,3 +129,29 @@ async def test_running_jobs_are_read_from_the_jobs_of_the_window(
     assert summary.jobs.by_status == {"in_progress": 3}
     assert summary.channels["email"].by_status == {"in_progress": 3}
     assert summary.jobs.run_ms == summary.jobs.runs == 0
+
+
+async def test_every_postgres_query_reads_ranges_of_an_index(pg_database: PgDatabase) -> None:
+    """EXPLAIN over three months of hours for a few channels (44,000 rows of job_hours) and
+    20,000 jobs, 20 of them running: each statement reads job_hours by its primary key and
+    the jobs by an index; none scans a table."""
+    from toombos_edge.store.postgres import analytics as sql
+
+    await pg_database.execute(
+        "INSERT INTO job_hours (channel, status, hour, n) SELECT c, s, h, 1 "
+        "FROM unnest(ARRAY['', 'email', 'website', 'social_twitter']) AS c, "
+        "unnest(ARRAY['', 'completed', 'partial', 'failed', 'cancelled']) AS s, "
+        "generate_series(480000, 482200) AS h")
+    await pg_database.execute(
+        "INSERT INTO jobs (id, kind, status, max_attempts, created_at, updated_at, due_at) "
+        "SELECT 'job_' || lpad(g::text, 26, '0'), 'noop', "
+        "CASE WHEN g % 1000 = 0 THEN 'in_progress' ELSE 'completed' END, 1, g, g, g "
+        "FROM generate_series(1, 20000) AS g")
+    await pg_database.execute("ANALYZE job_hours")
+    await pg_database.execute("ANALYZE jobs")
+    for statement, args in [(sql.BY_STATUS, (481000, 481720, ["", "completed"])),
+                            (sql.OVER_TIME, (24, 481000, 481720)), (sql.SINCE, ([481000],)),
+                            (sql.RUNNING, (0, HOUR_MS))]:
+        rows = await pg_database.fetch(f"EXPLAIN {statement}", *args)
+        plan = "\n".join(row[0] for row in rows)
+        assert "Seq Scan" not in plan and "Index" in plan, plan

@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 _STATUSES = [CREATED, *ENDED]
 
 # The channels present, one index probe each (a loose scan of the primary key's first
-# column), then the window's range of hours of each (channel, status) key: the cost follows
-# the hours and channels, not the jobs. '' is every job.
+# column), then, per channel (LATERAL: a joined scan of all channels' hours is what the
+# planner would pick otherwise), the window's range of each (channel, status) key: the cost
+# follows the hours and channels, not the jobs. '' is every job.
 BY_STATUS = (
     "WITH RECURSIVE seen(channel) AS ("
     " SELECT min(channel) FROM job_hours WHERE channel > ''"
@@ -31,9 +32,10 @@ BY_STATUS = (
     " FROM seen WHERE seen.channel IS NOT NULL"
     "), named(channel) AS (SELECT '' UNION ALL SELECT channel FROM seen "
     " WHERE channel IS NOT NULL) "
-    "SELECT h.channel, h.status, sum(h.n)::bigint, sum(h.run_ms)::bigint, sum(h.runs)::bigint "
-    "FROM named JOIN job_hours AS h ON h.channel = named.channel "
-    "AND h.status = ANY($3::text[]) AND h.hour BETWEEN $1 AND $2 GROUP BY h.channel, h.status"
+    "SELECT named.channel, h.* FROM named CROSS JOIN LATERAL ("
+    " SELECT status, sum(n)::bigint, sum(run_ms)::bigint, sum(runs)::bigint FROM job_hours"
+    " WHERE channel = named.channel AND status = ANY($3::text[]) AND hour BETWEEN $1 AND $2"
+    " GROUP BY status) AS h"
 )
 RUNNING = (
     "SELECT channels FROM jobs WHERE status = 'in_progress' "
