@@ -7,11 +7,13 @@ Room to write means something else than on SQLite. The disk is the database serv
 often another machine: a node cannot measure it, and PostgreSQL has no size limit of its
 own like SQLite's ``max_page_count``. What a node sees is a write failing with SQLSTATE
 53100 (``disk_full``: a table or index could not grow); :func:`is_no_space` recognises it,
-and whoever runs the writes reports it to the shared :class:`~..space.SpaceState` as
-SQLite's writer does. :meth:`PgHealthStore.has_room`, which the health check asks only
-after such a failure, then tries what failed: it grows a temporary table by one page (a
-relation extension, as a full disk refuses it) in a transaction it rolls back. A full
-write-ahead log is not seen this way: PostgreSQL stops (PANIC) and ``ping`` fails.
+for the code that runs the node's writes to report it to the shared
+:class:`~..space.SpaceState` as SQLite's writer does. :meth:`PgHealthStore.has_room`, which
+the health check asks only after such a failure, then tries what failed: it grows a
+temporary table by a page or two (a relation extension, as a full disk refuses it) in a
+transaction it rolls back. That is the database's own disk unless ``temp_tablespaces``
+puts temporary tables elsewhere. A full write-ahead log is not seen this way: PostgreSQL
+stops (PANIC) and ``ping`` fails.
 """
 
 from __future__ import annotations
