@@ -1,5 +1,6 @@
 """The activity log: every type in the table and the file, no secrets, rotation, a full
-queue, the API and the command line, against the real app and a real SQLite file."""
+queue, the API and the command line, against the real app and a real SQLite file; the log's
+own tests (a full queue, dropped lines, pruning) on each backend's activity store."""
 
 from __future__ import annotations
 
@@ -30,12 +31,27 @@ from toombos_edge.events import (
 from toombos_edge.ids import iso
 from toombos_edge.jobs.kinds import JobContext, JobKind, Outcome, PermanentFailure
 from toombos_edge.keys import Role
+from toombos_edge.records.activity import ActivityFilter
 from toombos_edge.restart import RESTART_STAMP
 from toombos_edge.routes import Route, setup_routes
-from toombos_edge.store import Database
+from toombos_edge.store.activity import ActivityStore
+from toombos_edge.store.postgres.activity import PgActivityStore
 from toombos_edge.store.sqlite.activity import SqliteActivityStore
 
 ORIGIN = "http://localhost:3000"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest) -> ActivityStore:
+    """The activity table on each backend (the JSON lines file is the node's own)."""
+    if request.param == "sqlite":
+        return SqliteActivityStore(request.getfixturevalue("db"))
+    return PgActivityStore(request.getfixturevalue("pg_database"))
+
+
+async def stored_lines(store: ActivityStore) -> list[str]:
+    """Every line in the table, oldest first."""
+    return [line for _, line in reversed(await store.page(ActivityFilter(), 1000))]
 
 
 async def _noop(ctx: JobContext) -> Outcome:
@@ -294,10 +310,9 @@ async def test_rotation_keeps_the_files_asked_for(tmp_path: Path) -> None:
 
 
 async def test_a_full_queue_drops_and_counts_and_never_waits(
-    db: Database, tmp_path: Path
+    store: ActivityStore, tmp_path: Path
 ) -> None:
     bus = EventBus()
-    store = SqliteActivityStore(db)
     log = ActivityLog(store, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1),
                       max_queued=5)
     await log.start()
@@ -317,7 +332,7 @@ async def test_a_full_queue_drops_and_counts_and_never_waits(
 
 
 async def test_an_event_that_cannot_be_described_is_dropped_alone(
-    db: Database, tmp_path: Path
+    store: ActivityStore, tmp_path: Path
 ) -> None:
     def picky(event: Event, who: Any, cid: str | None) -> list[Any]:
         if event.body["data"]["query"] == "bad":
@@ -325,7 +340,6 @@ async def test_an_event_that_cannot_be_described_is_dropped_alone(
         return describe(event, who, cid)
 
     bus = EventBus()
-    store = SqliteActivityStore(db)
     log = ActivityLog(store, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1),
                       describe=picky)
     await log.start()
@@ -339,10 +353,9 @@ async def test_an_event_that_cannot_be_described_is_dropped_alone(
 
 
 async def test_a_line_that_cannot_be_rendered_is_dropped_alone(
-    db: Database, tmp_path: Path
+    store: ActivityStore, tmp_path: Path
 ) -> None:
     bus = EventBus()
-    store = SqliteActivityStore(db)
     log = ActivityLog(store, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1))
     await log.start()
     try:
@@ -354,16 +367,15 @@ async def test_a_line_that_cannot_be_rendered_is_dropped_alone(
         in_file = file_lines(tmp_path / "a.jsonl")
         assert [line["data"]["query"] for line in in_file] == ["good", "fine"]
         assert in_file[1]["data"]["path"] == str(tmp_path)
-        with sqlite3.connect(db.path) as conn:
-            rows = conn.execute("SELECT line FROM activity ORDER BY id").fetchall()
-        assert [json.loads(row[0]) for row in rows] == in_file
+        assert [json.loads(line) for line in await stored_lines(store)] == in_file
     finally:
         await log.close()
 
 
-async def test_rows_older_than_the_retention_are_removed(db: Database, tmp_path: Path) -> None:
+async def test_rows_older_than_the_retention_are_removed(
+    store: ActivityStore, tmp_path: Path
+) -> None:
     bus, day = EventBus(), 86_400_000
-    store = SqliteActivityStore(db)
     log = ActivityLog(store, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1),
                       retention_days=2)
     await log.start()
@@ -373,9 +385,7 @@ async def test_rows_older_than_the_retention_are_removed(db: Database, tmp_path:
                           timestamp=now - age * day))
     await log.flush()
     await log.prune()  # (the flusher may have pruned first: it does after its first batch)
-    with sqlite3.connect(db.path) as conn:
-        left = [json.loads(r[0])["data"]["query"] for r in conn.execute(
-            "SELECT line FROM activity ORDER BY id")]
+    left = [json.loads(line)["data"]["query"] for line in await stored_lines(store)]
     assert left == ["1d", "0d"]
     await log.close()
 

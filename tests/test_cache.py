@@ -17,6 +17,8 @@ from toombos_edge.appkeys import CACHE
 from toombos_edge.cache import ContentCache
 from toombos_edge.events import CACHE_INVALIDATED, Event, EventBus
 from toombos_edge.store import Database
+from toombos_edge.store.cache import InvalidationHistory
+from toombos_edge.store.postgres.cache import PgInvalidationHistory
 from toombos_edge.store.sqlite.cache import SqliteInvalidationHistory
 
 
@@ -28,6 +30,24 @@ def bus() -> EventBus:
 @pytest.fixture
 async def cache(tmp_path: Path, db: Database, bus: EventBus) -> AsyncIterator[ContentCache]:
     made = ContentCache(tmp_path / "cache", history=SqliteInvalidationHistory(db), bus=bus)
+    await made.open()
+    yield made
+    await made.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def history(request: pytest.FixtureRequest) -> InvalidationHistory:
+    """The invalidation history on each backend (the cache itself is a local file)."""
+    if request.param == "sqlite":
+        return SqliteInvalidationHistory(request.getfixturevalue("db"))
+    return PgInvalidationHistory(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+async def recorded_cache(
+    tmp_path: Path, history: InvalidationHistory, bus: EventBus
+) -> AsyncIterator[ContentCache]:
+    made = ContentCache(tmp_path / "cache", history=history, bus=bus)
     await made.open()
     yield made
     await made.close()
@@ -83,8 +103,9 @@ async def test_a_pickled_row_is_never_unpickled(cache: ContentCache, tmp_path: P
 
 
 async def test_invalidate_by_keys_pattern_and_tags(
-    cache: ContentCache, db: Database, bus: EventBus
+    recorded_cache: ContentCache, bus: EventBus
 ) -> None:
+    cache = recorded_cache
     events: list[Event] = []
     bus.subscribe(events.append)
     for name, tags in [("content:1:email", ["doc:1"]), ("content:1:website", ["doc:1"]),

@@ -37,7 +37,8 @@ class KeyStore(Protocol):
 
     async def record_use(self, last_used: Mapping[str, int]) -> None:
         """Set ``last_used_at`` of each key id to its time, in one transaction (an id
-        with no key is ignored)."""
+        with no key is ignored). A store shared by several servers keeps the latest time
+        recorded: their batches may commit in either order."""
         ...
 
     async def count(self) -> int:

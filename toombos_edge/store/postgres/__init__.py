@@ -1,7 +1,15 @@
 """The PostgreSQL implementation of the store, for several nodes on one database.
 
 Today: the schema (numbered migrations beside SQLite's), applying it safely from several
-nodes at once, and the job claim the multi-node engine will run. The server itself runs on
-PostgreSQL once the storage protocols (``store/<aggregate>.py``) have an implementation
-here; until then ``toombos-edge migrate`` and ``check`` are what accept a PostgreSQL URL.
+nodes at once, the pool the stores share (``database.PgDatabase``), the job claim the
+multi-node engine will run, and the stores of keys, the activity log, the cache's
+invalidation history, analytics, health and retention (``keys``, ``activity``, ``cache``,
+``analytics``, ``health``, ``retention``). The server itself runs on PostgreSQL once every
+storage protocol (``store/<aggregate>.py``) has an implementation here; until then
+``toombos-edge migrate`` and ``check`` are what accept a PostgreSQL URL.
+
+Backups (``store/backup.py``'s ``DatabaseCopies``) stay SQLite's: they copy the database
+file next to the data dir. On PostgreSQL the database is not a file of the node's, and
+backing it up is ``pg_dump`` (or the server's own base backups and WAL archiving), run by
+the database's operator, not by one of the nodes.
 """
