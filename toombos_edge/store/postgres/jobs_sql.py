@@ -1,9 +1,10 @@
-"""The job claim on PostgreSQL: how several nodes take jobs from one queue.
+"""The jobs table on PostgreSQL: rows as jobs, the claim (how several nodes take jobs from
+one queue), inserts and the per-slot counts.
 
-Each function runs inside the caller's transaction on an asyncpg connection (made by
-:func:`.migrate.connect`, which reads jsonb as Python values); none commits. This is the
-statement the multi-node engine will run; the rest of the jobs table's SQL comes with the
-job store's PostgreSQL implementation.
+Each function runs inside the caller's transaction on an asyncpg connection (jsonb read as
+Python values); none commits. :class:`.jobs.PgJobStore` makes each protocol method one
+transaction of these and of :mod:`.job_changes`, :mod:`.job_dependencies`,
+:mod:`.job_query`.
 """
 
 from __future__ import annotations
@@ -149,12 +150,57 @@ def _waiting(job: Job, due_at: int) -> int:
 async def insert(conn: Connection, jobs: Sequence[tuple[Job, int]], *, slot: int) -> None:
     """Insert new jobs, each with the time it becomes due, and count them in ``slot``
     (see :func:`claim`). A duplicate id or idempotency key fails the whole call."""
-    await conn.executemany(_INSERT, [
-        (job.id, job.kind, job.status.value, job.priority, job.urgent, job.document_id,
-         job.channels, job.params, job.attempts, job.max_attempts, job.idempotency_key,
-         job.correlation_id, job.metadata, job.created_at, job.updated_at, job.scheduled_for,
-         due_at, _waiting(job, due_at), job.started_at, job.lease_until, job.depends_on,
-         job.fail_fast)
-        for job, due_at in jobs
-    ])
+    await conn.executemany(_INSERT, [_insert_args(job, due_at) for job, due_at in jobs])
     await add_counts(conn, slot, [(job.kind, job.status.value, 1) for job, _due in jobs])
+
+
+def _insert_args(job: Job, due_at: int) -> tuple[object, ...]:
+    return (job.id, job.kind, job.status.value, job.priority, job.urgent, job.document_id,
+            job.channels, job.params, job.attempts, job.max_attempts, job.idempotency_key,
+            job.correlation_id, job.metadata, job.created_at, job.updated_at,
+            job.scheduled_for, due_at, _waiting(job, due_at), job.started_at, job.lease_until,
+            job.depends_on, job.fail_fast)
+
+
+async def insert_once(conn: Connection, job: Job, due_at: int, *, slot: int) -> Job | None:
+    """Insert ``job`` unless a job with its idempotency key is stored (None then).
+
+    One statement: of two nodes inserting one key at once, the second waits for the first
+    to commit and then inserts nothing (the unique index decides, not a read before)."""
+    inserted = await conn.fetchval(
+        _INSERT + " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL "
+        "DO NOTHING RETURNING id", *_insert_args(job, due_at))
+    if inserted is None:
+        return None
+    await add_counts(conn, slot, [(job.kind, job.status.value, 1)])
+    return job
+
+
+async def by_key(conn: Connection, key: str) -> Job | None:
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM jobs WHERE idempotency_key = $1", key)
+    return None if row is None else row_to_job(row)
+
+
+async def next_due(conn: Connection) -> int | None:
+    """When the earliest waiting job becomes due (None: none is waiting)."""
+    value: int | None = await conn.fetchval(
+        "SELECT min(due_at) FROM jobs WHERE status = 'pending' AND waiting = 1")
+    return value
+
+
+async def claim_one(conn: Connection, job_id: str, now: int, lease_until: int, *,
+                    slot: int) -> Job | None:
+    """Start one pending job by id (an urgent job skips the queue); None when it is not
+    pending any more (another node's claim that commits first wins: the status is checked
+    again on the row it changed)."""
+    row = await conn.fetchrow(
+        "UPDATE jobs SET status = 'in_progress', attempts = attempts + 1, started_at = $2, "
+        "updated_at = $2, progress_percent = 0, progress_message = '', lease_until = $3, "
+        f"waiting = 0 WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}",
+        job_id, now, lease_until)
+    if row is None:
+        return None
+    job = row_to_job(row)
+    await add_counts(conn, slot, [(job.kind, JobStatus.pending.value, -1),
+                                  (job.kind, JobStatus.in_progress.value, 1)])
+    return job
