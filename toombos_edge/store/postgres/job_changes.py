@@ -141,10 +141,13 @@ async def cancel_pending(
     return jobs, await settle(write, jobs, now)
 
 
-# A job started again waits for its dependency again if that one has not ended.
+# A job started again waits for its dependency again if that one has not ended, or is
+# started again by this same call ahead of it (SQLite goes id by id, so a dependency earlier
+# in the ids is pending by then): a batch retried in its order runs in its order.
 _DEPENDENCY_OPEN = (
     "depends_on IS NOT NULL AND EXISTS (SELECT 1 FROM jobs AS d WHERE d.id = jobs.depends_on "
-    "AND d.status IN ('pending', 'in_progress'))"
+    "AND (d.status IN ('pending', 'in_progress') OR d.status = ANY($3::text[]) "
+    "AND array_position($1::text[], d.id) < array_position($1::text[], jobs.id)))"
 )
 _REQUEUE = (
     "UPDATE jobs SET status = 'pending', attempts = 0, last_error = NULL, "
