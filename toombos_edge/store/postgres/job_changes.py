@@ -68,7 +68,7 @@ async def save(write: Write, jobs: Sequence[tuple[Job, int]]) -> Settled | None:
     saved = {row["id"] for row in await write.conn.fetch(
         _SAVE, *(list(column) for column in zip(*rows, strict=True)))}
     changed = [job for job, _due in jobs if job.id in saved]
-    await write.count("in_progress", [(job.kind, job.status.value) for job in changed])
+    write.count("in_progress", [(job.kind, job.status.value) for job in changed])
     write.hours(moved(changed, "in_progress"))
     return await settle(write, changed, jobs[0][0].updated_at)
 
@@ -100,7 +100,7 @@ async def release(write: Write, ids: Sequence[str], now: int) -> list[Job]:
         "due_at = least(due_at, $2) WHERE id = ANY($1::text[]) AND status = 'in_progress' "
         f"RETURNING {COLUMNS}", list(ids), now)
     jobs = [row_to_job(row) for row in rows]
-    await write.count("in_progress", [(job.kind, job.status.value) for job in jobs])
+    write.count("in_progress", [(job.kind, job.status.value) for job in jobs])
     return _in_order(jobs, ids)
 
 
@@ -122,7 +122,7 @@ async def recover(write: Write, now: int, *, every_lease: bool) -> tuple[list[Jo
     and the dependents of those failed for good are settled."""
     rows = await write.conn.fetch(_RECOVER, now, every_lease, _INTERRUPTED, iso(now))
     jobs = sorted((row_to_job(row) for row in rows), key=lambda job: job.id)
-    await write.count("in_progress", [(job.kind, job.status.value) for job in jobs])
+    write.count("in_progress", [(job.kind, job.status.value) for job in jobs])
     write.hours(moved(jobs, "in_progress"))
     return jobs, await settle(write, jobs, now)
 
@@ -136,7 +136,7 @@ async def cancel_pending(
         f"WHERE id = ANY($1::text[]) AND status = 'pending' RETURNING {COLUMNS}",
         list(ids), now)
     jobs = _in_order([row_to_job(row) for row in rows], ids)
-    await write.count("pending", [(job.kind, job.status.value) for job in jobs])
+    write.count("pending", [(job.kind, job.status.value) for job in jobs])
     write.hours(moved(jobs, "pending"))
     return jobs, await settle(write, jobs, now)
 
@@ -180,7 +180,7 @@ async def requeue(write: Write, ids: Sequence[str], now: int) -> list[Job]:
     rows = await write.conn.fetch(_REQUEUE, list(ids), now, list(RETRYABLE))
     jobs = _in_order([row_to_job(row) for row in rows], ids)
     for status in RETRYABLE:
-        await write.count(status, [(job.kind, job.status.value) for job in jobs
+        write.count(status, [(job.kind, job.status.value) for job in jobs
                                    if before[job.id][0] == status])
     write.hours([(job, *before[job.id]) for job in jobs])
     return jobs

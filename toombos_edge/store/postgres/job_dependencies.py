@@ -58,7 +58,7 @@ async def _settle(write: Write, frontier: list[tuple[str, JobStatus]], now: int)
                          await write.conn.fetch(_CANCEL_BLOCKED, now, job_id, error)]
             jobs += cancelled
             frontier += [(job.id, JobStatus.cancelled) for job in cancelled]
-    await write.count("pending", [(job.kind, job.status.value) for job in jobs])
+    write.count("pending", [(job.kind, job.status.value) for job in jobs])
     write.hours(moved(jobs, "pending"))
     return Settled(released, jobs)
 

@@ -6,13 +6,14 @@ A write changes jobs and, in the same transaction, the two tallies of
 
 * ``job_counts`` rows are per ``slot``, and a write's slot is its connection's server
   process id (modulo the smallint range): two transactions running at once are on two
-  connections, so they add to different rows and never wait for each other there (a rare
-  modulo collision only makes one wait). Each call adds its deltas at once, as
-  :func:`.jobs_sql.add_counts` does.
+  connections, so they add to different rows and never wait for each other there.
 * ``job_hours`` rows are shared by every node (the current hour's ``''`` row is written by
-  every new job). So a write gathers its hour deltas and :meth:`Write.flush` writes them
-  in one statement, rows in key order, as the transaction's last step: two writes lock the
-  shared rows in the same order, once each, and cannot deadlock on them.
+  every new job).
+
+So a write gathers its deltas of both and :meth:`Write.flush` writes them as the
+transaction's last step, one statement per table, rows in key order: two writes (even two
+whose slots collide modulo 32768) lock the rows they share in the same order, once each,
+and cannot deadlock on them.
 """
 
 from __future__ import annotations
@@ -62,21 +63,20 @@ class Write:
 
     conn: Connection
     slot: int
+    _counts: list[tuple[str, str, int]] = field(default_factory=list)
     _hours: dict[tuple[str, str, int], list[int]] = field(default_factory=dict)
 
     @classmethod
     def on(cls, conn: Connection) -> Write:
         return cls(conn, conn.get_server_pid() % _SLOTS)
 
-    async def count(self, before: str | None, after: Iterable[tuple[str, str]]) -> None:
+    def count(self, before: str | None, after: Iterable[tuple[str, str]]) -> None:
         """Count jobs that were ``before`` (None: new jobs) and are now ``(kind, status)``."""
-        deltas = []
         for kind, status in after:
             if status != before:
-                deltas.append((kind, status, 1))
+                self._counts.append((kind, status, 1))
                 if before is not None:
-                    deltas.append((kind, before, -1))
-        await add_counts(self.conn, self.slot, deltas)
+                    self._counts.append((kind, before, -1))
 
     def hours(self, changes: Iterable[Change]) -> None:
         """Count new jobs, and move ended ones from their old end to their new one."""
@@ -98,7 +98,9 @@ class Write:
                 delta[2] += sign
 
     async def flush(self) -> None:
-        """Write the gathered hour deltas (call last in the transaction)."""
+        """Write the gathered deltas (call last in the transaction)."""
+        await add_counts(self.conn, self.slot, self._counts)  # sorted by key there
+        self._counts.clear()
         rows = sorted((*key, *delta) for key, delta in self._hours.items() if any(delta))
         self._hours.clear()
         if rows:

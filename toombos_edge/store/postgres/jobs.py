@@ -60,18 +60,20 @@ class PgJobStore:
 
     async def insert(self, jobs: Sequence[tuple[Job, int]]) -> Settled | None:
         async with self._write() as write:
-            await jobs_sql.insert(write.conn, jobs, slot=write.slot)
+            await jobs_sql.insert_rows(write.conn, jobs)
+            write.count(None, [(job.kind, job.status.value) for job, _due in jobs])
             write.hours((job, None, None) for job, _due in jobs)
             return await settle_new(write, [job for job, _due in jobs])
 
     async def insert_once(self, job: Job, due_at: int) -> Job:
         assert job.idempotency_key is not None, "insert_once needs an idempotency key"
         async with self._write() as write:
-            if await jobs_sql.insert_once(write.conn, job, due_at, slot=write.slot) is None:
+            if not await jobs_sql.insert_once(write.conn, job, due_at):
                 stored = await jobs_sql.by_key(write.conn, job.idempotency_key)
                 if stored is not None:
                     return stored
                 raise RuntimeError(f"job of idempotency key {job.idempotency_key!r} vanished")
+            write.count(None, [(job.kind, job.status.value)])
             write.hours([(job, None, None)])
             await settle_new(write, [job])  # the submitter treats a job with a dependency as due
             return job
@@ -96,14 +98,16 @@ class PgJobStore:
         self, now: int, limit: int, lease_until: int, *, urgent_only: bool
     ) -> tuple[list[Job], int | None]:
         async with self._write() as write:
-            jobs = await jobs_sql.claim(write.conn, now, limit, lease_until, slot=write.slot,
-                                        urgent_only=urgent_only)
+            jobs = await jobs_sql.start_due(write.conn, now, limit, lease_until,
+                                            urgent_only=urgent_only)
+            write.count("pending", [(job.kind, job.status.value) for job in jobs])
             return jobs, await jobs_sql.next_due(write.conn) if len(jobs) < limit else None
 
     async def claim_one(self, job_id: str, now: int, lease_until: int) -> Job | None:
         async with self._write() as write:
-            return await jobs_sql.claim_one(write.conn, job_id, now, lease_until,
-                                            slot=write.slot)
+            job = await jobs_sql.claim_one(write.conn, job_id, now, lease_until)
+            write.count("pending", [] if job is None else [(job.kind, job.status.value)])
+            return job
 
     async def save(self, jobs: Sequence[tuple[Job, int]]) -> Settled | None:
         if not jobs:
@@ -124,10 +128,11 @@ class PgJobStore:
             return await job_changes.release(write, ids, now)
 
     async def recover(self, now: int, *, every_lease: bool) -> tuple[list[Job], Settled | None]:
-        async with self._write() as write:
-            recovered = await job_changes.recover(write, now, every_lease=every_lease)
-        await self._lock.downgrade()  # the start-up recovery is done: let others start
-        return recovered
+        try:
+            async with self._write() as write:
+                return await job_changes.recover(write, now, every_lease=every_lease)
+        finally:  # the start-up recovery is over, done or not: engines waiting may start
+            await self._lock.downgrade()
 
     async def cancel_pending(
         self, ids: Sequence[str], now: int
