@@ -199,3 +199,41 @@ async def test_postgres_keeps_the_tallies_and_jobs_as_sqlite_does(
     assert len(_tallies(pg_rows)[1]) > 4  # the script made and ended jobs on channels
     pg_jobs = [await PgJobStore(pg_database).get(job.id) for job in jobs.values()]
     assert pg_jobs == sqlite_jobs
+
+
+async def _lock_waits(url: str) -> bool:
+    """True when some session waits for a row another transaction holds."""
+    conn = await asyncpg.connect(url)
+    try:
+        return bool(await conn.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+    finally:
+        await conn.close()
+
+
+async def test_a_dependent_inserted_while_its_dependency_ends_is_not_left_blocked(
+    nodes: tuple[PgJobStore, PgJobStore], postgres_url: str,
+) -> None:
+    one, two = nodes
+    first = new()
+    await one.insert([(first, NOW)])
+    running, _ = await one.claim(NOW, 1, NOW + LEASE, urgent_only=False)
+    assert [job.id for job in running] == [first.id]
+    # Another node's end of ``first``, caught between its update and its commit: the
+    # store's save is one transaction we cannot pause, so this one plays its first step.
+    ending = await asyncpg.connect(postgres_url)
+    try:
+        async with ending.transaction():
+            await ending.execute("UPDATE jobs SET status = 'completed', lease_until = NULL "
+                                 "WHERE id = $1", first.id)
+            after = new(depends_on=first.id)
+            inserting = asyncio.create_task(two.insert([(after, NOW)]))
+            # The insert reads the dependency it waits for under a share lock: it waits
+            # for the end to commit, rather than reading it as still running.
+            await eventually_async(lambda: _lock_waits(postgres_url), 20, "the insert waits")
+            assert not inserting.done()
+    finally:
+        await ending.close()
+    settled = await asyncio.wait_for(inserting, 20)
+    assert settled is not None and settled.released == 1
+    claimed, _ = await one.claim(NOW + 1, 5, NOW + LEASE, urgent_only=False)
+    assert [job.id for job in claimed] == [after.id]
