@@ -8,6 +8,7 @@ be: what one claims, recovers or locks, the other sees only through PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,11 @@ import asyncpg
 import pytest
 from support import eventually_async
 
+from toombos_edge.events import EventBus
 from toombos_edge.ids import new_id, now_ms
 from toombos_edge.jobs import transitions
+from toombos_edge.jobs.engine import JobEngine
+from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry
 from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.store import Database
 from toombos_edge.store.jobs import JobStore
@@ -237,3 +241,40 @@ async def test_a_dependent_inserted_while_its_dependency_ends_is_not_left_blocke
     assert settled is not None and settled.released == 1
     claimed, _ = await one.claim(NOW + 1, 5, NOW + LEASE, urgent_only=False)
     assert [job.id for job in claimed] == [after.id]
+
+
+async def test_two_engines_on_one_database_run_every_job_exactly_once(
+    nodes: tuple[PgJobStore, PgJobStore],
+) -> None:
+    """The real engine over the PostgreSQL store, two nodes sharing one queue: jobs
+    submitted to each node, some depending on jobs submitted to the other."""
+    runs: Counter[str] = Counter()
+
+    async def count_run(ctx: JobContext) -> None:
+        runs[ctx.job.id] += 1
+        await ctx.progress(50, "half way")
+
+    registry = KindRegistry()
+    registry.register(JobKind("count", count_run))
+    engines = [JobEngine(store, EventBus(), registry, workers=3) for store in nodes]
+    for engine in engines:
+        await engine.start()
+    try:
+        firsts = [await engines[n % 2].submit("count", {"n": n}) for n in range(100)]
+        seconds = [await engines[(n + 1) % 2].submit("count", depends_on=first.id)
+                   for n, first in enumerate(firsts[:50])]
+
+        async def all_completed() -> bool:
+            return (await nodes[0].counts())["completed"] == 150
+
+        await eventually_async(all_completed, 60, lambda: f"ran {len(runs)} of 150")
+    finally:
+        for engine in engines:
+            await engine.stop(5.0)
+    assert set(runs) == {job.id for job in firsts + seconds}
+    assert set(runs.values()) == {1}  # none ran twice
+    for first, second in zip(firsts, seconds, strict=False):
+        done = await nodes[1].get(first.id), await nodes[1].get(second.id)
+        assert done[0] is not None and done[1] is not None
+        assert done[0].completed_at is not None and done[1].started_at is not None
+        assert done[1].started_at >= done[0].completed_at  # after what it waits for
