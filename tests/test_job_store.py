@@ -137,3 +137,20 @@ async def test_the_sqlite_engine_lock_is_held_by_one_store_at_a_time(tmp_path: P
         await two.unlock_engine()
     finally:
         await database.close()
+
+
+async def test_a_batch_requeued_in_its_order_runs_in_its_order(job_store: JobStore) -> None:
+    first = new()
+    then = new(depends_on=first.id, fail_fast=True)
+    await job_store.insert([(first, NOW), (then, NOW)])
+    [started], _ = await job_store.claim(NOW, 5, NOW + LEASE, urgent_only=False)
+    settled = await job_store.save([(transitions.fail(started, "boom", NOW + 1, None), NOW + 1)])
+    assert settled is not None and [job.id for job in settled.cancelled] == [then.id]
+    requeued = await job_store.requeue([first.id, then.id], NOW + 2)
+    assert [job.id for job in requeued] == [first.id, then.id]
+    assert (await job_store.counts())["pending"] == 2
+    jobs, _ = await job_store.claim(NOW + 3, 5, NOW + LEASE, urgent_only=False)
+    assert [job.id for job in jobs] == [first.id]  # ``then`` waits for ``first`` again
+    await job_store.save([(transitions.succeed(jobs[0], None, NOW + 4), NOW + 4)])
+    jobs, _ = await job_store.claim(NOW + 5, 5, NOW + LEASE, urgent_only=False)
+    assert [job.id for job in jobs] == [then.id]
