@@ -134,7 +134,11 @@ class JobStore(Protocol):
     async def lock_engine(self) -> bool:
         """Try to be the only engine on this store for the life of the process: True when
         no other engine holds the lock, so that every lease found may be treated as
-        expired. False: another engine runs; only leases that ran out are recovered."""
+        expired. False: another engine runs; only leases that ran out are recovered.
+
+        Where several engines share the store by design (PostgreSQL), True holds until
+        this engine's first :meth:`recover`: an engine starting meanwhile waits here for
+        it, then gets False; and True again only once every other engine has unlocked."""
 
     async def unlock_engine(self) -> None:
         """Give the lock of :meth:`lock_engine` back (nothing if it was not held)."""

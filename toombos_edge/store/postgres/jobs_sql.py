@@ -1,9 +1,10 @@
-"""The job claim on PostgreSQL: how several nodes take jobs from one queue.
+"""The jobs table on PostgreSQL: rows as jobs, the claim (how several nodes take jobs from
+one queue), inserts and the per-slot counts.
 
-Each function runs inside the caller's transaction on an asyncpg connection (made by
-:func:`.migrate.connect`, which reads jsonb as Python values); none commits. This is the
-statement the multi-node engine will run; the rest of the jobs table's SQL comes with the
-job store's PostgreSQL implementation.
+Each function runs inside the caller's transaction on an asyncpg connection (jsonb read as
+Python values); none commits. :class:`.jobs.PgJobStore` makes each protocol method one
+transaction of these and of :mod:`.job_changes`, :mod:`.job_dependencies`,
+:mod:`.job_query`.
 """
 
 from __future__ import annotations
@@ -96,13 +97,20 @@ async def claim(
     of its connections its own, so that concurrent claims add to different counter rows
     and never wait on each other's counts. A claim of an idle queue writes nothing.
     """
-    await conn.execute(_PROMOTE, now)
-    sql = _CLAIM.format(urgent="AND urgent" if urgent_only else "")
-    rows = await conn.fetch(sql, now, lease_until, limit)
-    jobs = [row_to_job(row) for row in sorted(rows, key=_queue_order)]
+    jobs = await start_due(conn, now, limit, lease_until, urgent_only=urgent_only)
     await add_counts(conn, slot, [(job.kind, JobStatus.pending.value, -1) for job in jobs]
                      + [(job.kind, JobStatus.in_progress.value, 1) for job in jobs])
     return jobs
+
+
+async def start_due(
+    conn: Connection, now: int, limit: int, lease_until: int, *, urgent_only: bool
+) -> list[Job]:
+    """:func:`claim` without the counts (the caller counts the jobs it returns)."""
+    await conn.execute(_PROMOTE, now)
+    sql = _CLAIM.format(urgent="AND urgent" if urgent_only else "")
+    rows = await conn.fetch(sql, now, lease_until, limit)
+    return [row_to_job(row) for row in sorted(rows, key=_queue_order)]
 
 
 async def add_counts(conn: Connection, slot: int, deltas: Iterable[tuple[str, str, int]]) -> None:
@@ -149,12 +157,54 @@ def _waiting(job: Job, due_at: int) -> int:
 async def insert(conn: Connection, jobs: Sequence[tuple[Job, int]], *, slot: int) -> None:
     """Insert new jobs, each with the time it becomes due, and count them in ``slot``
     (see :func:`claim`). A duplicate id or idempotency key fails the whole call."""
-    await conn.executemany(_INSERT, [
-        (job.id, job.kind, job.status.value, job.priority, job.urgent, job.document_id,
-         job.channels, job.params, job.attempts, job.max_attempts, job.idempotency_key,
-         job.correlation_id, job.metadata, job.created_at, job.updated_at, job.scheduled_for,
-         due_at, _waiting(job, due_at), job.started_at, job.lease_until, job.depends_on,
-         job.fail_fast)
-        for job, due_at in jobs
-    ])
+    await insert_rows(conn, jobs)
     await add_counts(conn, slot, [(job.kind, job.status.value, 1) for job, _due in jobs])
+
+
+async def insert_rows(conn: Connection, jobs: Sequence[tuple[Job, int]]) -> None:
+    """:func:`insert` without the counts."""
+    await conn.executemany(_INSERT, [_insert_args(job, due_at) for job, due_at in jobs])
+
+
+def _insert_args(job: Job, due_at: int) -> tuple[object, ...]:
+    return (job.id, job.kind, job.status.value, job.priority, job.urgent, job.document_id,
+            job.channels, job.params, job.attempts, job.max_attempts, job.idempotency_key,
+            job.correlation_id, job.metadata, job.created_at, job.updated_at,
+            job.scheduled_for, due_at, _waiting(job, due_at), job.started_at, job.lease_until,
+            job.depends_on, job.fail_fast)
+
+
+async def insert_once(conn: Connection, job: Job, due_at: int) -> bool:
+    """Insert ``job`` unless a job with its idempotency key is stored (False then); the
+    caller counts it.
+
+    One statement: of two nodes inserting one key at once, the second waits for the first
+    to commit and then inserts nothing (the unique index decides, not a read before)."""
+    inserted = await conn.fetchval(
+        _INSERT + " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL "
+        "DO NOTHING RETURNING id", *_insert_args(job, due_at))
+    return inserted is not None
+
+
+async def by_key(conn: Connection, key: str) -> Job | None:
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM jobs WHERE idempotency_key = $1", key)
+    return None if row is None else row_to_job(row)
+
+
+async def next_due(conn: Connection) -> int | None:
+    """When the earliest waiting job becomes due (None: none is waiting)."""
+    value: int | None = await conn.fetchval(
+        "SELECT min(due_at) FROM jobs WHERE status = 'pending' AND waiting = 1")
+    return value
+
+
+async def claim_one(conn: Connection, job_id: str, now: int, lease_until: int) -> Job | None:
+    """Start one pending job by id (an urgent job skips the queue); None when it is not
+    pending any more (another node's claim that commits first wins: the status is checked
+    again on the row it changed). The caller counts it."""
+    row = await conn.fetchrow(
+        "UPDATE jobs SET status = 'in_progress', attempts = attempts + 1, started_at = $2, "
+        "updated_at = $2, progress_percent = 0, progress_message = '', lease_until = $3, "
+        f"waiting = 0 WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}",
+        job_id, now, lease_until)
+    return None if row is None else row_to_job(row)
