@@ -1,8 +1,8 @@
 """The PostgreSQL implementation of the store, for several nodes on one database.
 
 Today: the schema (numbered migrations beside SQLite's), applying it safely from several
-nodes at once, the pool the stores share (``database.PgDatabase``), the job claim the
-multi-node engine will run, and the stores of keys, the activity log, the cache's
+nodes at once, the pool the stores share (``database.PgDatabase``), the job store
+(``jobs``: claims with ``FOR UPDATE SKIP LOCKED``), and the stores of keys, the activity log, the cache's
 invalidation history, analytics, health and retention (``keys``, ``activity``, ``cache``,
 ``analytics``, ``health``, ``retention``). The server itself runs on PostgreSQL once every
 storage protocol (``store/<aggregate>.py``) has an implementation here; until then
