@@ -1,6 +1,7 @@
-"""The DocumentStore's promises, on the SQLite implementation over a real file.
+"""The DocumentStore's promises, on each backend: SQLite over a real file, PostgreSQL on a
+real server (the ``store`` fixture's parameter names it in the test id).
 
-Each test speaks only the protocol (``store``), so that another backend can run them too.
+Each test speaks only the protocols (``store``, ``projects``).
 """
 
 from __future__ import annotations
@@ -19,15 +20,33 @@ from toombos_edge.records.document import Document, DocumentChanges, Origin, tex
 from toombos_edge.records.project import Project, UnknownProject
 from toombos_edge.store import Database
 from toombos_edge.store.documents import MARK_CLOSE, MARK_OPEN, BadQuery, DocumentStore, TextQuery
+from toombos_edge.store.postgres.documents import PgDocumentStore
+from toombos_edge.store.postgres.projects import PgProjectStore
+from toombos_edge.store.projects import ProjectStore
 from toombos_edge.store.sqlite.documents import SqliteDocumentStore
 from toombos_edge.store.sqlite.projects import SqliteProjectStore
 
 NOW = 1_700_000_000_000
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> tuple[DocumentStore, ProjectStore]:
+    """The documents and projects of one database of the backend the id names."""
+    if request.param == "sqlite":
+        db: Database = request.getfixturevalue("db")
+        return SqliteDocumentStore(db), SqliteProjectStore(db)
+    pg = request.getfixturevalue("pg_database")
+    return PgDocumentStore(pg), PgProjectStore(pg)
+
+
 @pytest.fixture
-def store(db: Database) -> DocumentStore:
-    return SqliteDocumentStore(db)
+def store(backend: tuple[DocumentStore, ProjectStore]) -> DocumentStore:
+    return backend[0]
+
+
+@pytest.fixture
+def projects(backend: tuple[DocumentStore, ProjectStore]) -> ProjectStore:
+    return backend[1]
 
 
 def doc(text: str = "some text", *, blob: str | None = None, **fields: Any) -> Document:
@@ -47,14 +66,16 @@ async def test_insert_then_get_gives_the_same_record(store: DocumentStore) -> No
     assert await store.get("doc_missing") is None
 
 
-async def test_an_unknown_project_stores_nothing(db: Database, store: DocumentStore) -> None:
+async def test_an_unknown_project_stores_nothing(
+    store: DocumentStore, projects: ProjectStore
+) -> None:
     with pytest.raises(UnknownProject):
         await store.insert(doc(project_id="prj_nope"))
     with pytest.raises(UnknownProject):
         await store.insert_unless_stored(doc("other", project_id="prj_nope"))
     assert await store.list_page(source=None, fmt=None, project_id=None, limit=10,
                                  offset=0) == ([], 0)
-    await SqliteProjectStore(db).insert(Project("prj_real", "Real", "", {}, NOW, NOW))
+    await projects.insert(Project("prj_real", "Real", "", {}, NOW, NOW))
     await store.insert(doc(project_id="prj_real"))
 
 

@@ -1,7 +1,7 @@
-"""The ProjectStore's promises, on the SQLite implementation over a real file.
+"""The ProjectStore's promises, on each backend: SQLite over a real file, PostgreSQL on a
+real server (the parameter of ``backend`` names it in the test id).
 
-Each test speaks only the protocols (``projects``, ``documents``), so that another backend
-can run them too.
+Each test speaks only the protocols (``projects``, ``documents``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from toombos_edge.records.document import Document, Origin, text_sha256
 from toombos_edge.records.project import OnDocuments, Project, ProjectChanges
 from toombos_edge.store import Database
 from toombos_edge.store.documents import DocumentStore
+from toombos_edge.store.postgres.documents import PgDocumentStore
+from toombos_edge.store.postgres.projects import PgProjectStore
 from toombos_edge.store.projects import DeleteStep, ProjectStore
 from toombos_edge.store.sqlite.documents import SqliteDocumentStore
 from toombos_edge.store.sqlite.projects import SqliteProjectStore
@@ -22,14 +24,24 @@ from toombos_edge.store.sqlite.projects import SqliteProjectStore
 NOW = 1_700_000_000_000
 
 
-@pytest.fixture
-def projects(db: Database) -> ProjectStore:
-    return SqliteProjectStore(db)
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> tuple[ProjectStore, DocumentStore]:
+    """The projects and documents of one database of the backend the id names."""
+    if request.param == "sqlite":
+        db: Database = request.getfixturevalue("db")
+        return SqliteProjectStore(db), SqliteDocumentStore(db)
+    pg = request.getfixturevalue("pg_database")
+    return PgProjectStore(pg), PgDocumentStore(pg)
 
 
 @pytest.fixture
-def documents(db: Database) -> DocumentStore:
-    return SqliteDocumentStore(db)
+def projects(backend: tuple[ProjectStore, DocumentStore]) -> ProjectStore:
+    return backend[0]
+
+
+@pytest.fixture
+def documents(backend: tuple[ProjectStore, DocumentStore]) -> DocumentStore:
+    return backend[1]
 
 
 def project(name: str = "P") -> Project:
