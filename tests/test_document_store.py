@@ -20,6 +20,7 @@ from toombos_edge.records.document import Document, DocumentChanges, Origin, tex
 from toombos_edge.records.project import Project, UnknownProject
 from toombos_edge.store import Database
 from toombos_edge.store.documents import MARK_CLOSE, MARK_OPEN, BadQuery, DocumentStore, TextQuery
+from toombos_edge.store.postgres.database import PgDatabase
 from toombos_edge.store.postgres.documents import PgDocumentStore
 from toombos_edge.store.postgres.projects import PgProjectStore
 from toombos_edge.store.projects import ProjectStore
@@ -187,3 +188,78 @@ async def test_uploads_of_unfinished_ingest_jobs_are_in_use(
     await client.post(f"/api/jobs/{accepted['job_id']}/cancel", headers=auth(admin_key))
     assert await store.blobs_in_use([sha, other]) == set()
     assert await store.live_upload_names() == set()
+
+
+#: The query language's meaning, on a small corpus: each query and the documents it finds
+#: (by index in LANGUAGE_CORPUS), as FTS5 answers them; the other backend must agree.
+LANGUAGE_CORPUS = [("", "alpha beta"), ("", "gamma"), ("", "alpha"), ("", "beta gamma"),
+                   ("", "alpha gamma"), ("Alpha notes", "delta")]
+LANGUAGE = {
+    "alpha": {0, 2, 4, 5},
+    "ALPHA beta": {0},
+    "alpha beta OR gamma": {0, 1, 3, 4},  # a sequence binds tighter than OR
+    "alpha OR beta gamma": {0, 2, 3, 4, 5},
+    "alpha NOT beta OR gamma": {1, 2, 3, 4, 5},
+    "alpha NOT beta gamma": {0, 2, 4, 5},  # NOT (beta gamma): a sequence binds tighter
+    "alpha NOT beta AND gamma": {4},  # (alpha NOT beta) AND gamma
+    "(alpha OR beta) AND gamma": {3, 4},
+    '"alpha beta"': {0},
+    '"beta alpha"': set(),
+    '"gamma" alpha': {4},
+    "alp*": {0, 2, 4, 5},
+    '"alpha be"*': {0},
+    "alpha+beta": {0},
+    "title:alpha": {5},
+    "TITLE : alpha": {5},
+    "body:alpha": {0, 2, 4},
+    "-title:alpha": {0, 2, 4},
+    "{title body}:alpha": {0, 2, 4, 5},
+    "title:(alpha OR gamma) OR delta": {5},
+    "title:alpha delta": {5},  # the filter holds for the first phrase only
+    'alpha ""': {0, 2, 4, 5},  # an empty phrase drops out
+    'alpha "-"': {0, 2, 4, 5},
+    "and": set(),  # lower case: a word, not an operator
+    "alpha_beta": {0},  # one word to the eye, two to the tokenizers: a phrase
+}
+BAD_QUERIES = ["NOT alpha", "alpha AND", "AND", "OR beta", "nocol:alpha", "hello-world",
+               "alpha (beta OR gamma)", "alpha OR NOT beta", "a.b", "'x'", "(alpha",
+               "alpha)", '"open', "title:", "{title", "*"]
+
+
+async def test_the_query_language_means_the_same_on_each_backend(store: DocumentStore) -> None:
+    made = [doc(body, title=title) for title, body in LANGUAGE_CORPUS]
+    for each in made:
+        await store.insert(each)
+    found = {}
+    for query in LANGUAGE:
+        matches, total = await store.search(TextQuery(query), limit=10, offset=0)
+        found[query] = {made.index(next(d for d in made if d.id == m.document.id))
+                        for m in matches}
+        assert total == len(matches), query
+    assert found == LANGUAGE
+    for query in BAD_QUERIES:
+        with pytest.raises(BadQuery):
+            await store.search(TextQuery(query), limit=10, offset=0)
+
+
+async def test_snippets_say_where_the_text_was_cut(store: DocumentStore) -> None:
+    long = doc(" ".join(["filler"] * 60) + " beacon " + " ".join(["tail"] * 60))
+    short = doc("a short beacon")
+    await store.insert(long)
+    await store.insert(short)
+    matches, _ = await store.search(TextQuery("beacon"), limit=10, offset=0)
+    snippets = {m.document.id: m.snippet for m in matches}
+    cut = snippets[long.id]
+    assert cut.startswith("…") and cut.endswith("…") and f"{MARK_OPEN}beacon{MARK_CLOSE}" in cut
+    assert 10 <= len(cut.split()) <= 40  # about 24 words around the match
+    assert snippets[short.id] == f"a short {MARK_OPEN}beacon{MARK_CLOSE}"
+
+
+async def test_postgres_refuses_what_a_tsquery_cannot_say(pg_database: PgDatabase) -> None:
+    """FTS5's proximity groups and first-word anchor are not in the documented language;
+    SQLite happens to accept them, PostgreSQL has no equivalent and says so."""
+    store = PgDocumentStore(pg_database)
+    for query in ["NEAR(alpha beta)", "^alpha"]:
+        with pytest.raises(BadQuery, match="not supported"):
+            await store.search(TextQuery(query), limit=10, offset=0)
+    assert (await store.search(TextQuery("NEAR alpha"), limit=10, offset=0)) == ([], 0)

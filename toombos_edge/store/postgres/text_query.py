@@ -80,8 +80,10 @@ def _quoted(query: str, start: int, out: list[_Token]) -> int:
 
 
 def _lexeme(text: str, flags: str) -> str:
-    """One quoted ``to_tsquery`` operand (backslash and quote escaped)."""
-    quoted = "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+    """One quoted ``to_tsquery`` operand (backslash and quote escaped; an empty string is
+    a space, which ``to_tsquery`` drops as a string without words, where ``''`` would be a
+    syntax error)."""
+    quoted = "'" + (text.replace("\\", "\\\\").replace("'", "''") or " ") + "'"
     return f"{quoted}:{flags}" if flags else quoted
 
 
