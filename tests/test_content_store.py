@@ -5,6 +5,8 @@ parameter names it in the test id)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from toombos_edge.errors import Conflict, NotFound
@@ -84,3 +86,15 @@ async def test_delete_removes_versions_and_pages(store: Store) -> None:
     assert await store.page("hello") is None
     with pytest.raises(NotFound):
         await store.versions(page.id)
+
+
+async def test_concurrent_updates_and_views_are_all_kept(store: Store) -> None:
+    """Several nodes (here: concurrent transactions) changing one item and counting one page."""
+    item = await store.add(_item("v1"))
+    await asyncio.gather(*[store.update(item.id, {"subject": f"u{i}"}) for i in range(6)])
+    versions = await store.versions(item.id)
+    assert [v.version for v in versions] == [7, 6, 5, 4, 3, 2, 1]
+    assert sorted(v.body["subject"] for v in versions) == sorted(
+        ["v1"] + [f"u{i}" for i in range(6)])
+    await asyncio.gather(*[store.count_view("p", "2026-12-06") for _ in range(20)])
+    assert await store.views("p") == {"2026-12-06": 20}

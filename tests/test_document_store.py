@@ -6,6 +6,7 @@ Each test speaks only the protocols (``store``, ``projects``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 from typing import Any
@@ -17,9 +18,11 @@ from conftest import Client, auth
 from toombos_edge.appkeys import DATABASE, ENGINE
 from toombos_edge.ids import new_id
 from toombos_edge.records.document import Document, DocumentChanges, Origin, text_sha256
+from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.records.project import Project, UnknownProject
 from toombos_edge.store import Database
 from toombos_edge.store.documents import MARK_CLOSE, MARK_OPEN, BadQuery, DocumentStore, TextQuery
+from toombos_edge.store.postgres import jobs_sql
 from toombos_edge.store.postgres.database import PgDatabase
 from toombos_edge.store.postgres.documents import PgDocumentStore
 from toombos_edge.store.postgres.projects import PgProjectStore
@@ -263,3 +266,35 @@ async def test_postgres_refuses_what_a_tsquery_cannot_say(pg_database: PgDatabas
         with pytest.raises(BadQuery, match="not supported"):
             await store.search(TextQuery(query), limit=10, offset=0)
     assert (await store.search(TextQuery("NEAR alpha"), limit=10, offset=0)) == ([], 0)
+
+
+async def test_the_same_upload_stored_at_once_is_stored_once(store: DocumentStore) -> None:
+    """Several nodes (here: concurrent transactions) ingesting the same bytes at once."""
+    blob = hashlib.sha256(b"at once").hexdigest()
+    stored = await asyncio.gather(*[
+        store.insert_unless_stored(doc("at once", blob=blob)) for _ in range(8)])
+    firsts = [s.document for s in stored if not s.duplicate]
+    assert len(firsts) == 1
+    assert all(s.document == firsts[0] for s in stored)
+    texts = await asyncio.gather(*[store.insert_unless_stored(doc("typed")) for _ in range(8)])
+    assert len({s.document.id for s in texts}) == 1
+
+
+async def test_postgres_uploads_of_unfinished_ingest_jobs_are_in_use(
+    pg_database: PgDatabase,
+) -> None:
+    """As test_uploads_of_unfinished_ingest_jobs_are_in_use, with the jobs written by the
+    PostgreSQL job SQL (the app does not run on PostgreSQL yet)."""
+    store = PgDocumentStore(pg_database)
+    sha, other = hashlib.sha256(b"waiting bytes").hexdigest(), "0" * 64
+    upload = {"upload": {"sha256": sha, "name": "up_1"}}
+    waiting = Job("job_1", "ingest", JobStatus.pending, NOW, NOW, params=upload)
+    ended = Job("job_2", "ingest", JobStatus.completed, NOW, NOW,
+                params={"upload": {"sha256": other, "name": "up_2"}})
+    async with pg_database.transaction() as conn:
+        await jobs_sql.insert(conn, [(waiting, NOW), (ended, NOW)], slot=0)
+    assert await store.blobs_in_use([sha, other]) == {sha}
+    assert await store.live_upload_names() == {"up_1"}
+    await pg_database.execute("UPDATE jobs SET status = 'cancelled' WHERE id = 'job_1'")
+    assert await store.blobs_in_use([sha, other]) == set()
+    assert await store.live_upload_names() == set()
