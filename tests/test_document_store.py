@@ -221,6 +221,8 @@ LANGUAGE = {
     "title:alpha delta": {5},  # the filter holds for the first phrase only
     'alpha ""': {0, 2, 4, 5},  # an empty phrase drops out
     'alpha "-"': {0, 2, 4, 5},
+    '""': set(),  # ...and a query of nothing finds nothing
+    '"-"': set(),
     "and": set(),  # lower case: a word, not an operator
     "alpha_beta": {0},  # one word to the eye, two to the tokenizers: a phrase
 }
@@ -240,9 +242,21 @@ async def test_the_query_language_means_the_same_on_each_backend(store: Document
                         for m in matches}
         assert total == len(matches), query
     assert found == LANGUAGE
+    assert await store.search(TextQuery("alpha"), limit=10, offset=10) == ([], 4)
     for query in BAD_QUERIES:
         with pytest.raises(BadQuery):
             await store.search(TextQuery(query), limit=10, offset=0)
+
+
+async def test_more_matches_rank_higher_and_a_title_above_both(store: DocumentStore) -> None:
+    passing = doc("Compost and soil. One otter walked by.", title="Gardening")
+    frequent = doc("Otters swim. An otter dives; the otter eats.", title="Rivers")
+    titled = doc("Everything about an otter.", title="The otter handbook")
+    for each in (passing, frequent, titled, doc("Nothing relevant here.", title="Cooking")):
+        await store.insert(each)
+    matches, total = await store.search(TextQuery("otter"), limit=10, offset=0)
+    assert ([m.document.id for m in matches], total) == ([titled.id, frequent.id, passing.id], 3)
+    assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
 
 
 async def test_snippets_say_where_the_text_was_cut(store: DocumentStore) -> None:
