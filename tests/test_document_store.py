@@ -196,7 +196,7 @@ async def test_uploads_of_unfinished_ingest_jobs_are_in_use(
 #: The query language's meaning, on a small corpus: each query and the documents it finds
 #: (by index in LANGUAGE_CORPUS), as FTS5 answers them; the other backend must agree.
 LANGUAGE_CORPUS = [("", "alpha beta"), ("", "gamma"), ("", "alpha"), ("", "beta gamma"),
-                   ("", "alpha gamma"), ("Alpha notes", "delta")]
+                   ("", "alpha gamma"), ("Alpha notes", "delta"), ("", "Café crème")]
 LANGUAGE = {
     "alpha": {0, 2, 4, 5},
     "ALPHA beta": {0},
@@ -223,6 +223,9 @@ LANGUAGE = {
     'alpha "-"': {0, 2, 4, 5},
     '""': set(),  # ...and a query of nothing finds nothing
     '"-"': set(),
+    "cafe": {6},  # diacritics fold, both ways
+    'CAFÉ "creme"': {6},
+    "caf*": {6},
     "and": set(),  # lower case: a word, not an operator
     "alpha_beta": {0},  # one word to the eye, two to the tokenizers: a phrase
 }

@@ -6,7 +6,9 @@ project named by a document is checked by the foreign key in the insert or updat
 stored already, or how many documents still use a blob, first takes a transaction-level
 advisory lock on that content's hash, so two nodes storing the same upload at once store it
 once, and a delete counts its blob's users after any insert of that blob has committed.
-Reads that take more than one statement run in one read-only snapshot.
+Reads that take more than one statement run in one read-only snapshot. Full text goes
+through the ``documents_text`` configuration of migration 0002 (words lower-cased and
+without diacritics, as SQLite's index has them).
 """
 
 from __future__ import annotations
@@ -43,15 +45,17 @@ _HEADLINE = (f"StartSel={MARK_OPEN}, StopSel={MARK_CLOSE}, MaxWords=24, MinWords
 #: highlighted whole, the indexed text as an excerpt around the matches, and whether the
 #: excerpt starts and ends the text (else the caller adds "…").
 _SEARCH = f"""
-WITH q AS (SELECT to_tsquery('simple', $1) AS q),
+WITH q AS (SELECT to_tsquery('documents_text', $1) AS q),
 matched AS (
     SELECT d.seq, ts_rank('{_RANK_WEIGHTS}', d.search, q.q, 1) AS score
     FROM documents AS d, q WHERE d.search @@ q.q),
 page AS (SELECT seq, score FROM matched ORDER BY score DESC, seq LIMIT $2 OFFSET $3),
 marked AS (
     SELECT page.seq, page.score, left(d.body, 1000000) AS text,
-           ts_headline('simple', d.title, q.q, 'HighlightAll=true, {_HEADLINE}') AS title_hl,
-           ts_headline('simple', left(d.body, 1000000), q.q, '{_HEADLINE}') AS snippet,
+           ts_headline('documents_text', d.title, q.q, 'HighlightAll=true, {_HEADLINE}')
+               AS title_hl,
+           ts_headline('documents_text', left(d.body, 1000000), q.q, '{_HEADLINE}')
+               AS snippet,
            {", ".join("d." + name for name in _NAMES if name != "body")}
     FROM page JOIN documents AS d USING (seq), q),
 plain AS (
