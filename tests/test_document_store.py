@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import random
 from typing import Any
 
 import pytest
@@ -315,3 +316,34 @@ async def test_postgres_uploads_of_unfinished_ingest_jobs_are_in_use(
     await pg_database.execute("UPDATE jobs SET status = 'cancelled' WHERE id = 'job_1'")
     assert await store.blobs_in_use([sha, other]) == set()
     assert await store.live_upload_names() == set()
+
+
+async def test_random_queries_find_the_same_on_both_backends(
+    db: Database, pg_database: PgDatabase,
+) -> None:
+    """The two translations of the language, against each other: random queries over a
+    random corpus are refused by both or find the same documents on both (seeded: the
+    same queries every run). ``^`` and ``NEAR`` are left out (PostgreSQL refuses them)."""
+    sqlite, postgres = SqliteDocumentStore(db), PgDocumentStore(pg_database)
+    rnd = random.Random(7)
+    words = ["a", "b", "é", "e", "c", "ab", "abc"]
+    for _ in range(40):
+        made = doc(" ".join(rnd.choices(words, k=rnd.randint(0, 5))),
+                   title=" ".join(rnd.choices(words, k=rnd.randint(0, 2))))
+        await sqlite.insert(made)
+        await postgres.insert(made)
+    pieces = [*words, *words, '"', '""', "*", "+", ":", "(", ")", "{", "}", "-", "AND", "OR",
+              "NOT", "title", "body"]
+    found = 0
+    for _ in range(300):
+        query = TextQuery(" ".join(rnd.choices(pieces, k=rnd.randint(1, 7))))
+        answers = []
+        for store in (sqlite, postgres):
+            try:
+                matches, total = await store.search(query, limit=100, offset=0)
+                answers.append(({m.document.id for m in matches}, total))
+            except BadQuery:
+                answers.append(None)
+        assert answers[0] == answers[1], query
+        found += answers[0] is not None and answers[0][1] > 0
+    assert found > 40  # the queries are not all refused or empty

@@ -13,8 +13,8 @@ language) have no ``tsquery`` equivalent and are refused by name.
 The result is ``to_tsquery`` input: every string goes in quoted, so PostgreSQL's own
 parser splits it into lexemes exactly as it did the indexed text (a quoted string of several
 words is a phrase, ``<->``); a column is a weight (the title is ``A``, the body ``B``, as the
-generated ``search`` column weighs them). A string that holds no word (``"-"``) drops out,
-as FTS5 drops an empty phrase.
+generated ``search`` column weighs them). A string that holds no word (``"-"``) drops out
+as FTS5 drops an empty phrase (see :data:`Part`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,15 @@ _ALL = frozenset(COLUMN_WEIGHTS.values())
 _OPERATORS = {"AND": "&", "OR": "|", "NOT": "& !"}
 _SPACE = " \t\n\r\f\v"
 _LAST_WORD = re.compile(r"(\w+)\W*$")
+_A_WORD = re.compile(r"[^\W_]")  #: a letter or digit: what both tokenizers keep
+#: Matches nothing: ``to_tsquery`` of a string without words is the empty query.
+NOTHING = "' '"
+
+#: A piece of ``to_tsquery`` text, or None for an expression without words (FTS5's empty
+#: phrase), which FTS5 evaluates so: it drops out of a sequence, an OR and a phrase; an
+#: explicit AND with it is None; so is a NOT whose left side is None; a NOT of it keeps
+#: its left side; a query that is None finds nothing.
+Part = str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +89,16 @@ def _quoted(query: str, start: int, out: list[_Token]) -> int:
 
 
 def _lexeme(text: str, flags: str) -> str:
-    """One quoted ``to_tsquery`` operand (backslash and quote escaped; an empty string is
-    a space, which ``to_tsquery`` drops as a string without words, where ``''`` would be a
-    syntax error)."""
-    quoted = "'" + (text.replace("\\", "\\\\").replace("'", "''") or " ") + "'"
+    """One quoted ``to_tsquery`` operand (backslash and quote escaped)."""
+    quoted = "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
     return f"{quoted}:{flags}" if flags else quoted
+
+
+def _joined(parts: list[Part], operator: str) -> Part:
+    kept = [part for part in parts if part is not None]
+    if len(kept) < 2:
+        return kept[0] if kept else None
+    return "(" + f" {operator} ".join(kept) + ")"
 
 
 class _Parser:
@@ -100,7 +114,7 @@ class _Parser:
         out = self._or(_ALL)
         if self.i < len(self.tokens):
             raise self._error()
-        return out
+        return NOTHING if out is None else out
 
     def _peek(self, offset: int = 0) -> _Token | None:
         at = self.i + offset
@@ -119,25 +133,27 @@ class _Parser:
             return True
         return False
 
-    def _or(self, columns: frozenset[str]) -> str:
+    def _or(self, columns: frozenset[str]) -> Part:
         parts = [self._and(columns)]
         while self._operator("OR"):
             parts.append(self._and(columns))
-        return parts[0] if len(parts) == 1 else "(" + " | ".join(parts) + ")"
+        return _joined(parts, "|")
 
-    def _and(self, columns: frozenset[str]) -> str:
+    def _and(self, columns: frozenset[str]) -> Part:
         parts = [self._not(columns)]
         while self._operator("AND"):
             parts.append(self._not(columns))
-        return parts[0] if len(parts) == 1 else "(" + " & ".join(parts) + ")"
+        return None if None in parts else _joined(parts, "&")
 
-    def _not(self, columns: frozenset[str]) -> str:
+    def _not(self, columns: frozenset[str]) -> Part:
         out = self._primary(columns)
         while self._operator("NOT"):
-            out = f"({out} & !{self._primary(columns)})"
+            right = self._primary(columns)
+            if out is not None and right is not None:
+                out = f"({out} & !{right})"
         return out
 
-    def _primary(self, columns: frozenset[str]) -> str:
+    def _primary(self, columns: frozenset[str]) -> Part:
         token = self._peek()
         if token is not None and token.kind == "(":
             return self._group(columns)
@@ -148,7 +164,7 @@ class _Parser:
             return self._sequence(columns, first=filtered)
         return self._sequence(columns)
 
-    def _group(self, columns: frozenset[str]) -> str:
+    def _group(self, columns: frozenset[str]) -> Part:
         self.i += 1
         inner = self._or(columns)
         token = self._peek()
@@ -157,13 +173,13 @@ class _Parser:
         self.i += 1
         return inner
 
-    def _sequence(self, columns: frozenset[str], first: frozenset[str] | None = None) -> str:
+    def _sequence(self, columns: frozenset[str], first: frozenset[str] | None = None) -> Part:
         """Phrases side by side (FTS5's implicit AND), each with its own column filter."""
         parts = [self._phrase(first if first is not None else columns)]
         while self._at_phrase():
             filtered = columns & self._column_filter() if self._starts_filter() else columns
             parts.append(self._phrase(filtered))
-        return parts[0] if len(parts) == 1 else "(" + " & ".join(parts) + ")"
+        return _joined(parts, "&")
 
     def _at_phrase(self) -> bool:
         token = self._peek()
@@ -215,7 +231,7 @@ class _Parser:
             return True
         return False
 
-    def _phrase(self, columns: frozenset[str]) -> str:
+    def _phrase(self, columns: frozenset[str]) -> Part:
         """Strings joined by ``+``, each perhaps a prefix: one phrase (``<->``)."""
         token = self._peek()
         if token is not None and token.kind == "^":
@@ -227,23 +243,25 @@ class _Parser:
         parts = [self._string(weights)]
         while self._take("+"):
             parts.append(self._string(weights))
-        return parts[0] if len(parts) == 1 else "(" + " <-> ".join(parts) + ")"
+        return _joined(parts, "<->")
 
-    def _string(self, weights: str) -> str:
+    def _string(self, weights: str) -> Part:
         token = self._peek()
         if token is None or token.kind not in ("word", "string") or (
                 token.kind == "word" and token.text in _OPERATORS):
             raise self._error()
         self.i += 1
-        if not self._take("*"):
+        prefix = self._take("*")
+        if not _A_WORD.search(token.text):
+            return None
+        if not prefix:
             return _lexeme(token.text, weights)
         # FTS5 makes the last word of the string a prefix; the words before stay whole.
         last = _LAST_WORD.search(token.text)
-        if last is None:
-            return _lexeme(token.text, weights)
+        assert last is not None  # the string has a word
         head = token.text[:last.start()]
-        prefix = _lexeme(last.group(1), "*" + weights)
-        return f"({_lexeme(head, weights)} <-> {prefix})" if head.strip() else prefix
+        whole = _lexeme(head, weights) if _A_WORD.search(head) else None
+        return _joined([whole, _lexeme(last.group(1), "*" + weights)], "<->")
 
 
 def to_tsquery_text(query: str) -> str:
@@ -253,4 +271,5 @@ def to_tsquery_text(query: str) -> str:
 
 def plain_tsquery_text(text: str) -> str:
     """Every whitespace-separated word as written, all of them required (no operator)."""
-    return " & ".join(_lexeme(word, "") for word in text.split()) or "''"
+    return _joined([_lexeme(word, "") for word in text.split() if _A_WORD.search(word)],
+                   "&") or NOTHING
