@@ -27,9 +27,9 @@ from ..documents import BadQuery
 #: Columns of the query language and the weight each has in ``documents.search``.
 COLUMN_WEIGHTS = {"title": "A", "body": "B"}
 _ALL = frozenset(COLUMN_WEIGHTS.values())
-_OPERATORS = {"AND": "&", "OR": "|", "NOT": "& !"}
+_OPERATORS = frozenset({"AND", "OR", "NOT"})
 _SPACE = " \t\n\r\f\v"
-_LAST_WORD = re.compile(r"(\w+)\W*$")
+_LAST_WORD = re.compile(r"([^\W_]+)[\W_]*$")  #: the last word, as the tokenizers split
 _A_WORD = re.compile(r"[^\W_]")  #: a letter or digit: what both tokenizers keep
 #: Matches nothing: ``to_tsquery`` of a string without words is the empty query.
 NOTHING = "' '"
