@@ -6,13 +6,14 @@ Each test speaks only the protocols (``projects``, ``documents``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import pytest
 
 from toombos_edge.ids import new_id
 from toombos_edge.records.document import Document, Origin, text_sha256
-from toombos_edge.records.project import OnDocuments, Project, ProjectChanges
+from toombos_edge.records.project import OnDocuments, Project, ProjectChanges, UnknownProject
 from toombos_edge.store import Database
 from toombos_edge.store.documents import DocumentStore
 from toombos_edge.store.postgres.documents import PgDocumentStore
@@ -135,3 +136,27 @@ async def test_delete_removes_the_documents_and_names_their_blobs(
     assert await projects.delete_step(made.id, OnDocuments.delete, most=2, now=NOW) \
         == DeleteStep(done=True)
     assert not await projects.exists(made.id)
+
+
+async def test_documents_added_while_a_project_goes_are_detached_or_refused(
+    projects: ProjectStore, documents: DocumentStore
+) -> None:
+    """Several nodes (here: concurrent transactions) adding documents to a project that
+    another deletes: each add lands before the step (and is detached) or after it (and is
+    refused); the delete never fails, and no document is left naming the gone project."""
+    made = project()
+    await projects.insert(made)
+    adds = [documents.insert(Document(new_id("doc"), "t", f"x{i}", "text", text_sha256(f"x{i}"),
+                                      2, Origin.api, NOW, NOW, project_id=made.id))
+            for i in range(12)]
+    results = await asyncio.gather(
+        *adds[:6], projects.delete_step(made.id, OnDocuments.detach, most=100, now=NOW + 1),
+        *adds[6:], return_exceptions=True)
+    step = results[6]
+    assert isinstance(step, DeleteStep) and step.done, step
+    added = [r for r in results[:6] + results[7:] if not isinstance(r, UnknownProject)]
+    assert added == [None] * len(added)
+    assert step.detached == len(added)
+    assert not await projects.exists(made.id)
+    assert await documents.list_page(source=None, fmt=None, project_id=made.id, limit=50,
+                                     offset=0) == ([], 0)
