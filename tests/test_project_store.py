@@ -1,20 +1,23 @@
-"""The ProjectStore's promises, on the SQLite implementation over a real file.
+"""The ProjectStore's promises, on each backend: SQLite over a real file, PostgreSQL on a
+real server (the parameter of ``backend`` names it in the test id).
 
-Each test speaks only the protocols (``projects``, ``documents``), so that another backend
-can run them too.
+Each test speaks only the protocols (``projects``, ``documents``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import pytest
 
 from toombos_edge.ids import new_id
 from toombos_edge.records.document import Document, Origin, text_sha256
-from toombos_edge.records.project import OnDocuments, Project, ProjectChanges
+from toombos_edge.records.project import OnDocuments, Project, ProjectChanges, UnknownProject
 from toombos_edge.store import Database
 from toombos_edge.store.documents import DocumentStore
+from toombos_edge.store.postgres.documents import PgDocumentStore
+from toombos_edge.store.postgres.projects import PgProjectStore
 from toombos_edge.store.projects import DeleteStep, ProjectStore
 from toombos_edge.store.sqlite.documents import SqliteDocumentStore
 from toombos_edge.store.sqlite.projects import SqliteProjectStore
@@ -22,14 +25,24 @@ from toombos_edge.store.sqlite.projects import SqliteProjectStore
 NOW = 1_700_000_000_000
 
 
-@pytest.fixture
-def projects(db: Database) -> ProjectStore:
-    return SqliteProjectStore(db)
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> tuple[ProjectStore, DocumentStore]:
+    """The projects and documents of one database of the backend the id names."""
+    if request.param == "sqlite":
+        db: Database = request.getfixturevalue("db")
+        return SqliteProjectStore(db), SqliteDocumentStore(db)
+    pg = request.getfixturevalue("pg_database")
+    return PgProjectStore(pg), PgDocumentStore(pg)
 
 
 @pytest.fixture
-def documents(db: Database) -> DocumentStore:
-    return SqliteDocumentStore(db)
+def projects(backend: tuple[ProjectStore, DocumentStore]) -> ProjectStore:
+    return backend[0]
+
+
+@pytest.fixture
+def documents(backend: tuple[ProjectStore, DocumentStore]) -> DocumentStore:
+    return backend[1]
 
 
 def project(name: str = "P") -> Project:
@@ -123,3 +136,27 @@ async def test_delete_removes_the_documents_and_names_their_blobs(
     assert await projects.delete_step(made.id, OnDocuments.delete, most=2, now=NOW) \
         == DeleteStep(done=True)
     assert not await projects.exists(made.id)
+
+
+async def test_documents_added_while_a_project_goes_are_detached_or_refused(
+    projects: ProjectStore, documents: DocumentStore
+) -> None:
+    """Several nodes (here: concurrent transactions) adding documents to a project that
+    another deletes: each add lands before the step (and is detached) or after it (and is
+    refused); the delete never fails, and no document is left naming the gone project."""
+    made = project()
+    await projects.insert(made)
+    adds = [documents.insert(Document(new_id("doc"), "t", f"x{i}", "text", text_sha256(f"x{i}"),
+                                      2, Origin.api, NOW, NOW, project_id=made.id))
+            for i in range(12)]
+    results = await asyncio.gather(
+        *adds[:6], projects.delete_step(made.id, OnDocuments.detach, most=100, now=NOW + 1),
+        *adds[6:], return_exceptions=True)
+    step = results[6]
+    assert isinstance(step, DeleteStep) and step.done, step
+    added = [r for r in results[:6] + results[7:] if not isinstance(r, UnknownProject)]
+    assert added == [None] * len(added)
+    assert step.detached == len(added)
+    assert not await projects.exists(made.id)
+    assert await documents.list_page(source=None, fmt=None, project_id=made.id, limit=50,
+                                     offset=0) == ([], 0)

@@ -104,6 +104,7 @@ class DocumentStore(Protocol):
     async def search(
         self, query: TextQuery, *, limit: int, offset: int
     ) -> tuple[list[Match], int]:
-        """Best first (a title match weighs as five text matches, rarer words more, as
-        BM25 does); and how many documents match in all. ``BadQuery`` when the query
-        is not valid in the query language."""
+        """Best first (a title match weighs as five text matches, more matches more; a
+        backend may also weigh rarer words more, as SQLite's BM25 does); and how many
+        documents match in all. ``BadQuery`` when the query is not valid in the query
+        language."""
