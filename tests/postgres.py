@@ -83,12 +83,13 @@ def _run_as_owner(cluster_root: Path, command: list[str]) -> subprocess.Complete
                           extra_groups=[] if owner else None)
 
 
-def start_cluster(options: str = SERVER_OPTIONS) -> Cluster:
-    """initdb and start a server in a new temporary directory; on any failure, stop what
-    started, delete the directory, and fail with the server's log. pg_ctl waits for the
-    server (and says at once when it died starting); pg_isready then confirms it."""
+def start_cluster(options: str = SERVER_OPTIONS, parent: Path | None = None) -> Cluster:
+    """initdb and start a server in a new temporary directory (in ``parent``, else the
+    system's); on any failure, stop what started, delete the directory, and fail with the
+    server's log. pg_ctl waits for the server (and says at once when it died starting);
+    pg_isready then confirms it."""
     bindir = postgres_bindir()
-    cluster = Cluster(bindir, Path(tempfile.mkdtemp(prefix="toombos-pg-")))
+    cluster = Cluster(bindir, Path(tempfile.mkdtemp(prefix="toombos-pg-", dir=parent)))
     try:
         if os.geteuid() == 0:
             shutil.chown(cluster.root, "postgres", "postgres")

@@ -5,6 +5,7 @@ lets several nodes share one queue."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -208,7 +209,13 @@ async def test_concurrent_claims_take_different_jobs_in_queue_order(postgres_url
 
 
 def test_a_server_that_cannot_start_fails_with_its_log_and_leaves_nothing() -> None:
-    before = set(Path(tempfile.gettempdir()).glob("toombos-pg-*"))
-    with pytest.raises(AssertionError, match="no_such_setting"):
-        start_cluster(SERVER_OPTIONS + " -c no_such_setting=1")
-    assert set(Path(tempfile.gettempdir()).glob("toombos-pg-*")) == before
+    # A folder of its own (readable by the postgres user), so that other clusters coming
+    # and going in the system's temporary folder meanwhile do not count.
+    parent = Path(tempfile.mkdtemp(prefix="toombos-pg-test-"))
+    try:
+        parent.chmod(0o755)
+        with pytest.raises(AssertionError, match="no_such_setting"):
+            start_cluster(SERVER_OPTIONS + " -c no_such_setting=1", parent=parent)
+        assert list(parent.iterdir()) == []
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
