@@ -5,9 +5,10 @@ nodes at once, the pool the stores share (``database.PgDatabase``), the job stor
 claims with ``FOR UPDATE SKIP LOCKED``), the stores of documents, projects and content
 items, and those of keys, the activity log, the cache's invalidation history, analytics,
 health and retention (``keys``, ``activity``, ``cache``, ``analytics``, ``health``,
-``retention``). The server itself runs on PostgreSQL once every storage protocol
-(``store/<aggregate>.py``) has an implementation here; until then ``toombos-edge migrate``
-and ``check`` are what accept a PostgreSQL URL.
+``retention``). Every storage protocol (``store/<aggregate>.py``) but backups has its
+implementation here; the server runs on them once the composition root (``app.py``) builds
+them, and until then ``toombos-edge migrate`` and ``check`` are what accept a PostgreSQL
+URL.
 
 Backups (``store/backup.py``'s ``DatabaseCopies``) stay SQLite's: they copy the database
 file next to the data dir. On PostgreSQL the database is not a file of the node's, and
