@@ -8,11 +8,13 @@ keeps counts per hour (as the jobs store maintains them), not a scan of the jobs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-HOUR_MS = 3_600_000
+from .jobs import CREATED, HOUR_MS
+
+__all__ = ["HOUR_MS", "AnalyticsStore", "Summary", "Sums", "fold"]
 
 
 @dataclass(slots=True)
@@ -26,6 +28,27 @@ class Sums:
     @property
     def total(self) -> int:
         return sum(self.by_status.values())
+
+
+def fold(rows: Iterable[Sequence[int | str]], running: int) -> Sums:
+    """One channel's ``job_hours`` sums, rows of (status, jobs, run_ms, runs), as
+    :class:`Sums`, with ``running`` of them in progress now. The row of jobs created
+    (``CREATED``) counts every job; those neither ended nor running are pending."""
+    sums = Sums()
+    created = 0
+    for status, n, run, ran in rows:
+        if status == CREATED:
+            created = int(n)
+        elif n:
+            sums.by_status[str(status)] = int(n)
+        sums.run_ms += int(run)
+        sums.runs += int(ran)
+    if running:
+        sums.by_status["in_progress"] = running
+    pending = created - sums.total
+    if pending > 0:
+        sums.by_status["pending"] = pending
+    return sums
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..analytics import HOUR_MS, Summary, Sums
+from ..analytics import HOUR_MS, Summary, Sums, fold
 from ..jobs import CREATED, ENDED
 from .database import PgDatabase
 
@@ -51,25 +51,6 @@ SINCE = (
 )
 
 
-def _fold(rows: list[tuple[str, int, int, int]], running: int) -> Sums:
-    """One channel's (status, n, run_ms, runs) as :class:`Sums`, as SQLite's ``_sums``."""
-    sums = Sums()
-    created = 0
-    for status, n, run, ran in rows:
-        if status == CREATED:
-            created = n
-        elif n:
-            sums.by_status[status] = n
-        sums.run_ms += run
-        sums.runs += ran
-    if running:
-        sums.by_status["in_progress"] = running
-    pending = created - sums.total
-    if pending > 0:
-        sums.by_status["pending"] = pending
-    return sums
-
-
 async def _running(conn: Connection, first_hour: int, last_hour: int) -> dict[str, int]:
     counts = {"": 0}
     for (channels,) in await conn.fetch(RUNNING, first_hour * HOUR_MS,
@@ -87,10 +68,10 @@ async def _window(conn: Connection, first_hour: int, last_hour: int
     for channel, status, n, run, ran in await conn.fetch(
             BY_STATUS, first_hour, last_hour, _STATUSES):
         per_key.setdefault(channel, []).append((status, n, run, ran))
-    jobs = _fold(per_key.pop(""), running[""])
+    jobs = fold(per_key.pop(""), running[""])
     per_channel = {}
     for name, rows in per_key.items():
-        sums = _fold(rows, running.get(name, 0))
+        sums = fold(rows, running.get(name, 0))
         if sums.total:
             per_channel[name] = sums
     return jobs, per_channel

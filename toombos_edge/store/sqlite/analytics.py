@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from ..analytics import HOUR_MS, Summary, Sums
+from ..analytics import HOUR_MS, Summary, Sums, fold
 
 # The roll-up's own encoding of the statuses it counts.
 from ..jobs import CREATED, ENDED
@@ -51,21 +51,7 @@ def _sums(conn: sqlite3.Connection, channel: str, first_hour: int, last_hour: in
           running: int) -> Sums:
     """Jobs created in ``[first_hour, last_hour]`` naming ``channel`` ('': every job), of
     which ``running`` run now."""
-    sums = Sums()
-    created = 0
-    for status, n, run, ran in conn.execute(BY_STATUS, (channel, first_hour, last_hour)):
-        if status == CREATED:
-            created = n
-        elif n:
-            sums.by_status[status] = n
-        sums.run_ms += run
-        sums.runs += ran
-    if running:
-        sums.by_status["in_progress"] = running
-    pending = created - sums.total
-    if pending > 0:
-        sums.by_status["pending"] = pending
-    return sums
+    return fold(conn.execute(BY_STATUS, (channel, first_hour, last_hour)), running)
 
 
 def _running(conn: sqlite3.Connection, first_hour: int, last_hour: int) -> dict[str, int]:
