@@ -28,7 +28,7 @@ NAME = "toombos_edge"
 FOUNDATION = ("records", "errors", "ids", "logs")
 #: Where the SQLite file is opened and the SQLite stores are built and handed to the
 #: services; ``appkeys`` declares the app's key for the database the root opens.
-COMPOSITION_ROOT = frozenset({"app", "cli", "appkeys"})
+COMPOSITION_ROOT = frozenset({"app", "cli", "appkeys", "backends"})
 
 DRIVER = "sqlite3"
 SQLITE_STORE = "store.sqlite"

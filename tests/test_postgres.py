@@ -132,12 +132,25 @@ async def test_an_unreachable_database_is_a_clear_error_without_its_password() -
     assert "hunter2" not in out + err
 
 
-async def test_commands_that_do_not_run_on_postgres_yet_refuse_the_url() -> None:
-    """serve, keys, backup… would use the SQLite file and ignore the database named."""
-    for args in (("serve",), ("keys", "list")):
+async def test_backups_refuse_the_url_and_keys_are_managed_in_postgres(
+    postgres_url: str,
+) -> None:
+    """backup and restore copy the SQLite file: with a URL set they would copy the wrong
+    data. Keys, like every other command, work on the database named."""
+    for args in (("backup", "/tmp/nowhere"), ("restore", "/tmp/nowhere")):
         status, _out, err = await cli(*args, env={"TOOMBOS_DATABASE_URL": "postgresql://x@/y"})
         assert status == 2, err
-        assert "does not run on PostgreSQL yet: today `migrate` and `check` do" in err
+        assert "Back up PostgreSQL with its own tools (pg_dump" in err
+    env = {"TOOMBOS_DATABASE_URL": postgres_url}
+    status, out, err = await cli("keys", "create", "--name", "ci", "--role", "operator", env=env)
+    assert status == 0 and out.startswith("tbe_"), err
+    status, out, err = await cli("keys", "list", env=env)
+    assert status == 0 and "\toperator\tactive\tci" in out, err
+    conn = await connected(postgres_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM api_keys WHERE name = 'ci'") == 1
+    finally:
+        await conn.close()
     status, _out, err = await cli("check", "--database-url", "mysql://x/y")
     assert status == 2 and "expected empty or a postgresql:// URL" in err
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -16,6 +17,8 @@ from .api.middleware import on_prepare, refuse_unwrapped_routes
 from .appkeys import (
     ACTIVITY,
     ANALYTICS,
+    BACKEND,
+    BRIDGE,
     BUS,
     CACHE,
     CONTENT,
@@ -42,6 +45,7 @@ from .appkeys import (
     SETTINGS,
     WS_TOKENS,
 )
+from .backends import open_backend
 from .cache import ContentCache
 from .content.generate import kinds as content_kinds
 from .content.publish import Publisher, config_from
@@ -61,10 +65,12 @@ from .documents.uploads import UploadFolder
 from .events import EventBus
 from .health import PASS, WARN, Check, HealthService
 from .idp import Jwks, TokenVerifier
+from .ids import iso
 from .jobs.critical import CriticalStatus
 from .jobs.engine import JobEngine
 from .jobs.kinds import KindRegistry
 from .jobs.listing import JobQueries
+from .jobs.nodes import Peers
 from .jobs.retry import Backoff
 from .keys import KeyService
 from .lifecycle import Lifecycle
@@ -76,21 +82,13 @@ from .retention import Policy, Retention
 from .routes import setup_routes
 from .sdnotify import notify_ctx
 from .settings import Settings
-from .store import Database
-from .store.sqlite.activity import SqliteActivityStore
-from .store.sqlite.analytics import SqliteAnalyticsStore
-from .store.sqlite.cache import SqliteInvalidationHistory
-from .store.sqlite.content import SqliteContentStore
-from .store.sqlite.documents import SqliteDocumentStore
-from .store.sqlite.health import SqliteHealthStore
-from .store.sqlite.jobs import SqliteJobStore
-from .store.sqlite.keys import SqliteKeyStore
-from .store.sqlite.projects import SqliteProjectStore
-from .store.sqlite.retention import SqliteRetentionStore
 from .tls import setup_tls
 from .ws.gate import Gate
 from .ws.hub import Hub
 from .ws.tokens import WsTokens, load_secret
+
+if TYPE_CHECKING:
+    from .events_bridge import NodeBridge
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +117,7 @@ def create_app(settings: Settings) -> web.Application:
     # that their kinds are registered before the first job is taken. The cache comes before
     # the engine, which hands it to every job.
     app.cleanup_ctx.extend([notify_ctx, database_ctx, activity_ctx, keys_ctx, health_ctx,
-                            idp_ctx, cache_ctx, engine_ctx, documents_ctx, projects_ctx,
+                            bridge_ctx, idp_ctx, cache_ctx, engine_ctx, documents_ctx, projects_ctx,
                             content_ctx, metrics_ctx, limits_ctx, workers_ctx, retention_ctx,
                             hub_ctx, analytics_ctx, dashboard_ctx, restarts_ctx, ready_ctx])
     app.on_shutdown.append(close_websockets)
@@ -136,21 +134,16 @@ def prepare_data_dir(settings: Settings) -> None:
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The database and its stores: the SQLite file in the data dir, or PostgreSQL."""
     settings = app[SETTINGS]
     prepare_data_dir(settings)
-    db = Database(
-        settings.db_path,
-        synchronous=settings.db_synchronous,
-        readers=settings.db_readers,
-        batch_max=settings.db_batch_max,
-        max_size_mb=settings.db_max_size_mb,
-    )
-    await db.open()
-    app[DATABASE] = db
+    backend = await open_backend(settings)
+    app[BACKEND] = backend
+    if backend.sqlite is not None:
+        app[DATABASE] = backend.sqlite
     app[LIFECYCLE].started = True
-    log.info("database open", extra={"path": str(db.path), "schema": db.schema_version})
     yield
-    await db.close()
+    await backend.close()
 
 
 async def activity_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -159,7 +152,7 @@ async def activity_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     file = JsonLines(settings.activity_path, max_bytes=settings.activity_max_mb << 20,
                      keep=settings.activity_keep)
-    activity = ActivityLog(SqliteActivityStore(app[DATABASE]), app[BUS], file,
+    activity = ActivityLog(app[BACKEND].activity, app[BUS], file,
                            max_queued=settings.activity_queue,
                            retention_days=settings.activity_retention_days)
     app[ACTIVITY] = activity
@@ -170,7 +163,7 @@ async def activity_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
-    keys = KeyService(SqliteKeyStore(app[DATABASE]), app[BUS])
+    keys = KeyService(app[BACKEND].keys, app[BUS])
     app[KEYS] = keys
     secret = await keys.ensure_admin(app[SETTINGS].data_dir / "admin.key")
     await keys.refresh()
@@ -191,6 +184,34 @@ async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await keys.flush_usage()
+
+
+async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
+    """On PostgreSQL, the events between this node and the others on the database (closed
+    late: the engine's last events are sent before it goes)."""
+    db = app[BACKEND].postgres
+    if db is None:
+        yield
+        return
+    from .events_bridge import NodeBridge  # loads asyncpg: on PostgreSQL only
+
+    bridge = NodeBridge(db, app[BUS], node_id=app[SETTINGS].node_id or None)
+    await bridge.start()
+    app[BRIDGE] = bridge
+    app[HEALTH].register("nodes", lambda: _bridge_check(bridge))
+    yield
+    await bridge.close()
+
+
+async def _bridge_check(bridge: NodeBridge) -> Check:
+    """Degraded while this node does not hear the others (their jobs' events reach its
+    sockets again, caught up, once it does)."""
+    state = bridge.state
+    if not state.healthy:
+        return Check(WARN, f"not hearing the other nodes since {iso(state.since)}: "
+                           f"{state.reason}")
+    return Check(PASS, f"node {bridge.origin}: {bridge.received} events from other nodes, "
+                       f"{bridge.sent} sent")
 
 
 async def idp_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -234,7 +255,7 @@ async def _refresh_keys(keys: KeyService) -> None:
 
 
 async def health_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[HEALTH] = HealthService(SqliteHealthStore(app[DATABASE]), app[SETTINGS].data_dir,
+    app[HEALTH] = HealthService(app[BACKEND].health, app[SETTINGS].data_dir,
                                 app[LIFECYCLE])
     if app[SETTINGS].activity_log:
         app[HEALTH].register("activity", app[ACTIVITY].check)
@@ -246,7 +267,7 @@ async def cache_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     cache = ContentCache(
         settings.data_dir / "cache", bus=app[BUS],
-        history=SqliteInvalidationHistory(app[DATABASE]),
+        history=app[BACKEND].invalidations,
         size_limit_mb=settings.cache_size_mb, ttl_seconds=settings.cache_ttl_seconds,
     )
     await cache.open()
@@ -271,7 +292,7 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     """Rendering (from documents or inline text), the content store, publishing, and the
     generate and publish kinds."""
     settings = app[SETTINGS]
-    store = SqliteContentStore(app[DATABASE])
+    store = app[BACKEND].content
     templates = TemplateLibrary(settings.data_dir / "templates")
     publisher = Publisher(config_from(settings), store, app[BUS])
     service = ContentService(store, Renderer(templates), publisher, cache=app[CACHE],
@@ -289,21 +310,27 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     registry = KindRegistry()
     registry.load_entry_points()
-    store = SqliteJobStore(app[DATABASE])
+    backend = app[BACKEND]
     engine = JobEngine(
-        store,
+        backend.jobs,
         app[BUS],
         registry,
         workers=settings.job_workers,
         lease_seconds=settings.job_lease_seconds,
         backoff=Backoff(settings.job_retry_base, settings.job_retry_cap),
         cache=app[CACHE],
+        poll_seconds=settings.job_poll_seconds if backend.multi_node else None,
     )
     app[ENGINE] = engine
-    app[JOBS] = JobQueries(store, engine)
+    app[JOBS] = JobQueries(backend.jobs, engine)
     app[CRITICAL] = CriticalStatus(engine, app[HEALTH], app[JOBS])
     app[HEALTH].register("jobs", lambda: _engine_check(engine))
+    peers = Peers(engine, app[BUS]) if backend.multi_node else None
+    if peers is not None:
+        peers.start()
     yield
+    if peers is not None:
+        await peers.close()
 
 
 async def _engine_check(engine: JobEngine) -> Check:
@@ -318,14 +345,14 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     """Metrics on the bus, the database's commits, the engine, the cache and the activity
     log; before the workers start, so that every job they run is counted (the hub joins in
     hub_ctx)."""
-    metrics, db = app[METRICS], app[DATABASE]
+    metrics, backend = app[METRICS], app[BACKEND]
     unsubscribe = app[BUS].subscribe(metrics.jobs.on_event)
-    db.on_commit = metrics.commits.observe
+    backend.watch_commits(metrics.commits.observe)
     unwatch = [metrics.watch_engine(app[ENGINE]), metrics.watch_cache(app[CACHE]),
                metrics.watch_activity(app[ACTIVITY])]
     yield
     unsubscribe()
-    db.on_commit = None
+    backend.watch_commits(None)
     for undo in unwatch:
         undo()
 
@@ -367,7 +394,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
 async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
     """Pruning by the retention settings, in small batches, every ``retention_interval``."""
     settings = app[SETTINGS]
-    retention = Retention(SqliteRetentionStore(app[DATABASE]), app[DOCUMENTS],
+    retention = Retention(app[BACKEND].retention, app[DOCUMENTS],
                           Policy.from_settings(settings))
     app[RETENTION] = retention
     task = asyncio.create_task(retention.run_forever(settings.retention_interval),
@@ -407,10 +434,10 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
     """Blob store, uploads (those no job will read swept; a cancelled ingest's at once),
     documents, search, ``ingest``."""
     settings = app[SETTINGS]
-    uploads = UploadFolder(settings.data_dir / "uploads", app[DATABASE].space)
+    uploads = UploadFolder(settings.data_dir / "uploads", app[BACKEND].space)
     partial = await asyncio.to_thread(uploads.prepare)
     blobs = BlobStore(settings.data_dir / "blobs")
-    store = SqliteDocumentStore(app[DATABASE])
+    store = app[BACKEND].documents
     documents = DocumentService(store, app[BUS], blobs, uploads)
     orphaned = await documents.sweep_uploads()  # before workers_ctx starts any job
     if partial or orphaned:
@@ -432,7 +459,7 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
 async def projects_ctx(app: web.Application) -> AsyncIterator[None]:
     """Projects, over the documents (deleting one may delete its documents); ingest
     requests, which name a project."""
-    projects = ProjectService(SqliteProjectStore(app[DATABASE]), app[BUS], app[DOCUMENTS])
+    projects = ProjectService(app[BACKEND].projects, app[BUS], app[DOCUMENTS])
     app[PROJECTS] = projects
     app[INGEST] = IngestService(app[DOCUMENTS], projects, app[ENGINE],
                                 max_upload_bytes=app[SETTINGS].max_upload_mb << 20)
@@ -443,7 +470,7 @@ async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
     """Analytics over the jobs' hourly roll-up; request latency and errors (its
     ``performance_metrics``) come from the request metrics, not a bookkeeping of its own."""
     app[ANALYTICS] = AnalyticsService(
-        SqliteAnalyticsStore(app[DATABASE]), request_stats=app[METRICS].latency,
+        app[BACKEND].analytics, request_stats=app[METRICS].latency,
         cache_seconds=app[SETTINGS].analytics_cache_seconds)
     yield
 

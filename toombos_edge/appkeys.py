@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
 from .activity import ActivityLog
 from .analytics import AnalyticsService
+from .backends import Backend
 from .cache import ContentCache
 from .content.service import ContentService
 from .dashboard import DashboardFiles
@@ -33,9 +36,17 @@ from .store import Database
 from .ws.hub import Hub
 from .ws.tokens import WsTokens
 
+if TYPE_CHECKING:  # asyncpg is loaded only by a node on PostgreSQL
+    from .events_bridge import NodeBridge
+
 SETTINGS = web.AppKey("settings", Settings)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+#: Every store, on the SQLite file or on PostgreSQL (:mod:`.backends`).
+BACKEND = web.AppKey("backend", Backend)
+#: The SQLite database (set on SQLite only).
 DATABASE = web.AppKey("database", Database)
+#: The events between nodes (set on PostgreSQL only).
+BRIDGE: web.AppKey[NodeBridge] = web.AppKey("bridge")
 BUS = web.AppKey("bus", EventBus)
 KEYS = web.AppKey("keys", KeyService)
 HEALTH = web.AppKey("health", HealthService)

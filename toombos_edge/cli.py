@@ -16,24 +16,21 @@ from typing import Any, TypeVar
 from . import __version__, logs
 from . import backup as backups
 from .activity import ActivityFilter
+from .backends import Backend, open_backend
 from .errors import EdgeError, SchemaTooNew, SettingsError
 from .events import EventBus
 from .keys import KeyService, Role
 from .settings import SPECS, Settings
-from .store import Database
-from .store.sqlite.activity import SqliteActivityStore
 from .store.sqlite.backup import SqliteCopies
-from .store.sqlite.keys import SqliteKeyStore
 
 T = TypeVar("T")
 FOLLOW_SECONDS = 0.5  #: how often ``activity --follow`` looks for new lines
 Command = Callable[[Settings, argparse.Namespace], int]
-#: Every command but these two would use the SQLite file and so ignore the PostgreSQL
-#: database named: refused rather than run against the wrong data.
-POSTGRES_NOT_YET = (
-    "toombos-edge: TOOMBOS_DATABASE_URL (--database-url) is set, and this command does not "
-    "run on PostgreSQL yet: today `migrate` and `check` do. Unset it to use the SQLite file "
-    "in the data dir."
+#: Backups copy the SQLite file: with PostgreSQL named they would copy the wrong data.
+SQLITE_ONLY = (
+    "toombos-edge: TOOMBOS_DATABASE_URL (--database-url) is set, and `backup` and `restore` "
+    "copy the SQLite file in the data dir. Back up PostgreSQL with its own tools (pg_dump, "
+    "or base backups and WAL archiving); unset the URL to back up a SQLite node."
 )
 
 
@@ -46,8 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"toombos-edge: bad setting: {exc}", file=sys.stderr)
         return 2
     command: Command = args.command
-    if settings.database_url and command not in (migrate, check):
-        print(POSTGRES_NOT_YET, file=sys.stderr)
+    if settings.database_url and command in (backup, restore):
+        print(SQLITE_ONLY, file=sys.stderr)
         return 2
     try:
         return command(settings, args)
@@ -178,14 +175,15 @@ def _check_postgres(settings: Settings) -> int:
     return 1
 
 
-def _with_db(settings: Settings, work: Callable[[Database], Coroutine[Any, Any, T]]) -> T:
+def _with_backend(settings: Settings,
+                  work: Callable[[Backend], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work`` on the database the settings name (SQLite or PostgreSQL)."""
     async def run() -> T:
-        db = Database(settings.db_path, synchronous=settings.db_synchronous, readers=1)
-        await db.open()
+        backend = await open_backend(settings, readers=1, pool_size=2)
         try:
-            return await work(db)
+            return await work(backend)
         finally:
-            await db.close()
+            await backend.close()
 
     return asyncio.run(run())
 
@@ -200,40 +198,42 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
                                     if state.applied else ""))
         return 0
 
-    async def work(db: Database) -> int:
-        return db.schema_version
+    async def work(backend: Backend) -> int:
+        assert backend.sqlite is not None
+        return backend.sqlite.schema_version
 
-    print(f"database {settings.db_path} is at schema version {_with_db(settings, work)}")
+    print(f"database {settings.db_path} is at schema version "
+          f"{_with_backend(settings, work)}")
     return 0
 
 
 def keys_create(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(db: Database) -> str:
-        keys = KeyService(SqliteKeyStore(db), EventBus())
+    async def work(backend: Backend) -> str:
+        keys = KeyService(backend.keys, EventBus())
         key, secret = await keys.create(args.name, Role[args.role])
         print(f"created {key.id} ({key.role.name}); the secret is shown once:", file=sys.stderr)
         return secret
 
-    print(_with_db(settings, work))
+    print(_with_backend(settings, work))
     return 0
 
 
 def keys_list(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(db: Database) -> None:
-        for key in await KeyService(SqliteKeyStore(db), EventBus()).list_keys():
+    async def work(backend: Backend) -> None:
+        for key in await KeyService(backend.keys, EventBus()).list_keys():
             state = "revoked" if key.revoked_at else "active"
             print(f"{key.id}\t{key.role.name}\t{state}\t{key.name}")
 
-    _with_db(settings, work)
+    _with_backend(settings, work)
     return 0
 
 
 def keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(db: Database) -> None:
-        key = await KeyService(SqliteKeyStore(db), EventBus()).revoke(args.key_id)
+    async def work(backend: Backend) -> None:
+        key = await KeyService(backend.keys, EventBus()).revoke(args.key_id)
         print(f"revoked {key.id}; a running server drops it within seconds")
 
-    _with_db(settings, work)
+    _with_backend(settings, work)
     return 0
 
 
@@ -241,8 +241,8 @@ def activity_log(settings: Settings, args: argparse.Namespace) -> int:
     """Print the last ``--limit`` lines, oldest first; ``--follow`` then polls for new ones."""
     flt = ActivityFilter(tuple(args.type), args.actor, args.target)
 
-    async def work(db: Database) -> None:
-        store = SqliteActivityStore(db)
+    async def work(backend: Backend) -> None:
+        store = backend.activity
         newest = await store.last_id()  # follow from here, whatever the filter
         rows = await store.page(flt, max(args.limit, 0))
         last = _print_rows(reversed(rows), newest)
@@ -254,7 +254,7 @@ def activity_log(settings: Settings, args: argparse.Namespace) -> int:
                 last = _print_rows(rows, last)
 
     with contextlib.suppress(KeyboardInterrupt):
-        _with_db(settings, work)
+        _with_backend(settings, work)
     return 0
 
 

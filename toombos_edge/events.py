@@ -47,6 +47,8 @@ KEY_CREATED = "key_created"
 #: The job queue was paused or resumed by an admin.
 QUEUE_PAUSED = "queue_paused"
 QUEUE_RESUMED = "queue_resumed"
+#: A cancel of a job another node runs, asked of this one (for the node that runs it).
+CANCEL_REQUESTED = "job_cancel_requested"
 #: An emergency publish or a rollback (POST /api/critical/*).
 CRITICAL_OPERATION = "critical_operation"
 #: A project was created, updated or deleted (its id and name; for the activity log).
@@ -62,7 +64,7 @@ JOB_EVENTS = frozenset({JOB_CREATED, JOB_UPDATE, JOB_COMPLETED, JOB_FAILED, JOB_
 #: Events about the server itself: logged, never sent to WebSocket clients.
 INTERNAL = frozenset({KEY_REVOKED, WS_CONNECTION, AUTH_REFUSED, KEY_CREATED, QUEUE_PAUSED,
                       QUEUE_RESUMED, CRITICAL_OPERATION, RESTART_REQUESTED, RATE_LIMITED,
-                      PROJECT_CREATED, PROJECT_UPDATED, PROJECT_DELETED})
+                      PROJECT_CREATED, PROJECT_UPDATED, PROJECT_DELETED, CANCEL_REQUESTED})
 
 #: Where a personal message goes: ("client", client_id) or ("session", session_id).
 Address = tuple[str, str]

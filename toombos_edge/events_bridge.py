@@ -41,11 +41,14 @@ from .errors import DatabaseUnavailable
 from .events import (
     ANNOUNCEMENT,
     CACHE_INVALIDATED,
+    CANCEL_REQUESTED,
     CONTENT_PUBLISHED,
     INGESTION_COMPLETE,
     JOB_EVENTS,
     KEY_REVOKED,
     QUERY_COMPLETE,
+    QUEUE_PAUSED,
+    QUEUE_RESUMED,
     Event,
     EventBus,
 )
@@ -70,9 +73,11 @@ from .store.postgres.notify import (
 
 log = logging.getLogger(__name__)
 
-#: The events every node's clients must see, whichever node made them.
+#: The events every node's clients must see, whichever node made them, and those every
+#: node's engine acts on (the queue paused or resumed, a cancel for the job's node).
 SHARED = JOB_EVENTS | {CONTENT_PUBLISHED, INGESTION_COMPLETE, QUERY_COMPLETE,
-                       CACHE_INVALIDATED, ANNOUNCEMENT, KEY_REVOKED}
+                       CACHE_INVALIDATED, ANNOUNCEMENT, KEY_REVOKED, QUEUE_PAUSED,
+                       QUEUE_RESUMED, CANCEL_REQUESTED}
 MAX_QUEUED = 100_000  #: events waiting to be sent; past it they are dropped and counted
 BATCH = 500  #: notifications per statement
 RETRY_SECONDS = 0.5  #: between attempts to send while the database does not answer

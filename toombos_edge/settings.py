@@ -189,8 +189,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("data_dir", _path, "a directory path", "Where the database, blobs and cache live."),
     Spec("database_url", _database_url, "empty or a postgresql:// URL",
          "PostgreSQL to keep the data in instead of the SQLite file in the data dir, as "
-         "postgresql://user:password@host:5432/dbname. Not yet for serve: today only "
-         "migrate and check use it (see PostgreSQL below)."),
+         "postgresql://user:password@host:5432/dbname; several nodes may share one (see "
+         "Several nodes on PostgreSQL below)."),
     Spec("log_level", _choice("debug", "info", "warning", "error"),
          "one of debug, info, warning, error", "Lowest level of log lines written."),
     Spec("log_format", _choice("json", "text"), "json or text",
@@ -216,6 +216,15 @@ SPECS: tuple[Spec, ...] = (
          "Read-only SQLite connections, each in its own thread."),
     Spec("db_batch_max", _integer(1, 100_000), "an integer from 1 to 100000",
          "Most writes the writer commits in one transaction."),
+    Spec("node_id", _text, "a name",
+         "This node's name among several on one PostgreSQL database (in its events and "
+         "/health); empty: the host name and process id."),
+    Spec("job_poll_seconds", _integer(1, 3600), "an integer of seconds from 1 to 3600",
+         "On PostgreSQL: how often a node looks for due jobs and rescues jobs whose lease "
+         "ran out (a dead node's), besides the events that wake it at once."),
+    Spec("db_pool_size", _integer(2, 200), "an integer from 2 to 200",
+         "PostgreSQL connections this node pools (two more are its own: the engine lock "
+         "and the events from other nodes)."),
     Spec("max_body_kb", _integer(1, 1_048_576), "an integer from 1 to 1048576",
          "Largest JSON request body accepted, in KiB."),
     Spec("max_upload_mb", _integer(1, 1_048_576), "an integer from 1 to 1048576",
@@ -442,6 +451,9 @@ class Settings:
     db_max_size_mb: int = 0
     db_readers: int = 2
     db_batch_max: int = 1000
+    db_pool_size: int = 10
+    node_id: str = ""
+    job_poll_seconds: int = 2
     max_body_kb: int = 1024
     max_upload_mb: int = 100
     max_text_mb: int = 16

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random as random_module
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..cache.protocol import Cache
@@ -62,11 +62,15 @@ class JobEngine:
         clock: Callable[[], int] = now_ms,
         random: Callable[[], float] = random_module.random,
         cache: Cache | None = None,
+        poll_seconds: float | None = None,
     ) -> None:
+        """``poll_seconds``: other engines share the store (PostgreSQL): look for due jobs
+        and rescue leases that ran out that often (see :mod:`.nodes`)."""
         self.registry = registry
         self._store, self._bus, self._clock = store, bus, clock
         self._workers = workers
         self._lease_ms = int(lease_seconds * 1000)
+        self._poll_ticks = 0 if poll_seconds is None else max(1, round(poll_seconds))
         self._changes = asyncio.Event()  #: set by a part that may have gone idle (``join``)
         changed = self._changes.set
         self._feeder = Feeder(store, bus, clock, lease_ms=self._lease_ms, changed=changed)
@@ -151,16 +155,32 @@ class JobEngine:
 
     # -- the queue ------------------------------------------------------------------------
 
-    def pause(self) -> None:
-        """Stop starting jobs (urgent ones excepted); running ones finish."""
+    def pause(self, *, announce: bool = True) -> None:
+        """Stop starting jobs (urgent ones excepted); running ones finish. ``announce``:
+        publish ``queue_paused`` (not when another node's pause is applied here)."""
         if self._feeder.pause():
             log.info("queue paused")
-            self._bus.publish(Event.data(QUEUE_PAUSED, self._queue_state()))
+            if announce:
+                self._bus.publish(Event.data(QUEUE_PAUSED, self._queue_state()))
 
-    def resume(self) -> None:
+    def resume(self, *, announce: bool = True) -> None:
         log.info("queue resumed")
-        if self._feeder.resume():
+        if self._feeder.resume() and announce:
             self._bus.publish(Event.data(QUEUE_RESUMED, self._queue_state()))
+
+    def holds(self, job_id: str) -> bool:
+        """A worker of this engine runs ``job_id``, or is about to."""
+        return self._attempts.find(job_id) is not None or job_id in self._feeder.ready
+
+    @property
+    def ask_owner_to_cancel(self) -> Callable[[str], Awaitable[bool]] | None:
+        """How a cancel of a job another engine runs is passed on (:mod:`.nodes`); None:
+        no other engine shares the store, and such a cancel is refused."""
+        return self._operations.ask_owner
+
+    @ask_owner_to_cancel.setter
+    def ask_owner_to_cancel(self, ask: Callable[[str], Awaitable[bool]] | None) -> None:
+        self._operations.ask_owner = ask
 
     @property
     def paused(self) -> bool:
@@ -299,8 +319,21 @@ class JobEngine:
                 self.status_counts = await self._store.counts()
                 if ticks % max(1, self._lease_ms // 3000) == 0:
                     await self._renew_leases()
+                if self._poll_ticks and ticks % self._poll_ticks == 0:
+                    await self._poll()
             except Exception:  # the database is having a moment: try again next tick
                 log.exception("job housekeeping failed")
+
+    async def _poll(self) -> None:
+        """Rescue the jobs whose lease ran out (their node died), and look for due jobs
+        (other nodes' events may have been lost)."""
+        recovered, settled = await self._store.recover(self._clock(), every_lease=False)
+        for job in recovered:
+            self._bus.publish(Event(END_EVENTS.get(job.status, JOB_UPDATE), job))
+        if recovered:
+            log.warning("rescued %d jobs whose lease ran out", len(recovered))
+        self._feeder.settled(settled)
+        self._feeder.due()
 
     async def _renew_leases(self) -> None:
         ids = [*self._attempts.held(), *self._feeder.ready.ids()]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, Unavailable
 from ..events import JOB_CANCELLED, JOB_UPDATE, RETRIED, Event, EventBus
 from ..records.job import Job, JobStatus
 from ..store.jobs import JobStore
@@ -60,6 +60,8 @@ class Operations:
         self._store, self._bus, self._feeder, self._attempts = store, bus, feeder, attempts
         self._changed, self._clock = changed, clock
         self.cancelled = self.retried = 0
+        #: Passes on a cancel of a job another engine runs (see :mod:`.nodes`).
+        self.ask_owner: Callable[[str], Awaitable[bool]] | None = None
 
     def __repr__(self) -> str:
         return f"<Operations cancelled={self.cancelled} retried={self.retried}>"
@@ -85,6 +87,20 @@ class Operations:
                 await asyncio.shield(claiming)  # it may be being started: ask again after
             elif not (job_id in self._attempts.running or job_id in ready):
                 break  # started by another engine, or ended meanwhile
+        if job.status is JobStatus.in_progress and self.ask_owner is not None:
+            return await self._cancel_elsewhere(job_id)
+        raise Conflict(REFUSE_CANCEL.format(id=job_id, status=job.status.value))
+
+    async def _cancel_elsewhere(self, job_id: str) -> Job:
+        """A job another engine runs: that engine cancels it; the job as it then is."""
+        assert self.ask_owner is not None
+        ended = await self.ask_owner(job_id)
+        job = await get(self._store, job_id)
+        if job.status is JobStatus.cancelled:
+            return job
+        if not ended and not job.status.terminal:
+            raise Unavailable(f"job {job_id} runs on another node, which did not confirm "
+                              "the cancel in time: try again")
         raise Conflict(REFUSE_CANCEL.format(id=job_id, status=job.status.value))
 
     async def retry(self, job_id: str) -> Job:
@@ -116,8 +132,22 @@ class Operations:
             ):
                 with contextlib.suppress(Conflict, NotFound):
                     touched.append(await self.cancel(job_id))
+        if self.ask_owner is not None:  # those other engines run, all asked at once
+            touched += await self._cancel_running_elsewhere(
+                [job_id for job_id in ids if job_id not in {job.id for job in touched}])
         refusals = {s: REFUSE_CANCEL for s in JobStatus if s.terminal}
         return BatchResult(touched, await self._refusals(ids, touched, refusals))
+
+    async def _cancel_running_elsewhere(self, ids: Sequence[str]) -> list[Job]:
+        found = await self._store.statuses(ids)
+        running = [job_id for job_id in ids if found.get(job_id) is JobStatus.in_progress]
+
+        async def cancel(job_id: str) -> Job | None:
+            with contextlib.suppress(Conflict, NotFound, Unavailable):
+                return await self.cancel(job_id)
+            return None
+
+        return [job for job in await asyncio.gather(*map(cancel, running)) if job is not None]
 
     async def _cancel_held(self, running: Running) -> Job:
         job = await self._attempts.stop_held(running)

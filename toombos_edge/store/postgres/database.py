@@ -7,13 +7,18 @@ transaction take a pooled connection with ``db.fetch``/``fetchrow``/``fetchval``
 
 JSON columns are ``jsonb``, read and written as Python values through orjson (the codec is
 set on every pooled connection).
+
+Failures mean the same as on SQLite to the layers above: a database that cannot be reached
+(down, restarting, a connection lost mid-statement) raises ``DatabaseUnavailable`` (503,
+and the health check fails), and a write refused for a full disk raises
+``InsufficientStorage`` (507) and is reported to :attr:`PgDatabase.space`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -21,6 +26,7 @@ import orjson
 
 from ...errors import DatabaseUnavailable
 from ...logs import redacted_url
+from ..space import SpaceState
 from .migrate import CONNECT_SECONDS, apply_migrations, latest, schema_version
 
 if TYPE_CHECKING:
@@ -34,7 +40,9 @@ log = logging.getLogger(__name__)
 #: nodes.
 POOL_SIZE = 10
 _UNREACHABLE = (OSError, TimeoutError, asyncpg.InterfaceError,
-                asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError)
+                asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
+                asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+                asyncpg.TooManyConnectionsError)
 
 
 async def _init_connection(conn: Connection) -> None:
@@ -52,6 +60,8 @@ class PgDatabase:
         self._migrate = migrate
         self._pool: Pool | None = None
         self.schema_version = 0
+        #: Whether the last write failed for a full disk (PostgreSQL's ``disk_full``).
+        self.space = SpaceState()
 
     def __repr__(self) -> str:
         state = "open" if self._pool is not None else "closed"
@@ -95,29 +105,48 @@ class PgDatabase:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         """A pooled connection inside one transaction (committed on a normal exit)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            yield conn
+        with self._failures():
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield conn
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """A pooled connection, outside any transaction (LISTEN, several statements)."""
-        async with self.pool.acquire() as conn:
-            yield conn
+        with self._failures():
+            async with self.pool.acquire() as conn:
+                yield conn
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        return await self.pool.fetch(sql, *args)
+        with self._failures():
+            return await self.pool.fetch(sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        return await self.pool.fetchrow(sql, *args)
+        with self._failures():
+            return await self.pool.fetchrow(sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        return await self.pool.fetchval(sql, *args)
+        with self._failures():
+            return await self.pool.fetchval(sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> str:
-        return await self.pool.execute(sql, *args)
+        with self._failures():
+            return await self.pool.execute(sql, *args)
 
     async def executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
-        await self.pool.executemany(sql, args)
+        with self._failures():
+            await self.pool.executemany(sql, args)
+
+    @contextlib.contextmanager
+    def _failures(self) -> Iterator[None]:
+        """The database's failures as the server's errors (see the module docstring)."""
+        try:
+            yield
+        except asyncpg.DiskFullError as exc:
+            raise self.space.refuse("a database write", exc) from None
+        except _UNREACHABLE as exc:
+            raise DatabaseUnavailable(
+                f"the database {redacted_url(self.url)} is not answering: "
+                f"{type(exc).__name__}") from None
 
     async def ping(self) -> int:
         """The schema version, read: proves the database answers (health checks)."""
