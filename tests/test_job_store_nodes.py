@@ -142,6 +142,39 @@ async def test_the_engine_lock_lets_no_engine_take_a_live_engines_jobs(
         await third_db.close()
 
 
+async def test_an_engine_whose_lock_connection_was_lost_takes_its_lock_again(
+    nodes: tuple[PgJobStore, PgJobStore], postgres_url: str,
+) -> None:
+    """PostgreSQL restarted (here: the lock's session killed): until the node holds its
+    lock again, an engine starting would take it for dead. The poll (``recover`` without
+    ``every_lease``) takes it again, so a starting engine sees a live one."""
+    one, two = nodes
+    assert await one.lock_engine()
+    await one.recover(NOW, every_lease=True)  # start-up done: the shared lock now
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
+            "WHERE locktype = 'advisory' AND objid = $1::bigint & x'FFFFFFFF'::bigint "
+            "AND pid <> pg_backend_pid()", ENGINE_LOCK)
+        assert killed == 1
+        async def gone() -> bool:
+            return await _lock_holders(admin) == 0
+
+        await eventually_async(gone, 20, "the lock is gone")
+        await one.recover(NOW + 1, every_lease=False)
+        assert await _lock_holders(admin) == 1
+    finally:
+        await admin.close()
+    assert await two.lock_engine() is False  # another engine runs
+
+
+async def _lock_holders(admin: asyncpg.Connection) -> int:
+    return int(await admin.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND objid = $1::bigint & x'FFFFFFFF'::bigint", ENGINE_LOCK))
+
+
 async def test_two_nodes_inserting_one_idempotency_key_store_one_job(
     nodes: tuple[PgJobStore, PgJobStore],
 ) -> None:

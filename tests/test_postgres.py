@@ -89,7 +89,7 @@ async def test_two_nodes_migrating_at_once_apply_the_schema_once(postgres_url: s
         (m.number, m.name) for m in pg.migrations()]
 
 
-async def test_a_newer_schema_is_refused(postgres_url: str) -> None:
+async def test_a_newer_schema_is_refused(postgres_url: str, tmp_path: Path) -> None:
     await pg.migrate(postgres_url)
     newer = pg.latest() + 1
     conn = await connected(postgres_url)
@@ -104,6 +104,9 @@ async def test_a_newer_schema_is_refused(postgres_url: str) -> None:
     for command in ("migrate", "check"):
         status, _out, err = await cli(command, "--database-url", postgres_url)
         assert status == 1 and f"schema version {newer} is newer" in err, err
+    status, out, err = await cli("serve", "--database-url", postgres_url, "--port", "0",
+                                 "--data-dir", str(tmp_path / "data"))
+    assert status == 1 and f"schema version {newer} is newer" in out + err, out + err
 
 
 async def test_check_and_migrate_from_the_command_line(postgres_url: str) -> None:

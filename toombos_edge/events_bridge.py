@@ -200,6 +200,10 @@ class NodeBridge:
                 log.warning("sending %d events failed (%s): retrying", len(batch), exc)
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
+            except Exception:  # whatever it is, the sender must outlive it
+                log.exception("sending %d events failed: retrying", len(batch))
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
             self.sent += len(batch)
             batch = []
 

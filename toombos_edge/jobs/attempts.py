@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..cache.protocol import Cache
-from ..errors import InsufficientStorage
+from ..errors import DatabaseUnavailable, InsufficientStorage
 from ..events import ERROR, JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, JOB_UPDATE, Event, EventBus
 from ..ids import iso
 from ..records.job import Job, JobStatus
@@ -241,10 +241,10 @@ class Attempts:
         self._changed()
 
     def _save_failed(self, items: Sequence[tuple[Job, int]], exc: Exception) -> None:
-        """Outcomes refused for lack of space are stored once there is room again (the jobs
-        stay held meanwhile: leases renewed, a cancel waits); other failures end the wait
-        of whoever waits for them."""
-        if isinstance(exc, InsufficientStorage):
+        """Outcomes refused for lack of space, or while the database did not answer, are
+        stored once it can take them (the jobs stay held meanwhile: leases renewed, a
+        cancel waits); other failures end the wait of whoever waits for them."""
+        if isinstance(exc, InsufficientStorage | DatabaseUnavailable):
             asyncio.get_running_loop().call_later(SAVE_RETRY_SECONDS, self._resave, list(items))
             return
         for job, _due in items:

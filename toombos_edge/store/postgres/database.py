@@ -42,7 +42,12 @@ POOL_SIZE = 10
 _UNREACHABLE = (OSError, TimeoutError, asyncpg.InterfaceError,
                 asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
                 asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
-                asyncpg.TooManyConnectionsError)
+                asyncpg.TooManyConnectionsError,
+                # A connection left mid-operation when its server went away.
+                asyncpg.InternalClientError)
+#: Longest a statement may take before it fails (a server that stopped answering must not
+#: hold a claim, and so every worker, forever).
+COMMAND_SECONDS = 60.0
 
 
 async def _init_connection(conn: Connection) -> None:
@@ -73,7 +78,7 @@ class PgDatabase:
         try:
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=1, max_size=self._pool_size, timeout=CONNECT_SECONDS,
-                init=_init_connection)
+                command_timeout=COMMAND_SECONDS, init=_init_connection)
         except (*_UNREACHABLE, asyncpg.PostgresError) as exc:
             raise DatabaseUnavailable(
                 f"cannot connect to {redacted_url(self.url)}: {exc}") from None

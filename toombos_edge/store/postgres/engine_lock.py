@@ -14,10 +14,11 @@ first tries the *exclusive* lock:
 * refused: other engines run. It waits for the shared lock (only an engine between its
   exclusive lock and its recovery holds it off) and recovers only leases that ran out.
 
-A node whose lock connection drops (PostgreSQL restarted) holds no lock until it
-restarts: an engine starting in that window would take it for dead and recover its
-running jobs early; their saves are then refused (the job is no longer held), as after any
-expired lease, and the jobs run again.
+A node whose lock connection drops (PostgreSQL restarted) holds no lock until
+:meth:`PgEngineLock.keep` takes it again (the engine's poll calls it through ``recover``,
+every few seconds): an engine starting in that window would take it for dead and recover
+its running jobs early; their saves are then refused (the job is no longer held), as after
+any expired lease, and the jobs run again.
 """
 
 from __future__ import annotations
@@ -69,6 +70,19 @@ class PgEngineLock:
             await self._conn.execute("SELECT pg_advisory_lock_shared($1)", ENGINE_LOCK)
             await self._conn.execute("SELECT pg_advisory_unlock($1)", ENGINE_LOCK)
             self._exclusive = False
+
+    async def keep(self) -> None:
+        """Take the shared lock again if its connection was lost (a no-op while it holds);
+        raises what connecting raises, for the caller to try again later."""
+        if self._conn is None or not self._conn.is_closed():
+            return
+        conn = await connect(self._url)
+        try:
+            await conn.execute("SELECT pg_advisory_lock_shared($1)", ENGINE_LOCK)
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn, self._exclusive = conn, False
 
     async def release(self) -> None:
         """Closing the session drops its advisory locks."""

@@ -128,6 +128,8 @@ class PgJobStore:
             return await job_changes.release(write, ids, now)
 
     async def recover(self, now: int, *, every_lease: bool) -> tuple[list[Job], Settled | None]:
+        if not every_lease:  # the poll: hold the engine lock again if its link was lost
+            await self._lock.keep()
         try:
             async with self._write() as write:
                 return await job_changes.recover(write, now, every_lease=every_lease)

@@ -42,7 +42,8 @@ MAX_PAYLOAD = 7900
 #: Notifications in order, one statement per batch: a function scan of the array calls
 #: pg_notify row by row, and one session's notifications are delivered in the order sent.
 _NOTIFY = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
-_LOST = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_LOST = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+         asyncpg.InternalClientError)
 
 
 def _now_ms() -> int:
