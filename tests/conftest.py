@@ -46,8 +46,31 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings.load({}, overrides={k: str(v) for k, v in values.items()})
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module marked ``pytest.mark.backends`` runs each test on SQLite and on PostgreSQL
+    (ids ``[sqlite]`` and ``[postgres]``): its ``settings`` name the backend."""
+    if metafunc.definition.get_closest_marker("backends") and "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", ["sqlite", "postgres"])
+
+
+@pytest.fixture(autouse=True)
+def _database_first(request: pytest.FixtureRequest) -> None:
+    """On PostgreSQL, the database is made before any app (autouse fixtures come first),
+    so that it is dropped after every app on it has closed."""
+    if "backend" in request.fixturenames and request.getfixturevalue("backend") == "postgres":
+        request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def backend() -> str:
+    """SQLite, unless the module is marked ``backends`` (see ``pytest_generate_tests``)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
+    if backend == "postgres":
+        return settings_for(tmp_path, database_url=request.getfixturevalue("postgres_url"))
     return settings_for(tmp_path)
 
 
@@ -72,8 +95,10 @@ def make_client(aiohttp_client: ClientFactory, tmp_path: Path) -> ClientFactory:
 
 
 @pytest.fixture
-async def client(aiohttp_client: ClientFactory, settings: Settings) -> Client:
-    """The app on the ``settings`` fixture (a test module may override that fixture)."""
+async def client(settings: Settings, aiohttp_client: ClientFactory) -> Client:
+    """The app on the ``settings`` fixture (a test module may override that fixture).
+    ``settings`` first: set up first, torn down last (a PostgreSQL database outlives the
+    app on it)."""
     return await aiohttp_client(create_app(settings))
 
 

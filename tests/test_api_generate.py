@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
 from conftest import Client, auth
+
+pytestmark = pytest.mark.backends
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "launch.md").read_text()
 

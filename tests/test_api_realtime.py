@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import Client, auth
 from ws_support import next_json
 
 from toombos_edge.appkeys import KEYS
 from toombos_edge.keys import Role
+
+pytestmark = pytest.mark.backends
 
 
 async def test_a_ws_token_is_short_lived_and_carries_the_role(client: Client) -> None:

@@ -24,6 +24,8 @@ from toombos_edge.store import Database
 from toombos_edge.store.sqlite import jobs as store
 from toombos_edge.store.sqlite.jobs import SqliteJobStore
 
+pytestmark = pytest.mark.backends
+
 GOOD = {"text": "Hello there.", "channels": ["email"]}
 
 

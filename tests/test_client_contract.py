@@ -23,6 +23,8 @@ from ws_support import admin_secret, until_type
 from toombos_edge.appkeys import ENGINE, KEYS
 from toombos_edge.keys import Role
 
+pytestmark = pytest.mark.backends
+
 ORIGIN = "http://localhost:3000"
 CHANNELS = ["email", "website", "social_twitter", "social_linkedin", "social_facebook"]
 RESULT_KEYS = {"email", "website", "twitter", "linkedin", "facebook"}

@@ -12,6 +12,8 @@ from conftest import Client, auth, finished, settings_for
 from toombos_edge.appkeys import CONTENT, ENGINE
 from toombos_edge.settings import Settings
 
+pytestmark = pytest.mark.backends
+
 TEXT = "The first version of the page.\n\nIt has **two** paragraphs."
 
 

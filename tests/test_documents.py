@@ -12,6 +12,8 @@ from toombos_edge.documents.blobs import hash_file
 from toombos_edge.documents.service import choose_title
 from toombos_edge.errors import NotFound
 
+pytestmark = pytest.mark.backends
+
 
 async def test_an_edited_document_no_longer_stands_for_its_bytes(client: Client) -> None:
     docs = client.app[DOCUMENTS]

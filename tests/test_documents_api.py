@@ -3,8 +3,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 
+import pytest
 from conftest import Client, auth
 from ingesting import ingest_bytes
+
+pytestmark = pytest.mark.backends
 
 
 async def create(client: Client, key: str, **body: object) -> dict[str, object]:

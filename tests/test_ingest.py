@@ -15,6 +15,8 @@ from toombos_edge.documents.ingest import NOTHING_SENT, validate_params
 from toombos_edge.errors import Invalid, NotFound
 from toombos_edge.events import INGESTION_COMPLETE, Event
 
+pytestmark = pytest.mark.backends
+
 
 def files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())

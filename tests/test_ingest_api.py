@@ -19,6 +19,8 @@ from toombos_edge.appkeys import BUS, DOCUMENTS, ENGINE, INGESTOR
 from toombos_edge.events import Event
 from toombos_edge.settings import Settings
 
+pytestmark = pytest.mark.backends
+
 
 def form(data: bytes, filename: str, metadata: str | None = None,
          content_type: str = "application/octet-stream") -> FormData:

@@ -14,6 +14,8 @@ from conftest import Client, auth
 from toombos_edge.appkeys import ENGINE
 from toombos_edge.jobs.kinds import JobContext, JobKind
 
+pytestmark = pytest.mark.backends
+
 MakeKey = Callable[[str], Awaitable[str]]
 
 

@@ -8,10 +8,14 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncpg
+import pytest
 from conftest import Client, ServerProcess, auth, http
 
 from toombos_edge.appkeys import KEYS
 from toombos_edge.settings import Settings
+
+pytestmark = pytest.mark.backends
 
 
 async def create(client: Client, admin_key: str, **body: str) -> dict[str, str]:
@@ -34,10 +38,20 @@ async def test_secret_is_shown_once_and_stored_as_sha256_only(
     assert created["role"] == "operator" and created["id"].startswith("key_")
     listed = await (await client.get("/admin/keys", headers=auth(admin_key))).json()
     assert secret not in str(listed) and all("secret" not in key for key in listed["keys"])
-    with sqlite3.connect(settings.db_path) as conn:
-        stored = conn.execute(
-            "SELECT secret_hash FROM api_keys WHERE id = ?", (created["id"],)
-        ).fetchone()[0]
+    if settings.database_url:  # the row as PostgreSQL holds it
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            stored = await conn.fetchval(
+                "SELECT secret_hash FROM api_keys WHERE id = $1", created["id"])
+            dump = await conn.fetchval("SELECT string_agg(t::text, ' ') FROM api_keys AS t")
+        finally:
+            await conn.close()
+        assert secret not in dump
+    else:
+        with sqlite3.connect(settings.db_path) as conn:
+            stored = conn.execute(
+                "SELECT secret_hash FROM api_keys WHERE id = ?", (created["id"],)
+            ).fetchone()[0]
     assert stored == hashlib.sha256(secret.encode()).digest()
     assert secret.encode() not in database_bytes(settings.data_dir)
 

@@ -21,6 +21,8 @@ from ws_support import TIMEOUT, admin_secret, upgrade
 from toombos_edge.appkeys import ACTIVITY, CACHE, ENGINE, HUB, METRICS
 from toombos_edge.jobs.kinds import JobContext, JobKind
 
+pytestmark = pytest.mark.backends
+
 MakeKey = Callable[[str], Awaitable[str]]
 
 #: The three clients of /metrics, with exactly what each sends.

@@ -7,6 +7,8 @@ from conftest import Client, auth
 
 from toombos_edge.api.paging import parse_int
 
+pytestmark = pytest.mark.backends
+
 
 @pytest.mark.parametrize(("text", "value"), [
     ("0", 0), ("42", 42), ("-5", -5), ("+7", 7), ("²", None), ("①", None), ("٣", None),

@@ -33,6 +33,8 @@ from toombos_edge.records.content import ContentItem, new_item
 from toombos_edge.store import Database
 from toombos_edge.store.sqlite.content import SqliteContentStore
 
+pytestmark = pytest.mark.backends
+
 SECRET = b"test-webhook-secret"
 FIXTURE = (Path(__file__).parent / "fixtures" / "launch.md").read_text()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import pytest
 from conftest import Client, auth, finished
 
 from toombos_edge.appkeys import ENGINE
@@ -14,6 +15,8 @@ from toombos_edge.ids import new_id, now_ms
 from toombos_edge.jobs.kinds import JobContext, JobKind
 from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.routes import ROUTES
+
+pytestmark = pytest.mark.backends
 
 TEXT = "Readable numbers: a latency of 2.043 ms, not 2.0429999999999993. " * 10
 #: Floats that are not measurements: a search rank is compared, not read.

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import pytest
 from conftest import Client, auth
 
 from toombos_edge.appkeys import BUS, DOCUMENTS, SEARCH
 from toombos_edge.events import QUERY_COMPLETE, Event
 from toombos_edge.store.sqlite.documents import plain_query
+
+pytestmark = pytest.mark.backends
 
 
 async def add(client: Client, title: str, text: str) -> str:

@@ -30,6 +30,8 @@ from toombos_edge.ids import now_ms
 from toombos_edge.jobs.kinds import JobContext, JobKind
 from toombos_edge.records.job import Job, JobStatus
 
+pytestmark = pytest.mark.backends
+
 
 async def test_bad_messages_get_an_error_and_the_socket_stays(client: Client) -> None:
     ws = await client.ws_connect("/ws/jobs", params={"token": admin_secret(client)})

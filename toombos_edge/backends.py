@@ -77,10 +77,12 @@ class Backend:
         return self.postgres is not None
 
     def watch_commits(self, observer: CommitObserver | None) -> None:
-        """Report each group commit to ``observer`` (SQLite's writer; PostgreSQL commits
-        each transaction on its own connection, and has its own statistics)."""
+        """Report each commit to ``observer``: SQLite's group commits (a batch of writes
+        each), PostgreSQL's transactions (one each, on their own connections)."""
         if self.sqlite is not None:
             self.sqlite.on_commit = observer
+        if self.postgres is not None:
+            self.postgres.on_commit = observer
 
     async def close(self) -> None:
         if self.sqlite is not None:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -67,6 +68,8 @@ class PgDatabase:
         self.schema_version = 0
         #: Whether the last write failed for a full disk (PostgreSQL's ``disk_full``).
         self.space = SpaceState()
+        #: Told of each transaction committed: (1, seconds from its start to its commit).
+        self.on_commit: Callable[[int, float], None] | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._pool is not None else "closed"
@@ -111,8 +114,12 @@ class PgDatabase:
     async def transaction(self) -> AsyncIterator[Connection]:
         """A pooled connection inside one transaction (committed on a normal exit)."""
         with self._failures():
-            async with self.pool.acquire() as conn, conn.transaction():
-                yield conn
+            async with self.pool.acquire() as conn:
+                began = time.perf_counter()
+                async with conn.transaction():
+                    yield conn
+                if self.on_commit is not None:
+                    self.on_commit(1, time.perf_counter() - began)
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:

@@ -40,7 +40,11 @@ _INSERT = (f"INSERT INTO documents ({_COLUMNS}) "
 #: ts_rank's weights for D, C, B (the text), A (the title): a title match weighs five.
 _RANK_WEIGHTS = "{0, 0, 0.2, 1.0}"
 _HEADLINE = (f"StartSel={MARK_OPEN}, StopSel={MARK_CLOSE}, MaxWords=24, MinWords=12, "
-             "ShortWord=0")
+             "MaxFragments=1, ShortWord=0")
+#: ts_headline's parser takes ``<…>`` for an HTML tag and leaves it out of the excerpt; the
+#: excerpt must show the text as written (escaped by the caller), so the angle brackets are
+#: stood in for by private-use characters around the headline, and put back after.
+_TAG_STAND_INS = str.maketrans("\ue002\ue003", "<>")
 #: The best page of matches with the total, in one statement (one snapshot): the title
 #: highlighted whole, the indexed text as an excerpt around the matches, and whether the
 #: excerpt starts and ends the text (else the caller adds "…").
@@ -51,11 +55,13 @@ matched AS (
     FROM documents AS d, q WHERE d.search @@ q.q),
 page AS (SELECT seq, score FROM matched ORDER BY score DESC, seq LIMIT $2 OFFSET $3),
 marked AS (
-    SELECT page.seq, page.score, left(d.body, 1000000) AS text,
-           ts_headline('documents_text', d.title, q.q, 'HighlightAll=true, {_HEADLINE}')
-               AS title_hl,
-           ts_headline('documents_text', left(d.body, 1000000), q.q, '{_HEADLINE}')
-               AS snippet,
+    SELECT page.seq, page.score, translate(left(d.body, 1000000), '<>', E'\\ue002\\ue003')
+               AS text,
+           ts_headline('documents_text', translate(d.title, '<>', E'\\ue002\\ue003'), q.q,
+                       'HighlightAll=true, {_HEADLINE}') AS title_hl,
+           ts_headline('documents_text',
+                       translate(left(d.body, 1000000), '<>', E'\\ue002\\ue003'), q.q,
+                       '{_HEADLINE}') AS snippet,
            {", ".join("d." + name for name in _NAMES if name != "body")}
     FROM page JOIN documents AS d USING (seq), q),
 plain AS (
@@ -120,7 +126,7 @@ def _snippet(row: asyncpg.Record) -> str:
     """The excerpt, with "…" on each side where the text goes on."""
     before = "" if row["at_start"] else "…"
     after = "" if row["at_end"] else "…"
-    return f"{before}{row['snippet']}{after}"
+    return f"{before}{row['snippet'].translate(_TAG_STAND_INS)}{after}"
 
 
 class PgDocumentStore:
@@ -231,8 +237,8 @@ class PgDocumentStore:
             raise BadQuery(str(exc)) from None
         total = int(rows[0]["total"]) if rows else 0
         matches = [
-            Match(_document(row), float(row["score"]), row["title_hl"],
-                  _snippet(row))
+            Match(_document(row), float(row["score"]),
+                  row["title_hl"].translate(_TAG_STAND_INS), _snippet(row))
             for row in rows if row["seq"] is not None
         ]
         return matches, total

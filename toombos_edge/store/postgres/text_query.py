@@ -31,6 +31,7 @@ _OPERATORS = frozenset({"AND", "OR", "NOT"})
 _SPACE = " \t\n\r\f\v"
 _LAST_WORD = re.compile(r"([^\W_]+)[\W_]*$")  #: the last word, as the tokenizers split
 _A_WORD = re.compile(r"[^\W_]")  #: a letter or digit: what both tokenizers keep
+_PIECES = re.compile(r"[^\W_]+")  #: the runs of letters and digits of a word
 #: Matches nothing: ``to_tsquery`` of a string without words is the empty query.
 NOTHING = "' '"
 
@@ -270,6 +271,12 @@ def to_tsquery_text(query: str) -> str:
 
 
 def plain_tsquery_text(text: str) -> str:
-    """Every whitespace-separated word as written, all of them required (no operator)."""
-    return _joined([_lexeme(word, "") for word in text.split() if _A_WORD.search(word)],
-                   "&") or NOTHING
+    """Every whitespace-separated word as written, all of them required (no operator).
+
+    A word is cut where SQLite's tokenizer cuts it (at anything but a letter or digit), its
+    pieces a phrase: "hello-world" is "hello" followed by "world", as FTS5 reads the quoted
+    word; PostgreSQL's parser would otherwise also require the compound 'hello-world'.
+    """
+    words = [_joined([_lexeme(piece, "") for piece in _PIECES.findall(word)], "<->")
+             for word in text.split()]
+    return _joined(words, "&") or NOTHING
