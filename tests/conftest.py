@@ -48,8 +48,11 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A module marked ``pytest.mark.backends`` runs each test on SQLite and on PostgreSQL
-    (ids ``[sqlite]`` and ``[postgres]``): its ``settings`` name the backend."""
-    if metafunc.definition.get_closest_marker("backends") and "backend" in metafunc.fixturenames:
+    (ids ``[sqlite]`` and ``[postgres]``): its ``settings`` name the backend. A test of it
+    marked ``sqlite_only`` reads the SQLite file itself, and runs once."""
+    node = metafunc.definition
+    if (node.get_closest_marker("backends") and not node.get_closest_marker("sqlite_only")
+            and "backend" in metafunc.fixturenames):
         metafunc.parametrize("backend", ["sqlite", "postgres"])
 
 

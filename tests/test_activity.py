@@ -34,9 +34,12 @@ from toombos_edge.keys import Role
 from toombos_edge.records.activity import ActivityFilter
 from toombos_edge.restart import RESTART_STAMP
 from toombos_edge.routes import Route, setup_routes
+from toombos_edge.settings import Settings
 from toombos_edge.store.activity import ActivityStore
 from toombos_edge.store.postgres.activity import PgActivityStore
 from toombos_edge.store.sqlite.activity import SqliteActivityStore
+
+pytestmark = pytest.mark.backends
 
 ORIGIN = "http://localhost:3000"
 
@@ -225,6 +228,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_every_type_is_in_the_table_and_the_file_without_secrets(
     app_client: Client,
 ) -> None:
@@ -465,21 +469,25 @@ async def test_error_events_reach_the_dashboards(app_client: Client) -> None:
     await ws.close()
 
 
-def _cli(data_dir: Path, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+def _cli(data_dir: Path, *args: str, database_url: str = "",
+         **kwargs: Any) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "toombos_edge", "activity", "--data-dir", str(data_dir),
                *args]
+    env = {**clean_env(), "TOOMBOS_DATABASE_URL": database_url}
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=clean_env(), **kwargs)
+                            env=env, **kwargs)
 
 
-async def test_cli_prints_and_follows(client: Client, admin_key: str, tmp_path: Path) -> None:
+async def test_cli_prints_and_follows(client: Client, admin_key: str, tmp_path: Path,
+                                      settings: Settings) -> None:
     await _queries(client, 4)
-    data_dir = tmp_path / "data"
-    printed = await asyncio.to_thread(_cli(data_dir, "--limit", "3", "--type", "query")
+    data_dir, url = tmp_path / "data", settings.database_url
+    printed = await asyncio.to_thread(_cli(data_dir, "--limit", "3", "--type", "query",
+                                           database_url=url)
                                       .communicate, None, 60)
     assert [json.loads(line)["data"]["query"] for line in printed[0].splitlines()] == [
         "q1", "q2", "q3"]
-    follower = _cli(data_dir, "--limit", "0", "--follow")
+    follower = _cli(data_dir, "--limit", "0", "--follow", database_url=url)
     try:
         assert follower.stderr is not None
         started = await asyncio.wait_for(asyncio.to_thread(follower.stderr.readline), 60)

@@ -23,6 +23,8 @@ from toombos_edge.store.jobs import HOUR_MS
 from toombos_edge.store.sqlite import job_changes
 from toombos_edge.store.sqlite import jobs as store
 
+pytestmark = pytest.mark.backends
+
 DAY = datetime(2025, 3, 10, tzinfo=UTC)  # far enough back to stay out of "recent"
 D0 = int(DAY.timestamp() * 1000)
 MIN = 60_000
@@ -238,6 +240,7 @@ async def test_a_bad_parameter_is_a_422_naming_it(
         assert named in body["detail"], body
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_answers_are_reused_for_a_few_seconds(
     make_client: ClientFactory, tmp_path: Path
 ) -> None:
@@ -283,6 +286,7 @@ def rolled_up(conn: sqlite3.Connection) -> dict[tuple[str, str, int], tuple[int,
     return {(r[0], r[1], r[2]): (r[3], r[4], r[5]) for r in rows}
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_the_roll_up_matches_a_recount_after_real_jobs(
     viewer: tuple[Client, dict[str, str]]
 ) -> None:
@@ -309,6 +313,7 @@ async def test_the_roll_up_matches_a_recount_after_real_jobs(
     assert body["jobs_by_channel"] == {"email": 4, "website": 1, "social_twitter": 5}
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 def test_every_query_reads_a_range_of_the_primary_key(tmp_path: Path) -> None:
     """EXPLAIN QUERY PLAN: each statement searches job_hours by its key; none scans it."""
     from toombos_edge.store.sqlite import analytics as sql

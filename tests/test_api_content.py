@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import pytest
 from conftest import Client, auth, finished
 
-from toombos_edge.appkeys import CONTENT, DATABASE
+from toombos_edge.appkeys import BACKEND, CONTENT
 from toombos_edge.records.content import ContentItem, new_item
-from toombos_edge.store.sqlite.content import SqliteContentStore
+
+pytestmark = pytest.mark.backends
 
 
 async def _stored(client: Client) -> ContentItem:
     item = new_item("email", {"subject": "Launch", "text": "Plain", "html": "<p>x</p>"},
                     job_id="job_1", document_id=None, style="modern", tone="casual",
                     content_type="update")
-    return await SqliteContentStore(client.app[DATABASE]).add(item)
+    return await client.app[BACKEND].content.add(item)
 
 
 async def test_read_edit_versions_delete(
@@ -74,7 +76,7 @@ async def test_publishing_a_reviewed_draft(
     page = new_item("website", {"slug": "reviewed", "html": "<p>Reviewed page</p>"},
                     job_id=None, document_id=None, style="modern", tone="casual",
                     content_type="blog")
-    item = await SqliteContentStore(client.app[DATABASE]).add(page)
+    item = await client.app[BACKEND].content.add(page)
     path = f"/api/v2/content/{item.id}/publish"
     assert (await client.post(path, headers=viewer)).status == 403
     bad = await client.post(path, headers=operator, json={"recipients": ["nobody"]})

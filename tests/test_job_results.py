@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from conftest import Client, auth, finished
 
 from toombos_edge.appkeys import ENGINE
 from toombos_edge.ids import iso, new_id, now_ms
 from toombos_edge.jobs.kinds import JobContext, JobKind, Outcome, PermanentFailure
 from toombos_edge.store.sqlite.database import apply_migrations, migrations
+
+pytestmark = pytest.mark.backends
 
 TEXT = "Release notes: the importer now keeps tables and footnotes intact. " * 8
 #: The job object's fields in CLIENT-CONTRACT.md ("The job object").
@@ -118,6 +121,7 @@ async def test_a_permanent_failure_keeps_channel_results_and_moves_the_rest(
                               "twitter": {"status": "failed", "timestamp": stamp}}
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 def test_migration_0008_splits_stored_results_and_counts_hours(tmp_path: Path) -> None:
     """Rows written before 0008 read the new way: loose values in output, an ingest job's
     document as its one result, channel results untouched; job_hours counted from them."""

@@ -16,6 +16,8 @@ from conftest import Client, auth
 from toombos_edge.appkeys import ACTIVITY, DATABASE, DOCUMENTS, ENGINE
 from toombos_edge.projects import service
 
+pytestmark = pytest.mark.backends
+
 PREFIXES = ("/api/projects", "/api/v1/projects")
 
 
@@ -438,6 +440,7 @@ async def test_a_large_project_goes_in_several_transactions(
     assert (await get_json(client, admin_key, "/api/documents"))["total"] == expected_left
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_the_database_refuses_a_dangling_project_id_by_itself(
     client: Client, admin_key: str
 ) -> None:
@@ -458,6 +461,7 @@ async def test_the_database_refuses_a_dangling_project_id_by_itself(
         == pid
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_the_project_filter_reads_its_index(client: Client) -> None:
     plan = await client.app[DATABASE].read(lambda conn: conn.execute(
         "EXPLAIN QUERY PLAN SELECT id FROM documents WHERE project_id = ? "

@@ -25,6 +25,8 @@ from toombos_edge.store.sqlite.content import SqliteContentStore
 from toombos_edge.store.sqlite.documents import SqliteDocumentStore
 from toombos_edge.store.sqlite.retention import SqliteRetentionStore
 
+pytestmark = pytest.mark.backends
+
 # "Now" for retention is 200 days ahead of the wall clock: the jobs made below, created
 # now, are then as old as each test needs (their ids hold their real creation time).
 NOW = now_ms() + 200 * DAY_MS
@@ -57,6 +59,7 @@ async def job_ids(db: Database) -> set[str]:
     return {row[0] for row in await db.read(lambda c: c.execute("SELECT id FROM jobs").fetchall())}
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_jobs_go_by_age_and_status_only(db: Database) -> None:
     keep = {
         await add_job(db, "completed", 10),  # finished, but not for long enough
@@ -83,6 +86,7 @@ async def test_jobs_go_by_age_and_status_only(db: Database) -> None:
         "noop/completed": 2, "noop/failed": 1, "noop/pending": 1, "noop/in_progress": 1}
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_the_dead_set_is_capped_oldest_first(db: Database) -> None:
     dead = [await add_job(db, "failed", 1, kind) for kind in ("a", "b", "a", "b", "a")]
     others = {await add_job(db, "completed", 1), await add_job(db, "cancelled", 1)}
@@ -97,6 +101,7 @@ async def test_the_dead_set_is_capped_oldest_first(db: Database) -> None:
     assert (await retention.run_once())["dead_over_cap"] == 0
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_nothing_goes_when_every_setting_keeps_everything(db: Database) -> None:
     ids = {await add_job(db, status, 1000) for status in ("completed", "failed", "cancelled")}
     content = SqliteContentStore(db)
@@ -113,6 +118,7 @@ async def test_nothing_goes_when_every_setting_keeps_everything(db: Database) ->
     assert counts["content_versions"] == 0
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_content_versions_beyond_n_or_older_than_x_go(db: Database) -> None:
     content = SqliteContentStore(db)
     items = []
@@ -155,6 +161,7 @@ def documents(db: Database, tmp_path: Path) -> DocumentService:
                            UploadFolder(tmp_path / "uploads"))
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_unused_blobs_are_swept_after_the_grace_period(
     db: Database, documents: DocumentService
 ) -> None:
@@ -178,6 +185,7 @@ async def test_unused_blobs_are_swept_after_the_grace_period(
     assert [blobs.exists(sha) for sha in (used, awaited, orphan)] == [True, True, False]
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_freed_pages_go_back_to_the_file_system(db: Database) -> None:
     for _ in range(3):
         await add_job(db, "completed", 100, params={"padding": "x" * 20_000})
@@ -198,6 +206,7 @@ async def test_freed_pages_go_back_to_the_file_system(db: Database) -> None:
     assert pages_after <= pages_before - 15
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_an_existing_file_is_switched_to_incremental_vacuum_once(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:  # a file made before: auto_vacuum off
@@ -212,6 +221,7 @@ async def test_an_existing_file_is_switched_to_incremental_vacuum_once(tmp_path:
         await db.close()
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file itself
 async def test_the_server_runs_retention_on_its_interval(
     make_client: ClientFactory, tmp_path: Path
 ) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import pytest
 from conftest import Client, auth
 
-from toombos_edge.appkeys import CONTENT, DATABASE
+from toombos_edge.appkeys import BACKEND, CONTENT
 from toombos_edge.content.channels import Channel
 from toombos_edge.content.render import RenderOptions
 from toombos_edge.content.source import inline_source
 from toombos_edge.records.content import new_item
-from toombos_edge.store.sqlite.content import SqliteContentStore
+
+pytestmark = pytest.mark.backends
 
 
 async def test_a_published_page_is_served_and_counted(
@@ -22,7 +24,7 @@ async def test_a_published_page_is_served_and_counted(
     body = await service.rendering.render(source, Channel.website, RenderOptions())
     draft = new_item("website", body, job_id=None, document_id=None, style="modern",
                      tone="casual", content_type="blog")
-    item = await SqliteContentStore(client.app[DATABASE]).add(draft)
+    item = await client.app[BACKEND].content.add(draft)
     assert (await client.get("/site/field-notes-week-12")).status == 404  # a draft
     publication = await service.items.publish(item.id)
     assert publication.url is not None and publication.url.endswith("/site/field-notes-week-12")
