@@ -129,6 +129,18 @@ async def test_pausing_one_node_pauses_the_queue_of_every_node(
     assert not a.app[ENGINE].paused and not b.app[ENGINE].paused
 
 
+async def test_a_node_that_starts_while_the_queue_is_paused_starts_paused(
+    postgres_url: str, make_client: ClientFactory, tmp_path: Path,
+) -> None:
+    a = await make_client(tmp_path / "a", database_url=postgres_url, node_id="a")
+    key = (tmp_path / "a" / "data" / "admin.key").read_text().strip()
+    assert (await a.post("/admin/queue/pause", headers=auth(key))).status == 200
+    b = await make_client(tmp_path / "b", database_url=postgres_url, node_id="b")
+    await eventually_async(lambda: b.app[ENGINE].paused, 20, "B learns the queue is paused")
+    assert (await b.post("/admin/queue/resume", headers=auth(key))).status == 200
+    await eventually_async(lambda: not a.app[ENGINE].paused, 20, "A resumed by B")
+
+
 async def test_a_job_running_on_one_node_is_cancelled_through_the_other(
     postgres_url: str, make_client: ClientFactory, tmp_path: Path,
 ) -> None:

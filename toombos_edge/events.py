@@ -49,6 +49,10 @@ QUEUE_PAUSED = "queue_paused"
 QUEUE_RESUMED = "queue_resumed"
 #: A cancel of a job another node runs, asked of this one (for the node that runs it).
 CANCEL_REQUESTED = "job_cancel_requested"
+#: A node that starts asks the others whether the queue is paused; a paused node answers
+#: with QUEUE_STATE (between nodes only: neither is logged nor sent to sockets).
+QUEUE_STATE_ASKED = "queue_state_asked"
+QUEUE_STATE = "queue_state"
 #: An emergency publish or a rollback (POST /api/critical/*).
 CRITICAL_OPERATION = "critical_operation"
 #: A project was created, updated or deleted (its id and name; for the activity log).
@@ -64,7 +68,8 @@ JOB_EVENTS = frozenset({JOB_CREATED, JOB_UPDATE, JOB_COMPLETED, JOB_FAILED, JOB_
 #: Events about the server itself: logged, never sent to WebSocket clients.
 INTERNAL = frozenset({KEY_REVOKED, WS_CONNECTION, AUTH_REFUSED, KEY_CREATED, QUEUE_PAUSED,
                       QUEUE_RESUMED, CRITICAL_OPERATION, RESTART_REQUESTED, RATE_LIMITED,
-                      PROJECT_CREATED, PROJECT_UPDATED, PROJECT_DELETED, CANCEL_REQUESTED})
+                      PROJECT_CREATED, PROJECT_UPDATED, PROJECT_DELETED, CANCEL_REQUESTED,
+                      QUEUE_STATE_ASKED, QUEUE_STATE})
 
 #: Where a personal message goes: ("client", client_id) or ("session", session_id).
 Address = tuple[str, str]

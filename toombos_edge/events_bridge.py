@@ -49,6 +49,8 @@ from .events import (
     QUERY_COMPLETE,
     QUEUE_PAUSED,
     QUEUE_RESUMED,
+    QUEUE_STATE,
+    QUEUE_STATE_ASKED,
     Event,
     EventBus,
 )
@@ -77,7 +79,7 @@ log = logging.getLogger(__name__)
 #: node's engine acts on (the queue paused or resumed, a cancel for the job's node).
 SHARED = JOB_EVENTS | {CONTENT_PUBLISHED, INGESTION_COMPLETE, QUERY_COMPLETE,
                        CACHE_INVALIDATED, ANNOUNCEMENT, KEY_REVOKED, QUEUE_PAUSED,
-                       QUEUE_RESUMED, CANCEL_REQUESTED}
+                       QUEUE_RESUMED, CANCEL_REQUESTED, QUEUE_STATE_ASKED, QUEUE_STATE}
 MAX_QUEUED = 100_000  #: events waiting to be sent; past it they are dropped and counted
 BATCH = 500  #: notifications per statement
 RETRY_SECONDS = 0.5  #: between attempts to send while the database does not answer

@@ -7,7 +7,9 @@ the events bridge carries between nodes (:mod:`..events_bridge`):
 * a job became due on another node (submitted, retried, released, its dependency ended):
   look for due jobs now, instead of at the next poll;
 * the queue was paused or resumed on another node: pause or resume here too, without
-  announcing it again (the node that was asked announced and logged it);
+  announcing it again (the node that was asked announced and logged it); a node that
+  starts asks the others, and a paused one answers, so it starts paused too (within a
+  moment: a job or two may start first);
 * a cancel of a job running on this node was asked of another node: cancel it here, where
   its worker runs. The node that was asked waits for the job's end event, bounded.
 
@@ -30,6 +32,8 @@ from ..events import (
     JOB_EVENTS,
     QUEUE_PAUSED,
     QUEUE_RESUMED,
+    QUEUE_STATE,
+    QUEUE_STATE_ASKED,
     Event,
     EventBus,
 )
@@ -67,6 +71,7 @@ class Peers:
     def start(self) -> None:
         self._unsubscribe = self._bus.subscribe(self.on_event)
         self._engine.ask_owner_to_cancel = self.ask_cancel
+        self._bus.publish(Event.data(QUEUE_STATE_ASKED, {}))
 
     async def close(self) -> None:
         if self._unsubscribe is not None:
@@ -85,6 +90,10 @@ class Peers:
             self._engine.pause(announce=False)
         elif event.type == QUEUE_RESUMED:
             self._engine.resume(announce=False)
+        elif event.type == QUEUE_STATE_ASKED and self._engine.paused:
+            self._bus.publish(Event.data(QUEUE_STATE, {"paused": True}))
+        elif event.type == QUEUE_STATE and event.body.get("data", {}).get("paused"):
+            self._engine.pause(announce=False)
         elif event.type == CANCEL_REQUESTED:
             job_id = str(event.body.get("data", {}).get("job_id", ""))
             if self._engine.holds(job_id):
