@@ -164,9 +164,23 @@ async def read_body(request: web.Request, kind: type[T]) -> T:
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
+#: A JSON escape of NUL (an odd number of backslashes before it: ``\\u0000`` is text).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+#: Refused on both backends alike, because PostgreSQL cannot store it in text or jsonb.
+NUL_REFUSED = "text may not hold the NUL character (\\u0000)"
+
+
+def refuse_nul(field: str, text: str) -> None:
+    """Raise the 422 for a form field holding NUL, raw or as a JSON escape (``metadata``)."""
+    if "\x00" in text or ("\\u0000" in text and _NUL_ESCAPE.search(text.encode())):
+        raise Invalid(NUL_REFUSED, {"field": field})
+
+
 def decode_body(raw: bytes, kind: type[T]) -> T:
     if _SURROGATE_ESCAPE.search(raw):
         _refuse_lone_surrogates(raw)
+    if b"\\u0000" in raw and _NUL_ESCAPE.search(raw):
+        raise Invalid(NUL_REFUSED, {"field": "body"})
     try:
         value: T = _decoder(kind).decode(raw)
         return value
@@ -215,6 +229,8 @@ def decode_query(query: Mapping[str, str], kind: type[T]) -> T:
     for name in query:
         if name in data:
             continue
+        if "\x00" in name or any("\x00" in v for v in query.getall(name)):  # type: ignore[attr-defined]
+            raise Invalid(NUL_REFUSED, {"field": name})
         if name in lists:
             values = query.getall(name)  # type: ignore[attr-defined]
             data[name] = [p.strip() for v in values for p in v.split(",") if p.strip()]

@@ -17,8 +17,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from ..appkeys import CORRELATION_ID, INGEST, SETTINGS
 from ..documents.intake import IngestService
 from ..documents.uploads import Upload, safe_filename
-from ..errors import BadRequest, PayloadTooLarge
-from .contract import given, read_body
+from ..errors import BadRequest, Invalid, PayloadTooLarge
+from .contract import given, read_body, refuse_nul
 from .job_params import idempotency_key
 from .responses import json_response
 from .schemas.documents import IngestText
@@ -48,11 +48,21 @@ async def _read_body(
     request: web.Request, intake: IngestService
 ) -> tuple[dict[str, Any], Upload | None]:
     if request.content_type == "multipart/form-data":
-        return await _read_multipart(request, intake)
-    if request.content_type == "application/x-www-form-urlencoded":
+        fields, upload = await _read_multipart(request, intake)
+    elif request.content_type == "application/x-www-form-urlencoded":
         form = await request.post()
-        return {name: form[name] for name in FIELDS if isinstance(form.get(name), str)}, None
-    return given(await read_body(request, IngestText)), None
+        fields = {name: form[name] for name in FIELDS if isinstance(form.get(name), str)}
+        upload = None
+    else:
+        return given(await read_body(request, IngestText)), None
+    try:
+        for name, value in fields.items():
+            refuse_nul(name, value)
+    except Invalid:
+        if upload is not None:  # refused: the upload will never be read
+            await intake.discard(upload)
+        raise
+    return fields, upload
 
 
 async def _read_multipart(

@@ -15,7 +15,7 @@ import itertools
 import logging
 import re
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from functools import partial
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ from aiohttp.web_urldispatcher import AbstractResource, PlainResource
 
 from ..appkeys import BUS, CORRELATION_ID, IDP, KEYS, LIFECYCLE, LIMITER, PRINCIPAL, SETTINGS
 from ..client_ip import client_ip
-from ..errors import EdgeError, Forbidden, RateLimited, Unauthorized
+from ..errors import EdgeError, Forbidden, NotFound, RateLimited, Unauthorized
 from ..events import AUTH_REFUSED, ERROR, RATE_LIMITED, Event
 from ..idp import TokenVerifier, looks_like_jwt
 from ..ids import iso, now_ms
@@ -109,6 +109,8 @@ def edge(
                 pending = _admit(request, role, gated, throttle)
                 if pending is not None:  # an identity-provider token, not a key
                     await pending
+                if request.match_info and _names_nul(request.match_info):
+                    raise NotFound("no such resource: an id holds the NUL character")
                 response = await (handler(request) if decode is None
                                   else handler(request, await decode(request)))
         except asyncio.CancelledError:
@@ -129,6 +131,11 @@ def edge(
 
     pipeline.__edge__ = True  # type: ignore[attr-defined]
     return pipeline
+
+
+def _names_nul(match: Mapping[str, str]) -> bool:
+    """A path parameter holding NUL names nothing (PostgreSQL could not even look it up)."""
+    return any("\x00" in value for value in match.values())
 
 
 def _admit(request: web.Request, role: Role | None, gated: bool,

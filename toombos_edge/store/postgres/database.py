@@ -11,7 +11,8 @@ set on every pooled connection).
 Failures mean the same as on SQLite to the layers above: a database that cannot be reached
 (down, restarting, a connection lost mid-statement) raises ``DatabaseUnavailable`` (503,
 and the health check fails), and a write refused for a full disk raises
-``InsufficientStorage`` (507) and is reported to :attr:`PgDatabase.space`.
+``InsufficientStorage`` (507) and is reported to :attr:`PgDatabase.space`; text it cannot
+hold (NUL) is ``Invalid`` (422).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import asyncpg
 import orjson
 
-from ...errors import DatabaseUnavailable
+from ...errors import DatabaseUnavailable, Invalid
 from ...logs import redacted_url
 from ..space import SpaceState
 from .migrate import CONNECT_SECONDS, apply_migrations, latest, schema_version
@@ -46,6 +47,8 @@ _UNREACHABLE = (OSError, TimeoutError, asyncpg.InterfaceError,
                 asyncpg.TooManyConnectionsError,
                 # A connection left mid-operation when its server went away.
                 asyncpg.InternalClientError)
+#: Text PostgreSQL cannot hold: the NUL character, in text or in jsonb.
+_NOT_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
 #: Longest a statement may take before it fails (a server that stopped answering must not
 #: hold a claim, and so every worker, forever).
 COMMAND_SECONDS = 60.0
@@ -155,6 +158,8 @@ class PgDatabase:
             yield
         except asyncpg.DiskFullError as exc:
             raise self.space.refuse("a database write", exc) from None
+        except _NOT_TEXT as exc:  # NUL: the API refuses it; this is for what slips past
+            raise Invalid(f"the database cannot store this text: {exc}") from None
         except _UNREACHABLE as exc:
             raise DatabaseUnavailable(
                 f"the database {redacted_url(self.url)} is not answering: "
