@@ -210,11 +210,11 @@ class Ingestor:
         return stored, extracted
 
     async def _source(self, upload: Upload) -> Path:
-        """The upload's file; or its blob, if an earlier attempt moved it there already."""
-        for path in (self.documents.uploads.path(upload.name),
-                     self.documents.blobs.path(upload.sha256)):
-            if await asyncio.to_thread(path.is_file):
-                return path
+        """The upload's file (or its blob, if an earlier attempt moved it there already),
+        from another node when that one took the upload in."""
+        path = await self.documents.upload_source(upload)
+        if path is not None:
+            return path
         raise NotFound(f"the upload of {upload.filename!r} is gone; send the file again")
 
 

@@ -6,6 +6,10 @@ the GIL on large buffers, so the two overlap). At most one buffer is in flight a
 gathering, whatever the upload's size. Past the limit the upload stops with
 ``PayloadTooLarge`` and its file is removed. A finished upload is fsynced and renamed from
 ``*.part`` to its final name, so a crash leaves only ``*.part`` files, swept at start.
+
+In a directory several nodes share, a node starting must not sweep another's upload in
+progress, or finished and about to become a job: there only files unchanged for
+``settle_seconds`` are swept.
 """
 
 from __future__ import annotations
@@ -16,16 +20,17 @@ import hashlib
 import os
 import re
 import secrets
+import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import Invalid, PayloadTooLarge
+from ..store.blobs import PART_SUFFIX
 from ..store.space import SpaceState, is_no_space
 
 FLUSH_BYTES = 1 << 20
-PART_SUFFIX = ".part"
 MAX_FILENAME_CHARS = 200
 _UPLOAD_NAME_RE = re.compile(r"^up_[0-9a-f]{32}$")
 
@@ -83,29 +88,46 @@ class Upload:
 class UploadFolder:
     """The data dir's ``uploads/`` folder: where uploads wait for their ingest job."""
 
-    def __init__(self, root: Path, space: SpaceState | None = None) -> None:
+    def __init__(self, root: Path, space: SpaceState | None = None, *,
+                 settle_seconds: float = 0.0) -> None:
         self.root = root
         #: Where a write that found the disk full is recorded (the database's, in the app).
         self.space = space or SpaceState()
+        #: In a shared directory: how long a file must be unchanged before a sweep takes it.
+        self.settle_seconds = settle_seconds
 
     def prepare(self) -> int:
         """Create the folder and remove ``*.part`` files left by a crash; returns how many."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         swept = 0
+        before = time.time() - self.settle_seconds
         for leftover in self.root.glob("*" + PART_SUFFIX):
-            leftover.unlink(missing_ok=True)
-            swept += 1
+            if self._settled(leftover, before):
+                leftover.unlink(missing_ok=True)
+                swept += 1
         return swept
 
     def sweep(self, keep: set[str]) -> int:
         """Remove finished uploads that no job will read (its job was cancelled before it
         ran, or the process died between the upload and the job's commit)."""
         removed = 0
+        before = time.time() - self.settle_seconds
         for path in self.root.iterdir():
-            if _UPLOAD_NAME_RE.match(path.name) and path.name not in keep:
+            if (_UPLOAD_NAME_RE.match(path.name) and path.name not in keep
+                    and self._settled(path, before)):
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+    def _settled(self, path: Path, before: float) -> bool:
+        """Unchanged since ``before`` (always, in a folder of this node's own)."""
+        if not self.settle_seconds:
+            return True
+        try:
+            status = path.stat()
+        except FileNotFoundError:
+            return False
+        return max(status.st_mtime, status.st_ctime) < before
 
     def path(self, name: str) -> Path:
         if not _UPLOAD_NAME_RE.match(name):
