@@ -51,13 +51,12 @@ from .content.templates import TemplateLibrary
 from .dashboard import load as load_dashboard
 from .dashboard import static_dir
 from .documents.archives import ArchiveLimits
-from .documents.blobs import BlobStore
+from .documents.blobs import file_storage
 from .documents.ingest import Ingestor
 from .documents.intake import IngestService
 from .documents.readers import ReaderPool
 from .documents.search import SearchService
 from .documents.service import DocumentService
-from .documents.uploads import UploadFolder
 from .events import EventBus
 from .health import PASS, WARN, Check, HealthService
 from .idp import Jwks, TokenVerifier
@@ -407,9 +406,8 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
     """Blob store, uploads (those no job will read swept; a cancelled ingest's at once),
     documents, search, ``ingest``."""
     settings = app[SETTINGS]
-    uploads = UploadFolder(settings.data_dir / "uploads", app[DATABASE].space)
+    blobs, uploads = file_storage(settings.data_dir, settings.shared_dir, app[DATABASE].space)
     partial = await asyncio.to_thread(uploads.prepare)
-    blobs = BlobStore(settings.data_dir / "blobs")
     store = SqliteDocumentStore(app[DATABASE])
     documents = DocumentService(store, app[BUS], blobs, uploads)
     orphaned = await documents.sweep_uploads()  # before workers_ctx starts any job

@@ -21,8 +21,11 @@ import re
 from pathlib import Path
 
 from ..store.blobs import Blobs, SharedUpload
+from ..store.space import SpaceState
+from .uploads import SHARED_GRACE_SECONDS, UploadFolder
 
-__all__ = ["HASH_CHUNK", "BlobStore", "Blobs", "fsync_dir", "hash_file", "is_sha256"]
+__all__ = ["HASH_CHUNK", "BlobStore", "Blobs", "file_storage", "fsync_dir", "hash_file",
+           "is_sha256"]
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 HASH_CHUNK = 1 << 20
@@ -136,6 +139,17 @@ class BlobStore:
 
     async def forget_uploads(self, keep: set[str], before: float) -> int:
         return 0
+
+
+def file_storage(data_dir: Path, shared_dir: Path | None,
+                 space: SpaceState | None = None) -> tuple[BlobStore, UploadFolder]:
+    """The blob files and the uploads folder: ``blobs/`` and ``uploads/`` of the shared
+    directory when there is one (every node sees every file; a node's sweep leaves files
+    that may be another's in flight), else of the data dir (this node's own)."""
+    if shared_dir is None:
+        return BlobStore(data_dir / "blobs"), UploadFolder(data_dir / "uploads", space)
+    return BlobStore(shared_dir / "blobs"), UploadFolder(
+        shared_dir / "uploads", space, settle_seconds=SHARED_GRACE_SECONDS)
 
 
 def fsync_dir(folder: Path) -> None:

@@ -31,16 +31,13 @@ from ..records.document import (
 from ..store.documents import DocumentStore, Stored
 from .blobs import Blobs
 from .extract import CONTENT_TYPES, Extracted, content_type_of
-from .uploads import Upload, UploadFolder
+from .uploads import SHARED_GRACE_SECONDS, Upload, UploadFolder
 
 log = logging.getLogger(__name__)
 
 MAX_TITLE_CHARS = 300
 #: Media types that say nothing; the detected format's type is served instead.
 GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
-#: Seconds an upload shared with other nodes is kept at a start's sweep although no job
-#: names it: the node that took it in may be about to commit its job.
-SHARED_UPLOAD_GRACE = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +206,7 @@ class DocumentService:
         """At start, before any worker runs: drop uploads no pending job refers to."""
         keep = await self.store.live_upload_names()
         swept = await asyncio.to_thread(self.uploads.sweep, keep)
-        return swept + await self.blobs.forget_uploads(keep, time.time() - SHARED_UPLOAD_GRACE)
+        return swept + await self.blobs.forget_uploads(keep, time.time() - SHARED_GRACE_SECONDS)
 
     async def sweep_blobs(self, settled_before: float, batch: int = 500) -> int:
         """Remove blobs no document uses that were last changed before ``settled_before``
@@ -236,8 +233,12 @@ class DocumentService:
 
     async def discard_upload(self, upload: Upload) -> None:
         """Remove an upload that will not become a document (refused, failed, duplicate)."""
-        await asyncio.to_thread(self.uploads.path(upload.name).unlink, True)
+        await self.discard_local_upload(upload)
         await self.blobs.drop_upload(upload.name)
+
+    async def discard_local_upload(self, upload: Upload) -> None:
+        """Remove this node's file of an upload (another node made it a document)."""
+        await asyncio.to_thread(self.uploads.path(upload.name).unlink, True)
 
     def publish_ingested(self, stored: Stored, size: int, sha256: str, job_id: str) -> None:
         """``ingestion_complete``: document id, bytes, sha256 and whether it was a duplicate."""

@@ -31,6 +31,10 @@ from ..store.blobs import PART_SUFFIX
 from ..store.space import SpaceState, is_no_space
 
 FLUSH_BYTES = 1 << 20
+#: Where nodes share uploads (a shared directory, or the database): how long one must be
+#: unchanged before a node's sweep takes it. The node that took it in commits its job
+#: moments after; a ``*.part`` file being streamed changes all the time.
+SHARED_GRACE_SECONDS = 3600.0
 MAX_FILENAME_CHARS = 200
 _UPLOAD_NAME_RE = re.compile(r"^up_[0-9a-f]{32}$")
 
@@ -120,14 +124,14 @@ class UploadFolder:
         return removed
 
     def _settled(self, path: Path, before: float) -> bool:
-        """Unchanged since ``before`` (always, in a folder of this node's own)."""
+        """Unchanged since ``before`` (always, in a folder of this node's own): last
+        written then, as a finished upload is renamed a moment after its last write."""
         if not self.settle_seconds:
             return True
         try:
-            status = path.stat()
+            return path.stat().st_mtime < before
         except FileNotFoundError:
             return False
-        return max(status.st_mtime, status.st_ctime) < before
 
     def path(self, name: str) -> Path:
         if not _UPLOAD_NAME_RE.match(name):
