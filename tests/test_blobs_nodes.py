@@ -2,9 +2,9 @@
 data dir, and either no shared directory (the originals and waiting uploads are kept in the
 database, each data dir's blobs/ a cache) or one they both mount.
 
-Each node is the real document, project and ingest services over its own pool and its own
-job engine: an upload taken in by node A is ingested by node B's engine, as happens when B
-claims the job first.
+Each node is the real document, project and ingest services over its own pool, its own
+job engine and its events bridge: an upload taken in by node A is ingested by node B's
+engine, as happens when B claims the job first.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from toombos_edge.documents.readers import ReaderPool
 from toombos_edge.documents.service import DocumentService
 from toombos_edge.documents.uploads import Upload
 from toombos_edge.events import EventBus
+from toombos_edge.events_bridge import NodeBridge
 from toombos_edge.jobs.engine import JobEngine
 from toombos_edge.jobs.kinds import KindRegistry
 from toombos_edge.projects.service import ProjectService
@@ -51,6 +52,7 @@ class Node:
     intake: IngestService
     ingestor: Ingestor
     engine: JobEngine
+    bridge: NodeBridge
     started: bool = False
 
     @property
@@ -64,6 +66,7 @@ class Node:
     async def close(self) -> None:
         if self.started:
             await self.engine.stop(5.0)
+        await self.bridge.close()
         await self.ingestor.close()
         await self.db.close()
 
@@ -83,7 +86,10 @@ async def open_node(url: str, data_dir: Path, shared_dir: Path | None = None) ->
     engine = JobEngine(PgJobStore(db), bus, registry, workers=1)
     projects = ProjectService(PgProjectStore(db), bus, documents)
     intake = IngestService(documents, projects, engine, max_upload_bytes=64 << 20)
-    return Node(db, data_dir, documents, intake, ingestor, engine)
+    bus.subscribe(ingestor.on_event)
+    bridge = NodeBridge(db, bus, node_id=data_dir.name)
+    await bridge.start()
+    return Node(db, data_dir, documents, intake, ingestor, engine, bridge)
 
 
 @pytest.fixture
@@ -132,7 +138,8 @@ async def test_an_upload_taken_in_on_one_node_is_ingested_and_served_by_another(
 ) -> None:
     a, b = await nodes("a"), await nodes("b")
     upload, job = await take_in(a, TEXT)  # a's engine never runs: b claims the job
-    assert files(b.data_dir / "uploads") == []
+    taken_in = a.documents.uploads.path(upload.name)
+    assert taken_in.is_file() and files(b.data_dir / "uploads") == []
     await b.start()
     finished = await ended(b, job.id)
     assert finished.status is JobStatus.completed, finished.errors
@@ -146,6 +153,8 @@ async def test_an_upload_taken_in_on_one_node_is_ingested_and_served_by_another(
     assert await a.db.fetchval("SELECT count(*) FROM uploads") == 0
     assert await a.db.fetchval("SELECT count(*) FROM upload_chunks") == 0
     assert files(b.data_dir / "uploads") == []
+    # a hears of the job's end from b (the events bridge) and drops its now useless copy.
+    await eventually_async(lambda: not taken_in.exists(), 20.0, "a's copy of the upload to go")
 
     # a never held the blob: its raw original is fetched into a's cache, byte-identical.
     assert not a.blobs.exists(upload.sha256)

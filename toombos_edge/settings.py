@@ -552,6 +552,10 @@ class Settings:
             merged[name] = _parse(_SPEC_BY_NAME[name], raw, label=_SPEC_BY_NAME[name].flag)
         if bool(merged.get("tls_cert")) != bool(merged.get("tls_key")):
             raise SettingsError("TOOMBOS_TLS_CERT and TOOMBOS_TLS_KEY: give both or neither")
+        if merged.get("shared_dir") and not merged.get("database_url"):
+            # One node keeps its files in the data dir, where backups look for them.
+            raise SettingsError("TOOMBOS_SHARED_DIR: for several nodes, which need "
+                                "TOOMBOS_DATABASE_URL; one node keeps its files in the data dir")
         settings = dataclasses.replace(cls(), **merged)
         _check_jwt(settings)
         return settings
