@@ -231,6 +231,24 @@ async def test_a_fetched_copy_that_does_not_match_is_refused(
     assert files(a.data_dir / "blobs") == []  # neither the blob nor a partial file
 
 
+async def test_readers_of_a_blob_the_node_lacks_share_one_download(
+    nodes: Callable[..., Awaitable[Node]], tmp_path: Path,
+) -> None:
+    a, b = await nodes("a"), await nodes("b")
+    for name, data in (("big", TEXT), ("empty", b"")):
+        source = tmp_path / name
+        source.write_bytes(data)
+        sha = hashlib.sha256(data).hexdigest()
+        assert await a.blobs.keep(source, sha) is True
+        pg = b.blobs
+        assert isinstance(pg, PgBlobs)
+        before = pg.fetched
+        paths = await asyncio.gather(*(pg.fetch(sha) for _ in range(5)))
+        assert paths == [pg.path(sha)] * 5 and pg.fetched == before + 1
+        assert pg.path(sha).read_bytes() == data
+    assert await b.blobs.fetch("0" * 64) is None  # stored nowhere
+
+
 async def test_a_start_keeps_shared_uploads_whose_job_may_come_and_forgets_old_ones(
     nodes: Callable[..., Awaitable[Node]],
 ) -> None:

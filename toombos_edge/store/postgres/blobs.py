@@ -54,7 +54,8 @@ class PgBlobs:
         self._db = db
         self.cache = cache
         self.root = cache.root
-        self.fetched = 0
+        self.fetched = 0  #: blobs downloaded into the cache
+        self._fetching: dict[str, asyncio.Future[Path | None]] = {}
 
     def __repr__(self) -> str:
         return f"<PgBlobs cache={self.cache!r} fetched={self.fetched}>"
@@ -81,6 +82,16 @@ class PgBlobs:
         target = self.cache.path(sha256)
         if await asyncio.to_thread(target.is_file):
             return target
+        # Readers of a blob this node lacks share one download (a document opened by many
+        # at once on a fresh node); one reader giving up does not stop it for the others.
+        task = self._fetching.get(sha256)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch(sha256, target))
+            self._fetching[sha256] = task
+            task.add_done_callback(lambda _: self._fetching.pop(sha256, None))
+        return await asyncio.shield(task)
+
+    async def _fetch(self, sha256: str, target: Path) -> Path | None:
         size = await self._db.fetchval("SELECT size FROM blobs WHERE sha256 = $1", sha256)
         if size is None:
             return None
