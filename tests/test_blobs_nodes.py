@@ -25,6 +25,7 @@ from toombos_edge.documents.intake import IngestService
 from toombos_edge.documents.readers import ReaderPool
 from toombos_edge.documents.service import DocumentService
 from toombos_edge.documents.uploads import Upload
+from toombos_edge.errors import Invalid
 from toombos_edge.events import EventBus
 from toombos_edge.events_bridge import NodeBridge
 from toombos_edge.jobs.engine import JobEngine
@@ -247,6 +248,44 @@ async def test_readers_of_a_blob_the_node_lacks_share_one_download(
         assert paths == [pg.path(sha)] * 5 and pg.fetched == before + 1
         assert pg.path(sha).read_bytes() == data
     assert await b.blobs.fetch("0" * 64) is None  # stored nowhere
+
+
+async def test_a_retried_ingest_keeps_a_blob_whose_upload_is_already_cached(
+    nodes: Callable[..., Awaitable[Node]], tmp_path: Path,
+) -> None:
+    """An earlier attempt moved the upload into the store: its file is gone from the
+    uploads folder, the blob is what the retry reads and keeps."""
+    a, b = await nodes("a"), await nodes("b")
+    source = tmp_path / "original"
+    source.write_bytes(TEXT)
+    sha = hashlib.sha256(TEXT).hexdigest()
+    assert await a.blobs.keep(source, sha) is True
+    assert await b.blobs.fetch(sha) == b.blobs.path(sha)
+    assert await b.blobs.keep(b.documents.uploads.path("up_" + "1" * 32), sha) is False
+    assert b.blobs.path(sha).read_bytes() == TEXT
+
+
+async def test_an_upload_no_job_will_read_is_not_left_shared(
+    nodes: Callable[..., Awaitable[Node]],
+) -> None:
+    """A request refused, or answered by an earlier job (its Idempotency-Key), leaves
+    neither its file nor its rows."""
+    a = await nodes("a")
+
+    async def received(text: bytes) -> Upload:
+        sink = a.intake.receive("note.txt", "text/plain")
+        await sink.write(text)
+        return await sink.finish()
+
+    with pytest.raises(Invalid):
+        await a.intake.submit({"project_id": "prj_missing"}, await received(b"nowhere"))
+    first = await received(b"first")
+    job = await a.intake.submit({}, first, idempotency_key="k1")
+    again = await a.intake.submit({}, await received(b"second"), idempotency_key="k1")
+    assert again.id == job.id
+    assert [r["name"] for r in await a.db.fetch("SELECT name FROM uploads")] == [first.name]
+    assert await a.db.fetchval("SELECT count(*) FROM upload_chunks") == 1
+    assert [p.name for p in files(a.data_dir / "uploads")] == [first.name]
 
 
 async def test_a_start_keeps_shared_uploads_whose_job_may_come_and_forgets_old_ones(

@@ -67,16 +67,27 @@ class PgBlobs:
         return self.cache.exists(sha256)
 
     async def keep(self, source: Path, sha256: str, upload: str | None = None) -> bool:
+        added = False
+        if not await self._db.fetchval("SELECT true FROM blobs WHERE sha256 = $1", sha256):
+            # A retried ingest may find its upload already moved into the cache.
+            cached = self.cache.path(sha256)
+            origin = source if await asyncio.to_thread(source.is_file) else cached
+            added = await self._store(origin, sha256, upload)
+        await asyncio.to_thread(self.cache.adopt, source, sha256)
+        return added
+
+    async def _store(self, source: Path, sha256: str, upload: str | None) -> bool:
+        """The blob's row and chunks, unless another node stored them first (its insert
+        holds the key until it commits; this one then does nothing)."""
         size = (await asyncio.to_thread(source.stat)).st_size
         async with self._db.transaction() as conn:
-            added = await conn.fetchval(
+            added = bool(await conn.fetchval(
                 "INSERT INTO blobs (sha256, size, stored_at) VALUES ($1, $2, $3) "
-                "ON CONFLICT (sha256) DO NOTHING RETURNING true", sha256, size, _now_ms())
+                "ON CONFLICT (sha256) DO NOTHING RETURNING true", sha256, size, _now_ms()))
             if added and not await _copy_shared_upload(conn, sha256, upload):
                 await _write_chunks(conn, "INSERT INTO blob_chunks (sha256, seq, data) "
                                           "VALUES ($1, $2, $3)", sha256, source)
-        await asyncio.to_thread(self.cache.adopt, source, sha256)
-        return bool(added)
+        return added
 
     async def fetch(self, sha256: str) -> Path | None:
         target = self.cache.path(sha256)
