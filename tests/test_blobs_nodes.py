@@ -25,7 +25,7 @@ from toombos_edge.documents.intake import IngestService
 from toombos_edge.documents.readers import ReaderPool
 from toombos_edge.documents.service import DocumentService
 from toombos_edge.documents.uploads import Upload
-from toombos_edge.errors import Invalid
+from toombos_edge.errors import Invalid, SettingsError
 from toombos_edge.events import EventBus
 from toombos_edge.events_bridge import NodeBridge
 from toombos_edge.jobs.engine import JobEngine
@@ -308,6 +308,7 @@ async def test_with_a_shared_directory_both_nodes_see_one_file_set(
     nodes: Callable[..., Awaitable[Node]], tmp_path: Path,
 ) -> None:
     shared = tmp_path / "shared"
+    shared.mkdir()  # mounted
     a, b = await nodes("a", shared), await nodes("b", shared)
     assert isinstance(a.blobs, BlobStore) and a.blobs.root == b.blobs.root == shared / "blobs"
     upload, job = await take_in(a, TEXT)
@@ -328,6 +329,7 @@ async def test_a_start_in_a_shared_directory_leaves_another_nodes_upload_in_flig
     nodes: Callable[..., Awaitable[Node]], tmp_path: Path,
 ) -> None:
     shared = tmp_path / "shared"
+    shared.mkdir()  # mounted
     a = await nodes("a", shared)
     sink = a.intake.receive("big.txt", "text/plain")
     await sink.write(b"x" * (2 << 20))  # streaming: a *.part file in the shared folder
@@ -345,3 +347,15 @@ async def test_a_start_in_a_shared_directory_leaves_another_nodes_upload_in_flig
     assert any(name.endswith(".part") for name in names)
     upload = await sink.finish()
     assert a.documents.uploads.path(upload.name).stat().st_size == 2 << 20
+
+
+def test_a_shared_directory_that_is_not_there_is_never_made(tmp_path: Path) -> None:
+    """A share not mounted (yet) stops the start, rather than each node writing to a
+    folder of its own that no other node sees."""
+    _, uploads = file_storage(tmp_path / "data", tmp_path / "not-mounted")
+    with pytest.raises(SettingsError, match="not-mounted does not exist"):
+        uploads.prepare()
+    assert not (tmp_path / "not-mounted").exists()
+    (tmp_path / "mounted").mkdir()
+    _, uploads = file_storage(tmp_path / "data", tmp_path / "mounted")
+    assert uploads.prepare() == 0 and (tmp_path / "mounted" / "uploads").is_dir()

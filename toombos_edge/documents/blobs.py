@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..store.blobs import Blobs, SharedUpload
 from ..store.space import SpaceState
-from .uploads import SHARED_GRACE_SECONDS, UploadFolder
+from .uploads import UploadFolder
 
 __all__ = ["HASH_CHUNK", "BlobStore", "Blobs", "file_storage", "fsync_dir", "hash_file",
            "is_sha256"]
@@ -149,7 +149,7 @@ def file_storage(data_dir: Path, shared_dir: Path | None,
     if shared_dir is None:
         return BlobStore(data_dir / "blobs"), UploadFolder(data_dir / "uploads", space)
     return BlobStore(shared_dir / "blobs"), UploadFolder(
-        shared_dir / "uploads", space, settle_seconds=SHARED_GRACE_SECONDS)
+        shared_dir / "uploads", space, shared=True)
 
 
 def fsync_dir(folder: Path) -> None:

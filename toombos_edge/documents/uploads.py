@@ -9,7 +9,8 @@ gathering, whatever the upload's size. Past the limit the upload stops with
 
 In a directory several nodes share, a node starting must not sweep another's upload in
 progress, or finished and about to become a job: there only files unchanged for
-``settle_seconds`` are swept.
+``SHARED_GRACE_SECONDS`` are swept. Nor is a shared directory ever created: a share that
+is not mounted would leave each node writing to a folder of its own.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import Invalid, PayloadTooLarge
+from ..errors import Invalid, PayloadTooLarge, SettingsError
 from ..store.blobs import PART_SUFFIX
 from ..store.space import SpaceState, is_no_space
 
@@ -93,16 +94,22 @@ class UploadFolder:
     """The data dir's ``uploads/`` folder: where uploads wait for their ingest job."""
 
     def __init__(self, root: Path, space: SpaceState | None = None, *,
-                 settle_seconds: float = 0.0) -> None:
+                 shared: bool = False) -> None:
         self.root = root
         #: Where a write that found the disk full is recorded (the database's, in the app).
         self.space = space or SpaceState()
-        #: In a shared directory: how long a file must be unchanged before a sweep takes it.
-        self.settle_seconds = settle_seconds
+        self.shared = shared  #: in a directory several nodes mount
+        #: How long a file must be unchanged before a sweep takes it.
+        self.settle_seconds = SHARED_GRACE_SECONDS if shared else 0.0
 
     def prepare(self) -> int:
-        """Create the folder and remove ``*.part`` files left by a crash; returns how many."""
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        """Create the folder and remove ``*.part`` files left by a crash; returns how many.
+        ``SettingsError`` when the shared directory it is in does not exist."""
+        try:
+            self.root.mkdir(mode=0o700, parents=not self.shared, exist_ok=True)
+        except FileNotFoundError:
+            raise SettingsError(f"TOOMBOS_SHARED_DIR: {self.root.parent} does not exist "
+                                "(is the share mounted?)") from None
         swept = 0
         before = time.time() - self.settle_seconds
         for leftover in self.root.glob("*" + PART_SUFFIX):
