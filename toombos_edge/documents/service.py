@@ -2,8 +2,8 @@
 
 Blob references are the documents themselves. Everything that can add or drop the last
 reference to a blob (storing an upload, deleting a document) holds that blob's lock, so a
-delete can never remove a file that an ingestion has just decided to reuse. Across nodes,
-the blob store itself refuses to drop a blob that a document or a running ingest uses.
+delete can never remove a file that an ingestion has just decided to reuse (across nodes,
+the blob store checks its users again when it drops one: ``store.blobs.Blobs.drop``).
 """
 
 from __future__ import annotations
@@ -170,8 +170,7 @@ class DocumentService:
         if doc.content_type in GENERIC_TYPES:
             doc.content_type = content_type_of(doc.format, upload.filename)
         async with self.blob_lock(upload.sha256):
-            source = self.uploads.path(upload.name)
-            await self.blobs.keep(source, upload.sha256, upload.name)
+            await self.blobs.keep(self.uploads.path(upload.name), upload.sha256, upload.name)
             stored = await self.store.insert_unless_stored(doc)
         await self.blobs.drop_upload(upload.name)
         return stored

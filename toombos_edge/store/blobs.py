@@ -63,8 +63,9 @@ class Blobs(Protocol):
         when it is stored nowhere."""
 
     async def drop(self, sha256: str) -> bool:
-        """Remove the blob, unless a document or an ingest job not yet ended (on any node)
-        uses it; True if something was removed."""
+        """Remove the blob, which the caller found unused; True if something was removed.
+        The database's store checks again, in the statement that drops it, that no
+        document and no ingest job not yet ended, on any node, uses it."""
 
     async def settled_before(self, before: float) -> list[str]:
         """Hashes of the blobs last stored before ``before`` (epoch seconds)."""
