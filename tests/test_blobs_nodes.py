@@ -184,6 +184,28 @@ async def test_deleting_a_document_removes_its_blob_from_the_database_and_the_ca
     assert not b.blobs.exists(upload.sha256)
 
 
+async def test_any_nodes_sweep_removes_blobs_no_document_uses_from_the_database(
+    nodes: Callable[..., Awaitable[Node]], tmp_path: Path,
+) -> None:
+    """A blob stored by a node that died before recording its document is removed by the
+    retention sweep of a node that never held it; a used one stays."""
+    a, b = await nodes("a"), await nodes("b")
+    upload, job = await take_in(a, TEXT)
+    await b.start()
+    await ended(b, job.id)
+    orphan = tmp_path / "orphan"
+    orphan.write_bytes(b"stored, then its node died")
+    orphan_sha = hashlib.sha256(orphan.read_bytes()).hexdigest()
+    assert await a.blobs.keep(orphan, orphan_sha) is True
+    assert a.blobs.exists(orphan_sha) and not b.blobs.exists(orphan_sha)
+
+    assert await b.documents.sweep_blobs(settled_before=2e9) == 1
+    assert await stored_in_database(a.db, orphan_sha) == (0, 0)
+    assert await stored_in_database(a.db, upload.sha256) == (1, -(-len(TEXT) // CHUNK))
+    assert await a.documents.sweep_blobs(settled_before=2e9) == 1  # its own cached copy
+    assert not a.blobs.exists(orphan_sha)
+
+
 async def test_a_blob_that_another_nodes_ingest_or_document_uses_is_kept(
     nodes: Callable[..., Awaitable[Node]],
 ) -> None:
