@@ -69,6 +69,12 @@ async def test_migrations_make_sqlites_tables_and_run_once(postgres_url: str) ->
     expected = {table: set(names) for table, names in sqlite_columns().items()}
     expected["documents"].add("search")  # the tsvector of the full-text index
     expected["job_counts"].add("slot")  # one counter row per writer (jobs_sql.claim)
+    # Originals and waiting uploads in the database, for nodes sharing no directory
+    # (SQLite keeps them as files in the data dir).
+    expected |= {"blobs": {"sha256", "size", "stored_at"},
+                 "blob_chunks": {"sha256", "seq", "data"},
+                 "uploads": {"name", "sha256", "size", "stored_at"},
+                 "upload_chunks": {"name", "seq", "data"}}
     assert columns == expected
 
     again = await pg.migrate(postgres_url)

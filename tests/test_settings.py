@@ -185,3 +185,13 @@ def test_check_refuses_a_bad_environment_variable(env: dict[str, str], message: 
     done = run_cli("check", env=env)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_shared_dir_is_for_several_nodes_on_postgresql() -> None:
+    with pytest.raises(SettingsError, match=r"^TOOMBOS_SHARED_DIR: .*TOOMBOS_DATABASE_URL"):
+        Settings.load({"TOOMBOS_SHARED_DIR": "/mnt/toombos"})
+    settings = Settings.load({"TOOMBOS_SHARED_DIR": "/mnt/toombos",
+                              "TOOMBOS_DATABASE_URL": "postgresql://edge@db/edge"})
+    assert settings.shared_dir == Path("/mnt/toombos")
+    assert Settings.load({"TOOMBOS_SHARED_DIR": ""}).shared_dir is None
+    assert Settings.load({}).public()["shared_dir"] == ""

@@ -55,13 +55,12 @@ from .content.templates import TemplateLibrary
 from .dashboard import load as load_dashboard
 from .dashboard import static_dir
 from .documents.archives import ArchiveLimits
-from .documents.blobs import BlobStore
+from .documents.blobs import file_storage
 from .documents.ingest import Ingestor
 from .documents.intake import IngestService
 from .documents.readers import ReaderPool
 from .documents.search import SearchService
 from .documents.service import DocumentService
-from .documents.uploads import UploadFolder
 from .events import EventBus
 from .health import PASS, WARN, Check, HealthService
 from .idp import Jwks, TokenVerifier
@@ -82,6 +81,7 @@ from .retention import Policy, Retention
 from .routes import setup_routes
 from .sdnotify import notify_ctx
 from .settings import Settings
+from .store.blobs import Blobs
 from .tls import setup_tls
 from .ws.gate import Gate
 from .ws.hub import Hub
@@ -434,9 +434,14 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
     """Blob store, uploads (those no job will read swept; a cancelled ingest's at once),
     documents, search, ``ingest``."""
     settings = app[SETTINGS]
-    uploads = UploadFolder(settings.data_dir / "uploads", app[BACKEND].space)
+    files, uploads = file_storage(settings.data_dir, settings.shared_dir, app[BACKEND].space)
     partial = await asyncio.to_thread(uploads.prepare)
-    blobs = BlobStore(settings.data_dir / "blobs")
+    blobs: Blobs = files
+    pg = app[BACKEND].postgres
+    if pg is not None and settings.shared_dir is None:  # several nodes, no shared directory
+        from .store.postgres.blobs import PgBlobs  # loads asyncpg: on PostgreSQL only
+
+        blobs = PgBlobs(pg, files)
     store = app[BACKEND].documents
     documents = DocumentService(store, app[BUS], blobs, uploads)
     orphaned = await documents.sweep_uploads()  # before workers_ctx starts any job

@@ -135,6 +135,12 @@ def _url(raw: Any) -> str:
     return text.rstrip("/")
 
 
+def _optional_path(raw: Any) -> Path | None:
+    """Empty (none), or a path."""
+    text = _text(raw)
+    return Path(text) if text else None
+
+
 def _database_url(raw: Any) -> str:
     """Empty (the SQLite file in the data dir), or a ``postgresql://`` URL."""
     text = _text(raw)
@@ -191,6 +197,10 @@ SPECS: tuple[Spec, ...] = (
          "PostgreSQL to keep the data in instead of the SQLite file in the data dir, as "
          "postgresql://user:password@host:5432/dbname; several nodes may share one (see "
          "Several nodes on PostgreSQL below)."),
+    Spec("shared_dir", _optional_path, "empty or a directory path",
+         "A directory every node mounts (NFS, a shared volume) to keep documents' originals "
+         "and waiting uploads in (blobs/ and uploads/ there) instead of the data dir. Unset "
+         "on PostgreSQL, they are kept in the database (see Several nodes on PostgreSQL below)."),
     Spec("log_level", _choice("debug", "info", "warning", "error"),
          "one of debug, info, warning, error", "Lowest level of log lines written."),
     Spec("log_format", _choice("json", "text"), "json or text",
@@ -441,6 +451,7 @@ class Settings:
     port: int = 8000
     data_dir: Path = Path("data")
     database_url: str = field(default="", repr=False)  # may hold a password
+    shared_dir: Path | None = None
     log_level: str = "info"
     log_format: str = "json"
     access_log: bool = True
@@ -553,6 +564,10 @@ class Settings:
             merged[name] = _parse(_SPEC_BY_NAME[name], raw, label=_SPEC_BY_NAME[name].flag)
         if bool(merged.get("tls_cert")) != bool(merged.get("tls_key")):
             raise SettingsError("TOOMBOS_TLS_CERT and TOOMBOS_TLS_KEY: give both or neither")
+        if merged.get("shared_dir") and not merged.get("database_url"):
+            # One node keeps its files in the data dir, where backups look for them.
+            raise SettingsError("TOOMBOS_SHARED_DIR: for several nodes, which need "
+                                "TOOMBOS_DATABASE_URL; one node keeps its files in the data dir")
         settings = dataclasses.replace(cls(), **merged)
         _check_jwt(settings)
         return settings
@@ -599,6 +614,8 @@ class Settings:
                 value = [str(item) for item in value]
             elif isinstance(value, Path):
                 value = str(value)
+            elif value is None:  # an optional path not set
+                value = ""
             out[spec.name] = value
         return out
 
@@ -666,7 +683,9 @@ def defaults_table(specs: Iterable[Spec] = SPECS) -> list[tuple[str, str, str]]:
     rows = []
     for spec in specs:
         value = getattr(base, spec.name)
-        if isinstance(value, tuple):
+        if value is None:
+            shown = ""
+        elif isinstance(value, tuple):
             shown = ",".join(str(item) for item in value)
         elif isinstance(value, bool):
             shown = str(value).lower()

@@ -4,15 +4,28 @@ A blob is named by the SHA-256 of its bytes, so two uploads of the same content 
 file. Blobs are adopted by an atomic rename from the uploads folder (same file system), so a
 blob path either holds the complete content or does not exist. Documents count as the
 references: the document service removes a blob when the last document using it goes.
+
+The service reaches blobs through ``store.blobs.Blobs``, which :class:`BlobStore` satisfies
+on one node (and on several sharing a directory). With several nodes on PostgreSQL and no shared
+directory, ``store/postgres/blobs.py`` keeps the originals (and the uploads waiting for a job
+that any node may run) in the database, this folder being the node's cache of them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 import re
 from pathlib import Path
+
+from ..store.blobs import Blobs, SharedUpload
+from ..store.space import SpaceState
+from .uploads import UploadFolder
+
+__all__ = ["HASH_CHUNK", "BlobStore", "Blobs", "file_storage", "fsync_dir", "hash_file",
+           "is_sha256"]
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 HASH_CHUNK = 1 << 20
@@ -32,7 +45,10 @@ def hash_file(path: Path) -> str:
 
 
 class BlobStore:
-    """Files under ``root`` named by their SHA-256. Methods block: call them off the loop."""
+    """Files under ``root`` named by their SHA-256. Its plain methods block (call them off
+    the loop); its coroutines, the :class:`Blobs` protocol, run them in a thread. Every
+    node that runs jobs sees these files (one node, or a directory they share): there is
+    no upload to share."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -68,7 +84,7 @@ class BlobStore:
             return False
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         self.adopted += 1
         return True
 
@@ -97,7 +113,46 @@ class BlobStore:
         return True
 
 
-def _fsync_dir(folder: Path) -> None:
+    # -- Blobs -------------------------------------------------------------------------------
+
+    async def keep(self, source: Path, sha256: str, upload: str | None = None) -> bool:
+        return await asyncio.to_thread(self.adopt, source, sha256)
+
+    async def fetch(self, sha256: str) -> Path | None:
+        path = self.path(sha256)
+        return path if await asyncio.to_thread(path.is_file) else None
+
+    async def drop(self, sha256: str) -> bool:
+        return await asyncio.to_thread(self.remove, sha256)
+
+    async def settled_before(self, before: float) -> list[str]:
+        return await asyncio.to_thread(self.settled, before)
+
+    async def share_upload(self, source: Path, upload: SharedUpload) -> None:
+        return None
+
+    async def fetch_upload(self, upload: SharedUpload, target: Path) -> bool:
+        return False
+
+    async def drop_upload(self, name: str) -> None:
+        return None
+
+    async def forget_uploads(self, keep: set[str], before: float) -> int:
+        return 0
+
+
+def file_storage(data_dir: Path, shared_dir: Path | None,
+                 space: SpaceState | None = None) -> tuple[BlobStore, UploadFolder]:
+    """The blob files and the uploads folder: ``blobs/`` and ``uploads/`` of the shared
+    directory when there is one (every node sees every file; a node's sweep leaves files
+    that may be another's in flight), else of the data dir (this node's own)."""
+    if shared_dir is None:
+        return BlobStore(data_dir / "blobs"), UploadFolder(data_dir / "uploads", space)
+    return BlobStore(shared_dir / "blobs"), UploadFolder(
+        shared_dir / "uploads", space, shared=True)
+
+
+def fsync_dir(folder: Path) -> None:
     """Make a rename durable (the directory entry), where the platform allows it."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)

@@ -19,7 +19,8 @@ from typing import Any
 import orjson
 
 from ..errors import Invalid, NotFound
-from ..events import JOB_CANCELLED, Event
+from ..events import JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, Event
+from ..events_wire import is_remote
 from ..ids import iso, now_ms
 from ..jobs.kinds import JobContext, JobKind, Outcome
 from ..store.documents import Stored
@@ -39,6 +40,7 @@ from .uploads import Upload
 
 KIND = "ingest"
 TIMEOUT_SECONDS = 900.0
+_ENDED = frozenset({JOB_COMPLETED, JOB_FAILED})
 NOTHING_SENT = "neither a file nor text was sent: no document was made"
 
 
@@ -113,8 +115,14 @@ class Ingestor:
 
     def on_event(self, event: Event) -> None:
         """A bus subscriber: a cancelled ingest's upload goes at once (a stop that requeues
-        the job keeps it; a retry of the cancelled job then asks for the file again)."""
-        if event.type != JOB_CANCELLED:
+        the job keeps it; a retry of the cancelled job then asks for the file again). An
+        ingest that ended on another node leaves no reader for this node's copy of its
+        upload: that copy goes too, rather than wait for the sweep at the next start."""
+        if event.type == JOB_CANCELLED:
+            drop = self.documents.discard_upload
+        elif event.type in _ENDED and is_remote(event):
+            drop = self.documents.discard_local_upload
+        else:
             return
         job = event.body.get("job") or {}
         raw = (job.get("params") or {}).get("upload") if job.get("kind") == KIND else None
@@ -124,7 +132,7 @@ class Ingestor:
             upload = Upload.from_json(raw)
         except Invalid:
             return
-        task = asyncio.get_running_loop().create_task(self.documents.discard_upload(upload))
+        task = asyncio.get_running_loop().create_task(drop(upload))
         self._dropping.add(task)
         task.add_done_callback(self._dropping.discard)
 
@@ -210,11 +218,11 @@ class Ingestor:
         return stored, extracted
 
     async def _source(self, upload: Upload) -> Path:
-        """The upload's file; or its blob, if an earlier attempt moved it there already."""
-        for path in (self.documents.uploads.path(upload.name),
-                     self.documents.blobs.path(upload.sha256)):
-            if await asyncio.to_thread(path.is_file):
-                return path
+        """The upload's file (or its blob, if an earlier attempt moved it there already),
+        from another node when that one took the upload in."""
+        path = await self.documents.upload_source(upload)
+        if path is not None:
+            return path
         raise NotFound(f"the upload of {upload.filename!r} is gone; send the file again")
 
 

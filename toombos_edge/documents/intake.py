@@ -60,6 +60,8 @@ class IngestService:
         try:
             params = validate_params({**fields, "upload": upload.to_json() if upload else None})
             await self._projects.require(params.get("project_id"))
+            if upload is not None:
+                await self._documents.share_upload(upload)
             job = await self._jobs.submit(
                 KIND, params, correlation_id=correlation_id, idempotency_key=idempotency_key,
                 metadata=params["metadata"],

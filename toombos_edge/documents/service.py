@@ -2,7 +2,8 @@
 
 Blob references are the documents themselves. Everything that can add or drop the last
 reference to a blob (storing an upload, deleting a document) holds that blob's lock, so a
-delete can never remove a file that an ingestion has just decided to reuse.
+delete can never remove a file that an ingestion has just decided to reuse (across nodes,
+the blob store checks its users again when it drops one: ``store.blobs.Blobs.drop``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +29,9 @@ from ..records.document import (
     text_sha256,
 )
 from ..store.documents import DocumentStore, Stored
-from .blobs import BlobStore
+from .blobs import Blobs
 from .extract import CONTENT_TYPES, Extracted, content_type_of
-from .uploads import Upload, UploadFolder
+from .uploads import SHARED_GRACE_SECONDS, Upload, UploadFolder
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ class DocumentService:
         self,
         store: DocumentStore,
         bus: EventBus,
-        blobs: BlobStore,
+        blobs: Blobs,
         uploads: UploadFolder,
         *,
         clock: Callable[[], int] = now_ms,
@@ -129,7 +131,7 @@ class DocumentService:
         sha = doc.blob_sha256
         async with self.blob_lock(sha):
             if await self._delete(doc_id) == 0:
-                return await asyncio.to_thread(self.blobs.remove, sha)
+                return await self.blobs.drop(sha)
         return False
 
     async def _delete(self, doc_id: str) -> int:
@@ -145,8 +147,8 @@ class DocumentService:
         filename = doc.filename or f"{doc.id}.{_EXTENSION.get(doc.format, 'txt')}"
         if doc.blob_sha256 is None:
             return Raw(doc, content_type, filename, data=doc.body.encode("utf-8"))
-        path = self.blobs.path(doc.blob_sha256)
-        if not await asyncio.to_thread(path.is_file):
+        path = await self.blobs.fetch(doc.blob_sha256)
+        if path is None:
             raise NotFound(f"the original of {doc_id!r} is missing from the blob store")
         return Raw(doc, content_type, filename, path=path)
 
@@ -168,9 +170,25 @@ class DocumentService:
         if doc.content_type in GENERIC_TYPES:
             doc.content_type = content_type_of(doc.format, upload.filename)
         async with self.blob_lock(upload.sha256):
-            source = self.uploads.path(upload.name)
-            await asyncio.to_thread(self.blobs.adopt, source, upload.sha256)
-            return await self.store.insert_unless_stored(doc)
+            await self.blobs.keep(self.uploads.path(upload.name), upload.sha256, upload.name)
+            stored = await self.store.insert_unless_stored(doc)
+        await self.blobs.drop_upload(upload.name)
+        return stored
+
+    async def share_upload(self, upload: Upload) -> None:
+        """At intake, before its job is stored: let any node that may run it read it."""
+        await self.blobs.share_upload(self.uploads.path(upload.name), upload)
+
+    async def upload_source(self, upload: Upload) -> Path | None:
+        """The upload's file here: in the uploads folder, or its blob if an earlier attempt
+        moved it there already, or fetched from where another node shared it."""
+        local = self.uploads.path(upload.name)
+        for path in (local, self.blobs.path(upload.sha256)):
+            if await asyncio.to_thread(path.is_file):
+                return path
+        if await self.blobs.fetch_upload(upload, local):
+            return local
+        return await self.blobs.fetch(upload.sha256)
 
     async def store_text(
         self, extracted: Extracted, *, title: str | None, metadata: dict[str, Any],
@@ -186,13 +204,14 @@ class DocumentService:
     async def sweep_uploads(self) -> int:
         """At start, before any worker runs: drop uploads no pending job refers to."""
         keep = await self.store.live_upload_names()
-        return await asyncio.to_thread(self.uploads.sweep, keep)
+        swept = await asyncio.to_thread(self.uploads.sweep, keep)
+        return swept + await self.blobs.forget_uploads(keep, time.time() - SHARED_GRACE_SECONDS)
 
     async def sweep_blobs(self, settled_before: float, batch: int = 500) -> int:
         """Remove blobs no document uses that were last changed before ``settled_before``
         (epoch seconds); returns how many. Each is checked again under its lock, which
         storing an upload holds from the move into the store to the document's commit."""
-        candidates: Sequence[str] = await asyncio.to_thread(self.blobs.settled, settled_before)
+        candidates: Sequence[str] = await self.blobs.settled_before(settled_before)
         removed = 0
         for start in range(0, len(candidates), batch):
             chunk = candidates[start:start + batch]
@@ -209,10 +228,15 @@ class DocumentService:
         async with self.blob_lock(sha):
             if sha in await self.store.blobs_in_use([sha]):
                 return 0
-            return int(await asyncio.to_thread(self.blobs.remove, sha))
+            return int(await self.blobs.drop(sha))
 
     async def discard_upload(self, upload: Upload) -> None:
         """Remove an upload that will not become a document (refused, failed, duplicate)."""
+        await self.discard_local_upload(upload)
+        await self.blobs.drop_upload(upload.name)
+
+    async def discard_local_upload(self, upload: Upload) -> None:
+        """Remove this node's file of an upload (another node made it a document)."""
         await asyncio.to_thread(self.uploads.path(upload.name).unlink, True)
 
     def publish_ingested(self, stored: Stored, size: int, sha256: str, job_id: str) -> None:

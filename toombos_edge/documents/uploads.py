@@ -6,6 +6,11 @@ the GIL on large buffers, so the two overlap). At most one buffer is in flight a
 gathering, whatever the upload's size. Past the limit the upload stops with
 ``PayloadTooLarge`` and its file is removed. A finished upload is fsynced and renamed from
 ``*.part`` to its final name, so a crash leaves only ``*.part`` files, swept at start.
+
+In a directory several nodes share, a node starting must not sweep another's upload in
+progress, or finished and about to become a job: there only files unchanged for
+``SHARED_GRACE_SECONDS`` are swept. Nor is a shared directory ever created: a share that
+is not mounted would leave each node writing to a folder of its own.
 """
 
 from __future__ import annotations
@@ -16,16 +21,21 @@ import hashlib
 import os
 import re
 import secrets
+import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import Invalid, PayloadTooLarge
+from ..errors import Invalid, PayloadTooLarge, SettingsError
+from ..store.blobs import PART_SUFFIX
 from ..store.space import SpaceState, is_no_space
 
 FLUSH_BYTES = 1 << 20
-PART_SUFFIX = ".part"
+#: Where nodes share uploads (a shared directory, or the database): how long one must be
+#: unchanged before a node's sweep takes it. The node that took it in commits its job
+#: moments after; a ``*.part`` file being streamed changes all the time.
+SHARED_GRACE_SECONDS = 3600.0
 MAX_FILENAME_CHARS = 200
 _UPLOAD_NAME_RE = re.compile(r"^up_[0-9a-f]{32}$")
 
@@ -83,29 +93,52 @@ class Upload:
 class UploadFolder:
     """The data dir's ``uploads/`` folder: where uploads wait for their ingest job."""
 
-    def __init__(self, root: Path, space: SpaceState | None = None) -> None:
+    def __init__(self, root: Path, space: SpaceState | None = None, *,
+                 shared: bool = False) -> None:
         self.root = root
         #: Where a write that found the disk full is recorded (the database's, in the app).
         self.space = space or SpaceState()
+        self.shared = shared  #: in a directory several nodes mount
+        #: How long a file must be unchanged before a sweep takes it.
+        self.settle_seconds = SHARED_GRACE_SECONDS if shared else 0.0
 
     def prepare(self) -> int:
-        """Create the folder and remove ``*.part`` files left by a crash; returns how many."""
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        """Create the folder and remove ``*.part`` files left by a crash; returns how many.
+        ``SettingsError`` when the shared directory it is in does not exist."""
+        try:
+            self.root.mkdir(mode=0o700, parents=not self.shared, exist_ok=True)
+        except FileNotFoundError:
+            raise SettingsError(f"TOOMBOS_SHARED_DIR: {self.root.parent} does not exist "
+                                "(is the share mounted?)") from None
         swept = 0
+        before = time.time() - self.settle_seconds
         for leftover in self.root.glob("*" + PART_SUFFIX):
-            leftover.unlink(missing_ok=True)
-            swept += 1
+            if self._settled(leftover, before):
+                leftover.unlink(missing_ok=True)
+                swept += 1
         return swept
 
     def sweep(self, keep: set[str]) -> int:
         """Remove finished uploads that no job will read (its job was cancelled before it
         ran, or the process died between the upload and the job's commit)."""
         removed = 0
+        before = time.time() - self.settle_seconds
         for path in self.root.iterdir():
-            if _UPLOAD_NAME_RE.match(path.name) and path.name not in keep:
+            if (_UPLOAD_NAME_RE.match(path.name) and path.name not in keep
+                    and self._settled(path, before)):
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+    def _settled(self, path: Path, before: float) -> bool:
+        """Unchanged since ``before`` (always, in a folder of this node's own): last
+        written then, as a finished upload is renamed a moment after its last write."""
+        if not self.settle_seconds:
+            return True
+        try:
+            return path.stat().st_mtime < before
+        except FileNotFoundError:
+            return False
 
     def path(self, name: str) -> Path:
         if not _UPLOAD_NAME_RE.match(name):
