@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from conftest import Client, ClientFactory, auth
 from support import eventually_async
@@ -159,3 +160,65 @@ async def test_a_job_running_on_one_node_is_cancelled_through_the_other(
     assert not owner.app[ENGINE].holds(job_id)
     response = await other.post(f"/api/v2/jobs/{job_id}/cancel", headers=auth(key))
     assert response.status == 409  # ended: nothing to cancel
+
+
+async def test_a_batch_cancel_reaches_jobs_running_on_the_other_node(
+    postgres_url: str, make_client: ClientFactory, tmp_path: Path,
+) -> None:
+    a, b, key = await two_nodes(make_client, tmp_path, postgres_url)
+    runs = Runs()
+    with_kind(runs, ("a", a), ("b", b))
+    ids = [await submit((a, b)[n % 2], key, hold=True) for n in range(4)]
+    async with asyncio.timeout(30):
+        started = {await runs.started.get() for _ in ids}
+    assert started == set(ids) and set(runs.by_node.values()) == {"a", "b"}
+    response = await a.post("/api/jobs/batch/cancel", headers=auth(key), json={"job_ids": ids})
+    assert response.status == 200, await response.text()
+    tally = await response.json()
+    assert tally["touched"] == 4, tally
+    assert {await status_of(a, key, job_id) for job_id in ids} == {"cancelled"}
+
+
+async def test_a_node_that_stops_hearing_the_others_says_so_and_catches_up(
+    postgres_url: str, make_client: ClientFactory, tmp_path: Path,
+) -> None:
+    """B's listening connection killed while the database takes no new connection: B's
+    /health warns (degraded) until it listens again; a job A ran meanwhile reaches B's
+    sockets all the same (caught up)."""
+    a, b, key = await two_nodes(make_client, tmp_path, postgres_url)
+    runs = Runs()
+    with_kind(runs, ("a", a), ("b", b))
+    b.app[ENGINE].pause(announce=False)  # so that A runs the job, and B only hears of it
+    ws = await b.ws_connect("/ws/jobs", params={"token": key})
+    name = postgres_url.split("/")[3].split("?")[0]
+    admin = await asyncpg.connect(postgres_url.replace(f"/{name}?", "/postgres?"))
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        pid = b.app[BRIDGE].stats()["backend_pid"]
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+
+        async def nodes_check() -> str:
+            body = await (await b.get("/health/detailed", headers=auth(key))).json()
+            return str(body["checks"]["nodes"]["status"])
+
+        async def deaf() -> bool:
+            return await nodes_check() == "warn"
+
+        await eventually_async(deaf, 20, "B says it does not hear the others")
+        job_id = await submit(a, key)
+        await eventually_async(lambda: job_id in runs.counts, 20, "A ran the job")
+        assert runs.by_node[job_id] == "a"
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    finally:
+        await admin.close()
+    await eventually_async(lambda: b.app[BRIDGE].state.healthy, 30, "B listens again")
+    async with asyncio.timeout(30):
+        while True:
+            job = (await ws.receive_json()).get("job") or {}
+            if job.get("job_id") == job_id and job.get("status") == "completed":
+                break
+
+    async def hears() -> bool:  # /health's checks are reused for a second
+        return await nodes_check() == "pass"
+
+    await eventually_async(hears, 20, "/health says B hears the others again")
