@@ -23,16 +23,20 @@ from toombos_edge.activity import TYPES, ActivityLog, JsonLines, describe
 from toombos_edge.app import create_app
 from toombos_edge.appkeys import ACTIVITY, BUS, DATABASE, ENGINE, KEYS, SETTINGS
 from toombos_edge.events import (
+    CACHE_INVALIDATED,
+    JOB_CREATED,
     QUERY_COMPLETE,
     RESTART_REQUESTED,
     WS_CONNECTION,
     Event,
     EventBus,
 )
-from toombos_edge.ids import iso
+from toombos_edge.events_wire import RemoteEvent
+from toombos_edge.ids import iso, now_ms
 from toombos_edge.jobs.kinds import JobContext, JobKind, Outcome, PermanentFailure
 from toombos_edge.keys import Role
 from toombos_edge.records.activity import SEQ_BITS, ActivityFilter, first_id
+from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.restart import RESTART_STAMP
 from toombos_edge.routes import Route, setup_routes
 from toombos_edge.store.activity import ActivityStore
@@ -443,6 +447,33 @@ async def test_a_line_committed_later_follows_the_last_one_seen(
     followed = await a.after(everything, last_seen, 10)
     assert [line for _ident, line in followed] == ['{"from":"b"}']
     assert followed[0][0] == last_seen + 1
+
+
+async def test_another_nodes_events_are_that_nodes_lines(
+    store: ActivityStore, tmp_path: Path
+) -> None:
+    """What another node published (the bridge re-publishes it here) is written by that
+    node, once: this node writes only its own."""
+    bus = EventBus()
+    log = ActivityLog(store, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1))
+    await log.start()
+    now = now_ms()
+    job = Job("job_there", "noop", JobStatus.pending, now, now)
+    try:
+        for n, (type_, body) in enumerate([
+            (QUERY_COMPLETE, {"data": {"query": "there"}}),
+            (CACHE_INVALIDATED, {"data": {"keys": ["k"], "cleared": False}}),
+        ]):
+            bus.publish(RemoteEvent(type_, body, now, None, origin="b/1", seq=n + 1))
+        bus.publish(RemoteEvent.of_job(JOB_CREATED, job, now, origin="b/1", seq=3))
+        bus.publish(Event.data(QUERY_COMPLETE, {"query": "here"}))
+        await log.flush()
+        assert (log.received, log.written) == (1, 1)
+        assert [json.loads(line)["data"]["query"] for line in await stored_lines(store)] == [
+            "here"]
+        assert [line["data"]["query"] for line in file_lines(tmp_path / "a.jsonl")] == ["here"]
+    finally:
+        await log.close()
 
 
 async def test_rows_older_than_the_retention_are_removed(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,7 +17,9 @@ from samples import make_pdf
 
 from toombos_edge.app import create_app
 from toombos_edge.appkeys import BUS, DOCUMENTS, ENGINE, INGESTOR
-from toombos_edge.events import Event
+from toombos_edge.events import JOB_CANCELLED, Event
+from toombos_edge.events_wire import RemoteEvent
+from toombos_edge.records.job import JobStatus
 from toombos_edge.settings import Settings
 
 
@@ -270,6 +273,27 @@ async def test_cancelling_a_waiting_ingest_drops_its_upload_at_once(
     cancelled = await client.post(f"/api/jobs/{job_id}/cancel", headers=auth(admin_key))
     assert (await cancelled.json())["status"] == "cancelled"
     await client.app[INGESTOR].close()  # the drop it started has finished
+    assert stored_files(uploads.root) == []
+
+
+async def test_another_nodes_cancel_leaves_the_upload_to_that_node(
+    client: Client, admin_key: str
+) -> None:
+    """A cancel published by another node (the bridge carries it here) is that node's to
+    act on: this node drops the upload only on its own cancel."""
+    client.app[ENGINE].pause()
+    response = await client.post("/api/ingest", headers=auth(admin_key),
+                                 data=form(b"cancelled over there", "t.txt"))
+    job_id = (await response.json())["job_id"]
+    job = await client.app[ENGINE].get(job_id)
+    gone = dataclasses.replace(job, status=JobStatus.cancelled)
+    client.app[BUS].publish(RemoteEvent.of_job(JOB_CANCELLED, gone, gone.updated_at,
+                                               origin="b/1", seq=1))
+    uploads = client.app[DOCUMENTS].uploads
+    await client.app[INGESTOR].close()  # any drop it started has finished
+    assert len(stored_files(uploads.root)) == 1
+    client.app[BUS].publish(Event.job(JOB_CANCELLED, gone.to_json()))  # this node's own
+    await client.app[INGESTOR].close()
     assert stored_files(uploads.root) == []
 
 

@@ -20,6 +20,7 @@ import orjson
 
 from ..errors import Invalid, NotFound
 from ..events import JOB_CANCELLED, Event
+from ..events_wire import is_remote
 from ..ids import iso, now_ms
 from ..jobs.kinds import JobContext, JobKind, Outcome
 from ..store.documents import Stored
@@ -113,8 +114,9 @@ class Ingestor:
 
     def on_event(self, event: Event) -> None:
         """A bus subscriber: a cancelled ingest's upload goes at once (a stop that requeues
-        the job keeps it; a retry of the cancelled job then asks for the file again)."""
-        if event.type != JOB_CANCELLED:
+        the job keeps it; a retry of the cancelled job then asks for the file again). The
+        node that cancelled it drops it: another node's cancel is not this one's to act on."""
+        if event.type != JOB_CANCELLED or is_remote(event):
             return
         job = event.body.get("job") or {}
         raw = (job.get("params") or {}).get("upload") if job.get("kind") == KIND else None
