@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import diskcache
 import pytest
 from conftest import Client, auth
@@ -20,6 +22,7 @@ from toombos_edge.appkeys import CACHE
 from toombos_edge.cache import ContentCache
 from toombos_edge.events import CACHE_INVALIDATED, Event, EventBus
 from toombos_edge.events_bridge import NodeBridge
+from toombos_edge.events_catchup import CATCH_UP
 from toombos_edge.events_wire import RemoteEvent, is_remote
 from toombos_edge.ids import now_ms
 from toombos_edge.store import Database
@@ -190,6 +193,7 @@ class Node:
     cache: ContentCache
     bus: EventBus
     bridge: NodeBridge
+    db: PgDatabase
     seen: list[Event] = field(default_factory=list)
 
     def own(self, type_: str) -> list[Event]:
@@ -208,7 +212,7 @@ async def two_nodes(postgres_url: str, tmp_path: Path) -> AsyncIterator[tuple[No
             pools.append(db)
             bus = EventBus()
             node = Node(ContentCache(tmp_path / name, history=PgInvalidationHistory(db),
-                                     bus=bus), bus, NodeBridge(db, bus, node_id=name))
+                                     bus=bus), bus, NodeBridge(db, bus, node_id=name), db)
             bus.subscribe(node.seen.append)
             await node.cache.open()
             nodes.append(node)
@@ -259,6 +263,37 @@ async def test_an_invalidation_on_one_node_drops_the_entries_on_every_node(
     assert (len(a.own(CACHE_INVALIDATED)), len(b.own(CACHE_INVALIDATED))) == (2, 2)
     assert (a.cache.remote.applied, b.cache.remote.applied) == (2, 2)
     assert (a.cache.remote.removed, b.cache.remote.removed) == (4, 2)
+
+
+async def test_a_node_back_from_a_lost_link_drops_what_was_invalidated_meanwhile(
+    two_nodes: tuple[Node, Node], postgres_url: str
+) -> None:
+    a, b = two_nodes
+    for node in (a, b):
+        for key in ("content:1", "content:2"):
+            await node.cache.set(key, b"x")
+    async with a.db.connection(), a.db.connection(), a.db.connection():
+        pass  # a's pool holds all its connections: it records and sends while b is away
+    url = urlsplit(postgres_url)
+    database = url.path.lstrip("/")
+    admin = await asyncpg.connect(urlunsplit(url._replace(path="/postgres")))
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)",
+                                    b.bridge.stats()["backend_pid"])
+        await eventually_async(lambda: not b.bridge.state.healthy, 20, "b is deaf")
+        await a.cache.invalidate(keys=["content:1"])
+        await eventually_async(lambda: a.bridge.sent == 1, 20, "a sent while b was away")
+        assert await b.cache.get("content:1") == b"x"
+    finally:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        await admin.close()
+    await _applied(b, 1)
+    assert [await b.cache.get(key) for key in ("content:1", "content:2")] == [None, b"x"]
+    caught = [e for e in b.seen if e.type == CACHE_INVALIDATED]
+    assert [(e.origin, e.body["data"]["keys"]) for e in caught
+            if isinstance(e, RemoteEvent)] == [(CATCH_UP, ["content:1"])]
+    assert len(await b.cache.history()) == 1
 
 
 async def test_a_remote_invalidation_that_names_no_scope_drops_nothing(

@@ -29,7 +29,7 @@ from ..ids import iso, new_id, now_ms
 from ..store.cache import Invalidation, InvalidationHistory
 from ..store.errors import is_database_error, is_unreadable
 from .disk import SafeDisk, corrupt, encode_tags, invalidate
-from .history import TARGET, to_json
+from .history import TARGET, event_data, to_json
 from .remote import RemoteInvalidations, Scope
 
 T = TypeVar("T")
@@ -200,17 +200,17 @@ class ContentCache:
         at = now_ms()
         entry = Invalidation(new_id("inv"), at, actor, removed, scope.keys, scope.pattern,
                              scope.tags, scope.cleared)
-        record: dict[str, Any] = {"keys": list(scope.keys), "pattern": scope.pattern,
-                                  "tags": list(scope.tags), "cleared": scope.cleared}
         if self._history is not None:
             try:
                 await self._history.record(entry)
             except Exception:  # history is a log; losing a line must not fail the call
                 log.exception("could not record a cache invalidation")
+        data = event_data(entry)
         if self._bus is not None:
-            event = {**record, "invalidated": removed, "targets": [TARGET], "actor": actor}
-            self._bus.publish(Event.data(CACHE_INVALIDATED, event))
-        return {"invalidated": removed, "targets": [TARGET], "timestamp": iso(at), **record}
+            self._bus.publish(Event.data(CACHE_INVALIDATED, data))
+        return {"invalidated": removed, "targets": [TARGET], "timestamp": iso(at),
+                "keys": list(entry.keys), "pattern": entry.pattern, "tags": list(entry.tags),
+                "cleared": entry.cleared}
 
     async def _call(self, fn: Callable[[diskcache.Cache], T], default: T) -> T:
         loop = asyncio.get_running_loop()
