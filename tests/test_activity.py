@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +23,26 @@ from toombos_edge.activity import TYPES, ActivityLog, JsonLines, describe
 from toombos_edge.app import create_app
 from toombos_edge.appkeys import ACTIVITY, BUS, DATABASE, ENGINE, KEYS, SETTINGS
 from toombos_edge.events import (
+    CACHE_INVALIDATED,
+    JOB_CREATED,
     QUERY_COMPLETE,
     RESTART_REQUESTED,
     WS_CONNECTION,
     Event,
     EventBus,
 )
-from toombos_edge.ids import iso
+from toombos_edge.events_wire import RemoteEvent
+from toombos_edge.ids import iso, now_ms
 from toombos_edge.jobs.kinds import JobContext, JobKind, Outcome, PermanentFailure
 from toombos_edge.keys import Role
-from toombos_edge.records.activity import ActivityFilter
+from toombos_edge.records.activity import SEQ_BITS, ActivityFilter, first_id
+from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.restart import RESTART_STAMP
 from toombos_edge.routes import Route, setup_routes
 from toombos_edge.settings import Settings
 from toombos_edge.store.activity import ActivityStore
 from toombos_edge.store.postgres.activity import PgActivityStore
+from toombos_edge.store.postgres.database import PgDatabase
 from toombos_edge.store.sqlite.activity import SqliteActivityStore
 
 pytestmark = pytest.mark.backends
@@ -50,6 +56,27 @@ def store(request: pytest.FixtureRequest) -> ActivityStore:
     if request.param == "sqlite":
         return SqliteActivityStore(request.getfixturevalue("db"))
     return PgActivityStore(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+async def pg_other_node(pg_database: PgDatabase) -> AsyncIterator[PgDatabase]:
+    """A second node's own pool on ``pg_database``."""
+    other = PgDatabase(pg_database.url, pool_size=2)
+    await other.open()
+    try:
+        yield other
+    finally:
+        await other.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def two_stores(request: pytest.FixtureRequest) -> tuple[ActivityStore, ActivityStore]:
+    """One activity table, two writers (on PostgreSQL, two nodes)."""
+    if request.param == "sqlite":
+        db = request.getfixturevalue("db")
+        return SqliteActivityStore(db), SqliteActivityStore(db)
+    return (PgActivityStore(request.getfixturevalue("pg_database")),
+            PgActivityStore(request.getfixturevalue("pg_other_node")))
 
 
 async def stored_lines(store: ActivityStore) -> list[str]:
@@ -372,6 +399,83 @@ async def test_a_line_that_cannot_be_rendered_is_dropped_alone(
         assert [line["data"]["query"] for line in in_file] == ["good", "fine"]
         assert in_file[1]["data"]["path"] == str(tmp_path)
         assert [json.loads(line) for line in await stored_lines(store)] == in_file
+    finally:
+        await log.close()
+
+
+async def test_two_logs_on_one_table_lose_no_line(
+    two_stores: tuple[ActivityStore, ActivityStore], tmp_path: Path
+) -> None:
+    """Two nodes' logs stamp the same milliseconds and store them at once: every line is
+    stored once, and a cursor pages through them all, newest first."""
+    at, count = 1_765_000_000_000, 300
+    logs = [(EventBus(), store) for store in two_stores]
+    nodes = [(bus, ActivityLog(store, bus, JsonLines(tmp_path / f"{n}.jsonl", max_bytes=1 << 20,
+                                                     keep=1)))
+             for n, (bus, store) in enumerate(logs)]
+    for _bus, log in nodes:
+        await log.start()
+    try:
+        for n in range(count):
+            for name, (bus, _log) in zip("ab", nodes, strict=True):
+                bus.publish(Event(QUERY_COMPLETE, {"data": {"query": f"{name}{n}"}},
+                                  timestamp=at + n // 100))
+        await asyncio.gather(*(log.flush() for _bus, log in nodes))
+        assert [(log.written, log.dropped) for _bus, log in nodes] == [(count, 0)] * 2
+        ids, queries, cursor = [], [], None
+        while page := await two_stores[1].page(ActivityFilter(types=("query",)), 64, cursor):
+            ids += [ident for ident, _line in page]
+            queries += [json.loads(line)["data"]["query"] for _ident, line in page]
+            cursor = page[-1][0]
+    finally:
+        for _bus, log in nodes:
+            await log.close()
+    assert ids == sorted(set(ids), reverse=True) and len(ids) == 2 * count
+    for name in "ab":  # each node's lines, oldest first, in the order it wrote them
+        assert [q for q in reversed(queries) if q[0] == name] == [
+            f"{name}{n}" for n in range(count)]
+    # An id moved past another node's stays by its time: 600 lines fit in a millisecond.
+    assert all(at <= ident >> SEQ_BITS <= at + 3 for ident in ids)
+
+
+async def test_a_line_committed_later_follows_the_last_one_seen(
+    two_stores: tuple[ActivityStore, ActivityStore]
+) -> None:
+    """A follower that read node a's newest line then gets node b's, committed after it
+    though stamped earlier (b's clock is behind): ids are in commit order."""
+    a, b = two_stores
+    at, everything = 1_765_000_000_000, ActivityFilter()
+    await a.insert([(first_id(at + 5000), "query", None, None, '{"from":"a"}')])
+    last_seen = (await b.after(everything, 0, 10))[-1][0]
+    await b.insert([(first_id(at), "query", None, None, '{"from":"b"}')])
+    followed = await a.after(everything, last_seen, 10)
+    assert [line for _ident, line in followed] == ['{"from":"b"}']
+    assert followed[0][0] == last_seen + 1
+
+
+async def test_another_nodes_events_are_that_nodes_lines(
+    store: ActivityStore, tmp_path: Path
+) -> None:
+    """What another node published (the bridge re-publishes it here) is written by that
+    node, once: this node writes only its own."""
+    bus = EventBus()
+    log = ActivityLog(store, bus, JsonLines(tmp_path / "a.jsonl", max_bytes=1 << 20, keep=1))
+    await log.start()
+    now = now_ms()
+    job = Job("job_there", "noop", JobStatus.pending, now, now)
+    try:
+        for n, (type_, body) in enumerate([
+            (QUERY_COMPLETE, {"data": {"query": "there"}}),
+            (CACHE_INVALIDATED, {"data": {"keys": ["k"], "cleared": False}}),
+        ]):
+            bus.publish(RemoteEvent(type_, body, now, None, origin="b/1", seq=n + 1))
+        bus.publish(RemoteEvent.of_job(JOB_CREATED, job, now, origin="b/1", seq=3))
+        bus.publish(Event.data(QUERY_COMPLETE, {"query": "here"}))
+        await log.flush()
+        assert (log.received, log.written) == (1, 1)
+        assert [json.loads(line)["data"]["query"] for line in await stored_lines(store)] == [
+            "here"]
+        assert [line["data"]["query"] for line in file_lines(tmp_path / "a.jsonl")] == ["here"]
     finally:
         await log.close()
 

@@ -1,4 +1,5 @@
-"""The content cache: bytes only, never pickle, hits and invalidation, self-repair, API."""
+"""The content cache: bytes only, never pickle, hits and invalidation, self-repair, API,
+and invalidations that reach every node's cache."""
 
 from __future__ import annotations
 
@@ -6,19 +7,28 @@ import shutil
 import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import diskcache
 import pytest
 from conftest import Client, auth
+from support import eventually_async
 
 from toombos_edge.appkeys import CACHE
 from toombos_edge.cache import ContentCache
 from toombos_edge.events import CACHE_INVALIDATED, Event, EventBus
+from toombos_edge.events_bridge import NodeBridge
+from toombos_edge.events_catchup import CATCH_UP
+from toombos_edge.events_wire import RemoteEvent, is_remote
+from toombos_edge.ids import now_ms
 from toombos_edge.store import Database
 from toombos_edge.store.cache import InvalidationHistory
 from toombos_edge.store.postgres.cache import PgInvalidationHistory
+from toombos_edge.store.postgres.database import PgDatabase
 from toombos_edge.store.sqlite.cache import SqliteInvalidationHistory
 
 
@@ -171,3 +181,134 @@ async def test_api_stats_invalidate_clear_history(
     history = await (await client.get("/api/v1/cache/history", headers=auth(viewer))).json()
     assert [h["cleared"] for h in history["history"]] == [True, False]
     assert (await store.stats())["total_keys"] == 0
+
+
+# -- several nodes --------------------------------------------------------------------------
+
+
+@dataclass
+class Node:
+    """One node: its own cache directory, pool, bus and bridge; every event its bus carried."""
+
+    cache: ContentCache
+    bus: EventBus
+    bridge: NodeBridge
+    db: PgDatabase
+    seen: list[Event] = field(default_factory=list)
+
+    def own(self, type_: str) -> list[Event]:
+        return [e for e in self.seen if e.type == type_ and not is_remote(e)]
+
+
+@pytest.fixture
+async def two_nodes(postgres_url: str, tmp_path: Path) -> AsyncIterator[tuple[Node, Node]]:
+    """Nodes "a" and "b" on one PostgreSQL database (the history is shared)."""
+    nodes: list[Node] = []
+    pools: list[PgDatabase] = []
+    try:
+        for name in "ab":
+            db = PgDatabase(postgres_url, pool_size=3)
+            await db.open()
+            pools.append(db)
+            bus = EventBus()
+            node = Node(ContentCache(tmp_path / name, history=PgInvalidationHistory(db),
+                                     bus=bus), bus, NodeBridge(db, bus, node_id=name), db)
+            bus.subscribe(node.seen.append)
+            await node.cache.open()
+            nodes.append(node)
+            await node.bridge.start()
+        yield nodes[0], nodes[1]
+    finally:
+        for node in nodes:
+            await node.bridge.close()
+            await node.cache.close()
+        for db in pools:
+            await db.close()
+
+
+async def _applied(node: Node, count: int) -> None:
+    await eventually_async(lambda: node.cache.remote.applied >= count, 20,
+                           lambda: f"{node.cache.remote!r}, {node.bridge!r}")
+
+
+async def test_an_invalidation_on_one_node_drops_the_entries_on_every_node(
+    two_nodes: tuple[Node, Node]
+) -> None:
+    a, b = two_nodes
+    entries = [("content:1:email", ["document:d1"]), ("content:2:email", ["document:d2"]),
+               ("content:3:website", [])]
+    for node in (a, b):
+        for key, tags in entries:
+            await node.cache.set(key, b"x", tags)
+    await a.cache.invalidate(keys=["content:3:website"], actor="key_admin")
+    await _applied(b, 1)
+    assert await b.cache.get("content:3:website") is None
+    await a.cache.invalidate(tags=["document:d1"])
+    await _applied(b, 2)
+    assert [await b.cache.get(key) for key, _tags in entries] == [None, b"x", None]
+    await b.cache.invalidate(pattern="content:2:*")  # the other way round
+    await _applied(a, 1)
+    assert [await a.cache.get(key) for key, _tags in entries] == [None, None, None]
+    for key, tags in entries:
+        await a.cache.set(key, b"again", tags)
+    await b.cache.clear()
+    await _applied(a, 2)
+    assert (await a.cache.stats())["total_keys"] == 0
+    # Each invalidation is recorded once, by the node asked, and announced once: a node
+    # applying another's records and publishes nothing (the bridge sends only a node's own
+    # events), so nothing comes back.
+    history = await a.cache.history()
+    assert [(h["cleared"], h["invalidated"]) for h in history] == [
+        (True, 0), (False, 1), (False, 1), (False, 1)]
+    assert (len(a.own(CACHE_INVALIDATED)), len(b.own(CACHE_INVALIDATED))) == (2, 2)
+    assert (a.cache.remote.applied, b.cache.remote.applied) == (2, 2)
+    assert (a.cache.remote.removed, b.cache.remote.removed) == (4, 2)
+
+
+async def test_a_node_back_from_a_lost_link_drops_what_was_invalidated_meanwhile(
+    two_nodes: tuple[Node, Node], postgres_url: str
+) -> None:
+    a, b = two_nodes
+    for node in (a, b):
+        for key in ("content:1", "content:2"):
+            await node.cache.set(key, b"x")
+    async with a.db.connection(), a.db.connection(), a.db.connection():
+        pass  # a's pool holds all its connections: it records and sends while b is away
+    url = urlsplit(postgres_url)
+    database = url.path.lstrip("/")
+    admin = await asyncpg.connect(urlunsplit(url._replace(path="/postgres")))
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)",
+                                    b.bridge.stats()["backend_pid"])
+        await eventually_async(lambda: not b.bridge.state.healthy, 20, "b is deaf")
+        await a.cache.invalidate(keys=["content:1"])
+        await eventually_async(lambda: a.bridge.sent == 1, 20, "a sent while b was away")
+        assert await b.cache.get("content:1") == b"x"
+    finally:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        await admin.close()
+    await _applied(b, 1)
+    assert [await b.cache.get(key) for key in ("content:1", "content:2")] == [None, b"x"]
+    caught = [e for e in b.seen if e.type == CACHE_INVALIDATED]
+    assert [(e.origin, e.body["data"]["keys"]) for e in caught
+            if isinstance(e, RemoteEvent)] == [(CATCH_UP, ["content:1"])]
+    assert len(await b.cache.history()) == 1
+
+
+async def test_a_remote_invalidation_that_names_no_scope_drops_nothing(
+    cache: ContentCache, bus: EventBus
+) -> None:
+    await cache.set("k", b"v")
+    for data in ({"keys": "k", "tags": [], "pattern": None, "cleared": False},
+                 {"keys": ["k"]}, None):
+        bus.publish(RemoteEvent(CACHE_INVALIDATED, {"data": data}, now_ms(), None,
+                                origin="b/1", seq=1))
+    await cache.invalidate(keys=["other"])  # this node's own: not applied twice
+    good = {"keys": ["k"], "tags": [], "pattern": None, "cleared": False}
+    bus.publish(RemoteEvent(CACHE_INVALIDATED, {"data": good}, now_ms(), None,
+                            origin="b/1", seq=2))
+    await eventually_async(lambda: cache.remote.applied == 1, 20, repr(cache.remote))
+    assert (cache.remote.refused, cache.remote.removed) == (3, 1)
+    assert await cache.get("k") is None
+    assert [h["cache_keys"] for h in await cache.history()] == [["other"]]

@@ -15,6 +15,7 @@ from support import eventually_async
 
 from toombos_edge.events import (
     ANNOUNCEMENT,
+    CACHE_INVALIDATED,
     JOB_COMPLETED,
     JOB_CREATED,
     JOB_UPDATE,
@@ -23,11 +24,13 @@ from toombos_edge.events import (
     EventBus,
 )
 from toombos_edge.events_bridge import NodeBridge
-from toombos_edge.events_catchup import CATCH_UP, JobStates
+from toombos_edge.events_catchup import CATCH_UP, JobStates, missed_invalidations
 from toombos_edge.events_wire import RemoteEvent, is_remote
 from toombos_edge.ids import now_ms
 from toombos_edge.records.job import Job, JobStatus
+from toombos_edge.store.cache import HISTORY_LIMIT, Invalidation
 from toombos_edge.store.postgres import jobs_sql
+from toombos_edge.store.postgres.cache import PgInvalidationHistory
 from toombos_edge.store.postgres.database import PgDatabase
 
 
@@ -257,3 +260,34 @@ async def test_after_a_catch_up_an_older_state_is_stale(
     assert not states.is_stale("job_caught", (job.updated_at - 5, "pending")), (
         "once a newer state came, notifications lead again")
     assert await states.catch_up(a.db, bus, job.updated_at - 1) == 0, "carried already"
+
+
+async def test_a_catch_up_republishes_the_invalidations_recorded_since(
+        pg_database: PgDatabase) -> None:
+    history, bus, published = PgInvalidationHistory(pg_database), EventBus(), list[Event]()
+    bus.subscribe(published.append)
+    at = now_ms()
+    for n, keys in enumerate([("old",), ("k1",), ("k2", "k3")]):
+        await history.record(Invalidation(f"inv_{n}", at + n * 10, "key_x", 1, keys))
+    assert await missed_invalidations(pg_database, bus, at + 10) == 2
+    assert [(e.type, e.origin, e.timestamp, e.body["data"]["keys"]) for e in published
+            if isinstance(e, RemoteEvent)] == [
+        (CACHE_INVALIDATED, CATCH_UP, at + 10, ["k1"]),
+        (CACHE_INVALIDATED, CATCH_UP, at + 20, ["k2", "k3"])]
+
+
+async def test_a_catch_up_past_the_kept_history_clears_the_cache(
+        pg_database: PgDatabase) -> None:
+    """The history keeps the newest invalidations only: when all of them are in the gap,
+    older ones may be missing, and the whole cache goes."""
+    at, bus, published = now_ms(), EventBus(), list[Event]()
+    bus.subscribe(published.append)
+    await pg_database.execute(
+        "INSERT INTO cache_invalidations (id, ts, invalidated, keys, tags, cleared) "
+        "SELECT 'inv_' || n, $1::bigint + n, 1, '[\"k\"]', '[]', false "
+        "FROM generate_series(1, $2::int) AS n", at, HISTORY_LIMIT)
+    assert await missed_invalidations(pg_database, bus, at) == 1
+    assert [e.body["data"]["cleared"] for e in published] == [True]
+    published.clear()
+    assert await missed_invalidations(pg_database, bus, at + 2) == HISTORY_LIMIT - 1
+    assert not any(e.body["data"]["cleared"] for e in published)

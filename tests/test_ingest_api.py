@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
@@ -16,7 +18,9 @@ from samples import make_pdf
 
 from toombos_edge.app import create_app
 from toombos_edge.appkeys import BUS, DOCUMENTS, ENGINE, INGESTOR
-from toombos_edge.events import Event
+from toombos_edge.events import JOB_CANCELLED, Event
+from toombos_edge.events_wire import RemoteEvent
+from toombos_edge.records.job import JobStatus
 from toombos_edge.settings import Settings
 
 pytestmark = pytest.mark.backends
@@ -273,6 +277,31 @@ async def test_cancelling_a_waiting_ingest_drops_its_upload_at_once(
     assert (await cancelled.json())["status"] == "cancelled"
     await client.app[INGESTOR].close()  # the drop it started has finished
     assert stored_files(uploads.root) == []
+
+
+async def test_another_nodes_cancel_drops_only_this_nodes_copy_of_the_upload(
+    client: Client, admin_key: str, settings: Settings
+) -> None:
+    """A cancel published by another node (the bridge carries it here): the shared copy is
+    that node's to drop, this node's own file goes (no job will read it here)."""
+    client.app[ENGINE].pause()
+    response = await client.post("/api/ingest", headers=auth(admin_key),
+                                 data=form(b"cancelled over there", "t.txt"))
+    job_id = (await response.json())["job_id"]
+    job = await client.app[ENGINE].get(job_id)
+    gone = dataclasses.replace(job, status=JobStatus.cancelled)
+    uploads = client.app[DOCUMENTS].uploads
+    assert len(stored_files(uploads.root)) == 1
+    client.app[BUS].publish(RemoteEvent.of_job(JOB_CANCELLED, gone, gone.updated_at,
+                                               origin="b/1", seq=1))
+    await client.app[INGESTOR].close()  # any drop it started has finished
+    assert stored_files(uploads.root) == []
+    if settings.database_url:  # the shared copy, in PostgreSQL, is left to the other node
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM uploads") == 1
+        finally:
+            await conn.close()
 
 
 async def test_cancelling_a_running_ingest_drops_its_upload_at_once(

@@ -13,7 +13,12 @@ import pytest
 from conftest import Client, ServerProcess, auth, http
 
 from toombos_edge.appkeys import KEYS
+from toombos_edge.events import KEY_REVOKED, Event, EventBus
+from toombos_edge.events_wire import RemoteEvent
+from toombos_edge.keys import KeyService, Role
 from toombos_edge.settings import Settings
+from toombos_edge.store import Database
+from toombos_edge.store.sqlite.keys import SqliteKeyStore
 
 pytestmark = pytest.mark.backends
 
@@ -83,6 +88,26 @@ async def test_revoked_key_is_refused_at_once(client: Client, admin_key: str) ->
     refused = await client.get("/health/detailed", headers=headers)
     assert refused.status == 401
     assert (await refused.json())["detail"] == "invalid or revoked API key"
+
+
+async def test_a_key_revoked_on_another_node_is_refused_here_at_once(db: Database) -> None:
+    """Two nodes' key services on one database; the bridge carries a's ``key_revoked`` to
+    b's bus: b refuses the key at once, and its next refresh announces nothing again."""
+    buses = EventBus(), EventBus()
+    a, b = (KeyService(SqliteKeyStore(db), bus) for bus in buses)
+    seen: list[Event] = []
+    buses[1].subscribe(b.on_event)  # as the app subscribes it
+    buses[1].subscribe(seen.append)
+    key, secret = await a.create("ci", Role.operator)
+    await b.refresh()
+    assert b.authenticate(secret) == key
+    await a.revoke(key.id)
+    assert b.authenticate(secret) == key, "until it hears of it"
+    buses[1].publish(RemoteEvent(KEY_REVOKED, {"data": {"key_id": key.id}}, 0, None,
+                                 origin="a/1", seq=1))
+    assert b.authenticate(secret) is None
+    assert await b.refresh() == []
+    assert [e.type for e in seen if not isinstance(e, RemoteEvent)] == []
 
 
 async def test_revoking_an_unknown_key_is_404(client: Client, admin_key: str) -> None:

@@ -18,8 +18,12 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from support import eventually_async
 from ws_support import TIMEOUT, admin_secret, upgrade
 
-from toombos_edge.appkeys import ACTIVITY, CACHE, ENGINE, HUB, METRICS
+from toombos_edge.appkeys import ACTIVITY, BUS, CACHE, ENGINE, HUB, METRICS
+from toombos_edge.events import JOB_COMPLETED, JOB_CREATED, Event
+from toombos_edge.events_wire import RemoteEvent
+from toombos_edge.ids import now_ms
 from toombos_edge.jobs.kinds import JobContext, JobKind
+from toombos_edge.records.job import Job, JobStatus
 
 pytestmark = pytest.mark.backends
 
@@ -271,6 +275,29 @@ async def test_counters_move_with_requests_jobs_and_sockets(
     after = samples(await scrape_text(client, viewer))
     assert value(after, "toombos_websocket_connections", endpoint="dashboard") == 0
     assert value(after, "toombos_websocket_closed_total") == 1
+
+
+async def test_another_nodes_jobs_are_counted_by_that_node(
+    client: Client, viewer: dict[str, str]
+) -> None:
+    """The job counters count the jobs this node published; another node's, carried here by
+    the bridge, are that node's (the sum over the nodes counts each job once)."""
+    now = now_ms()
+    job = Job("job_elsewhere", "far", JobStatus.completed, now - 50, now, started_at=now - 20,
+              completed_at=now)
+    bus = client.app[BUS]
+    for seq, type_ in enumerate((JOB_CREATED, JOB_COMPLETED), start=1):
+        bus.publish(RemoteEvent.of_job(type_, job, now, origin="b/1", seq=seq))
+    there = samples(await scrape_text(client, viewer))
+    assert value(there, "toombos_jobs_submitted_total", kind="far") == 0
+    assert value(there, "toombos_jobs_finished_total", kind="far", outcome="completed") == 0
+    assert value(there, "toombos_job_run_seconds_count", kind="far") == 0
+    for type_ in (JOB_CREATED, JOB_COMPLETED):  # the same job, published here
+        bus.publish(Event(type_, job))
+    here = samples(await scrape_text(client, viewer))
+    assert value(here, "toombos_jobs_submitted_total", kind="far") == 1
+    assert value(here, "toombos_jobs_finished_total", kind="far", outcome="completed") == 1
+    assert value(here, "toombos_job_run_seconds_count", kind="far") == 1
 
 
 async def test_a_paused_queue_shows_its_backlog(

@@ -190,7 +190,7 @@ async def test_a_node_that_stops_hearing_the_others_says_so_and_catches_up(
     with_kind(runs, ("a", a), ("b", b))
     b.app[ENGINE].pause(announce=False)  # so that A runs the job, and B only hears of it
     ws = await b.ws_connect("/ws/jobs", params={"token": key})
-    name = postgres_url.split("/")[3].split("?")[0]
+    name = postgres_url.split("/")[3].split("?", maxsplit=1)[0]
     admin = await asyncpg.connect(postgres_url.replace(f"/{name}?", "/postgres?"))
     try:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')

@@ -20,6 +20,7 @@ from ws_support import (
 
 from toombos_edge.appkeys import BUS, HUB, KEYS, SETTINGS
 from toombos_edge.events import (
+    CACHE_INVALIDATED,
     CONTENT_PUBLISHED,
     JOB_COMPLETED,
     JOB_CREATED,
@@ -28,6 +29,7 @@ from toombos_edge.events import (
     WS_CONNECTION,
     Event,
 )
+from toombos_edge.events_wire import RemoteEvent
 from toombos_edge.ids import new_id, now_ms
 from toombos_edge.keys import KeyService, Role
 from toombos_edge.records.job import Job, JobStatus
@@ -117,6 +119,33 @@ async def test_internal_events_never_reach_clients(client: Client) -> None:
     client.app[BUS].publish(Event.data(KEY_REVOKED, {"key_id": "key_unknown"}))
     client.app[BUS].publish(Event.data(WS_CONNECTION, {"action": "accepted"}))
     await nothing_more(board, client)
+
+
+async def test_another_nodes_events_reach_this_nodes_sockets(client: Client) -> None:
+    """What the bridge re-publishes from another node goes out as if this node had made it
+    (the activity log and the counters leave it to that node; the sockets here do not)."""
+    feed, board = await connect(client, "/ws/jobs"), await connect(client, "/ws/dashboard")
+    now = now_ms()
+    job = Job("job_far", "generate", JobStatus.pending, now, now)
+    client.app[BUS].publish(RemoteEvent.of_job(JOB_CREATED, job, now, origin="b/1", seq=1))
+    expected = Event(JOB_CREATED, job, timestamp=now).to_json()
+    for ws in (feed, board):
+        assert await next_json(ws) == expected
+    data = {"keys": ["k"], "pattern": None, "tags": [], "cleared": False, "invalidated": 1}
+    client.app[BUS].publish(RemoteEvent(CACHE_INVALIDATED, {"data": data}, now, None,
+                                        origin="b/1", seq=2))
+    assert (await next_json(board))["data"] == data
+    await nothing_more(feed, client)
+
+
+async def test_a_key_revoked_on_another_node_closes_its_sockets_here(client: Client) -> None:
+    _key, secret = await client.app[KEYS].create("watcher", Role.viewer)
+    ws = await connect(client, "/ws/jobs", secret)
+    key = client.app[KEYS].authenticate(secret)
+    assert key is not None
+    client.app[BUS].publish(RemoteEvent(KEY_REVOKED, {"data": {"key_id": key.id}}, now_ms(),
+                                        None, origin="b/1", seq=1))
+    assert await closed(ws, within=5) == 1008
 
 
 async def test_each_event_is_encoded_once(client: Client) -> None:

@@ -178,8 +178,10 @@ async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
             file=sys.stderr,
             flush=True,
         )
+    unsubscribe = app[BUS].subscribe(keys.on_event)  # keys revoked on other nodes
     task = asyncio.create_task(_refresh_keys(keys), name="key-refresh")
     yield
+    unsubscribe()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

@@ -19,7 +19,9 @@
   the final event of a job that ended), skipping states this bus already carried; a
   notification handled next that is not newer than the state just published for its job
   is dropped, so a job never steps back (comparing ``updated_at`` written by different
-  nodes: their clocks must agree, as the leases already require). Only jobs are caught up.
+  nodes: their clocks must agree, as the leases already require). The cache invalidations
+  recorded meanwhile are published too (:func:`.events_catchup.missed_invalidations`);
+  other events of that time are lost.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from .events import (
     Event,
     EventBus,
 )
-from .events_catchup import JobStates
+from .events_catchup import JobStates, missed_invalidations
 from .events_wire import (
     JobState,
     Message,
@@ -260,6 +262,7 @@ class NodeBridge:
             # Sequences start afresh: the hole the lost link left is what is read here.
             self._last_seq.clear()
             await self.jobs.catch_up(self._db, self._bus, item.since)
+            await missed_invalidations(self._db, self._bus, item.since)
         except Exception as exc:
             if not item.done.done():
                 item.done.set_exception(exc)

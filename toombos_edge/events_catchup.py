@@ -1,9 +1,15 @@
-"""Catching up on job events a node missed while it did not hear the others.
+"""Catching up on job events and cache invalidations a node missed while it did not hear
+the others.
 
 :class:`JobStates` remembers the last state of each job that the node's bus carried (a
 bounded number, most recent kept), so that a catch-up publishes only states the bus has
 not carried, and after a catch-up drops a notification that is not newer than what the
 catch-up published for its job (see :mod:`.events_bridge`).
+
+:func:`missed_invalidations` publishes the cache invalidations recorded meanwhile (the
+shared history has them), so that this node's cache drops what every other node dropped
+(:mod:`.cache.remote`); one recorded just before the link was lost may be applied again,
+which only costs a render.
 """
 
 from __future__ import annotations
@@ -11,9 +17,20 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
-from .events import JOB_CANCELLED, JOB_COMPLETED, JOB_FAILED, JOB_UPDATE, EventBus
+from .cache.history import event_data
+from .events import (
+    CACHE_INVALIDATED,
+    JOB_CANCELLED,
+    JOB_COMPLETED,
+    JOB_FAILED,
+    JOB_UPDATE,
+    EventBus,
+)
 from .events_wire import JobState, RemoteEvent
+from .ids import now_ms
 from .records.job import JobStatus
+from .store.cache import HISTORY_LIMIT, Invalidation
+from .store.postgres.cache import PgInvalidationHistory
 from .store.postgres.database import PgDatabase
 from .store.postgres.notify import changed_since
 
@@ -74,3 +91,19 @@ class JobStates:
                                            job.updated_at, origin=CATCH_UP))
         self.caught_up += len(self._caught)
         return len(self._caught)
+
+
+async def missed_invalidations(db: PgDatabase, bus: EventBus, since: int) -> int:
+    """Publish the cache invalidations recorded at or after ``since`` (ms), oldest first,
+    as another node's; when the history (its newest ``HISTORY_LIMIT``) may not reach back
+    that far, one clear of everything instead. Returns how many were published."""
+    newest = await PgInvalidationHistory(db).newest(HISTORY_LIMIT)
+    missed = [entry for entry in reversed(newest) if entry.ts >= since]
+    if len(missed) == HISTORY_LIMIT:
+        log.warning("more cache invalidations than the history keeps were missed: "
+                    "clearing this node's cache")
+        missed = [Invalidation("catch-up", now_ms(), None, 0, cleared=True)]
+    for entry in missed:
+        bus.publish(RemoteEvent(CACHE_INVALIDATED, {"data": event_data(entry)}, entry.ts,
+                                None, origin=CATCH_UP, seq=0))
+    return len(missed)

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from .errors import Invalid, NotFound
 from .events import KEY_CREATED, KEY_REVOKED, Event, EventBus
+from .events_wire import is_remote
 from .ids import new_id, now_ms
 from .records.key import ApiKey, Role
 from .store.keys import KeyStore
@@ -96,6 +97,15 @@ class KeyService:
         if self._active.pop(key.secret_hash, None) is not None:
             self._bus.publish(Event.data(KEY_REVOKED, {"key_id": key.id}))
         return key
+
+    def on_event(self, event: Event) -> None:
+        """The bus subscriber: a key another node revoked stops working here at once, not
+        at the next refresh, which then finds nothing to announce (that node did)."""
+        if event.type != KEY_REVOKED or not is_remote(event):
+            return
+        key_id = event.body.get("data", {}).get("key_id")
+        for digest in [d for d, key in self._active.items() if key.id == key_id]:
+            del self._active[digest]
 
     def authenticate(self, secret: str) -> ApiKey | None:
         """The active key with this secret, or None. Never touches the database."""

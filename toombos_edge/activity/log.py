@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from ..events import CONNECTION_ACK, RESTARTING, STATS_UPDATE, Event, EventBus
+from ..events_wire import is_remote
 from ..health import PASS, WARN, Check
 from ..logs import Actor, correlation_id, requester
 from ..records.activity import ActivityFilter, LineIds, Row
@@ -103,8 +104,9 @@ class ActivityLog:
         self._thread.shutdown(wait=True)
 
     def on_event(self, event: Event) -> None:
-        """The bus subscriber: the least work on the loop (see the module docstring)."""
-        if event.type in IGNORED:
+        """The bus subscriber: the least work on the loop (see the module docstring). Another
+        node's event is its own node's line, not this one's (one table, one line)."""
+        if event.type in IGNORED or is_remote(event):
             return
         self.received += 1
         queue = self._queue

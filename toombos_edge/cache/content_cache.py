@@ -5,6 +5,9 @@ type, and refuses to read a pickled row (a tampered cache file must not run code
 call runs on the cache's one thread, never on the event loop. The cache is an
 optimisation: a failure is logged and counted, a corrupt or vanished directory is rebuilt,
 and callers get a miss instead of an error.
+
+The cache is per node; invalidations are not: one asked of any node reaches every node's
+cache through the bus (:mod:`.remote`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from ..ids import iso, new_id, now_ms
 from ..store.cache import Invalidation, InvalidationHistory
 from ..store.errors import is_database_error, is_unreadable
 from .disk import SafeDisk, corrupt, encode_tags, invalidate
-from .history import TARGET, to_json
+from .history import TARGET, event_data, to_json
+from .remote import RemoteInvalidations, Scope
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -57,6 +61,8 @@ class ContentCache:
         self.hits = self.misses = self.sets = self.evictions = 0
         self.errors = self.rebuilds = 0
         self.last_error: str | None = None
+        #: Other nodes' invalidations applied here (it listens once the cache is open).
+        self.remote = RemoteInvalidations(self._drop)
 
     def __repr__(self) -> str:
         return (
@@ -67,10 +73,14 @@ class ContentCache:
     # -- lifetime ---------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open (or rebuild) the cache directory; never raises for a broken cache."""
+        """Open (or rebuild) the cache directory; never raises for a broken cache. With a
+        bus, apply other nodes' invalidations from now on."""
         await self._call(lambda c: None, None)
+        if self._bus is not None:
+            self.remote.start(self._bus)
 
     async def close(self) -> None:
+        await self.remote.close()
         await asyncio.get_running_loop().run_in_executor(self._thread, self._close_now)
         self._thread.shutdown(wait=True)
 
@@ -110,16 +120,11 @@ class ContentCache:
         actor: str | None = None,
     ) -> dict[str, Any]:
         """Remove entries named, matching the glob ``pattern``, or carrying any of ``tags``."""
-        keys, tags = list(keys), list(tags)
-        removed = await self._call(lambda c: invalidate(c, keys, pattern, set(tags)), 0)
-        record: dict[str, Any] = {"keys": keys, "pattern": pattern, "tags": tags, "cleared": False}
-        return await self._record(record, removed, actor)
+        return await self._invalidate(Scope(tuple(keys), pattern, tuple(tags)), actor)
 
     async def clear(self, actor: str | None = None) -> dict[str, Any]:
         """Remove every entry."""
-        removed = await self._call(lambda c: c.clear(retry=True), 0)
-        record: dict[str, Any] = {"keys": [], "pattern": None, "tags": [], "cleared": True}
-        return await self._record(record, removed, actor)
+        return await self._invalidate(Scope(cleared=True), actor)
 
     async def expire(self, now: float | None = None) -> int:
         """Drop entries expired at ``now`` (seconds; default: now); counted as evictions."""
@@ -182,21 +187,30 @@ class ContentCache:
                 oldest = round(max(0.0, now_ms() / 1000 - stored_at), 3)
         return len(cache), cache.volume(), oldest
 
-    async def _record(
-        self, record: dict[str, Any], removed: int, actor: str | None
-    ) -> dict[str, Any]:
+    async def _drop(self, scope: Scope) -> int:
+        """Remove the entries ``scope`` names (none when the cache is failing)."""
+        if scope.cleared:
+            return await self._call(lambda c: c.clear(retry=True), 0)
+        keys, pattern, tags = list(scope.keys), scope.pattern, set(scope.tags)
+        return await self._call(lambda c: invalidate(c, keys, pattern, tags), 0)
+
+    async def _invalidate(self, scope: Scope, actor: str | None) -> dict[str, Any]:
+        """Drop, record in the history and tell the bus (and so the other nodes)."""
+        removed = await self._drop(scope)
         at = now_ms()
-        entry = Invalidation(new_id("inv"), at, actor, removed, tuple(record["keys"]),
-                             record["pattern"], tuple(record["tags"]), record["cleared"])
+        entry = Invalidation(new_id("inv"), at, actor, removed, scope.keys, scope.pattern,
+                             scope.tags, scope.cleared)
         if self._history is not None:
             try:
                 await self._history.record(entry)
             except Exception:  # history is a log; losing a line must not fail the call
                 log.exception("could not record a cache invalidation")
+        data = event_data(entry)
         if self._bus is not None:
-            event = {**record, "invalidated": removed, "targets": [TARGET], "actor": actor}
-            self._bus.publish(Event.data(CACHE_INVALIDATED, event))
-        return {"invalidated": removed, "targets": [TARGET], "timestamp": iso(at), **record}
+            self._bus.publish(Event.data(CACHE_INVALIDATED, data))
+        return {"invalidated": removed, "targets": [TARGET], "timestamp": iso(at),
+                "keys": list(entry.keys), "pattern": entry.pattern, "tags": list(entry.tags),
+                "cleared": entry.cleared}
 
     async def _call(self, fn: Callable[[diskcache.Cache], T], default: T) -> T:
         loop = asyncio.get_running_loop()

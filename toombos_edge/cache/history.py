@@ -1,4 +1,5 @@
-"""An invalidation of the content cache in the client contract's shape."""
+"""An invalidation of the content cache in the client contract's shapes: as the history
+lists it, and as the ``cache_invalidated`` event tells it."""
 
 from __future__ import annotations
 
@@ -22,3 +23,10 @@ def to_json(entry: Invalidation) -> dict[str, Any]:
         "cleared": entry.cleared,
         "targets": [TARGET],
     }
+
+
+def event_data(entry: Invalidation) -> dict[str, Any]:
+    """The data of ``cache_invalidated``: what other nodes' caches drop (cache/remote.py)."""
+    return {"keys": list(entry.keys), "pattern": entry.pattern, "tags": list(entry.tags),
+            "cleared": entry.cleared, "invalidated": entry.invalidated,
+            "targets": [TARGET], "actor": entry.actor}

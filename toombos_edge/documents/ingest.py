@@ -40,7 +40,7 @@ from .uploads import Upload
 
 KIND = "ingest"
 TIMEOUT_SECONDS = 900.0
-_ENDED = frozenset({JOB_COMPLETED, JOB_FAILED})
+_ENDED = frozenset({JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED})
 NOTHING_SENT = "neither a file nor text was sent: no document was made"
 
 
@@ -117,8 +117,9 @@ class Ingestor:
         """A bus subscriber: a cancelled ingest's upload goes at once (a stop that requeues
         the job keeps it; a retry of the cancelled job then asks for the file again). An
         ingest that ended on another node leaves no reader for this node's copy of its
-        upload: that copy goes too, rather than wait for the sweep at the next start."""
-        if event.type == JOB_CANCELLED:
+        upload: that copy goes too, rather than wait for the sweep at the next start (the node
+        that cancelled or ran it drops the shared copy)."""
+        if event.type == JOB_CANCELLED and not is_remote(event):
             drop = self.documents.discard_upload
         elif event.type in _ENDED and is_remote(event):
             drop = self.documents.discard_local_upload

@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from ..events import JOB_CANCELLED, JOB_COMPLETED, JOB_CREATED, JOB_FAILED, Event
+from ..events_wire import is_remote
 from ..records.job import Job
 from .frozen import LoopCollector
 from .histogram import JOB_SECONDS, Histogram
@@ -43,8 +44,9 @@ class JobMetrics(LoopCollector):
         return frozen
 
     def on_event(self, event: Event) -> None:
-        """The bus subscriber (returns at once)."""
-        if event.type not in _WATCHED:
+        """The bus subscriber (returns at once). Each node counts the jobs it published:
+        another node's events (whose body is JSON, never the job) are that node's count."""
+        if event.type not in _WATCHED or is_remote(event):
             return
         job = event.subject
         if not isinstance(job, Job):

@@ -2,12 +2,15 @@
 
 A line's id is its time: ``ms << SEQ_BITS | n`` (:class:`LineIds`), so ``since``/``until``
 are an id range on the primary key and every filter walks one index backwards from the
-cursor. The ids are ours, made by the one server that writes the log; a store keeps and
-orders them, it never makes them.
+cursor. The ids are ours, made by the server that writes the line; nodes sharing one
+database make them independently, so a store numbers a batch above the ids already stored
+(:func:`above`): an id is unique and in commit order, and at most a little later than its
+line's time, never earlier.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 SEQ_BITS = 10
@@ -25,6 +28,20 @@ class LineIds:
         ident = max(ms << SEQ_BITS, self.last + 1)
         self.last = ident
         return ident
+
+
+def above(rows: Sequence[Row], top: int) -> Sequence[Row]:
+    """``rows`` (ids increasing, as :class:`LineIds` makes them) numbered above ``top``, the
+    largest id stored: as they are when the first is above it (one node: always, at the
+    cost of one comparison), else each moved just past the one before."""
+    if not rows or rows[0][0] > top:
+        return rows
+    moved: list[Row] = []
+    last = top
+    for row in rows:
+        last = max(row[0], last + 1)
+        moved.append((last, *row[1:]))
+    return moved
 
 
 def first_id(ms: int) -> int:

@@ -24,7 +24,9 @@ class ActivityStore(Protocol):
         ...
 
     async def insert(self, rows: Sequence[Row]) -> None:
-        """Store every row in one transaction: all of them or, on failure, none."""
+        """Store every row in one transaction: all of them or, on failure, none. Ids come
+        increasing; each is moved past the largest stored when it is not above it
+        (``records.activity.above``: another writer of the table was there first)."""
         ...
 
     async def prune(self, before_ms: int, limit: int) -> int:

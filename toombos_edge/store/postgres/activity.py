@@ -1,20 +1,22 @@
 """The activity log (``activity``) on PostgreSQL: one multi-row insert per batch, and the
 same id ranges as SQLite's (:mod:`..sqlite.activity`) for pages and follows.
 
-Ids are made by the server that writes the lines (:mod:`toombos_edge.records.activity`);
-the store keeps them as given, so nodes sharing one database must not make the same id
-(a batch with an id already stored fails whole, as the protocol says).
+Ids are made by the node that writes the lines (:mod:`toombos_edge.records.activity`), and
+nodes sharing the database make them independently: a batch is stored under a table lock
+that only writers wait for, numbered above the largest id committed (``above``). So ids
+never clash, and they are in commit order: a follower reading past the last id it saw
+misses no line another node committed later with an earlier time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ...records.activity import ActivityFilter, Row, first_id
+from ...records.activity import ActivityFilter, Row, above, first_id
 from ..activity import Line
 from .database import PgDatabase
 
-# One statement for the whole batch: it is atomic by itself, and one round trip.
+# One statement for the whole batch, in the transaction that numbers it.
 _INSERT = (
     "INSERT INTO activity (id, type, actor, target, line) "
     "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])"
@@ -68,8 +70,14 @@ class PgActivityStore:
         return int(await self._db.fetchval("SELECT coalesce(max(id), 0) FROM activity"))
 
     async def insert(self, rows: Sequence[Row]) -> None:
-        if rows:
-            await self._db.execute(_INSERT, *(list(column) for column in zip(*rows, strict=True)))
+        if not rows:
+            return
+        async with self._db.transaction() as conn:
+            # Held to the commit: the next batch, from any node, sees this one's ids.
+            await conn.execute("LOCK TABLE activity IN SHARE ROW EXCLUSIVE MODE")
+            top = await conn.fetchval("SELECT coalesce(max(id), 0) FROM activity")
+            numbered = above(rows, int(top))
+            await conn.execute(_INSERT, *(list(col) for col in zip(*numbered, strict=True)))
 
     async def prune(self, before_ms: int, limit: int) -> int:
         status = await self._db.execute(_PRUNE, first_id(before_ms), limit)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from ...records.activity import ActivityFilter, Row, first_id
+from ...records.activity import ActivityFilter, Row, above, first_id
 from ..activity import Line
 from .database import Database
 
@@ -24,7 +24,9 @@ def last_id(conn: sqlite3.Connection) -> int:
 
 
 def insert(conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
-    conn.executemany(INSERT, rows)
+    """In the writer's transaction: numbered above the ids stored (one read of the primary
+    key's last entry), so two logs on one file never clash."""
+    conn.executemany(INSERT, above(rows, last_id(conn)))
 
 
 def prune(conn: sqlite3.Connection, before_ms: int, limit: int) -> int:
