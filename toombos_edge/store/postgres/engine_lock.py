@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 #: The advisory lock key of the engines ("engine" in ASCII), apart from the migrations'.
 ENGINE_LOCK = 0x656E67696E65
+PING_SECONDS = 5.0  #: how long the lock's session may take to answer before it is replaced
 
 
 class PgEngineLock:
@@ -74,7 +75,7 @@ class PgEngineLock:
     async def keep(self) -> None:
         """Take the shared lock again if its connection was lost (a no-op while it holds);
         raises what connecting raises, for the caller to try again later."""
-        if self._conn is None or not self._conn.is_closed():
+        if self._conn is None or await self._alive(self._conn):
             return
         conn = await connect(self._url)
         try:
@@ -83,6 +84,19 @@ class PgEngineLock:
             await conn.close()
             raise
         self._conn, self._exclusive = conn, False
+
+    @staticmethod
+    async def _alive(conn: Connection) -> bool:
+        """The session answers (a killed one may not look closed until it is used)."""
+        if not conn.is_closed():
+            try:
+                await conn.fetchval("SELECT 1", timeout=PING_SECONDS)
+                return True
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    asyncpg.InternalClientError):
+                pass
+        conn.terminate()
+        return False
 
     async def release(self) -> None:
         """Closing the session drops its advisory locks."""
