@@ -4,8 +4,8 @@ As on SQLite (:mod:`..sqlite.job_query`): pages go by id, newest first (ids sort
 creation; they are lower-case letters and digits, so every collation orders them as bytes),
 a time range is an id range, and the total is exact from ``job_counts`` (summed over its
 slots) when the filter is statuses and kind only, else counted up to :data:`COUNT_CAP`.
-``q`` is a prefix of the id, document id or correlation id (``starts_with``: a prefix
-test that no collation can bend).
+``q`` is a prefix of the id, document id or correlation id: a range ``[q, q + _TOP)`` of
+each one's index, which these columns' bytewise collation (migration 0004) makes exact.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from ...ids import id_floor, iso
 from ...records.job import Job
 from ..jobs import COUNT_CAP, JOB_FIELDS, Fieldset, JobFilter
 from .jobs_sql import COLUMNS, row_to_job
+
+_TOP = "\U0010ffff"  #: sorts after every character: [q, q + _TOP) is "starts with q"
 
 if TYPE_CHECKING:
     import asyncpg
@@ -44,9 +46,11 @@ def _conditions(flt: JobFilter, before: str | None) -> tuple[str, list[Any]]:
         term("id < ?", id_floor("job", flt.until + 1))
     if before is not None:
         term("id < ?", before)
-    if flt.q:
-        term("(starts_with(id, ?) OR starts_with(document_id, ?) "
-             "OR starts_with(correlation_id, ?))", flt.q)
+    if flt.q:  # [q, q + _TOP): a range of each column's index (bytewise: migration 0004)
+        params += [flt.q, flt.q + _TOP]
+        low, high = f"${len(params) - 1}", f"${len(params)}"
+        terms.append("(" + " OR ".join(f"{column} >= {low} AND {column} < {high}" for column in (
+            "id", "document_id", "correlation_id")) + ")")
     return (" WHERE " + " AND ".join(terms) if terms else ""), params
 
 
