@@ -65,12 +65,15 @@ class PgDatabase:
         self._migrate = migrate
         self._pool: Pool | None = None
         self.schema_version = 0
+        #: Transactions of :meth:`transaction` committed (each store write is one).
+        self.commits = 0
         #: Whether the last write failed for a full disk (PostgreSQL's ``disk_full``).
         self.space = SpaceState()
 
     def __repr__(self) -> str:
         state = "open" if self._pool is not None else "closed"
-        return f"<PgDatabase {redacted_url(self.url)} v{self.schema_version} {state}>"
+        return (f"<PgDatabase {redacted_url(self.url)} v{self.schema_version} {state} "
+                f"commits={self.commits}>")
 
     async def open(self) -> None:
         """Connect the pool and bring the schema up to date; raises SchemaTooNew,
@@ -113,6 +116,7 @@ class PgDatabase:
         with self._failures():
             async with self.pool.acquire() as conn, conn.transaction():
                 yield conn
+            self.commits += 1
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
