@@ -118,11 +118,12 @@ class Submission:
 
     def _inserted(self, items: Sequence[tuple[Job, int]], settled: Settled | None) -> None:
         now, due_now, later = self._clock(), False, None
-        claimed = []
+        claimed, dependents = [], False
         self._feeder.held_stored(job.id for job, _due in items)
         for job, due in items:
             self._bus.publish(Event(JOB_CREATED, job))
             if job.depends_on is not None:  # blocked: due when its dependency ends
+                dependents = True
                 continue
             if job.lease_until is not None:  # stored started, for the worker reserved for it
                 claimed.append(job)
@@ -134,8 +135,10 @@ class Submission:
         self._feeder.settled(settled)  # dependencies that had ended before the insert
         if claimed:
             self._feeder.hand_over(claimed)
-        if due_now:
-            self._feeder.due(backlog=False)  # ``submit`` already held newer jobs back
+        # ``submit`` already held newer jobs back. A dependent's insert held its dependency
+        # (see JobStore.claim): a claim meanwhile may have passed over it, due or not.
+        if due_now or dependents:
+            self._feeder.due(backlog=False)
         if later is not None and self._feeder.started:
             self._feeder.wake_at(later)
         self._changed()
