@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from job_backends import AnyDatabase, exact_counts, sqlite_exact_counts, writes
 from support import eventually_async
 
 from toombos_edge.errors import Conflict, Invalid, NotFound
@@ -30,7 +31,6 @@ from toombos_edge.store import Database
 from toombos_edge.store.jobs import JobFilter, JobStore
 from toombos_edge.store.postgres import jobs_sql
 from toombos_edge.store.postgres.database import PgDatabase
-from toombos_edge.store.postgres.jobs import PgJobStore
 from toombos_edge.store.sqlite import jobs as store
 from toombos_edge.store.sqlite.database import apply_migrations, migrations
 from toombos_edge.store.sqlite.jobs import SqliteJobStore
@@ -121,48 +121,6 @@ def registry(gate: Gate) -> KindRegistry:
     kinds.register(JobKind("half", half))
     kinds.register(JobKind("gate", gate.run))
     return kinds
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest) -> Database | PgDatabase:
-    """The SQLite file of ``db``, or a migrated PostgreSQL database of its own (a sync
-    fixture: an async one cannot ask for an async fixture by name)."""
-    found: Database | PgDatabase = request.getfixturevalue(
-        "pg_database" if request.param == "postgres" else "db")
-    return found
-
-
-@pytest.fixture
-async def job_store(database: Database | PgDatabase) -> AsyncIterator[JobStore]:
-    """The one place that names a backend's store."""
-    if isinstance(database, Database):
-        yield SqliteJobStore(database)
-        return
-    pg = PgJobStore(database)
-    yield pg
-    await pg.unlock_engine()  # nothing when every engine stopped (each stop unlocks)
-
-
-def writes(database: Database | PgDatabase) -> int:
-    """Writes committed so far: SQLite's writer counts each write of a group commit; on
-    PostgreSQL each write is a transaction of its own."""
-    return database.writes if isinstance(database, Database) else database.commits
-
-
-async def exact_counts(database: Database | PgDatabase) -> dict[str, int]:
-    """The store's tallies per kind and status, checked against a count of the jobs table
-    itself (what the protocol's ``counts`` must agree with, read behind it)."""
-    if isinstance(database, Database):
-        return await database.read(sqlite_exact_counts)
-    async with database.connection() as conn, conn.transaction(
-            isolation="repeatable_read", readonly=True):
-        counted = {row[0]: row[1] for row in await conn.fetch(
-            "SELECT kind || '/' || status, sum(n)::bigint FROM job_counts "
-            "GROUP BY kind, status HAVING sum(n) <> 0")}
-        real = {row[0]: row[1] for row in await conn.fetch(
-            "SELECT kind || '/' || status, count(*) FROM jobs GROUP BY kind, status")}
-    assert counted == real
-    return counted
 
 
 @pytest.fixture
@@ -368,21 +326,21 @@ async def test_retry_rules(make_engine: Factory, gate: Gate) -> None:
 
 
 async def test_retry_or_cancel_of_an_unknown_job_writes_nothing(
-    make_engine: Factory, database: Database | PgDatabase
+    make_engine: Factory, job_database: AnyDatabase
 ) -> None:
     engine = await make_engine(start=False)
     job = await engine.submit("noop")
     unknown = "job_00000000000000000000000000"
-    before = (database.commits, writes(database))
+    before = (job_database.commits, writes(job_database))
     for operation in (engine.retry, engine.cancel):
         with pytest.raises(NotFound):
             await operation(unknown)
     assert (await engine.retry_many([unknown])).refused == {unknown: f"no job {unknown}"}
     assert (await engine.cancel_many([unknown])).refused == {unknown: f"no job {unknown}"}
-    assert (database.commits, writes(database)) == before  # not even an empty transaction
+    assert (job_database.commits, writes(job_database)) == before  # not even an empty transaction
     # A batch that names a job too writes once, for that job.
     assert [j.id for j in (await engine.cancel_many([unknown, job.id])).touched] == [job.id]
-    assert database.commits == before[0] + 1
+    assert job_database.commits == before[0] + 1
 
 
 async def test_retrying_a_running_job_is_refused(make_engine: Factory, gate: Gate) -> None:
@@ -439,7 +397,7 @@ async def test_priority_then_schedule_then_creation_order(
 
 
 async def test_scheduled_job_starts_on_time_without_polling(
-    job_store: JobStore, database: Database | PgDatabase, registry: KindRegistry
+    job_store: JobStore, job_database: AnyDatabase, registry: KindRegistry
 ) -> None:
     bus = EventBus()
     engine = JobEngine(job_store, bus, registry, workers=1)  # the real clock
@@ -447,13 +405,13 @@ async def test_scheduled_job_starts_on_time_without_polling(
     try:
         due = now_ms() + 300
         job = await engine.submit("noop", scheduled_for=due)
-        before = writes(database)
+        before = writes(job_database)
         done = asyncio.Event()
         bus.subscribe(lambda e: done.set() if e.type == "job_completed" else None)
         await asyncio.wait_for(done.wait(), 5)
         finished = await engine.get(job.id)
         assert finished.started_at is not None and due <= finished.started_at < due + 1000
-        assert writes(database) - before <= 4  # a claim, a start, a save: nobody polled
+        assert writes(job_database) - before <= 4  # a claim, a start, a save: nobody polled
     finally:
         await engine.stop(1.0)
 
@@ -594,17 +552,8 @@ async def test_leases_of_running_jobs_are_renewed(
         await engine.stop(1.0)
 
 
-def sqlite_exact_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """The counters per kind and status, checked against a count of the table itself."""
-    counted = dict(conn.execute("SELECT kind || '/' || status, n FROM job_counts WHERE n <> 0"))
-    real = dict(conn.execute(
-        "SELECT kind || '/' || status, count(*) FROM jobs GROUP BY kind, status"))
-    assert counted == real
-    return counted
-
-
 async def test_status_counters_match_the_table_after_every_kind_of_change(
-    make_engine: Factory, job_store: JobStore, database: Database | PgDatabase
+    make_engine: Factory, job_store: JobStore, job_database: AnyDatabase
 ) -> None:
     engine = await make_engine(workers=1)
     await engine.submit("noop")
@@ -618,14 +567,14 @@ async def test_status_counters_match_the_table_after_every_kind_of_change(
     await engine.submit("noop", scheduled_for=now_ms() + 60_000)
 
     actual: Counter[str] = Counter()  # the table's jobs per status
-    for kind_status, n in (await exact_counts(database)).items():
+    for kind_status, n in (await exact_counts(job_database)).items():
         actual[kind_status.split("/")[1]] += n
     counted = {k: v for k, v in (await job_store.counts()).items() if v}
     assert counted == actual == {"completed": 1, "partial": 1, "cancelled": 1, "pending": 2}
 
 
 async def test_status_counters_stay_exact_through_recovery_idempotency_urgency_and_stop(
-    make_engine: Factory, gate: Gate, job_store: JobStore, database: Database | PgDatabase,
+    make_engine: Factory, gate: Gate, job_store: JobStore, job_database: AnyDatabase,
     clock: Clock,
 ) -> None:
     dead = Job(new_id("job"), "noop", JobStatus.in_progress, clock.now, clock.now, attempts=1,
@@ -645,12 +594,12 @@ async def test_status_counters_stay_exact_through_recovery_idempotency_urgency_a
     assert (await engine.get(dead.id)).status is JobStatus.failed
     assert (await engine.get(handed.id)).attempts == 1
     assert (await engine.get(running.id)).status is JobStatus.pending
-    assert await exact_counts(database) == {"noop/failed": 1, "noop/completed": 3,
+    assert await exact_counts(job_database) == {"noop/failed": 1, "noop/completed": 3,
                                             "gate/pending": 1}
 
 
 async def test_a_save_that_finds_its_job_taken_counts_only_what_it_changed(
-    job_store: JobStore, database: Database | PgDatabase, clock: Clock
+    job_store: JobStore, job_database: AnyDatabase, clock: Clock
 ) -> None:
     """Another engine recovered one of two jobs this one still ran (its lease ran out):
     the save leaves that job alone and counts only the other."""
@@ -662,7 +611,7 @@ async def test_a_save_that_finds_its_job_taken_counts_only_what_it_changed(
     ended = [replace(job, status=JobStatus.completed, completed_at=now, lease_until=None)
              for job in (ours, taken)]
     await job_store.save([(job, now) for job in ended])
-    assert await exact_counts(database) == {"noop/completed": 1, "noop/pending": 1}
+    assert await exact_counts(job_database) == {"noop/completed": 1, "noop/pending": 1}
     left = await job_store.get(taken.id)
     assert left is not None and left.status is JobStatus.pending
 
