@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
-from conftest import Client, auth, finished
+from conftest import Client, ClientFactory, auth, finished, settings_for
 
+from toombos_edge.app import create_app
 from toombos_edge.content.batch import plan
 from toombos_edge.errors import Invalid
 from toombos_edge.events import Event, EventBus
 from toombos_edge.jobs.engine import JobEngine
 from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry, Outcome, PermanentFailure
 from toombos_edge.records.job import Job, JobStatus
+from toombos_edge.settings import Settings
 from toombos_edge.store.jobs import JobStore
 
 GOOD = {"text": "Hello there.", "channels": ["email"]}
@@ -232,6 +235,20 @@ async def test_a_retried_job_waits_again_for_a_dependency_that_has_not_ended(
 
 
 # --- through the API -----------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The app on its SQLite file, or on a PostgreSQL database of its own."""
+    if request.param == "postgres":
+        return settings_for(tmp_path, database_url=request.getfixturevalue("postgres_url"))
+    return settings_for(tmp_path)
+
+
+@pytest.fixture
+async def client(settings: Settings, aiohttp_client: ClientFactory) -> Client:
+    """conftest's, with ``settings`` first: its database outlives the app (torn down last)."""
+    return await aiohttp_client(create_app(settings))
 
 
 async def test_a_fail_fast_batch_over_http_cancels_what_follows_a_failure(
