@@ -31,8 +31,9 @@ from toombos_edge.keys import Role
 from toombos_edge.settings import Settings
 from toombos_edge.store import Database
 
-#: A real PostgreSQL, started only for the tests that use its fixtures (tests/postgres.py).
-pytest_plugins = ["postgres"]
+#: A real PostgreSQL, started only for the tests that use its fixtures (tests/postgres.py);
+#: the job store on either backend (tests/job_backends.py).
+pytest_plugins = ["postgres", "job_backends"]
 
 Client = TestClient[Any, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]

@@ -2,27 +2,29 @@
 
 Order is a stored dependency (``depends_on``): the engine claims a job only once the one it
 waits for has ended, so no worker waits and nothing lives in memory. Tested on the real
-engine over a real SQLite file, and through the HTTP API with a real SMTP sink that the test
-holds open (so a job stays running exactly as long as the test wants).
+engine over a real store on each backend (``[sqlite]``/``[postgres]``, tests/job_backends.py),
+and through the HTTP API with a real SMTP sink that the test holds open (so a job stays
+running exactly as long as the test wants).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
-from conftest import Client, auth, finished
+from conftest import Client, ClientFactory, auth, finished, settings_for
 
+from toombos_edge.app import create_app
 from toombos_edge.content.batch import plan
 from toombos_edge.errors import Invalid
 from toombos_edge.events import Event, EventBus
 from toombos_edge.jobs.engine import JobEngine
 from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry, Outcome, PermanentFailure
 from toombos_edge.records.job import Job, JobStatus
-from toombos_edge.store import Database
-from toombos_edge.store.sqlite import jobs as store
-from toombos_edge.store.sqlite.jobs import SqliteJobStore
+from toombos_edge.settings import Settings
+from toombos_edge.store.jobs import JobStore
 
 pytestmark = pytest.mark.backends
 
@@ -101,13 +103,13 @@ TERMINAL_STATUSES = {"completed", "partial", "failed", "cancelled"}
 
 
 @pytest.fixture
-async def held_engine(db: Database) -> AsyncIterator[tuple[JobEngine, Held, Events]]:
+async def held_engine(job_store: JobStore) -> AsyncIterator[tuple[JobEngine, Held, Events]]:
     held, events = Held(), Events()
     kinds = KindRegistry()
     kinds.register(JobKind("held", held.run, max_attempts=1))
     bus = EventBus()
     bus.subscribe(events.seen)
-    engine = JobEngine(SqliteJobStore(db), bus, kinds, workers=2)
+    engine = JobEngine(job_store, bus, kinds, workers=2)
     await engine.start()
     yield engine, held, events
     for gate in held.release.values():
@@ -151,7 +153,7 @@ async def test_a_chain_runs_in_order_and_waiting_jobs_hold_no_worker(
 
 
 async def test_fail_fast_cancels_the_rest_with_the_reason(
-    held_engine: tuple[JobEngine, Held, Events], db: Database
+    held_engine: tuple[JobEngine, Held, Events], job_store: JobStore
 ) -> None:
     engine, held, events = held_engine
     jobs = await chain(engine, ["a", "b", "c", "d"], fail_fast=True, fail="b")
@@ -166,7 +168,7 @@ async def test_fail_fast_cancels_the_rest_with_the_reason(
     assert ended[3].last_error is not None and jobs[2].id in ended[3].last_error
     cancelled = {e.body["job"]["job_id"] for e in events if e.type == "job_cancelled"}
     assert cancelled == {jobs[2].id, jobs[3].id}  # announced like any cancel
-    counts = await db.read(store.counts)  # kept by the statements that cancelled them
+    counts = await job_store.counts()  # kept by the statements that cancelled them
     assert (counts["cancelled"], counts["pending"], counts["failed"]) == (2, 0, 1)
 
 
@@ -235,6 +237,20 @@ async def test_a_retried_job_waits_again_for_a_dependency_that_has_not_ended(
 
 
 # --- through the API -----------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The app on its SQLite file, or on a PostgreSQL database of its own."""
+    if request.param == "postgres":
+        return settings_for(tmp_path, database_url=request.getfixturevalue("postgres_url"))
+    return settings_for(tmp_path)
+
+
+@pytest.fixture
+async def client(settings: Settings, aiohttp_client: ClientFactory) -> Client:
+    """conftest's, with ``settings`` first: its database outlives the app (torn down last)."""
+    return await aiohttp_client(create_app(settings))
 
 
 async def test_a_fail_fast_batch_over_http_cancels_what_follows_a_failure(

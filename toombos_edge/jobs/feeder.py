@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from asyncio import Future
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import zip_longest
 
 from ..events import JOB_CANCELLED, JOB_UPDATE, STARTED, Event, EventBus
@@ -53,6 +53,7 @@ class Feeder:
         self._generation = 0
         self.queue_empty = False  #: no due job left in the database (for ``join``)
         self._hand_over_ok = False  #: the last claim drained the due backlog
+        self._held: set[str] = set()  #: due jobs held back whose insert has not ended yet
         self._failing = False  #: the last claim failed: wait for the retry timer
         self.paused = self.started = self.stopping = False
 
@@ -98,10 +99,21 @@ class Feeder:
         self.queue_empty = self._failing = False
         self._wanted.set()
 
-    def held_back(self) -> None:
-        """A due job was stored pending: newer jobs wait behind it until it is claimed."""
+    def held_back(self, job_id: str) -> None:
+        """A due job is being stored pending: newer jobs wait behind it until it is claimed."""
+        self._held.add(job_id)
         self._hand_over_ok = False
         self._generation += 1  # a claim in flight may not see it: it must not re-allow
+
+    def held_stored(self, ids: Iterable[str]) -> None:
+        """The inserts of these jobs ended (committed or failed): claims that begin now see
+        what they stored. Until then a claim that drains the queue does not re-allow the
+        hand-over: with several connections (PostgreSQL) a claim begun after the insert
+        was sent may still commit before it, and miss the job."""
+        held = len(self._held)
+        self._held.difference_update(ids)
+        if len(self._held) != held:
+            self._generation += 1  # a claim in flight may have begun before the commit
 
     def wake_at(self, due: int) -> None:
         """One timer, for the earliest job scheduled later."""
@@ -122,7 +134,7 @@ class Feeder:
         may = self._hand_over_ok and self.started and not self.paused and not self.stopping
         worker = self.ready.reserve() if may else None
         if worker is None:
-            self.held_back()
+            self.held_back(job.id)
             return job
         self._reserved[job.id] = worker
         return transitions.start(job, now, now + self.lease_ms)
@@ -227,7 +239,7 @@ class Feeder:
     ) -> None:
         if drained and generation == self._generation:
             self.queue_empty = True
-            if not urgent_only:
+            if not urgent_only and not self._held:
                 self._hand_over_ok = True
         if next_due is not None and not urgent_only:
             self.wake_at(next_due)

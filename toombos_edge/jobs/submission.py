@@ -99,9 +99,12 @@ class Submission:
     async def _store_keyed_or_urgent(self, job: Job, due: int, now: int) -> Job:
         keyed = job.idempotency_key is not None
         if due <= now and not job.urgent and job.depends_on is None:
-            self._feeder.held_back()
+            self._feeder.held_back(job.id)
         if keyed:
-            stored = await self._store.insert_once(job, due)
+            try:
+                stored = await self._store.insert_once(job, due)
+            finally:  # stored, found stored or failed: no longer on its way
+                self._feeder.held_stored([job.id])
             if stored is not job:
                 return stored
             self._inserted([(job, due)], None)
@@ -115,10 +118,12 @@ class Submission:
 
     def _inserted(self, items: Sequence[tuple[Job, int]], settled: Settled | None) -> None:
         now, due_now, later = self._clock(), False, None
-        claimed = []
+        claimed, dependents = [], False
+        self._feeder.held_stored(job.id for job, _due in items)
         for job, due in items:
             self._bus.publish(Event(JOB_CREATED, job))
             if job.depends_on is not None:  # blocked: due when its dependency ends
+                dependents = True
                 continue
             if job.lease_until is not None:  # stored started, for the worker reserved for it
                 claimed.append(job)
@@ -130,13 +135,16 @@ class Submission:
         self._feeder.settled(settled)  # dependencies that had ended before the insert
         if claimed:
             self._feeder.hand_over(claimed)
-        if due_now:
-            self._feeder.due(backlog=False)  # ``submit`` already held newer jobs back
+        # ``submit`` already held newer jobs back. A dependent's insert held its dependency
+        # (see JobStore.claim): a claim meanwhile may have passed over it, due or not.
+        if due_now or dependents:
+            self._feeder.due(backlog=False)
         if later is not None and self._feeder.started:
             self._feeder.wake_at(later)
         self._changed()
 
     def _failed(self, items: Sequence[tuple[Job, int]], _exc: Exception) -> None:
+        self._feeder.held_stored(job.id for job, _due in items)
         for job, _due in items:  # not stored: a worker reserved for it goes back
             self._feeder.unreserve(job.id)
         self._changed()

@@ -177,7 +177,11 @@ class JobStore(Protocol):
         priority, due time, id): ``in_progress``, attempt counted, ``started_at``, under
         ``lease_until``. Two engines claiming at once never start the same job. Returns
         the jobs in queue order and, when fewer than ``limit`` were due, when the earliest
-        pending job scheduled later becomes due (None: none is)."""
+        pending job scheduled later becomes due (None: none is).
+
+        A due job that another transaction holds at that moment may be passed over (on
+        PostgreSQL: another claim, or the insert of a job that depends on it, or a
+        retry's): the caller claims again once its own such writes have committed."""
 
     async def claim_one(self, job_id: str, now: int, lease_until: int) -> Job | None:
         """Start one pending job by id (an urgent job skips the queue); None when it is

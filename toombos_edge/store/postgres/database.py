@@ -69,6 +69,8 @@ class PgDatabase:
         self._migrate = migrate
         self._pool: Pool | None = None
         self.schema_version = 0
+        #: Transactions of :meth:`transaction` committed (each store write is one).
+        self.commits = 0
         #: Whether the last write failed for a full disk (PostgreSQL's ``disk_full``).
         self.space = SpaceState()
         #: Told of each transaction committed: (1, seconds from its start to its commit).
@@ -76,7 +78,8 @@ class PgDatabase:
 
     def __repr__(self) -> str:
         state = "open" if self._pool is not None else "closed"
-        return f"<PgDatabase {redacted_url(self.url)} v{self.schema_version} {state}>"
+        return (f"<PgDatabase {redacted_url(self.url)} v{self.schema_version} {state} "
+                f"commits={self.commits}>")
 
     async def open(self) -> None:
         """Connect the pool and bring the schema up to date; raises SchemaTooNew,
@@ -121,6 +124,7 @@ class PgDatabase:
                 began = time.perf_counter()
                 async with conn.transaction():
                     yield conn
+                self.commits += 1
                 if self.on_commit is not None:
                     self.on_commit(1, time.perf_counter() - began)
 
