@@ -2,7 +2,8 @@
 
 Each deferred library costs resident memory from the start (bench.startup, idle RSS under
 60 MB): PyJWT with cryptography about 9 MB, charset-normalizer 2.6 MB, jinja2 2 MB,
-markdown-it 1 MB. A fresh interpreter starts the real app, answers a request, and lists
+markdown-it 1 MB; asyncpg too (a node on SQLite never talks to PostgreSQL). A fresh
+interpreter starts the real app, answers a request, and lists
 what it imported.
 """
 
@@ -13,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEFERRED = ("jwt", "cryptography", "charset_normalizer", "jinja2", "markdown_it")
+DEFERRED = ("jwt", "cryptography", "charset_normalizer", "jinja2", "markdown_it",
+            "asyncpg")
 
 SERVE_ONCE = """
 import asyncio, json, sys
