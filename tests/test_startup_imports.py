@@ -3,8 +3,7 @@
 Each deferred library costs resident memory from the start (bench.startup, idle RSS under
 60 MB): PyJWT with cryptography about 9 MB, charset-normalizer 2.6 MB, jinja2 2 MB,
 markdown-it 1 MB; asyncpg too (a node on SQLite never talks to PostgreSQL). A fresh
-interpreter starts the real app, answers a request, and lists
-what it imported.
+interpreter starts the real app, answers a request, and lists what it imported.
 """
 
 from __future__ import annotations
