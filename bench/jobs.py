@@ -54,6 +54,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -394,19 +395,16 @@ def _b32(value: int, length: int) -> str:
     return "".join(_B32[(value >> (5 * (length - 1 - i))) & 31] for i in range(length))
 
 
-def fill(db_path: Path, rows: int) -> dict[str, str]:
-    """``rows`` jobs over the last 30 days; returns sample values to filter on."""
+def job_rows(rows: int, sample: dict[str, str]) -> Iterator[list[tuple[Any, ...]]]:
+    """``rows`` jobs over the last 30 days, in batches of (id, kind, status, document_id,
+    correlation_id, created_at, updated_at, due_at); ``sample`` gets values to filter on
+    (every backend's list bench fills its table from these same rows)."""
     now = int(time.time() * 1000)
     rng = random.Random(7)
     statuses = ["completed"] * 80 + ["failed"] * 10 + ["cancelled"] * 5 + ["partial"] * 3 + [
         "pending"] * 2
     kinds = ["generate", "generate", "ingest", "publish"]
     year = 365 * 86_400_000
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = OFF")
-    conn.execute("PRAGMA cache_size = -262144")
-    sample: dict[str, str] = {}
     step = 30 * 86_400_000 // rows
     for start in range(0, rows, 50_000):
         batch = []
@@ -420,6 +418,19 @@ def fill(db_path: Path, rows: int) -> dict[str, str]:
                           created, due))
             if n == rows // 2:
                 sample["id"] = job_id
+        yield batch
+    sample["day"] = time.strftime("%Y-%m-%d", time.gmtime((now - 10 * 86_400_000) / 1000))
+    sample["doc"] = f"doc_{rows // 8:08d}"[:-1]  # a prefix matching ~40 documents' jobs
+
+
+def fill(db_path: Path, rows: int) -> dict[str, str]:
+    """``rows`` jobs over the last 30 days; returns sample values to filter on."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA cache_size = -262144")
+    sample: dict[str, str] = {}
+    for batch in job_rows(rows, sample):
         conn.execute("BEGIN")
         conn.executemany(
             "INSERT INTO jobs (id, kind, status, document_id, correlation_id, created_at, "
@@ -431,10 +442,24 @@ def fill(db_path: Path, rows: int) -> dict[str, str]:
     conn.execute("ANALYZE")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # serve from the main file, as in life
     conn.close()
-    day = time.strftime("%Y-%m-%d", time.gmtime((now - 10 * 86_400_000) / 1000))
-    sample["day"] = day
-    sample["doc"] = f"doc_{rows // 8:08d}"[:-1]  # a prefix matching ~40 documents' jobs
     return sample
+
+
+def list_queries(sample: dict[str, str], cursor: str) -> dict[str, str]:
+    """The list's filters measured, by name: the query string of each (every backend)."""
+    return {
+        "(none)": "",
+        "status=failed": "status=failed",
+        "status=pending": "status=pending",
+        "status=completed,failed": "status=completed,failed",
+        "kind=publish": "kind=publish",
+        "q=<doc prefix>": f"q={sample['doc']}",
+        "q=<job id>": f"q={sample['id']}",
+        "from/to (one day)": f"from={sample['day']}&to={sample['day']}",
+        "status=failed&kind=ingest": "status=failed&kind=ingest",
+        "cursor (page 12)": f"cursor={cursor}",
+        "offset=1000": "offset=1000",
+    }
 
 
 def list_latency(rows: int, folder: Path, requests: int) -> dict[str, tuple[float, float]]:
@@ -449,19 +474,7 @@ def list_latency(rows: int, folder: Path, requests: int) -> dict[str, tuple[floa
     server = Server(data, make_plugin(folder / "plugin"), server_env(None, None))
     try:
         cursor = server.get("/api/jobs?limit=100&offset=1000")["next_cursor"]
-        queries = {
-            "(none)": "",
-            "status=failed": "status=failed",
-            "status=pending": "status=pending",
-            "status=completed,failed": "status=completed,failed",
-            "kind=publish": "kind=publish",
-            "q=<doc prefix>": f"q={sample['doc']}",
-            "q=<job id>": f"q={sample['id']}",
-            "from/to (one day)": f"from={sample['day']}&to={sample['day']}",
-            "status=failed&kind=ingest": "status=failed&kind=ingest",
-            "cursor (page 12)": f"cursor={cursor}",
-            "offset=1000": "offset=1000",
-        }
+        queries = list_queries(sample, cursor)
         return {name: _latency(server, query, requests) for name, query in queries.items()}
     finally:
         server.stop()
