@@ -358,10 +358,13 @@ def ensure_huey() -> None:
 
 # -- (b) over HTTP ---------------------------------------------------------------------------
 
-def over_http(workers: int, sync: str, seconds: int, folder: Path) -> tuple[float, int]:
-    """(jobs completed per second, access log lines written) for one server run."""
+def over_http(workers: int, sync: str | None, seconds: int, folder: Path,
+              extra: dict[str, str] | None = None) -> tuple[float, int]:
+    """(jobs completed per second, access log lines written) for one server run; ``extra``:
+    more settings (bench/pg_jobs.py's TOOMBOS_DATABASE_URL)."""
     data = folder / f"http-{time.monotonic_ns()}"
-    server = Server(data, make_plugin(folder / "plugin"), server_env(workers, sync))
+    server = Server(data, make_plugin(folder / "plugin"),
+                    {**server_env(workers, sync), **(extra or {})})
     script = folder / "post.lua"
     script.write_text(WRK_SCRIPT % server.key)
     try:

@@ -27,9 +27,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -237,6 +239,42 @@ def report_one_node(running: Any, args: argparse.Namespace, workers: list[int]) 
     return lines
 
 
+def report_http(running: Any, args: argparse.Namespace, workers: list[int]) -> list[str]:
+    """bench/jobs.py's (b) against the server on PostgreSQL: wrk POSTs for a few seconds,
+    then the rate of jobs completed from the first request to the last completion."""
+    from bench import jobs as sqlite_bench
+
+    sqlite_bench.ensure_wrk()
+    print(f"(a') over HTTP: POST /api/jobs from wrk, 64 connections, {args.http_seconds} s a "
+          f"run, the server on CPU {sqlite_bench.CPU_SERVER}, wrk and PostgreSQL on CPU "
+          f"{sqlite_bench.CPU_LOAD}:", flush=True)
+    folder = Path(tempfile.mkdtemp(prefix="bench-pghttp-"))
+    lines = []
+    try:
+        for count in workers:
+            rates = []
+            for n in range(args.rounds):
+                name, url = fresh(running)
+                try:
+                    rate, logged = sqlite_bench.over_http(
+                        count, None, args.http_seconds, folder,
+                        {"TOOMBOS_DATABASE_URL": url})
+                finally:
+                    pgcluster.drop_database(running, name)
+                rates.append(rate)
+                print(f"  round {n + 1}, {count} workers: {rate:,.0f} jobs/s (access log: "
+                      f"{logged:,} lines)", flush=True)
+            lines.append(
+                f"(a') over HTTP on PostgreSQL, {count} workers: ours {spread(rates)} jobs/s "
+                "| peer: none (neither peer has an HTTP front) | ratio: - | goal: none set "
+                "(SQLite's is >= 3,000/s) | server default configuration but "
+                f"TOOMBOS_DATABASE_URL and TOOMBOS_JOB_WORKERS (access log on), wrk 64 "
+                f"connections, {args.http_seconds} s a run, synchronous_commit=on, fsync=on")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return lines
+
+
 def report_nodes(running: Any, args: argparse.Namespace, workers: list[int]) -> list[str]:
     print(f"(b) one node against two on one database, {args.jobs:,} jobs in all, nothing "
           "pinned (2 cores for the nodes and PostgreSQL together):", flush=True)
@@ -272,7 +310,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--skip", default="", help="comma list of: inproc,nodes,list")
+    parser.add_argument("--http-seconds", type=int, default=5)
+    parser.add_argument("--skip", default="", help="comma list of: inproc,http,nodes,list")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     workers = [int(count) for count in args.workers.split(",")]
@@ -293,6 +332,9 @@ def main() -> None:
         if "inproc" not in skip:
             pgcluster.pin(running.root / "data", CPU_DB)
             summary += report_one_node(running, args, workers)
+        if "http" not in skip:
+            pgcluster.pin(running.root / "data", CPU_DB)
+            summary += report_http(running, args, workers)
         if "nodes" not in skip:
             pgcluster.unpin(running.root / "data")
             summary += report_nodes(running, args, workers)
