@@ -123,7 +123,10 @@ def make_plugin(folder: Path) -> Path:
 class Server:
     """``toombos_edge serve`` with only ``settings`` set; its log (access log too) to a file."""
 
-    def __init__(self, data_dir: Path, plugin: Path, settings: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, plugin: Path, settings: dict[str, str],
+                 cpu: int | None = CPU_SERVER, key: str | None = None) -> None:
+        """``key``: the admin key, when another node on the same database made it (the
+        first node writes it to its data dir)."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOOMBOS_")}
@@ -133,7 +136,8 @@ class Server:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.log = data_dir.parent / f"{data_dir.name}.log"
         with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(pinned(command, CPU_SERVER), env=env, cwd=ROOT,
+            self.proc = subprocess.Popen(command if cpu is None else pinned(command, cpu),
+                                         env=env, cwd=ROOT,
                                          stdout=log, stderr=subprocess.STDOUT)
         self.key = ""
         deadline = time.monotonic() + 60
@@ -149,7 +153,7 @@ class Server:
                         break
             except OSError:
                 time.sleep(0.02)
-        self.key = (data_dir / "admin.key").read_text().strip()
+        self.key = key or (data_dir / "admin.key").read_text().strip()
 
     def get(self, path: str) -> dict[str, Any]:
         request = urllib.request.Request(self.base + path,

@@ -275,6 +275,75 @@ def report_http(running: Any, args: argparse.Namespace, workers: list[int]) -> l
     return lines
 
 
+def http_nodes(url: str, count: int, workers: int, seconds: int, folder: Path) -> float:
+    """Jobs/s of ``count`` servers on the database at ``url``, wrk POSTing to the first
+    only: the others take jobs through the shared queue (woken by LISTEN/NOTIFY)."""
+    from bench import jobs as sqlite_bench
+
+    settings = {**sqlite_bench.server_env(workers, None), "TOOMBOS_DATABASE_URL": url}
+    plugin = sqlite_bench.make_plugin(folder / "plugin")
+    servers: list[Any] = []
+    try:
+        for n in range(count):
+            servers.append(sqlite_bench.Server(
+                folder / f"node-{n}-{time.monotonic_ns()}", plugin, settings, cpu=None,
+                key=servers[0].key if servers else None))
+        first = servers[0]
+        script = folder / "post.lua"
+        script.write_text(sqlite_bench.WRK_SCRIPT % first.key)
+        began = time.perf_counter()
+        subprocess.run(["wrk", "-t", "2", "-c", "64", "-d", f"{seconds}s", "-s", str(script),
+                        first.base + "/api/jobs"], check=True, capture_output=True,
+                       timeout=seconds + 60)
+        deadline = time.monotonic() + 120
+        while first.get("/api/jobs?status=pending,in_progress&limit=1")["total"]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("jobs still pending 120 s after the load stopped")
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - began
+        completed = first.get("/api/jobs?status=completed&limit=1")["total"]
+    finally:
+        for server in servers:
+            server.stop()
+    return float(completed) / elapsed
+
+
+def report_http_nodes(running: Any, args: argparse.Namespace,
+                      workers: list[int]) -> list[str]:
+    from bench import jobs as sqlite_bench
+
+    sqlite_bench.ensure_wrk()
+    print(f"(b') over HTTP, one server against two on one database, wrk POSTing to the "
+          f"first only, 64 connections, {args.http_seconds} s a run, nothing pinned:",
+          flush=True)
+    folder = Path(tempfile.mkdtemp(prefix="bench-pgnodes-"))
+    lines = []
+    try:
+        for count in workers:
+            one: list[float] = []
+            two: list[float] = []
+            for n in range(args.rounds):
+                for size in ([1, 2] if n % 2 == 0 else [2, 1]):
+                    name, url = fresh(running)
+                    try:
+                        rate = http_nodes(url, size, count, args.http_seconds, folder)
+                    finally:
+                        pgcluster.drop_database(running, name)
+                    (one if size == 1 else two).append(rate)
+                    print(f"  round {n + 1}, {count} workers a node, {size} server(s): "
+                          f"{rate:,.0f} jobs/s", flush=True)
+            ratio = statistics.median(two) / statistics.median(one)
+            lines.append(
+                f"(b') two servers, {count} workers each, requests to one: {spread(two)} "
+                f"jobs/s | one server {spread(one)} jobs/s | two/one {ratio:.2f}x | goal: "
+                "none set (reported) | the servers, wrk and PostgreSQL (fsync and "
+                "synchronous_commit on) share 2 cores, nothing pinned; server default "
+                "configuration but TOOMBOS_DATABASE_URL and TOOMBOS_JOB_WORKERS")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return lines
+
+
 def report_nodes(running: Any, args: argparse.Namespace, workers: list[int]) -> list[str]:
     print(f"(b) one node against two on one database, {args.jobs:,} jobs in all, nothing "
           "pinned (2 cores for the nodes and PostgreSQL together):", flush=True)
@@ -311,7 +380,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--http-seconds", type=int, default=5)
-    parser.add_argument("--skip", default="", help="comma list of: inproc,http,nodes,list")
+    parser.add_argument("--skip", default="",
+                        help="comma list of: inproc,http,nodes,http-nodes,list")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     workers = [int(count) for count in args.workers.split(",")]
@@ -338,6 +408,8 @@ def main() -> None:
         if "nodes" not in skip:
             pgcluster.unpin(running.root / "data")
             summary += report_nodes(running, args, workers)
+        if "http-nodes" not in skip:
+            summary += report_http_nodes(running, args, workers)
         if "list" not in skip:
             from bench import pg_list
 
