@@ -9,7 +9,7 @@ VENV := .venv
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench bench-pg clean
 
 $(VENV)/bin/python:
 	$(PY) -m venv $(VENV)
@@ -56,6 +56,13 @@ bench: $(TEST_STAMP)
 	$(VENV)/bin/python -m bench.ratelimit | tee bench/out/ratelimit.txt
 	$(VENV)/bin/python -m bench.generate | tee bench/out/generate.txt
 	$(VENV)/bin/python -m bench.restart | tee bench/out/restart.txt
+
+# The PostgreSQL rows of bench/README.md's table: a PostgreSQL of its own (Debian's
+# postgresql, installed when missing), the peers PgQueuer and procrastinate in venvs of their
+# own under bench/out/venvs (made from PyPI when missing). About 15 minutes on 2 cores.
+bench-pg: $(TEST_STAMP)
+	mkdir -p bench/out
+	$(VENV)/bin/python -m bench.pg_jobs --workers 8,64 --jobs 10000 | tee bench/out/pg_jobs.txt
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -414,8 +414,9 @@ def main() -> None:
             from bench import pg_list
 
             summary.append(pg_list.report(running, args.rows, args.requests))
-    print(f"\nSUMMARY (median of {args.rounds} round(s) [min-max]; ours at commit "
-          f"{serverconfig.commit()}; {version})")
+    print(f"\nSUMMARY ((a) and (b): median of {args.rounds} round(s) [min-max], each ratio "
+          f"judged on its median; (c): one run; ours at commit {serverconfig.commit()}; "
+          f"{version})")
     for line in summary:
         print(line)
 
