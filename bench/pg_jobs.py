@@ -223,6 +223,9 @@ def report_one_node(running: Any, args: argparse.Namespace, workers: list[int]) 
                 f"{side} {got[side]['jobs_per_s']:,.0f} jobs/s "
                 f"({got[side]['cpu_us_per_job']:.0f} us client CPU/job, submits "
                 f"{got[side]['submits_per_s']:,.0f}/s)" for side in sides), flush=True)
+            print(f"    rows they kept per job: pgqueuer_log "
+                  f"{got['pgqueuer']['log_rows_per_job']}, procrastinate_events "
+                  f"{got['procrastinate']['events_per_job']:g}", flush=True)
     for count in workers:
         mine = rates[(count, "ours")]
         for peer in pg_peers.PEERS:

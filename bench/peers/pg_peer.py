@@ -69,6 +69,8 @@ async def pgqueuer_run(url: str, jobs: int, workers: int) -> dict[str, Any]:
     left = await admin.fetchval("SELECT count(*) FROM pgqueuer")
     logged = await admin.fetchval(
         "SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'")
+    log_rows = {row["status"]: row["n"] for row in await admin.fetch(
+        "SELECT status::text, count(*) AS n FROM pgqueuer_log GROUP BY status")}
     persistence = {row["relname"]: row["relpersistence"] for row in await admin.fetch(
         "SELECT relname, relpersistence::text FROM pg_class WHERE relname IN "
         "('pgqueuer', 'pgqueuer_log', 'pgqueuer_statistics')")}
@@ -79,7 +81,8 @@ async def pgqueuer_run(url: str, jobs: int, workers: int) -> dict[str, Any]:
     return {"jobs_per_s": total / elapsed, "submits_per_s": total / submitted,
             "cpu_us_per_job": cpu / total * 1e6, "settings": settings,
             "version": metadata.version("pgqueuer"), "asyncpg": metadata.version("asyncpg"),
-            "batch_size": batch, "max_concurrent_tasks": workers}
+            "batch_size": batch, "max_concurrent_tasks": workers,
+            "log_rows_per_job": {status: n / total for status, n in log_rows.items()}}
 
 
 async def procrastinate_run(url: str, jobs: int, workers: int) -> dict[str, Any]:
@@ -102,7 +105,10 @@ async def procrastinate_run(url: str, jobs: int, workers: int) -> dict[str, Any]
     async with app.open_async():
         await app.schema_manager.apply_schema_async()
         async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as admin:
-            settings = list(await (await admin.execute(CHECK_SQL)).fetchone())
+            row = await app.connector.execute_query_one_async(  # on the worker's pool
+                "SELECT current_setting('synchronous_commit') AS s, "
+                "current_setting('fsync') AS f")
+            settings = [row["s"], row["f"]]
             began, cpu = time.perf_counter(), time.process_time()
             worker = asyncio.create_task(app.run_worker_async(
                 concurrency=workers, install_signal_handlers=False))
