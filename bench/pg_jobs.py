@@ -53,7 +53,10 @@ def taskset(cpu: int | None) -> list[str]:
 # -- ours: one engine over PgJobStore ----------------------------------------------------------
 
 async def _engine(url: str, workers: int) -> tuple[Any, Any, list[str]]:
-    """(engine, database, [synchronous_commit, fsync]) built as the server builds them."""
+    """(engine, database, [synchronous_commit, fsync]) built as the server builds them on
+    PostgreSQL (backends.py, app.py's engine_ctx), with the server's default settings but
+    the worker count; the other nodes' wake-ups (jobs/nodes.py) are left out: each node here
+    submits its own jobs (the servers of (b') have them)."""
     from toombos_edge.events import EventBus
     from toombos_edge.jobs.engine import JobEngine
     from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry
@@ -66,7 +69,7 @@ async def _engine(url: str, workers: int) -> tuple[Any, Any, list[str]]:
         return None
 
     settings = Settings.load({"TOOMBOS_JOB_WORKERS": str(workers)})
-    db = PgDatabase(url)
+    db = PgDatabase(url, pool_size=settings.db_pool_size)  # as backends.py opens it
     await db.open()
     checked = list(await db.fetchrow(pgcluster.CHECK_SQL) or ())
     registry = KindRegistry()
@@ -75,7 +78,8 @@ async def _engine(url: str, workers: int) -> tuple[Any, Any, list[str]]:
     bus.subscribe(lambda event: None)  # a subscriber, as the hub and activity log are
     engine = JobEngine(PgJobStore(db), bus, registry, workers=settings.job_workers,
                        lease_seconds=settings.job_lease_seconds,
-                       backoff=Backoff(settings.job_retry_base, settings.job_retry_cap))
+                       backoff=Backoff(settings.job_retry_base, settings.job_retry_cap),
+                       poll_seconds=settings.job_poll_seconds)  # as app.py's on PostgreSQL
     await engine.start()
     return engine, db, checked
 
