@@ -52,15 +52,16 @@ def final_job(spec: Spec) -> Job:
 async def pg_seed(pg: PgDatabase, specs: list[Spec]) -> None:
     async with pg.transaction() as conn:
         await jobs_sql.insert(conn, [(final_job(spec), spec.created) for spec in specs], slot=0)
-        for spec in specs:
+        for number, spec in enumerate(specs):
             for (channel, status, hour), (n, run, runs) in hours_of(spec).items():
-                await conn.execute(
-                    "INSERT INTO job_hours (channel, status, hour, n, run_ms, runs) "
-                    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (channel, status, hour) "
+                await conn.execute(  # spread over three writers' rows, as nodes write them
+                    "INSERT INTO job_hours (channel, status, hour, slot, n, run_ms, runs) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                    "ON CONFLICT (channel, status, hour, slot) "
                     "DO UPDATE SET n = job_hours.n + excluded.n, "
                     "run_ms = job_hours.run_ms + excluded.run_ms, "
                     "runs = job_hours.runs + excluded.runs",
-                    channel, status, hour, n, run, runs)
+                    channel, status, hour, number % 3, n, run, runs)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -25,8 +25,10 @@ from toombos_edge.jobs.kinds import JobContext, JobKind, KindRegistry
 from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.store import Database
 from toombos_edge.store.jobs import JobStore
+from toombos_edge.store.postgres import jobs_sql
 from toombos_edge.store.postgres.database import PgDatabase
 from toombos_edge.store.postgres.engine_lock import ENGINE_LOCK
+from toombos_edge.store.postgres.job_write import Write
 from toombos_edge.store.postgres.jobs import PgJobStore
 from toombos_edge.store.sqlite.jobs import SqliteJobStore
 
@@ -210,8 +212,9 @@ def _tallies(rows: list[Any]) -> tuple[set[tuple[Any, ...]], ...]:
 
 _COUNTS = ("SELECT kind, status, CAST(sum(n) AS bigint) FROM job_counts GROUP BY kind, status "
            "HAVING sum(n) <> 0")
-_HOURS = ("SELECT channel, status, hour, n, run_ms, runs FROM job_hours "
-          "WHERE n <> 0 OR run_ms <> 0 OR runs <> 0")
+_HOURS = ("SELECT channel, status, hour, CAST(sum(n) AS bigint), CAST(sum(run_ms) AS bigint), "
+          "CAST(sum(runs) AS bigint) FROM job_hours GROUP BY channel, status, hour "
+          "HAVING sum(n) <> 0 OR sum(run_ms) <> 0 OR sum(runs) <> 0")
 
 
 async def test_postgres_keeps_the_tallies_and_jobs_as_sqlite_does(
@@ -236,6 +239,32 @@ async def test_postgres_keeps_the_tallies_and_jobs_as_sqlite_does(
     assert len(_tallies(pg_rows)[1]) > 4  # the script made and ended jobs on channels
     pg_jobs = [await PgJobStore(pg_database).get(job.id) for job in jobs.values()]
     assert pg_jobs == sqlite_jobs
+
+
+async def test_writes_at_once_never_wait_for_each_other_on_the_tallies(
+    nodes: tuple[PgJobStore, PgJobStore], postgres_url: str,
+) -> None:
+    """Every new job adds to its hour's tallies: two nodes' inserts (or one node's batches
+    in flight at once) must not queue behind each other's commits on one shared row."""
+    one, two = nodes
+    # One write of the store's own, held open between its tallies and its commit (the
+    # store's transactions cannot be paused, so this plays one with the same steps).
+    held = PgDatabase(postgres_url, pool_size=2)
+    await held.open()
+    try:
+        async with held.transaction() as conn:
+            write = Write.on(conn)
+            first = new(channels=["blog"])
+            await jobs_sql.insert_rows(conn, [(first, NOW)])
+            write.count(None, [(first.kind, first.status.value)])
+            write.hours([(first, None, None)])
+            await write.flush()
+            # Another node adds a job of the same hour and channel meanwhile: it commits.
+            await asyncio.wait_for(two.insert([(new(channels=["blog"]), NOW)]), 30)
+            await asyncio.wait_for(one.insert([(new(), NOW)]), 30)
+    finally:
+        await held.close()
+    assert (await one.counts())["pending"] == 3
 
 
 async def _lock_waits(url: str) -> bool:

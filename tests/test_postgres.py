@@ -69,6 +69,7 @@ async def test_migrations_make_sqlites_tables_and_run_once(postgres_url: str) ->
     expected = {table: set(names) for table, names in sqlite_columns().items()}
     expected["documents"].add("search")  # the tsvector of the full-text index
     expected["job_counts"].add("slot")  # one counter row per writer (jobs_sql.claim)
+    expected["job_hours"].add("slot")  # and one tally row per writer (job_write.py)
     # Originals and waiting uploads in the database, for nodes sharing no directory
     # (SQLite keeps them as files in the data dir).
     expected |= {"blobs": {"sha256", "size", "stored_at"},

@@ -4,16 +4,15 @@ A write changes jobs and, in the same transaction, the two tallies of
 :mod:`toombos_edge.store.jobs`: ``job_counts`` (jobs per kind and status) and ``job_hours``
 (jobs made and ended per hour of creation and channel). With several nodes writing at once:
 
-* ``job_counts`` rows are per ``slot``, and a write's slot is its connection's server
-  process id (modulo the smallint range): two transactions running at once are on two
-  connections, so they add to different rows and never wait for each other there.
-* ``job_hours`` rows are shared by every node (the current hour's ``''`` row is written by
-  every new job).
+* rows of both are per ``slot``, and a write's slot is its connection's server process id
+  (modulo the smallint range): two transactions running at once are on two connections, so
+  they add to different rows and never wait for each other there (every new job adds to
+  its hour's ``''`` row: one row for all would make every write wait for the commit of the
+  one before it). Reads sum the slots.
 
-So a write gathers its deltas of both and :meth:`Write.flush` writes them as the
-transaction's last step, one statement per table, rows in key order: two writes (even two
-whose slots collide modulo 32768) lock the rows they share in the same order, once each,
-and cannot deadlock on them.
+A write gathers its deltas of both and :meth:`Write.flush` writes them as the transaction's
+last step, one statement per table, rows in key order: two writes whose slots collide
+modulo 32768 lock the rows they share in the same order, once each, and cannot deadlock.
 """
 
 from __future__ import annotations
@@ -37,9 +36,10 @@ _SLOTS = 32768  #: job_counts.slot is a smallint
 Change = tuple[Job, str | None, int | None]
 
 _HOURS = (
-    "INSERT INTO job_hours (channel, status, hour, n, run_ms, runs) "
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], "
-    "$6::bigint[]) ON CONFLICT (channel, status, hour) DO UPDATE SET "
+    "INSERT INTO job_hours (channel, status, hour, slot, n, run_ms, runs) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::smallint[], "
+    "$5::bigint[], $6::bigint[], $7::bigint[]) "
+    "ON CONFLICT (channel, status, hour, slot) DO UPDATE SET "
     "n = job_hours.n + excluded.n, run_ms = job_hours.run_ms + excluded.run_ms, "
     "runs = job_hours.runs + excluded.runs"
 )
@@ -101,7 +101,8 @@ class Write:
         """Write the gathered deltas (call last in the transaction)."""
         await add_counts(self.conn, self.slot, self._counts)  # sorted by key there
         self._counts.clear()
-        rows = sorted((*key, *delta) for key, delta in self._hours.items() if any(delta))
+        rows = sorted((*key, self.slot, *delta)
+                      for key, delta in self._hours.items() if any(delta))
         self._hours.clear()
         if rows:
             await self.conn.execute(_HOURS, *(list(column) for column in zip(*rows, strict=True)))
