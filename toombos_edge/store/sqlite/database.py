@@ -171,6 +171,7 @@ class Database:
         while self._pending:  # the rest of the queued writes, in batches, behind any in flight
             self._send(self._take())
         await self._stop_threads()
+        await asyncio.to_thread(fold_wal, self.path)
 
     async def write(self, op: Callable[[sqlite3.Connection], T], *, frees: bool = False) -> T:
         """Run ``op`` in a write transaction; returns after its commit.
@@ -315,3 +316,17 @@ class Database:
             else:
                 error = value
             settle(future, ok, value if ok else error)
+
+
+def fold_wal(path: Path) -> None:
+    """Leave the database one file after a close: SQLite folds the WAL back and deletes it
+    when its last connection closes, unless that checkpoint was busy at that moment (a
+    reader's snapshot still open as the writer closed). Once more here, with nothing open."""
+    wal = path.with_name(path.name + "-wal")
+    if not wal.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error as exc:  # the data is safe in the WAL; the next open folds it
+        log.warning("could not fold the WAL back into %s: %s", path.name, exc)
