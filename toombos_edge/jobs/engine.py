@@ -206,13 +206,9 @@ class JobEngine:
         exclusive = await self._store.lock_engine()
         if not exclusive:
             log.warning("another engine uses %r; recovering expired leases only", self._store)
-        now = self._clock()
-        recovered, settled = await self._store.recover(now, every_lease=exclusive)
-        for job in recovered:
-            self._bus.publish(Event(END_EVENTS.get(job.status, JOB_UPDATE), job))
-        self._feeder.settled(settled)
+        recovered = await self._recover(every_lease=exclusive)
         if recovered:
-            log.info("requeued %d jobs left running by a stopped process", len(recovered))
+            log.info("requeued %d jobs left running by a stopped process", recovered)
         self.status_counts = await self._store.counts()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._attempts.work(), name=f"worker-{n}")
@@ -327,13 +323,19 @@ class JobEngine:
     async def _poll(self) -> None:
         """Rescue the jobs whose lease ran out (their node died), and look for due jobs
         (other nodes' events may have been lost)."""
-        recovered, settled = await self._store.recover(self._clock(), every_lease=False)
+        recovered = await self._recover(every_lease=False)
+        if recovered:
+            log.warning("rescued %d jobs whose lease ran out", recovered)
+        self._feeder.due()
+
+    async def _recover(self, *, every_lease: bool) -> int:
+        """Requeue (or end) jobs whose lease is not held, announce each, settle their
+        dependents; returns how many."""
+        recovered, settled = await self._store.recover(self._clock(), every_lease=every_lease)
         for job in recovered:
             self._bus.publish(Event(END_EVENTS.get(job.status, JOB_UPDATE), job))
-        if recovered:
-            log.warning("rescued %d jobs whose lease ran out", len(recovered))
         self._feeder.settled(settled)
-        self._feeder.due()
+        return len(recovered)
 
     async def _renew_leases(self) -> None:
         ids = [*self._attempts.held(), *self._feeder.ready.ids()]
