@@ -17,6 +17,7 @@ import pytest
 from conftest import ServerProcess, http
 
 from toombos_edge import logs
+from toombos_edge.api import access_log
 
 
 def test_json_lines_by_default(server_process: Callable[..., ServerProcess]) -> None:
@@ -77,6 +78,31 @@ def test_correlation_id_is_on_log_lines_inside_a_request(
         logging.getLogger().handlers.clear()
     entry = json.loads(capsys.readouterr().out)
     assert (entry["msg"], entry["correlation_id"], entry["n"]) == ("inside", "trace-42", 1)
+
+
+@pytest.mark.parametrize(("raw_path", "remote", "request_id"), [
+    ("/health", "127.0.0.1", "req_1f"),  # the quick line
+    ("/api/jobs/job_01", "::1", "trace-42.a:b"),
+    ("/live?token=s3cret&limit=5", "127.0.0.1", "req_2"),  # redacted
+    ('/a"b\\c', "10.0.0.1", "req_3"),  # escaped
+    ("/caf\u00e9/\x7f", "10.0.0.1", "req_4"),
+    ("/health", None, None),  # refused before the pipeline ran
+    ("/health", '/run/a"b.sock', "req_5"),  # a Unix socket's peer
+])
+def test_every_access_line_is_the_json_of_the_general_formatter(
+    raw_path: str, remote: str | None, request_id: str | None,
+) -> None:
+    """The JSON access line takes a quicker path for plain requests: whichever it takes,
+    the line parses to what the general line format makes of the same request."""
+    row: access_log.Row = (None, 1_765_000_000_123_456_789, "GET", raw_path, 404,
+                           0.0020429999999999993, remote, request_id)
+    line = access_log.renderer(logs.json_line, "toombos_edge.access")(row)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    message, fields = access_log._message(row)
+    general = logs.json_line(1_765_000_000_123, "info", "toombos_edge.access", message, fields)
+    assert json.loads(line) == json.loads(general)
+    assert json.loads(line)["duration_ms"] == 2.043
+    assert b"s3cret" not in line
 
 
 def test_writer_drops_and_counts_rather_than_block_on_a_stuck_pipe() -> None:

@@ -141,26 +141,18 @@ class LineWriter:
         lines = self._lines  # popleft, not a swap: put() may still hold the old deque
         while lines:
             item = lines.popleft()
-            if isinstance(item, bytes):
+            if isinstance(item, tuple):  # first: under load nearly every line is a request's
+                try:
+                    batch.append(item[0](item))
+                except Exception:  # a line that cannot be rendered is lost, not the writer
+                    self.dropped += 1
+            elif isinstance(item, bytes):
                 batch.append(item)
-                continue
-            if isinstance(item, tuple):
-                line = self._render(item)
-                if line is not None:
-                    batch.append(line)
-                continue
-            self._write(batch)  # a flush marker: everything before it goes out first
-            batch = []
-            item.set()
+            else:
+                self._write(batch)  # a flush marker: everything before it goes out first
+                batch = []
+                item.set()
         self._write(batch)
-
-    def _render(self, item: Deferred) -> bytes | None:
-        try:
-            line: bytes = item[0](item)
-        except Exception:  # a line that cannot be rendered is lost, not the writer
-            self.dropped += 1
-            return None
-        return line
 
     def _write(self, batch: list[bytes]) -> None:
         if not batch:
