@@ -95,6 +95,9 @@ class LineWriter:
         self._stream, self._limit = stream, limit
         self._lines: collections.deque[bytes | Deferred | threading.Event] = collections.deque()
         self._wake = threading.Event()
+        #: True from a put's wake-up until the thread takes the lines: a plain attribute
+        #: for put() to read, where ``Event.is_set`` is a Python call on every request.
+        self._woken = False
         self._closed = False
         self.written = 0
         self.dropped = 0
@@ -110,7 +113,8 @@ class LineWriter:
             self.dropped += 1
             return
         self._lines.append(line)
-        if not self._wake.is_set():
+        if not self._woken:
+            self._woken = True
             self._wake.set()
 
     def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
@@ -134,6 +138,7 @@ class LineWriter:
             self._wake.wait()
             time.sleep(GATHER_SECONDS)  # the flag stays set: puts meanwhile only append
             self._wake.clear()  # before draining: a line put after this wakes us again
+            self._woken = False  # after the clear, or a put in between would be lost
             self._drain()
 
     def _drain(self) -> None:
