@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -47,6 +48,24 @@ async def test_read_edit_versions_delete(
     assert (await gone.json())["deleted"] is True
     missing = await client.get(f"/api/v2/content/{item.id}", headers=auth(viewer))
     assert missing.status == 404 and "detail" in await missing.json()
+
+
+async def test_edits_of_different_fields_at_once_all_land(
+    client: Client, make_key: Callable[[str], Awaitable[str]]
+) -> None:
+    """Edits without ``expected_version`` merge into the body as it is when they are
+    stored, not as it was read: none of several sent at once undoes another."""
+    operator = await make_key("operator")
+    item = await _stored(client)
+    edits = {"title": "T", "preheader": "P", "meta_description": "M", "link": "L",
+             "text": "Rewritten", "hashtags": ["launch"]}
+    answers = await asyncio.gather(*(
+        client.put(f"/api/v2/content/{item.id}", headers=auth(operator), json={name: value})
+        for name, value in edits.items()))
+    assert [answer.status for answer in answers] == [200] * len(edits)
+    body = (await client.app[BACKEND].content.get(item.id)).body
+    assert body == {"subject": "Launch", "html": "<p>x</p>", **edits}
+    assert (await client.app[BACKEND].content.get(item.id)).version == 1 + len(edits)
 
 
 async def test_list_by_job_and_channel(

@@ -42,6 +42,15 @@ async def test_updates_keep_every_prior_version(store: Store) -> None:
         (3, "third", True), (2, "second", False), (1, "first", False)]
 
 
+async def test_an_update_merges_its_fields_into_the_body_it_replaces(store: Store) -> None:
+    item = await store.add(_item("first"))  # {"subject": "first", "text": "t"}
+    await asyncio.gather(store.update(item.id, {"subject": "second"}),
+                         store.update(item.id, {"title": "T"}))
+    current = await store.get(item.id)
+    assert (current.version, current.body) == (3, {"subject": "second", "text": "t",
+                                                   "title": "T"})
+
+
 async def test_a_stale_update_is_refused(store: Store) -> None:
     item = await store.add(_item("first"))
     await store.update(item.id, {"subject": "second"})

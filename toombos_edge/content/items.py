@@ -130,8 +130,7 @@ class ContentItems:
     async def update(self, content_id: str, changes: dict[str, Any]) -> ContentItem:
         """Merge ``changes`` into the body as a new version (the old one is kept)."""
         fields, expected = parse_edit(changes)
-        current = await self._store.get(content_id)
-        return await self._store.update(content_id, {**current.body, **fields}, expected)
+        return await self._store.update(content_id, fields, expected)
 
     async def rollback(
         self, content_id: str, to_version: int | None = None, republish: bool = True

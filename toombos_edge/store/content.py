@@ -55,10 +55,11 @@ class ContentStore(Protocol):
         ...
 
     async def update(
-        self, content_id: str, body: dict[str, Any], expected_version: int | None = None
+        self, content_id: str, fields: dict[str, Any], expected_version: int | None = None
     ) -> ContentItem:
-        """Make ``body`` the next version, in one transaction that also keeps the replaced
-        body as an earlier version. ``Conflict`` (with the current version) when
+        """Merge ``fields`` into the current body as the next version, in one transaction
+        that also keeps the replaced body as an earlier version: two edits of different
+        fields at once both land. ``Conflict`` (with the current version) when
         ``expected_version`` is given and the item is at another one; ``NotFound``."""
         ...
 

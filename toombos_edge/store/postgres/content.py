@@ -128,14 +128,14 @@ class PgContentStore:
         return [_item(row) for row in rows], int(total)
 
     async def update(
-        self, content_id: str, body: dict[str, Any], expected_version: int | None = None
+        self, content_id: str, fields: dict[str, Any], expected_version: int | None = None
     ) -> ContentItem:
         async with self._db.transaction() as conn:
             current = await _locked(conn, content_id)
             if expected_version is not None and expected_version != current.version:
                 raise Conflict(f"content {content_id} is at version {current.version}, "
                                f"not {expected_version}", {"version": current.version})
-            return await _replace_body(conn, current, body)
+            return await _replace_body(conn, current, {**current.body, **fields})
 
     async def rollback(self, content_id: str, to_version: int | None = None) -> ContentItem:
         async with self._db.transaction() as conn:

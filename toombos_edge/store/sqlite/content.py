@@ -65,15 +65,21 @@ def listing(
     return [_row(r) for r in rows], total
 
 
-def replace_body(
-    conn: sqlite3.Connection, content_id: str, body: dict[str, Any],
+def merge_body(
+    conn: sqlite3.Connection, content_id: str, fields: dict[str, Any],
     expected_version: int | None = None,
 ) -> ContentItem:
-    """Store ``body`` as the next version; the current one goes to ``content_versions``."""
+    """``fields`` merged into the current body, stored as the next version."""
     current = fetch(conn, content_id)
     if expected_version is not None and expected_version != current.version:
         raise Conflict(f"content {content_id} is at version {current.version}, "
                        f"not {expected_version}", {"version": current.version})
+    return replace_body(conn, current, {**current.body, **fields})
+
+
+def replace_body(conn: sqlite3.Connection, current: ContentItem,
+                 body: dict[str, Any]) -> ContentItem:
+    """Store ``body`` as the next version; the current one goes to ``content_versions``."""
     at = now_ms()
     conn.execute(
         "INSERT INTO content_versions (content_id, version, body, created_at, replaced_at) "
@@ -210,13 +216,14 @@ class SqliteContentStore:
         return await self._db.read(lambda c: listing(c, filters, limit, offset))
 
     async def update(
-        self, content_id: str, body: dict[str, Any], expected_version: int | None = None
+        self, content_id: str, fields: dict[str, Any], expected_version: int | None = None
     ) -> ContentItem:
-        return await self._db.write(lambda c: replace_body(c, content_id, body, expected_version))
+        return await self._db.write(lambda c: merge_body(c, content_id, fields, expected_version))
 
     async def rollback(self, content_id: str, to_version: int | None = None) -> ContentItem:
         def op(conn: sqlite3.Connection) -> ContentItem:
-            return replace_body(conn, content_id, prior_body(conn, content_id, to_version))
+            return replace_body(conn, fetch(conn, content_id),
+                                prior_body(conn, content_id, to_version))
 
         return await self._db.write(op)
 
