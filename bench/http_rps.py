@@ -9,7 +9,7 @@ A second copy of the server with `--access-log false` answers `/health` in the s
 to state what the access log costs. All servers are pinned to CPU 0, wrk to CPU 1; rounds
 alternate which goes first. Prints one line per round and one summary line per figure.
 
-Usage: python -m bench.http_rps [--rounds 6] [--seconds 5] [--connections 50] [--full]
+Usage: python -m bench.http_rps [--rounds 10] [--seconds 5] [--connections 50] [--full]
 (--full also measures the whole job objects, 21 keys with 4 JSON columns decoded per row;
 --workload keys the API keys list of before the engine).
 Goals (issue 2): >= 2.0x the peer on /health, >= 1.5x on the list; (issue 13) the access
@@ -193,7 +193,7 @@ def same_answers(ours: str, peer: str, key: str, lists: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="jobs")
