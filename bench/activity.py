@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 async def _storm(rate: int, seconds: float, with_log: bool) -> dict[str, Any]:
     from toombos_edge.activity import ActivityLog, JsonLines
     from toombos_edge.events import QUERY_COMPLETE, Event, EventBus
+    from toombos_edge.serving import settle_heap
     from toombos_edge.store import Database
     from toombos_edge.store.sqlite.activity import SqliteActivityStore
 
@@ -42,6 +43,7 @@ async def _storm(rate: int, seconds: float, with_log: bool) -> dict[str, Any]:
                                          keep=2))
     if with_log:
         await log.start()
+    settle_heap()  # as the server does once started
     lags: list[float] = []
     stop = asyncio.Event()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -204,6 +205,7 @@ async def _serve(app: web.Application, sockets: list[socket.socket], deadline: D
         await runner.setup()
         for sock in sockets:
             await web.SockSite(runner, sock, ssl_context=ssl_context).start()
+        settle_heap()
         lifecycle.mark_serving([_address(sock) for sock in sockets])
         await lifecycle.stop_requested.wait()
         deadline.arm(timeout)
@@ -218,6 +220,20 @@ async def _serve(app: web.Application, sockets: list[socket.socket], deadline: D
         deadline.phase = "closing components"
         await runner.cleanup()
     return kept
+
+
+def settle_heap() -> None:
+    """Put every object alive now out of the garbage collector's reach (``gc.freeze``).
+
+    Called once the server has started: its modules, the app and the components live as
+    long as the process, yet each full collection walked them all again, a pause of the
+    event loop that grows with them. Under an activity storm of 10,000 events/s the full
+    collections paused the loop 25 ms each; 3 to 4 ms once what the start made was frozen
+    (``bench/activity.py``, which calls this as the server does). What is made later is
+    collected as before. The start's own cyclic garbage, if any, is kept: a small, fixed
+    amount, where a ``gc.collect()`` first would pause the start instead.
+    """
+    gc.freeze()
 
 
 async def _drain(runner: web.AppRunner, lifecycle: Lifecycle, deadline: Deadline) -> None:
