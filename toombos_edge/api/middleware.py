@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_CORRELATION_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: Matched whole (``fullmatch``): ``$`` would also let a trailing newline through, into the
+#: response's header and the access log's line.
+_CORRELATION_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -97,7 +99,7 @@ def edge(
         inflight, task = request.app[LIFECYCLE].inflight, asyncio.current_task()
         inflight.add(task)  # type: ignore[arg-type]
         sent = request.headers.get(CORRELATION_HEADER)
-        cid = sent if sent and _CORRELATION_RE.match(sent) else _request_id()
+        cid = sent if sent and _CORRELATION_RE.fullmatch(sent) else _request_id()
         request[CORRELATION_ID] = cid
         token = correlation_id.set(cid)
         # Only routes that need a key: a probe storm pays nothing for the activity log.
