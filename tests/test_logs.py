@@ -135,6 +135,21 @@ def test_writer_keeps_order_and_flushes(tmp_path: Path) -> None:
     assert (writer.written, writer.dropped) == (5000, 0)
 
 
+def test_a_line_that_cannot_be_rendered_is_lost_not_the_writer(tmp_path: Path) -> None:
+    with open(tmp_path / "out.log", "wb") as stream:
+        writer = logs.LineWriter(stream)
+        writer.put(b"before\n")
+        writer.put((lambda row: None, "a renderer that broke its type"))
+        writer.put((lambda row: 1 / 0, "one that raised"))
+        writer.put(b"after\n")
+        assert writer.flush()
+        writer.put(b"later\n")  # the thread still writes
+        assert writer.flush()
+        writer.close()
+    assert (tmp_path / "out.log").read_bytes() == b"before\nafter\nlater\n"
+    assert (writer.written, writer.dropped) == (3, 2)
+
+
 def test_a_stdout_nobody_reads_never_stops_the_server(tmp_path: Path) -> None:
     """The access log of 3,000 requests fills a pipe's buffer many times over: the server
     keeps answering, as it would with its logs piped to a stuck collector."""

@@ -163,7 +163,13 @@ class LineWriter:
         if not batch:
             return
         try:
-            self._stream.write(b"".join(batch))
+            data = b"".join(batch)
+        except TypeError:  # a renderer that broke its type: its lines are lost, not the rest
+            kept = [line for line in batch if isinstance(line, bytes)]
+            self.dropped += len(batch) - len(kept)
+            batch, data = kept, b"".join(kept)
+        try:
+            self._stream.write(data)
             self._stream.flush()
         except (OSError, ValueError):  # stdout closed or gone: the lines are lost, not us
             self.dropped += len(batch)
