@@ -12,8 +12,8 @@ job releases or cancels it. Each function runs inside the caller's transaction
 Every function that adds a job or changes a status adds its deltas to ``job_counts`` in one
 upsert per call (:mod:`.job_rows`) and passes the jobs it changed to :mod:`.rollup` (new
 and ended jobs per hour and channel; a claim or a release changes nothing there). So any
-new statement that inserts, deletes or re-statuses jobs belongs in this module and counts
-what it changed.
+new statement that inserts, deletes or re-statuses jobs belongs in this module or one of
+its ``job_*`` siblings (claims, changes, dependencies, prune) and counts what it changed.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ...ids import id_floor
 from ...records.job import Job, JobStatus
-from ..jobs import Fieldset, FieldsPage, JobFilter, Page, Settled, queue_order
+from ..jobs import Fieldset, FieldsPage, JobFilter, Page, Settled
 from . import job_query, rollup
 from .database import Database
 from .engine_lock import EngineLock
@@ -34,6 +33,7 @@ from .job_changes import (
     release,
     requeue,
 )
+from .job_claims import claim, claim_one, next_due
 from .job_dependencies import BLOCKED, settle, settle_new
 from .job_rows import (
     COLUMNS,
@@ -42,10 +42,8 @@ from .job_rows import (
     count,
     counts,
     dump,
-    kind_status,
     row_to_job,
     statuses,
-    uncount,
 )
 
 
@@ -113,59 +111,6 @@ def get(conn: sqlite3.Connection, job_id: str) -> Job | None:
     return None if row is None else row_to_job(row)
 
 
-_STARTED = (
-    "status = 'in_progress', attempts = attempts + 1, started_at = :now, updated_at = :now, "
-    "progress_percent = 0, progress_message = '', lease_until = :lease"
-)
-_CLAIM = (
-    f"UPDATE jobs SET {_STARTED} "
-    "WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_queue "
-    "WHERE status = 'pending' AND waiting = 0 {urgent} "
-    "ORDER BY urgent DESC, priority DESC, due_at, id LIMIT :limit) "
-    f"RETURNING {COLUMNS}"
-)
-_PROMOTE = (  # waiting jobs that came due join the queue
-    "UPDATE jobs INDEXED BY jobs_due SET waiting = 0 "
-    "WHERE status = 'pending' AND waiting = 1 AND due_at <= ?"
-)
-
-
-def claim(
-    conn: sqlite3.Connection, now: int, limit: int, lease_until: int, *, urgent_only: bool
-) -> list[Job]:
-    """Start up to ``limit`` due pending jobs in queue order: ``in_progress``, attempt
-    counted, ``started_at``, under a lease. The engine claims only as many as it has idle
-    workers, so a claimed job is a running job."""
-    conn.execute(_PROMOTE, (now,))
-    sql = _CLAIM.format(urgent="AND urgent = 1" if urgent_only else "")
-    rows = conn.execute(sql, {"now": now, "lease": lease_until, "limit": limit}).fetchall()
-    count(conn, "pending", kind_status(rows))
-    jobs = [row_to_job(row) for row in rows]
-    jobs.sort(key=queue_order)
-    return jobs
-
-
-def claim_one(conn: sqlite3.Connection, job_id: str, now: int, lease_until: int) -> Job | None:
-    """Start one pending job by id (urgent jobs skip the queue)."""
-    row = conn.execute(
-        f"UPDATE jobs SET {_STARTED}, waiting = 0 WHERE id = :id AND status = 'pending' "
-        f"RETURNING {COLUMNS}",
-        {"now": now, "lease": lease_until, "id": job_id},
-    ).fetchone()
-    if row is None:
-        return None
-    count(conn, "pending", kind_status([row]))
-    return row_to_job(row)
-
-
-def next_due(conn: sqlite3.Connection) -> int | None:
-    """When the earliest waiting job becomes due (None: none is waiting)."""
-    value: int | None = conn.execute(
-        "SELECT min(due_at) FROM jobs INDEXED BY jobs_due WHERE status = 'pending' AND waiting = 1"
-    ).fetchone()[0]
-    return value
-
-
 _HELD = "status = 'in_progress' AND lease_until IS NOT NULL"  # a worker of ours runs it
 
 
@@ -230,46 +175,6 @@ def renew_leases(conn: sqlite3.Connection, ids: Sequence[str], lease_until: int)
         f"UPDATE jobs SET lease_until = ? WHERE id = ? AND {_HELD}",
         [(lease_until, job_id) for job_id in ids],
     )
-
-
-def prune_ended(
-    conn: sqlite3.Connection, statuses: Sequence[str], ended_before: int, limit: int
-) -> int:
-    """Delete up to ``limit`` jobs in one of ``statuses`` (ended ones) that ended before
-    ``ended_before``; returns how many.
-
-    Ids sort by creation and a job ends after it is created, so each status's scan stays
-    among the jobs created before the cutoff (an index range, not the whole status).
-    """
-    ceiling, rows = id_floor("job", ended_before), list[tuple[str, str]]()
-    for status in statuses:
-        if len(rows) >= limit:
-            break
-        rows += conn.execute(
-            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_status "
-            "WHERE status = ? AND id < ? AND coalesce(completed_at, updated_at) < ? "
-            "ORDER BY id LIMIT ?) RETURNING kind, status",
-            (status, ceiling, ended_before, limit - len(rows)),
-        ).fetchall()
-    uncount(conn, rows)
-    return len(rows)
-
-
-def prune_oldest(conn: sqlite3.Connection, status: str, keep: int, limit: int) -> int:
-    """Delete the oldest jobs of ``status`` beyond the newest ``keep``, at most ``limit``."""
-    total = conn.execute(
-        "SELECT coalesce(sum(n), 0) FROM job_counts WHERE status = ?", (status,)
-    ).fetchone()[0]
-    excess = min(total - keep, limit)
-    if excess <= 0:
-        return 0
-    rows = conn.execute(
-        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_status "
-        "WHERE status = ? ORDER BY id LIMIT ?) RETURNING kind, status",
-        (status, excess),
-    ).fetchall()
-    uncount(conn, rows)
-    return len(rows)
 
 
 class SqliteJobStore:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from ..retention import VersionPosition
 from . import content as content_store
-from . import jobs as jobs_store
+from . import job_prune
 from .database import Database, vacuum_pages
 
 
@@ -28,11 +28,11 @@ class SqliteRetentionStore:
         self, statuses: Sequence[str], ended_before: int, limit: int
     ) -> int:
         return await self._db.write(
-            lambda c: jobs_store.prune_ended(c, statuses, ended_before, limit), frees=True)
+            lambda c: job_prune.prune_ended(c, statuses, ended_before, limit), frees=True)
 
     async def prune_oldest_jobs(self, status: str, keep: int, limit: int) -> int:
         return await self._db.write(
-            lambda c: jobs_store.prune_oldest(c, status, keep, limit), frees=True)
+            lambda c: job_prune.prune_oldest(c, status, keep, limit), frees=True)
 
     async def prune_content_versions(
         self, after: VersionPosition, keep: int, replaced_before: int, scan: int
