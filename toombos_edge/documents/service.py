@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from ..records.document import (
 from ..store.documents import DocumentStore, Stored
 from .blobs import Blobs
 from .extract import CONTENT_TYPES, Extracted, content_type_of
+from .keyed_locks import KeyedLocks
 from .uploads import SHARED_GRACE_SECONDS, Upload, UploadFolder
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class DocumentService:
         self.blobs = blobs
         self.uploads = uploads
         self._clock = clock
-        self._locks: dict[str, _Held] = {}
+        self._locks = KeyedLocks()
 
     def __repr__(self) -> str:
         return f"<DocumentService {self.blobs!r} locks={len(self._locks)}>"
@@ -272,29 +273,10 @@ class DocumentService:
             project_id=project_id,
         )
 
-    @contextlib.asynccontextmanager
-    async def blob_lock(self, sha256: str) -> AsyncIterator[None]:
+    def blob_lock(self, sha256: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold the blob's lock: storing an upload of these bytes, deleting a document that
         uses them and sweeping them all wait until it is released."""
-        entry = self._locks.get(sha256)
-        if entry is None:
-            entry = self._locks[sha256] = _Held()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._locks[sha256]
-
-
-@dataclass(slots=True)
-class _Held:
-    """A blob's lock and how many tasks hold or wait for it (dropped at zero)."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
+        return self._locks.hold(sha256)
 
 
 _EXTENSION = {"text": "txt", "markdown": "md", "html": "html", "json": "json", "csv": "csv",

@@ -1,0 +1,51 @@
+"""KeyedLocks: one task at a time per key, other keys free, nothing kept for a key no task holds."""
+
+from __future__ import annotations
+
+import asyncio
+
+from toombos_edge.documents.keyed_locks import KeyedLocks
+
+
+async def test_one_holder_per_key_and_other_keys_free() -> None:
+    locks = KeyedLocks()
+    release = asyncio.Event()
+    holding, waiting = asyncio.Event(), asyncio.Event()
+    order: list[str] = []
+
+    async def first() -> None:
+        async with locks.hold("a"):
+            holding.set()
+            await release.wait()
+            order.append("first")
+
+    async def second() -> None:
+        waiting.set()  # nothing yields from here to the lock's wait
+        async with locks.hold("a"):
+            order.append("second")
+
+    one = asyncio.create_task(first())
+    await holding.wait()
+    two = asyncio.create_task(second())
+    await waiting.wait()
+    async with asyncio.timeout(5):
+        async with locks.hold("b"):  # another key: not held up by "a"
+            order.append("b")
+    assert len(locks) == 1 and order == ["b"]  # "a", held and waited for; "b" dropped
+    release.set()
+    async with asyncio.timeout(5):
+        await asyncio.gather(one, two)
+    assert order == ["b", "first", "second"]
+    assert len(locks) == 0  # every entry dropped once nobody holds or waits
+
+
+async def test_entry_dropped_when_a_holder_fails() -> None:
+    locks = KeyedLocks()
+    try:
+        async with locks.hold("a"):
+            raise RuntimeError("the work failed")
+    except RuntimeError:
+        pass
+    assert len(locks) == 0
+    async with asyncio.timeout(5), locks.hold("a"):  # and the key can be taken again
+        pass
