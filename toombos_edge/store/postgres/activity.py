@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from ...records.activity import ActivityFilter, Row, above, first_id
 from ..activity import Line
 from .database import PgDatabase
+from .where import Where
 
 # One statement for the whole batch, in the transaction that numbers it.
 _INSERT = (
@@ -31,30 +32,24 @@ _PRUNE = (
 
 def _where(flt: ActivityFilter, before: int | None, since_id: int | None
            ) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    args: list[object] = []
-
-    def add(clause: str, value: object) -> None:
-        args.append(value)
-        clauses.append(clause.replace("?", f"${len(args)}"))
-
+    where = Where()
     if flt.types:
-        add("type = ANY(?::text[])", list(flt.types))
+        where.add("type = ANY(?::text[])", list(flt.types))
     if flt.actor == "system":
-        clauses.append("actor IS NULL")
+        where.raw("actor IS NULL")
     elif flt.actor is not None:
-        add("actor = ?", flt.actor)
+        where.add("actor = ?", flt.actor)
     if flt.target is not None:
-        add("target = ?", flt.target)
+        where.add("target = ?", flt.target)
     if flt.since is not None:
-        add("id >= ?", first_id(flt.since))
+        where.add("id >= ?", first_id(flt.since))
     if flt.until is not None:
-        add("id < ?", first_id(flt.until + 1))
+        where.add("id < ?", first_id(flt.until + 1))
     if before is not None:
-        add("id < ?", before)
+        where.add("id < ?", before)
     if since_id is not None:
-        add("id > ?", since_id)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
+        where.add("id > ?", since_id)
+    return str(where), where.params
 
 
 class PgActivityStore:

@@ -18,6 +18,7 @@ from ...ids import id_floor, iso
 from ...records.job import Job
 from ..jobs import COUNT_CAP, JOB_FIELDS, Fieldset, JobFilter
 from .jobs_sql import COLUMNS, row_to_job
+from .where import Where
 
 _TOP = "\U0010ffff"  #: sorts after every character: [q, q + _TOP) is "starts with q"
 
@@ -29,29 +30,22 @@ if TYPE_CHECKING:
 
 def _conditions(flt: JobFilter, before: str | None) -> tuple[str, list[Any]]:
     """The WHERE clause of ``flt`` below the cursor ``before``, and its parameters."""
-    terms: list[str] = []
-    params: list[Any] = []
-
-    def term(sql: str, value: Any) -> None:
-        params.append(value)
-        terms.append(sql.replace("?", f"${len(params)}"))
-
+    where = Where()
     if flt.statuses:
-        term("status = ANY(?::text[])", list(flt.statuses))
+        where.add("status = ANY(?::text[])", list(flt.statuses))
     if flt.kind is not None:
-        term("kind = ?", flt.kind)
+        where.add("kind = ?", flt.kind)
     if flt.since is not None:
-        term("id >= ?", id_floor("job", flt.since))
+        where.add("id >= ?", id_floor("job", flt.since))
     if flt.until is not None:
-        term("id < ?", id_floor("job", flt.until + 1))
+        where.add("id < ?", id_floor("job", flt.until + 1))
     if before is not None:
-        term("id < ?", before)
+        where.add("id < ?", before)
     if flt.q:  # [q, q + _TOP): a range of each column's index (bytewise: migration 0004)
-        params += [flt.q, flt.q + _TOP]
-        low, high = f"${len(params) - 1}", f"${len(params)}"
-        terms.append("(" + " OR ".join(f"{column} >= {low} AND {column} < {high}" for column in (
+        low, high = where.param(flt.q), where.param(flt.q + _TOP)
+        where.raw("(" + " OR ".join(f"{column} >= {low} AND {column} < {high}" for column in (
             "id", "document_id", "correlation_id")) + ")")
-    return (" WHERE " + " AND ".join(terms) if terms else ""), params
+    return (f" {where}" if where.terms else ""), where.params
 
 
 def _page_sql(flt: JobFilter, columns: str, limit: int, offset: int,
