@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiohttp import FormData
+from conftest import ClientFactory, auth, settings_for
 from support import eventually_async
 
+from toombos_edge.app import create_app
+from toombos_edge.appkeys import ENGINE
 from toombos_edge.documents.blobs import BlobStore, file_storage
 from toombos_edge.documents.ingest import Ingestor
 from toombos_edge.documents.intake import IngestService
@@ -381,3 +386,35 @@ def test_a_shared_directory_that_is_not_there_is_never_made(tmp_path: Path) -> N
     (tmp_path / "mounted").mkdir()
     _, uploads = file_storage(tmp_path / "data", tmp_path / "mounted")
     assert uploads.prepare() == 0 and (tmp_path / "mounted" / "uploads").is_dir()
+
+
+async def test_a_start_removes_a_download_a_crash_cut_short_and_still_serves_the_blob(
+    postgres_url: str, aiohttp_client: ClientFactory, tmp_path: Path,
+) -> None:
+    """The cache's temporary files are the node's own: the next start removes them; the
+    blob, stored in the database, is fetched again whole when read. (``postgres_url``
+    comes first: the database is dropped after the apps on it have closed.)"""
+    settings = settings_for(tmp_path / "node", database_url=postgres_url)
+    first = await aiohttp_client(create_app(settings))
+    key = (settings.data_dir / "admin.key").read_text().strip()
+    body = FormData()
+    body.add_field("file", io.BytesIO(TEXT), filename="report.txt", content_type="text/plain")
+    accepted = await (await first.post("/api/ingest", headers=auth(key), data=body)).json()
+    await first.app[ENGINE].join()
+    status = await (await first.get(f"/api/status/{accepted['job_id']}",
+                                    headers=auth(key))).json()
+    doc_id = status["output"]["document_id"]
+    await first.close()
+
+    sha = hashlib.sha256(TEXT).hexdigest()
+    cached = settings.data_dir / "blobs" / sha[:2] / sha[2:4] / sha
+    cached.unlink()  # as if the node had died while fetching it again:
+    part = cached.with_name(f"{sha}.0a1b2c3d.part")
+    part.write_bytes(TEXT[:CHUNK])
+
+    second = await aiohttp_client(create_app(settings))
+    assert not part.exists()
+    response = await second.get(f"/api/documents/{doc_id}/raw", headers=auth(key))
+    assert response.status == 200
+    assert await response.read() == TEXT
+    assert [path.name for path in files(settings.data_dir / "blobs")] == [sha]

@@ -7,7 +7,8 @@ live in the database: ``blobs`` (one row per SHA-256) with ``blob_chunks`` of at
 statement never carries more than one chunk, so a large file never sits whole in the
 server's or this process's memory. Each node keeps its data dir's ``blobs/`` as a
 read-through cache: a blob it lacks is fetched to a temporary file, checked against its
-size and hash, and renamed into place, so a cached file is always complete.
+size and hash, and renamed into place, so a cached file is always complete (a temporary
+file a crash left is removed at the next start).
 
 A blob is dropped from the database in one statement that also checks, on every node's
 rows, that no document and no ingest job not yet ended uses it: the document service's
@@ -110,6 +111,11 @@ class PgBlobs:
                              sha256, target, size, sha256)
         self.fetched += 1
         return target
+
+    async def sweep_partial(self) -> int:
+        """Remove the cache's partial downloads, which a crash of this node left; returns
+        how many. At start, before anything reads: the cache is this node's alone."""
+        return await asyncio.to_thread(_remove_partial, self.root)
 
     async def drop(self, sha256: str) -> bool:
         async with self._db.transaction() as conn:  # its chunks go with it (CASCADE)
@@ -222,6 +228,14 @@ async def _write_chunks(conn: Connection, insert: str, key: str, source: Path) -
             seq += 1
     finally:
         await asyncio.to_thread(file.close)
+
+
+def _remove_partial(root: Path) -> int:
+    removed = 0
+    for part in root.glob("??/??/*" + PART_SUFFIX):
+        part.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _rename_in(part: Path, target: Path) -> None:
