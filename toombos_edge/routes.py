@@ -96,7 +96,7 @@ def _documents(prefix: str) -> tuple[Route, ...]:
               body=d.NewDocument, replies=replies(d.Document, 201)),
         Route("GET", one, documents.get_document, VIEWER,
               replies=replies(d.Document, errors=(404,))),
-        Route("PUT", one, documents.update_document, OPERATOR, body=d.DocumentEdit,
+        Route("PUT", one, documents.update_document, OPERATOR, body=d.DocumentChanges,
               replies=replies(d.Document, errors=(404,))),
         Route("DELETE", one, documents.delete_document, OPERATOR,
               replies=replies(d.DocumentDeleted, errors=(404,))),

@@ -14,7 +14,7 @@ from ..documents.ingest import parse_metadata
 from ..errors import Invalid
 from ..records.document import KEEP_PROJECT, ProjectChoice
 from .responses import json_response
-from .schemas.documents import DocumentEdit, DocumentQuery, NewDocument
+from .schemas.documents import DocumentChanges, DocumentQuery, NewDocument
 
 
 def _format_field(raw: str | None) -> str | None:
@@ -71,7 +71,7 @@ async def get_document(request: web.Request) -> web.Response:
     return json_response(doc.to_json())
 
 
-async def update_document(request: web.Request, body: DocumentEdit) -> web.Response:
+async def update_document(request: web.Request, body: DocumentChanges) -> web.Response:
     """Change ``title``, ``text`` (or ``content``), ``metadata`` or ``project_id`` (null
     takes it out of its project); ``sha256`` follows text."""
     text = body.text if body.text is not None else body.content

@@ -68,7 +68,7 @@ class NewDocument(Body):
     project_id: ProjectId | None = None
 
 
-class DocumentEdit(Body):
+class DocumentChanges(Body):
     """At least one of ``title``, ``text`` (or ``content``), ``metadata``, ``project_id``
     (null takes the document out of its project)."""
 
