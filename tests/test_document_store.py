@@ -18,7 +18,7 @@ from conftest import Client, auth
 
 from toombos_edge.appkeys import DATABASE, ENGINE
 from toombos_edge.ids import new_id
-from toombos_edge.records.document import Document, DocumentChanges, Origin, text_sha256
+from toombos_edge.records.document import Document, DocumentUpdate, Origin, text_sha256
 from toombos_edge.records.job import Job, JobStatus
 from toombos_edge.records.project import Project, UnknownProject
 from toombos_edge.store import Database
@@ -102,7 +102,7 @@ async def test_the_same_content_is_stored_once(store: DocumentStore) -> None:
 async def test_an_edited_document_no_longer_stands_for_its_blob(store: DocumentStore) -> None:
     blob = hashlib.sha256(b"original").hexdigest()
     first = (await store.insert_unless_stored(doc("original", blob=blob))).document
-    edited = await store.update(first.id, DocumentChanges(text="rewritten"), NOW + 5)
+    edited = await store.update(first.id, DocumentUpdate(text="rewritten"), NOW + 5)
     assert edited is not None and edited.text_edited and edited.size == first.size
     assert await store.find_upload(blob) is None
     second = await store.insert_unless_stored(doc("original", blob=blob))
@@ -112,22 +112,22 @@ async def test_an_edited_document_no_longer_stands_for_its_blob(store: DocumentS
 async def test_update_applies_the_changes_in_one_write(store: DocumentStore) -> None:
     made = doc("one", metadata={"a": 1})
     await store.insert(made)
-    changed = await store.update(made.id, DocumentChanges(text="three", title="T"), NOW + 9)
+    changed = await store.update(made.id, DocumentUpdate(text="three", title="T"), NOW + 9)
     assert changed == await store.get(made.id)
     assert changed is not None
     assert (changed.body, changed.sha256, changed.size, changed.title, changed.metadata,
             changed.updated_at, changed.created_at) == (
         "three", text_sha256("three"), 5, "T", {"a": 1}, NOW + 9, NOW)
-    assert await store.update("doc_missing", DocumentChanges(title="x"), NOW) is None
+    assert await store.update("doc_missing", DocumentUpdate(title="x"), NOW) is None
     with pytest.raises(UnknownProject):
-        await store.update(made.id, DocumentChanges(title="lost", project_id="prj_no"), NOW)
+        await store.update(made.id, DocumentUpdate(title="lost", project_id="prj_no"), NOW)
     assert await store.get(made.id) == changed
 
 
 async def test_delete_counts_the_blobs_other_users(store: DocumentStore) -> None:
     blob = hashlib.sha256(b"shared").hexdigest()
     first = (await store.insert_unless_stored(doc("shared", blob=blob))).document
-    await store.update(first.id, DocumentChanges(text="edited"), NOW)
+    await store.update(first.id, DocumentUpdate(text="edited"), NOW)
     second = (await store.insert_unless_stored(doc("shared", blob=blob))).document
     text_only = doc("alone")
     await store.insert(text_only)

@@ -23,7 +23,7 @@ from ..ids import new_id, now_ms
 from ..records.document import (
     KEEP_PROJECT,
     Document,
-    DocumentChanges,
+    DocumentUpdate,
     Origin,
     ProjectChoice,
     text_sha256,
@@ -116,7 +116,7 @@ class DocumentService:
         project_id: ProjectChoice = KEEP_PROJECT,
     ) -> Document:
         """Change title, text, metadata or project; ``sha256`` follows the text."""
-        changes = DocumentChanges(title=None if title is None else choose_title(title),
+        changes = DocumentUpdate(title=None if title is None else choose_title(title),
                                   text=text, metadata=metadata, project_id=project_id)
         doc = await self.store.update(doc_id, changes, self._clock())
         if doc is None:

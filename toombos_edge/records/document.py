@@ -75,7 +75,7 @@ ProjectChoice = str | None | Literal[Keep.project]
 
 
 @dataclass(frozen=True, slots=True)
-class DocumentChanges:
+class DocumentUpdate:
     """An update, validated: None (``KEEP_PROJECT`` for the project) leaves a field as it is."""
 
     title: str | None = None

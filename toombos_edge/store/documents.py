@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..records.document import Document, DocumentChanges
+from ..records.document import Document, DocumentUpdate
 
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
 
@@ -83,8 +83,8 @@ class DocumentStore(Protocol):
         """Newest first, filtered by those given (None: any), with empty texts (a list
         never reads them); and how many documents match the filters in all."""
 
-    async def update(self, doc_id: str, changes: DocumentChanges, now: int) -> Document | None:
-        """Apply ``changes`` to the stored document (``DocumentChanges.applied_to``) in one
+    async def update(self, doc_id: str, changes: DocumentUpdate, now: int) -> Document | None:
+        """Apply ``changes`` to the stored document (``DocumentUpdate.applied_to``) in one
         transaction; returns the new record, or None if there is no such document.
         ``UnknownProject`` if the changes name a project that does not exist."""
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from ...records.document import KEEP_PROJECT, Document, DocumentChanges, Origin
+from ...records.document import KEEP_PROJECT, Document, DocumentUpdate, Origin
 from ...records.project import UnknownProject
 from ..documents import MARK_CLOSE, MARK_OPEN, BadQuery, Match, Stored, TextQuery
 from .database import PgDatabase
@@ -178,7 +178,7 @@ class PgDocumentStore:
                 f"LIMIT ${n + 1} OFFSET ${n + 2}", *args, limit, offset)
         return [_document(row) for row in rows], int(total)
 
-    async def update(self, doc_id: str, changes: DocumentChanges, now: int) -> Document | None:
+    async def update(self, doc_id: str, changes: DocumentUpdate, now: int) -> Document | None:
         async with self._db.transaction() as conn:
             row = await conn.fetchrow(
                 f"SELECT {_COLUMNS} FROM documents WHERE id = $1 FOR UPDATE", doc_id)

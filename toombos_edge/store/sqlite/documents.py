@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ...records.document import KEEP_PROJECT, Document, DocumentChanges, Origin
+from ...records.document import KEEP_PROJECT, Document, DocumentUpdate, Origin
 from ..documents import MARK_CLOSE, MARK_OPEN, BadQuery, Match, Stored, TextQuery
 from . import projects
 from .database import Database
@@ -174,7 +174,7 @@ def insert_unless_stored(conn: sqlite3.Connection, doc: Document) -> Stored:
 
 
 def change(
-    conn: sqlite3.Connection, doc_id: str, changes: DocumentChanges, now: int
+    conn: sqlite3.Connection, doc_id: str, changes: DocumentUpdate, now: int
 ) -> Document | None:
     doc = get(conn, doc_id)
     if doc is None:
@@ -250,7 +250,7 @@ class SqliteDocumentStore:
         return await self._db.read(
             lambda conn: list_page(conn, source, fmt, limit, offset, project_id=project_id))
 
-    async def update(self, doc_id: str, changes: DocumentChanges, now: int) -> Document | None:
+    async def update(self, doc_id: str, changes: DocumentUpdate, now: int) -> Document | None:
         return await self._db.write(lambda conn: change(conn, doc_id, changes, now))
 
     async def delete(self, doc_id: str) -> int | None:
