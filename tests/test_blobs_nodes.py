@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 from aiohttp import FormData
-from conftest import ClientFactory, auth, settings_for
+from conftest import Client, ClientFactory, auth, settings_for
 from support import eventually_async
 
 from toombos_edge.app import create_app
-from toombos_edge.appkeys import ENGINE
+from toombos_edge.appkeys import DOCUMENTS, ENGINE
 from toombos_edge.documents.blobs import BlobStore, file_storage
 from toombos_edge.documents.ingest import Ingestor
 from toombos_edge.documents.intake import IngestService
@@ -388,22 +388,28 @@ def test_a_shared_directory_that_is_not_there_is_never_made(tmp_path: Path) -> N
     assert uploads.prepare() == 0 and (tmp_path / "mounted" / "uploads").is_dir()
 
 
+async def ingest_over_http(client: Client, key: str, data: bytes) -> str:
+    """POST /api/ingest, run the job; the document's id."""
+    body = FormData()
+    body.add_field("file", io.BytesIO(data), filename="report.txt", content_type="text/plain")
+    accepted = await (await client.post("/api/ingest", headers=auth(key), data=body)).json()
+    await client.app[ENGINE].join()
+    status = await (await client.get(f"/api/status/{accepted['job_id']}",
+                                     headers=auth(key))).json()
+    return str(status["output"]["document_id"])
+
+
 async def test_a_start_removes_a_download_a_crash_cut_short_and_still_serves_the_blob(
     postgres_url: str, aiohttp_client: ClientFactory, tmp_path: Path,
 ) -> None:
-    """The cache's temporary files are the node's own: the next start removes them; the
-    blob, stored in the database, is fetched again whole when read. (``postgres_url``
-    comes first: the database is dropped after the apps on it have closed.)"""
+    """The cache's temporary files are the node's own: the next start removes them, and
+    only them; the blob, stored in the database, is fetched again whole when read.
+    (``postgres_url`` comes first: the database is dropped after the apps on it close.)"""
     settings = settings_for(tmp_path / "node", database_url=postgres_url)
     first = await aiohttp_client(create_app(settings))
     key = (settings.data_dir / "admin.key").read_text().strip()
-    body = FormData()
-    body.add_field("file", io.BytesIO(TEXT), filename="report.txt", content_type="text/plain")
-    accepted = await (await first.post("/api/ingest", headers=auth(key), data=body)).json()
-    await first.app[ENGINE].join()
-    status = await (await first.get(f"/api/status/{accepted['job_id']}",
-                                    headers=auth(key))).json()
-    doc_id = status["output"]["document_id"]
+    cut_short = await ingest_over_http(first, key, TEXT)
+    kept = await ingest_over_http(first, key, b"a short report, cached whole")
     await first.close()
 
     sha = hashlib.sha256(TEXT).hexdigest()
@@ -411,10 +417,16 @@ async def test_a_start_removes_a_download_a_crash_cut_short_and_still_serves_the
     cached.unlink()  # as if the node had died while fetching it again:
     part = cached.with_name(f"{sha}.0a1b2c3d.part")
     part.write_bytes(TEXT[:CHUNK])
+    before = files(settings.data_dir / "blobs")
 
     second = await aiohttp_client(create_app(settings))
-    assert not part.exists()
-    response = await second.get(f"/api/documents/{doc_id}/raw", headers=auth(key))
+    assert files(settings.data_dir / "blobs") == [path for path in before if path != part]
+    blobs = second.app[DOCUMENTS].blobs
+    assert isinstance(blobs, PgBlobs)
+    response = await second.get(f"/api/documents/{kept}/raw", headers=auth(key))
+    assert await response.read() == b"a short report, cached whole"
+    assert blobs.fetched == 0  # read from the cache: the sweep left it alone
+    response = await second.get(f"/api/documents/{cut_short}/raw", headers=auth(key))
     assert response.status == 200
     assert await response.read() == TEXT
-    assert [path.name for path in files(settings.data_dir / "blobs")] == [sha]
+    assert blobs.fetched == 1 and cached.read_bytes() == TEXT

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+
+import pytest
 
 from toombos_edge.documents.keyed_locks import KeyedLocks
 
@@ -41,11 +44,37 @@ async def test_one_holder_per_key_and_other_keys_free() -> None:
 
 async def test_entry_dropped_when_a_holder_fails() -> None:
     locks = KeyedLocks()
-    try:
+    with pytest.raises(RuntimeError):
         async with locks.hold("a"):
             raise RuntimeError("the work failed")
-    except RuntimeError:
-        pass
     assert len(locks) == 0
     async with asyncio.timeout(5), locks.hold("a"):  # and the key can be taken again
         pass
+
+
+async def test_a_waiter_cancelled_in_the_queue_leaves_no_entry() -> None:
+    locks = KeyedLocks()
+    holding, waiting, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with locks.hold("a"):
+            holding.set()
+            await release.wait()
+
+    async def waiter() -> None:
+        waiting.set()  # nothing yields from here to the lock's wait
+        async with locks.hold("a"):
+            raise AssertionError("a cancelled waiter never gets the lock")
+
+    held = asyncio.create_task(holder())
+    await holding.wait()
+    queued = asyncio.create_task(waiter())
+    await waiting.wait()
+    queued.cancel()
+    async with asyncio.timeout(5):
+        with contextlib.suppress(asyncio.CancelledError):
+            await queued
+    release.set()
+    async with asyncio.timeout(5):
+        await held
+    assert len(locks) == 0

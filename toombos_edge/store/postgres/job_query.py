@@ -45,7 +45,8 @@ def _conditions(flt: JobFilter, before: str | None) -> tuple[str, list[Any]]:
         low, high = where.param(flt.q), where.param(flt.q + _TOP)
         where.raw("(" + " OR ".join(f"{column} >= {low} AND {column} < {high}" for column in (
             "id", "document_id", "correlation_id")) + ")")
-    return (f" {where}" if where.terms else ""), where.params
+    clause = str(where)
+    return (f" {clause}" if clause else ""), where.params
 
 
 def _page_sql(flt: JobFilter, columns: str, limit: int, offset: int,

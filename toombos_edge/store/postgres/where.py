@@ -26,6 +26,8 @@ class Where:
 
     def add(self, sql: str, value: Any) -> None:
         """A term with one ``?``, bound to ``value``."""
+        if sql.count("?") != 1:  # another would be left unbound, or bound twice
+            raise ValueError(f"a term takes exactly one ?: {sql!r}")
         self.terms.append(sql.replace("?", self.param(value)))
 
     def raw(self, sql: str) -> None:
