@@ -48,3 +48,47 @@ def test_only_hashes_make_paths(tmp_path: Path) -> None:
     for bad in ("../../etc/passwd", "AB" * 32, "a" * 63, ""):
         with pytest.raises(ValueError, match="SHA-256"):
             store.path(bad)
+
+
+def files(root: Path) -> list[str]:
+    return sorted(p.name for p in root.rglob("*") if p.is_file())
+
+
+async def test_a_drop_asks_again_with_the_file_set_aside(tmp_path: Path) -> None:
+    """While the question is asked the blob is not under its name (an ingest that looks
+    for it now stores its own copy); the answer removes the file or puts it back."""
+    store = BlobStore(tmp_path / "blobs")
+    source, sha = staged(tmp_path, "a", b"bytes")
+    store.adopt(source, sha)
+    seen: list[bool] = []
+
+    async def still_used() -> bool:
+        seen.append(store.exists(sha))
+        return False
+
+    async def unused() -> bool:
+        seen.append(store.exists(sha))
+        return True
+
+    assert await store.drop(sha, still_used) is False
+    assert store.exists(sha) and files(tmp_path / "blobs") == [sha]
+    assert await store.drop(sha, unused) is True
+    assert files(tmp_path / "blobs") == [] and store.removed == 1
+    assert seen == [False, False]  # set aside both times
+    assert await store.drop(sha, unused) is False  # nothing left to drop
+
+
+async def test_a_start_puts_back_a_blob_a_crash_left_set_aside(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    one, kept = staged(tmp_path, "a", b"one")
+    two, copied = staged(tmp_path, "b", b"two")
+    store.adopt(one, kept)
+    store.adopt(two, copied)
+    assert store.set_aside(kept) is not None  # the process dies here
+    aside = store.set_aside(copied)
+    assert aside is not None
+    again, _ = staged(tmp_path, "c", b"two")
+    store.adopt(again, copied)  # an ingest stored its own copy meanwhile
+    assert await store.recover() == 2
+    assert files(tmp_path / "blobs") == sorted([kept, copied])
+    assert store.path(kept).read_bytes() == b"one" and store.path(copied).read_bytes() == b"two"

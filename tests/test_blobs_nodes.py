@@ -233,7 +233,8 @@ async def test_a_blob_that_another_nodes_ingest_or_document_uses_is_kept(
     await c.start()
     out = (await ended(c, again.id)).output
     assert out["duplicate"] is False
-    assert await b.blobs.drop(upload.sha256) is False  # c's document uses it now
+    sha = upload.sha256
+    assert await b.blobs.drop(sha, lambda: b.documents.blob_unused(sha)) is False  # c's uses it
     raw = await a.documents.raw(out["document_id"])
     assert raw.path is not None and raw.path.read_bytes() == TEXT
 
@@ -350,6 +351,37 @@ async def test_with_a_shared_directory_both_nodes_see_one_file_set(
     assert raw.path is not None and raw.path.read_bytes() == TEXT
     assert await b.documents.delete(doc_id) is True
     assert files(shared) == []
+
+
+async def test_on_a_shared_directory_a_delete_keeps_the_blob_another_nodes_ingest_found(
+    nodes: Callable[..., Awaitable[Node]], tmp_path: Path,
+) -> None:
+    """Node a deletes the last document of some bytes; between its check and its drop,
+    node b's ingest of the same bytes finds the file stored and drops its own upload. b's
+    job was stored before it looked, so a's second look, with the file set aside, sees it
+    and puts the file back (the interleaving replayed step by step, real nodes)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()  # mounted
+    a, b = await nodes("a", shared), await nodes("b", shared)
+    assert isinstance(b.blobs, BlobStore)
+    upload, first = await take_in(a, TEXT, "one.txt")
+    await a.start()
+    doc_one = (await ended(a, first.id)).output["document_id"]
+    await a.engine.stop(5.0)
+    a.started = False
+    sha = upload.sha256
+
+    assert await a.documents.store.delete(doc_one) == 0  # a's delete: no document left,
+    assert await a.documents.blob_unused(sha)  # and no ingest waiting: unused, so far
+    _, again = await take_in(b, TEXT, "two.txt")
+    await b.start()
+    out = (await ended(b, again.id)).output
+    assert b.blobs.deduplicated == 1  # b found the file and counted on it
+    assert await a.blobs.drop(sha, lambda: a.documents.blob_unused(sha)) is False
+
+    raw = await a.documents.raw(out["document_id"])
+    assert raw.path is not None and raw.path.read_bytes() == TEXT
+    assert files(shared / "blobs") == [a.blobs.path(sha)]
 
 
 async def test_a_start_in_a_shared_directory_leaves_another_nodes_upload_in_flight(

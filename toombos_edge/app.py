@@ -444,12 +444,13 @@ async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
         from .store.postgres.blobs import PgBlobs  # loads asyncpg: on PostgreSQL only
 
         blobs = PgBlobs(pg, files)
-        partial += await blobs.sweep_partial()  # downloads a crash cut short
+    partial += await blobs.recover()  # what a crash cut short: downloads, drops
     store = app[BACKEND].documents
     documents = DocumentService(store, app[BUS], blobs, uploads)
     orphaned = await documents.sweep_uploads()  # before workers_ctx starts any job
     if partial or orphaned:
-        log.info("removed %d partial files and %d orphaned uploads", partial, orphaned)
+        log.info("cleaned up %d files a crash left and %d orphaned uploads", partial,
+                 orphaned)
     app[DOCUMENTS] = documents
     app[SEARCH] = SearchService(store, app[BUS])
     archive = ArchiveLimits(settings.archive_max_mb << 20, settings.archive_max_ratio,

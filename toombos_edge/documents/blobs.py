@@ -18,9 +18,10 @@ import contextlib
 import hashlib
 import os
 import re
+import secrets
 from pathlib import Path
 
-from ..store.blobs import Blobs, SharedUpload
+from ..store.blobs import ASIDE_SUFFIX, Blobs, SharedUpload, Unused
 from ..store.space import SpaceState
 from .uploads import UploadFolder
 
@@ -112,6 +113,40 @@ class BlobStore:
         self.removed += 1
         return True
 
+    def set_aside(self, sha256: str) -> Path | None:
+        """Rename the blob out of its name (None: it is not there). An ingest of the same
+        bytes that looks for it now stores its own copy instead of counting on this one."""
+        path = self.path(sha256)
+        aside = path.with_name(f"{sha256}.{secrets.token_hex(4)}{ASIDE_SUFFIX}")
+        try:
+            os.replace(path, aside)
+        except FileNotFoundError:
+            return None
+        return aside
+
+    def put_back(self, aside: Path, sha256: str) -> None:
+        """Return a set-aside blob to its name. A copy stored there meanwhile holds the
+        same bytes; a start may have put it back already."""
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(aside, self.path(sha256))
+            fsync_dir(aside.parent)
+
+    def discard(self, aside: Path) -> None:
+        aside.unlink(missing_ok=True)
+        self.removed += 1
+
+    def put_back_all(self) -> int:
+        """Put back every blob a drop set aside and a crash left so (one already back is
+        a duplicate: removed); returns how many. Putting back is always safe: a blob no
+        one uses is found by the next sweep."""
+        count = 0
+        for aside in self.root.glob("??/??/*" + ASIDE_SUFFIX):
+            sha256 = aside.name.split(".", 1)[0]
+            if is_sha256(sha256):
+                self.put_back(aside, sha256)
+                count += 1
+        return count
+
 
     # -- Blobs -------------------------------------------------------------------------------
 
@@ -122,8 +157,21 @@ class BlobStore:
         path = self.path(sha256)
         return path if await asyncio.to_thread(path.is_file) else None
 
-    async def drop(self, sha256: str) -> bool:
-        return await asyncio.to_thread(self.remove, sha256)
+    async def drop(self, sha256: str, unused: Unused) -> bool:
+        """Set the file aside, ask ``unused`` again, then remove it or put it back: an
+        ingest (on any node sharing the folder) that found the file before it was set aside
+        has its job stored by then, and ``unused`` sees it."""
+        aside = await asyncio.to_thread(self.set_aside, sha256)
+        if aside is None:
+            return False
+        if await unused():
+            await asyncio.to_thread(self.discard, aside)
+            return True
+        await asyncio.to_thread(self.put_back, aside, sha256)
+        return False
+
+    async def recover(self) -> int:
+        return await asyncio.to_thread(self.put_back_all)
 
     async def settled_before(self, before: float) -> list[str]:
         return await asyncio.to_thread(self.settled, before)

@@ -132,7 +132,7 @@ class DocumentService:
         sha = doc.blob_sha256
         async with self.blob_lock(sha):
             if await self._delete(doc_id) == 0:
-                return await self.blobs.drop(sha)
+                return await self.blobs.drop(sha, lambda: self.blob_unused(sha))
         return False
 
     async def _delete(self, doc_id: str) -> int:
@@ -227,9 +227,13 @@ class DocumentService:
 
     async def _remove_unused_blob(self, sha: str) -> int:
         async with self.blob_lock(sha):
-            if sha in await self.store.blobs_in_use([sha]):
+            if not await self.blob_unused(sha):
                 return 0
-            return int(await self.blobs.drop(sha))
+            return int(await self.blobs.drop(sha, lambda: self.blob_unused(sha)))
+
+    async def blob_unused(self, sha: str) -> bool:
+        """No document uses the blob and no ingest job not yet ended will read it."""
+        return sha not in await self.store.blobs_in_use([sha])
 
     async def discard_upload(self, upload: Upload) -> None:
         """Remove an upload that will not become a document (refused, failed, duplicate)."""

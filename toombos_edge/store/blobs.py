@@ -8,12 +8,16 @@ each node's files being a cache. Blobs are named by the SHA-256 of their bytes.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
 #: What a file being written is called until it is renamed to its final name; the uploads
 #: folder sweeps such leftovers of a crash at start.
 PART_SUFFIX = ".part"
+#: What a blob file is called while a drop asks the database again whether it is unused
+#: (``<sha256>.<token>.gone``, beside it); a start puts back any a crash left.
+ASIDE_SUFFIX = ".gone"
 
 
 class SharedUpload(Protocol):
@@ -25,6 +29,10 @@ class SharedUpload(Protocol):
     def sha256(self) -> str: ...
     @property
     def size(self) -> int: ...
+
+
+#: Asks the database whether no document or ingest job uses a blob (see ``Blobs.drop``).
+Unused = Callable[[], Awaitable[bool]]
 
 
 class BlobFiles(Protocol):
@@ -62,10 +70,16 @@ class Blobs(Protocol):
         """A complete local file of the blob, fetched first if this node lacks it; None
         when it is stored nowhere."""
 
-    async def drop(self, sha256: str) -> bool:
+    async def drop(self, sha256: str, unused: Unused) -> bool:
         """Remove the blob, which the caller found unused; True if something was removed.
-        The database's store checks again, in the statement that drops it, that no
-        document and no ingest job not yet ended, on any node, uses it."""
+        The caller's check may be stale by the time the bytes go (another node's ingest of
+        the same bytes can find them and rely on them in between), so the store checks
+        again where nothing can take the blob meanwhile: the database's store in the
+        statement that drops it; the files with ``unused`` once the file is set aside."""
+
+    async def recover(self) -> int:
+        """At start, before anything reads or writes blobs: finish what a crash cut short
+        (partial downloads, a blob set aside by a drop); returns how many files."""
 
     async def settled_before(self, before: float) -> list[str]:
         """Hashes of the blobs last stored before ``before`` (epoch seconds)."""

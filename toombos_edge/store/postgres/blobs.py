@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..blobs import PART_SUFFIX, BlobFiles, SharedUpload
+from ..blobs import PART_SUFFIX, BlobFiles, SharedUpload, Unused
 from .database import PgDatabase
 
 if TYPE_CHECKING:
@@ -112,12 +112,14 @@ class PgBlobs:
         self.fetched += 1
         return target
 
-    async def sweep_partial(self) -> int:
-        """Remove the cache's partial downloads, which a crash of this node left; returns
-        how many. At start, before anything reads: the cache is this node's alone."""
+    async def recover(self) -> int:
+        """Remove the cache's partial downloads, which a crash of this node left: at
+        start, nothing is downloading, and the cache is this node's alone."""
         return await asyncio.to_thread(_remove_partial, self.root)
 
-    async def drop(self, sha256: str) -> bool:
+    async def drop(self, sha256: str, unused: Unused) -> bool:
+        """``unused`` is not needed: the statement that drops the rows checks every node's
+        documents and ingest jobs itself."""
         async with self._db.transaction() as conn:  # its chunks go with it (CASCADE)
             dropped = bool(await conn.fetchval(_DROP_UNUSED, sha256))
             stored = not dropped and await conn.fetchval(
