@@ -166,6 +166,8 @@ class ServerProcess:
     env: dict[str, str] = field(default_factory=dict)  #: added to the clean environment
     #: stdout to a pipe nobody reads (as a stuck log collector would hold it), not a file
     stdout_pipe: bool = False
+    #: a process group of its own, as a terminal gives a command (``os.killpg`` is Ctrl-C)
+    own_group: bool = False
 
     @property
     def base(self) -> str:
@@ -204,7 +206,8 @@ class ServerProcess:
         with out, err:
             env = {**clean_env(), "TOOMBOS_VALIDATE_RESPONSES": "true", **self.env}
             stdout: Any = subprocess.PIPE if self.stdout_pipe else out
-            self.proc = subprocess.Popen(command, stdout=stdout, stderr=err, env=env)
+            self.proc = subprocess.Popen(command, stdout=stdout, stderr=err, env=env,
+                                         start_new_session=self.own_group)
 
     def wait_ready(self, deadline: float = 20.0) -> float:
         """Seconds until this process (not another on the port) is ready; fails if it died."""
@@ -267,9 +270,10 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     def start(
         *args: str, data_dir: Path | None = None, wait: bool = True,
         wrapper: tuple[str, ...] = (), env: dict[str, str] | None = None,
+        own_group: bool = False,
     ) -> ServerProcess:
         server = ServerProcess(data_dir or tmp_path / "data", args, wrapper=wrapper,
-                               env=env or {})
+                               env=env or {}, own_group=own_group)
         started.append(server)
         return server.start(wait=wait)
 

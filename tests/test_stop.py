@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import sqlite3
@@ -214,3 +215,31 @@ async def test_the_process_exits_at_the_deadline_when_a_job_will_not_stop(
     assert took < 2 + EXIT_SLACK
     deadline_lines = [e for e in log_entries(server) if "passed its deadline" in e["msg"]]
     assert deadline_lines and deadline_lines[0]["level"] == "error"
+
+
+async def test_ctrl_c_stops_the_server_and_its_reader_processes_without_a_traceback(
+    tmp_path: Path, server_process: Callable[..., ServerProcess]
+) -> None:
+    """A terminal's Ctrl-C signals the whole process group: the server and, once a file
+    was read, its reader processes. The server stops them; none prints a traceback."""
+    server = server_process(own_group=True)
+    data = aiohttp.FormData()
+    data.add_field("file", b"a note to read in a reader process", filename="note.txt",
+                   content_type="text/plain")
+    headers = {"Authorization": f"Bearer {server.admin_key()}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(server.base + "/api/ingest", data=data,
+                                headers=headers) as response:
+            assert response.status == 202
+            job_id = (await response.json())["job_id"]
+
+        async def ended() -> bool:
+            async with session.get(f"{server.base}/api/status/{job_id}",
+                                   headers=headers) as answer:
+                return (await answer.json())["status"] == "completed"
+
+        await eventually_async(ended, 20, "the ingest job to end")
+    assert server.proc is not None
+    os.killpg(server.proc.pid, signal.SIGINT)
+    assert server.proc.wait(30) == 0
+    assert "Traceback" not in server.stderr, server.stderr[-2000:]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -68,7 +69,7 @@ class ReaderPool:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.processes, mp_context=multiprocessing.get_context("spawn"),
-                max_tasks_per_child=TASKS_PER_WORKER)
+                initializer=_ignore_interrupts, max_tasks_per_child=TASKS_PER_WORKER)
         return self._pool
 
     async def close(self) -> None:
@@ -76,3 +77,9 @@ class ReaderPool:
         pool, self._pool = self._pool, None
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+
+
+def _ignore_interrupts() -> None:
+    """In each worker: Ctrl-C at a terminal reaches every process of its group, workers
+    too; the server stops them itself (``close``), with no traceback from each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
