@@ -303,6 +303,11 @@ def _check_jobs(table: list[dict[str, Any]], ids: dict[str, str]) -> None:
     assert types(ids["forever"])[-1] == "job.cancelled"
     submitted = next(line for line in table if line["type"] == "job.submitted")
     assert submitted["actor"]["name"] == "admin (first start)" and submitted["correlation_id"]
+    # The rest of a job's life is the server's own, however the job reached its worker
+    # (handed over at its submission, or claimed): the README's "system".
+    ran = {"job.started", "job.completed", "job.dead", "job.partial"}
+    actors = {line["actor"]["id"] for line in table if line["type"] in ran}
+    assert actors == {"system"}
 
 
 def _check_people(table: list[dict[str, Any]]) -> None:

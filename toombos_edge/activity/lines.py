@@ -76,14 +76,18 @@ def _job(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
         data["error"] = job.last_error
     if job.document_id is not None:
         data["document_id"] = job.document_id
-    actor = who or job.actor
+    # The submitted line is written after its batch commits, outside the request: the job
+    # carries its submitter. What follows is the server's own unless a request made it (a
+    # cancel, a retry), also a start written with the submission (a job handed to an idle
+    # worker): the same lines whether the job was handed over or claimed.
+    first = who or (job.actor if event.type == ev.JOB_CREATED else None)
     cid = job.correlation_id or cid
     ts, target = event.timestamp, job.id
-    if actor is None:  # most job lines: written by the server itself
+    if first is None:  # most job lines: written by the server itself
         return [(ts, type_, None, None, None, cid, target, outcome, data)
                 for type_, outcome in types]
-    return [entry(ts, type_, actor, cid, target, outcome=outcome, data=data)
-            for type_, outcome in types]
+    return [entry(ts, type_, first if n == 0 else who, cid, target, outcome=outcome, data=data)
+            for n, (type_, outcome) in enumerate(types)]
 
 
 def _job_types(event: ev.Event, job: Job) -> list[tuple[str, str]]:
