@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import sqlite3
@@ -44,6 +45,20 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     revoked = cli("keys", "revoke", key_id, data_dir=data)
     assert revoked.returncode == 0 and f"revoked {key_id}" in revoked.stdout
     assert "\trevoked\t" in cli("keys", "list", data_dir=data).stdout
+    assert cli("keys", "revoke", key_id, data_dir=data).returncode == 0  # again: no new line
+    # Audited as the server's key changes are, in the table and the file, the actor being
+    # the command line; the secret in neither.
+    with sqlite3.connect(data / "edge.db") as conn:
+        stored = [json.loads(line) for (line,) in conn.execute(
+            "SELECT line FROM activity WHERE actor = 'local' ORDER BY id")]
+    appended = [json.loads(line) for line in
+                (data / "logs" / "activity.jsonl").read_text().splitlines()]
+    assert stored == appended
+    assert [(line["type"], line["target"]) for line in stored] == [
+        ("key.created", key_id), ("key.revoked", key_id)]
+    assert stored[0]["actor"]["name"].startswith("command line (")
+    assert stored[0]["data"] == {"key_id": key_id, "name": "deploy bot", "role": "operator"}
+    assert secret not in (data / "logs" / "activity.jsonl").read_text()
 
 
 def test_keys_bad_input_is_a_clear_error(tmp_path: Path) -> None:

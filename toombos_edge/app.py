@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .activity import ActivityLog, JsonLines
+from .activity import for_settings
 from .analytics import AnalyticsService
 from .api.middleware import on_prepare, refuse_unwrapped_routes
 from .appkeys import (
@@ -149,14 +149,9 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 async def activity_ctx(app: web.Application) -> AsyncIterator[None]:
     """The activity log, on the bus before anything publishes; the last to stop, so that
     what the others do while stopping is recorded too."""
-    settings = app[SETTINGS]
-    file = JsonLines(settings.activity_path, max_bytes=settings.activity_max_mb << 20,
-                     keep=settings.activity_keep)
-    activity = ActivityLog(app[BACKEND].activity, app[BUS], file,
-                           max_queued=settings.activity_queue,
-                           retention_days=settings.activity_retention_days)
+    activity = for_settings(app[SETTINGS], app[BACKEND].activity, app[BUS])
     app[ACTIVITY] = activity
-    if settings.activity_log:
+    if app[SETTINGS].activity_log:
         await activity.start()
     yield
     await activity.close()

@@ -6,25 +6,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import __version__, logs
 from . import backup as backups
-from .activity import ActivityFilter
+from .activity import ActivityFilter, for_settings
 from .backends import Backend, open_backend
 from .errors import EdgeError, SchemaTooNew, SettingsError
 from .events import EventBus
 from .keys import KeyService, Role
+from .logs import Actor, requester
 from .settings import SPECS, Settings
 from .store.sqlite.backup import SqliteCopies
 
 T = TypeVar("T")
 FOLLOW_SECONDS = 0.5  #: how often ``activity --follow`` looks for new lines
+LOCAL = "local"  #: the actor id (and ip) of what the command line changes itself
 Command = Callable[[Settings, argparse.Namespace], int]
 #: Backups copy the SQLite file: with PostgreSQL named they would copy the wrong data.
 SQLITE_ONLY = (
@@ -207,10 +210,36 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.asynccontextmanager
+async def _audited(settings: Settings, backend: Backend) -> AsyncIterator[EventBus]:
+    """A bus whose events become activity lines as the server's do (table and file), the
+    actor being this machine's user: keys made or revoked here are in the audit trail."""
+    bus = EventBus()
+    if not settings.activity_log:
+        yield bus
+        return
+    audit = for_settings(settings, backend.activity, bus)
+    await audit.start()
+    user = Actor(LOCAL, name=f"command line ({_local_user()})")
+    token = requester.set(lambda: user)
+    try:
+        yield bus
+    finally:
+        requester.reset(token)
+        await audit.close()
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container's uid with no name
+        return f"uid {os.getuid()}"
+
+
 def keys_create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(backend: Backend) -> str:
-        keys = KeyService(backend.keys, EventBus())
-        key, secret = await keys.create(args.name, Role[args.role])
+        async with _audited(settings, backend) as bus:
+            key, secret = await KeyService(backend.keys, bus).create(args.name, Role[args.role])
         print(f"created {key.id} ({key.role.name}); the secret is shown once:", file=sys.stderr)
         return secret
 
@@ -230,7 +259,8 @@ def keys_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     async def work(backend: Backend) -> None:
-        key = await KeyService(backend.keys, EventBus()).revoke(args.key_id)
+        async with _audited(settings, backend) as bus:
+            key = await KeyService(backend.keys, bus).revoke(args.key_id)
         print(f"revoked {key.id}; a running server drops it within seconds")
 
     _with_backend(settings, work)

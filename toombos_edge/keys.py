@@ -91,10 +91,14 @@ class KeyService:
         return await self._store.page(limit, offset)
 
     async def revoke(self, key_id: str) -> ApiKey:
-        key = await self._store.revoke(key_id, now_ms())
+        at = now_ms()
+        key = await self._store.revoke(key_id, at)
         if key is None:
             raise NotFound(f"no API key {key_id}")
-        if self._active.pop(key.secret_hash, None) is not None:
+        self._active.pop(key.secret_hash, None)
+        # Announced when this call revoked it (a second revocation keeps the first's time),
+        # whether or not this process had loaded it: the command line loads no keys.
+        if key.revoked_at == at:
             self._bus.publish(Event.data(KEY_REVOKED, {"key_id": key.id}))
         return key
 

@@ -3,6 +3,7 @@
 from ..records.activity import ActivityFilter
 from .jsonl import JsonLines
 from .lines import TYPES, Entry, describe
-from .log import ActivityLog
+from .log import ActivityLog, for_settings
 
-__all__ = ["TYPES", "ActivityFilter", "ActivityLog", "Entry", "JsonLines", "describe"]
+__all__ = ["TYPES", "ActivityFilter", "ActivityLog", "Entry", "JsonLines", "describe",
+           "for_settings"]

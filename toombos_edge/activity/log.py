@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from ..events import CONNECTION_ACK, RESTARTING, STATS_UPDATE, Event, EventBus
 from ..events_wire import is_remote
@@ -31,6 +32,9 @@ from ..records.activity import ActivityFilter, LineIds, Row
 from ..store.activity import ActivityStore, Line
 from .jsonl import JsonLines
 from .lines import Describe, describe, render
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -231,3 +235,12 @@ class ActivityLog:
         if removed:
             log.info("removed %d activity rows older than the retention", removed)
         return removed
+
+
+def for_settings(settings: Settings, store: ActivityStore, bus: EventBus) -> ActivityLog:
+    """The log the settings describe (its file, sizes, queue, retention), not yet started:
+    the server's, and the command line's for what it changes itself (keys)."""
+    file = JsonLines(settings.activity_path, max_bytes=settings.activity_max_mb << 20,
+                     keep=settings.activity_keep)
+    return ActivityLog(store, bus, file, max_queued=settings.activity_queue,
+                       retention_days=settings.activity_retention_days)
