@@ -96,7 +96,10 @@ async def test_too_large_body_is_a_json_413(client: Client, admin_key: str) -> N
     body = b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}'
     response = await client.post("/admin/keys", data=io.BytesIO(body), headers=auth(admin_key))
     assert response.status == 413
-    assert_error(await response.json(), 413, "payload_too_large")
+    error = await response.json()
+    assert_error(error, 413, "payload_too_large")
+    assert "limit of 1024 KiB" in error["error"]["message"]  # which limit, and its setting
+    assert error["error"]["details"] == {"max_kb": 1024}
 
 
 async def test_bad_json_is_a_400_and_changes_nothing(client: Client, admin_key: str) -> None:

@@ -28,7 +28,14 @@ from aiohttp.web_urldispatcher import AbstractResource, PlainResource
 
 from ..appkeys import BUS, CORRELATION_ID, IDP, KEYS, LIFECYCLE, LIMITER, PRINCIPAL, SETTINGS
 from ..client_ip import client_ip
-from ..errors import EdgeError, Forbidden, NotFound, RateLimited, Unauthorized
+from ..errors import (
+    EdgeError,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+)
 from ..events import AUTH_REFUSED, ERROR, RATE_LIMITED, Event
 from ..idp import TokenVerifier, looks_like_jwt
 from ..ids import iso, now_ms
@@ -162,6 +169,12 @@ def _failure(request: web.Request, exc: Exception) -> web.StreamResponse:
         response = error_response(exc.status, exc.code, exc.message, exc.details)
         response.headers.update(exc.headers)
         return response
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):  # aiohttp's client_max_size
+        limit = request.app[SETTINGS].max_body_kb
+        return _failure(request, PayloadTooLarge(
+            f"the request body is larger than the limit of {limit} KiB "
+            "(TOOMBOS_MAX_BODY_KB; files go to POST /api/ingest, which streams them)",
+            {"max_kb": limit}))
     if isinstance(exc, web.HTTPException):
         return _from_http_exception(exc)
     if isinstance(exc, RequestPayloadError | HttpProcessingError):
