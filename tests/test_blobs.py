@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
+from support import eventually_async
 
 from toombos_edge.documents.blobs import BlobStore, hash_file
 
@@ -92,3 +95,50 @@ async def test_a_start_puts_back_a_blob_a_crash_left_set_aside(tmp_path: Path) -
     assert await store.recover() == 2
     assert files(tmp_path / "blobs") == sorted([kept, copied])
     assert store.path(kept).read_bytes() == b"one" and store.path(copied).read_bytes() == b"two"
+
+
+async def test_a_drop_whose_question_fails_or_is_cancelled_keeps_the_blob(
+    tmp_path: Path,
+) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    source, sha = staged(tmp_path, "a", b"bytes")
+    store.adopt(source, sha)
+
+    async def database_down() -> bool:
+        raise ConnectionError("the database did not answer")
+
+    with pytest.raises(ConnectionError):
+        await store.drop(sha, database_down)
+    assert files(tmp_path / "blobs") == [sha]
+
+    asking, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_answer() -> bool:
+        asking.set()
+        await answer.wait()
+        return False  # still used
+
+    dropping = asyncio.create_task(store.drop(sha, slow_answer))
+    await asking.wait()
+    dropping.cancel()  # the caller goes (a stop); the drop finishes what it began
+    answer.set()
+    with pytest.raises(asyncio.CancelledError):
+        await dropping
+    await eventually_async(lambda: store.exists(sha), 5, "the blob to be put back")
+    assert files(tmp_path / "blobs") == [sha]
+
+
+async def test_a_sweep_puts_back_only_what_was_left_aside_before_its_grace(
+    tmp_path: Path,
+) -> None:
+    """A node that died mid-drop and never restarts: a sweep puts the file back once it
+    has been aside longer than the sweep's grace; one set aside within it (a drop in
+    flight) is left to its drop."""
+    store = BlobStore(tmp_path / "blobs")
+    source, sha = staged(tmp_path, "a", b"bytes")
+    store.adopt(source, sha)
+    assert store.set_aside(sha) is not None
+    assert await store.recover(before=time.time() - 3600) == 0  # aside for less than that
+    assert not store.exists(sha)
+    assert await store.recover(before=time.time() + 1) == 1
+    assert files(tmp_path / "blobs") == [sha]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import os
 import re
 import secrets
@@ -92,17 +93,8 @@ class BlobStore:
     def settled(self, before: float) -> list[str]:
         """Hashes of the blobs last changed (written or renamed in) before ``before``
         (epoch seconds): a younger one may belong to an ingest not yet recorded."""
-        found = []
-        for path in self.root.glob("??/??/*"):
-            if not is_sha256(path.name):
-                continue
-            try:
-                status = path.stat()
-            except FileNotFoundError:
-                continue
-            if max(status.st_mtime, status.st_ctime) < before:
-                found.append(path.name)
-        return found
+        return [path.name for path in self.root.glob("??/??/*")
+                if is_sha256(path.name) and _changed_before(path, before)]
 
     def remove(self, sha256: str) -> bool:
         """Delete the blob; True if it existed."""
@@ -131,18 +123,23 @@ class BlobStore:
             os.replace(aside, self.path(sha256))
             fsync_dir(aside.parent)
 
-    def discard(self, aside: Path) -> None:
-        aside.unlink(missing_ok=True)
+    def discard(self, aside: Path) -> bool:
+        """Remove a set-aside blob; False if a start put it back meanwhile."""
+        try:
+            aside.unlink()
+        except FileNotFoundError:
+            return False
         self.removed += 1
+        return True
 
-    def put_back_all(self) -> int:
-        """Put back every blob a drop set aside and a crash left so (one already back is
-        a duplicate: removed); returns how many. Putting back is always safe: a blob no
-        one uses is found by the next sweep."""
+    def put_back_all(self, before: float = math.inf) -> int:
+        """Put back every blob a drop set aside and left so (a crash), last changed before
+        ``before`` (epoch seconds; at start, all); returns how many. Putting back is always
+        safe: a blob no one uses is found by a later sweep."""
         count = 0
         for aside in self.root.glob("??/??/*" + ASIDE_SUFFIX):
             sha256 = aside.name.split(".", 1)[0]
-            if is_sha256(sha256):
+            if is_sha256(sha256) and _changed_before(aside, before):
                 self.put_back(aside, sha256)
                 count += 1
         return count
@@ -160,18 +157,26 @@ class BlobStore:
     async def drop(self, sha256: str, unused: Unused) -> bool:
         """Set the file aside, ask ``unused`` again, then remove it or put it back: an
         ingest (on any node sharing the folder) that found the file before it was set aside
-        has its job stored by then, and ``unused`` sees it."""
+        has its job stored by then, and ``unused`` sees it. Shielded: a caller cancelled
+        meanwhile (a stop) does not leave the file aside."""
+        return await asyncio.shield(self._drop(sha256, unused))
+
+    async def _drop(self, sha256: str, unused: Unused) -> bool:
         aside = await asyncio.to_thread(self.set_aside, sha256)
         if aside is None:
             return False
-        if await unused():
-            await asyncio.to_thread(self.discard, aside)
-            return True
+        try:
+            gone = await unused()
+        except BaseException:  # the database did not answer: keep the blob
+            await asyncio.to_thread(self.put_back, aside, sha256)
+            raise
+        if gone:
+            return await asyncio.to_thread(self.discard, aside)
         await asyncio.to_thread(self.put_back, aside, sha256)
         return False
 
-    async def recover(self) -> int:
-        return await asyncio.to_thread(self.put_back_all)
+    async def recover(self, before: float = math.inf) -> int:
+        return await asyncio.to_thread(self.put_back_all, before)
 
     async def settled_before(self, before: float) -> list[str]:
         return await asyncio.to_thread(self.settled, before)
@@ -187,6 +192,14 @@ class BlobStore:
 
     async def forget_uploads(self, keep: set[str], before: float) -> int:
         return 0
+
+
+def _changed_before(path: Path, before: float) -> bool:
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return False
+    return max(status.st_mtime, status.st_ctime) < before
 
 
 def file_storage(data_dir: Path, shared_dir: Path | None,

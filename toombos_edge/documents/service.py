@@ -212,6 +212,7 @@ class DocumentService:
         """Remove blobs no document uses that were last changed before ``settled_before``
         (epoch seconds); returns how many. Each is checked again under its lock, which
         storing an upload holds from the move into the store to the document's commit."""
+        await self.blobs.recover(settled_before)  # left by a node that died mid-drop
         candidates: Sequence[str] = await self.blobs.settled_before(settled_before)
         removed = 0
         for start in range(0, len(candidates), batch):

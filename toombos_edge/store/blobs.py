@@ -8,6 +8,7 @@ each node's files being a cache. Blobs are named by the SHA-256 of their bytes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
@@ -77,9 +78,11 @@ class Blobs(Protocol):
         again where nothing can take the blob meanwhile: the database's store in the
         statement that drops it; the files with ``unused`` once the file is set aside."""
 
-    async def recover(self) -> int:
-        """At start, before anything reads or writes blobs: finish what a crash cut short
-        (partial downloads, a blob set aside by a drop); returns how many files."""
+    async def recover(self, before: float = math.inf) -> int:
+        """Finish what a crash cut short (partial downloads, a blob set aside by a drop)
+        among the files last changed before ``before`` (epoch seconds); returns how many.
+        At start, before anything reads or writes blobs: all of them; the sweep of unused
+        blobs repeats it for those older than its grace, for a node that never restarts."""
 
     async def settled_before(self, before: float) -> list[str]:
         """Hashes of the blobs last stored before ``before`` (epoch seconds)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import os
 import secrets
 import time
@@ -112,10 +113,11 @@ class PgBlobs:
         self.fetched += 1
         return target
 
-    async def recover(self) -> int:
-        """Remove the cache's partial downloads, which a crash of this node left: at
-        start, nothing is downloading, and the cache is this node's alone."""
-        return await asyncio.to_thread(_remove_partial, self.root)
+    async def recover(self, before: float = math.inf) -> int:
+        """Remove the cache's partial downloads, which a crash of this node left (at start,
+        nothing is downloading; the cache is this node's alone). A drop here sets nothing
+        aside: the database's statement checks every node itself."""
+        return await asyncio.to_thread(_remove_partial, self.root, before)
 
     async def drop(self, sha256: str, unused: Unused) -> bool:
         """``unused`` is not needed: the statement that drops the rows checks every node's
@@ -232,11 +234,13 @@ async def _write_chunks(conn: Connection, insert: str, key: str, source: Path) -
         await asyncio.to_thread(file.close)
 
 
-def _remove_partial(root: Path) -> int:
+def _remove_partial(root: Path, before: float) -> int:
     removed = 0
     for part in root.glob("??/??/*" + PART_SUFFIX):
-        part.unlink(missing_ok=True)
-        removed += 1
+        with contextlib.suppress(FileNotFoundError):
+            if part.stat().st_mtime < before:
+                part.unlink()
+                removed += 1
     return removed
 
 
