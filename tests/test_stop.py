@@ -4,6 +4,7 @@ request answered, running jobs finished or given back, and an exit whatever happ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -243,3 +244,56 @@ async def test_ctrl_c_stops_the_server_and_its_reader_processes_without_a_traceb
     os.killpg(server.proc.pid, signal.SIGINT)
     assert server.proc.wait(30) == 0
     assert "Traceback" not in server.stderr, server.stderr[-2000:]
+
+
+def reader_processes(server_pid: int) -> list[int]:
+    """The server's reader processes (spawned workers, not multiprocessing's tracker)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{server_pid}/task").iterdir():
+        children += [int(pid) for pid in (task / "children").read_text().split()]
+    readers = []
+    for pid in children:
+        with contextlib.suppress(FileNotFoundError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            if b"spawn_main" in command and b"resource_tracker" not in command:
+                readers.append(pid)
+    return readers
+
+
+def alive(pid: int) -> bool:
+    """Still running (a zombie not yet reaped by its new parent counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+async def test_reader_processes_end_when_the_server_dies_without_stopping_them(
+    tmp_path: Path, server_process: Callable[..., ServerProcess]
+) -> None:
+    """They ignore Ctrl-C (the server stops them itself), so a server that is killed, or
+    exits at its deadline, must not leave them behind."""
+    server = server_process()
+    data = aiohttp.FormData()
+    data.add_field("file", b"a note to read in a reader process", filename="note.txt",
+                   content_type="text/plain")
+    headers = {"Authorization": f"Bearer {server.admin_key()}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(server.base + "/api/ingest", data=data,
+                                headers=headers) as response:
+            job_id = (await response.json())["job_id"]
+
+        async def ended() -> bool:
+            async with session.get(f"{server.base}/api/status/{job_id}",
+                                   headers=headers) as answer:
+                return (await answer.json())["status"] == "completed"
+
+        await eventually_async(ended, 20, "the ingest job to end")
+    assert server.proc is not None
+    readers = reader_processes(server.proc.pid)
+    assert readers, "a file was read, so a reader process runs"
+    server.proc.kill()
+    server.proc.wait(10)
+    await eventually_async(lambda: not any(alive(pid) for pid in readers), 15,
+                           "the reader processes to end with the server")

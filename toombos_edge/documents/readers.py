@@ -18,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 TASKS_PER_WORKER = 50
+PARENT_POLL_SECONDS = 1.0  #: how soon a worker notices the server is gone
 
 
 class ReaderPool:
@@ -69,7 +73,7 @@ class ReaderPool:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.processes, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_ignore_interrupts, max_tasks_per_child=TASKS_PER_WORKER)
+                initializer=_worker_setup, max_tasks_per_child=TASKS_PER_WORKER)
         return self._pool
 
     async def close(self) -> None:
@@ -79,7 +83,17 @@ class ReaderPool:
             await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
 
 
-def _ignore_interrupts() -> None:
-    """In each worker: Ctrl-C at a terminal reaches every process of its group, workers
-    too; the server stops them itself (``close``), with no traceback from each."""
+def _worker_setup() -> None:
+    """In each worker. Ctrl-C at a terminal reaches every process of its group: the server
+    stops its workers itself (``close``, a file being read finished first), so they ignore
+    it. A server gone without stopping them (killed, or out at its stop's deadline) takes
+    them along: nothing else would end one (it holds its own queue's writing end)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(os.getppid(),), name="parent-watch",
+                     daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(0)
