@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -29,7 +30,10 @@ class Tasks:
         return f"<Tasks {len(self._tasks)}>"
 
     def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(work, name=name)
+        """Run ``work`` as the engine's own: in a fresh context, not the one of the request
+        that happened to start it (its actor and correlation id stay with that request)."""
+        task = asyncio.get_running_loop().create_task(work, name=name,
+                                                      context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task
