@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from conftest import ServerProcess, clean_env, http
 from support import eventually
@@ -81,6 +82,30 @@ def test_cli_keys_reach_a_running_server(
     eventually(lambda: http("GET", detailed, key=secret)[0] == 200)
     cli("keys", "revoke", key_id, data_dir=server.data_dir)
     eventually(lambda: http("GET", detailed, key=secret)[0] == 401)
+    # The server found the revocation in the database and announced it (its sockets on
+    # that key close) without a second line: the command line wrote the revocation's. A
+    # key made after it is queued after that announcement: once its line is stored, so
+    # would a line of the announcement be.
+    made: list[Any] = []
+
+    def make_marker() -> bool:  # (the 401s above may have this address held back a while)
+        status, body = http("POST", server.base + "/admin/keys", key=server.admin_key(),
+                            body={"name": "marker", "role": "viewer"})
+        made.append(body)
+        return status == 201
+
+    eventually(make_marker)
+    marker = made[-1]
+    db = server.data_dir / "edge.db"
+
+    def lines(kind: str) -> list[dict[str, Any]]:
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT line FROM activity WHERE type = ?", (kind,))
+            return [json.loads(line) for (line,) in rows]
+
+    eventually(lambda: any(line["target"] == marker["id"] for line in lines("key.created")))
+    revoked = [line for line in lines("key.revoked") if line["target"] == key_id]
+    assert [line["actor"]["id"] for line in revoked] == ["local"]
 
 
 def test_migrate_creates_and_is_idempotent(tmp_path: Path) -> None:

@@ -63,6 +63,9 @@ PROJECT_DELETED = "project_deleted"
 #: Notes of a ``job_update`` (``Event.note``): a worker started the job; it was retried.
 STARTED = "started"
 RETRIED = "retried"
+#: Note of a change a node found in the database rather than made (a key revoked by the
+#: command line): announced to close what it must, audited by whoever made it.
+NOTICED = "noticed"
 
 JOB_EVENTS = frozenset({JOB_CREATED, JOB_UPDATE, JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED})
 #: Events about the server itself: logged, never sent to WebSocket clients.

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .errors import Invalid, NotFound
-from .events import KEY_CREATED, KEY_REVOKED, Event, EventBus
+from .events import KEY_CREATED, KEY_REVOKED, NOTICED, Event, EventBus
 from .events_wire import is_remote
 from .ids import new_id, now_ms
 from .records.key import ApiKey, Role
@@ -127,14 +127,15 @@ class KeyService:
     async def refresh(self) -> list[ApiKey]:
         """Reload active keys (the CLI may have changed them); returns keys no longer active.
 
-        Each key that stopped being active is announced as ``key_revoked``.
+        Each key that stopped being active is announced as ``key_revoked`` (``NOTICED``:
+        its activity line is the revoker's, the command line's or another node's).
         """
         await self.flush_usage()
         fresh = {key.secret_hash: key for key in await self._store.active()}
         gone = [key for digest, key in self._active.items() if digest not in fresh]
         self._active = fresh
         for key in gone:
-            self._bus.publish(Event.data(KEY_REVOKED, {"key_id": key.id}))
+            self._bus.publish(Event(KEY_REVOKED, {"data": {"key_id": key.id}}, note=NOTICED))
         return gone
 
     async def flush_usage(self) -> None:

@@ -133,6 +133,15 @@ def _simple(type_: str, target_key: str | None = None, outcome: str = OK) -> Des
     return make
 
 
+def _unless_noticed(make: Describe) -> Describe:
+    """No line for a change a node only found in the database: its maker wrote one."""
+
+    def describe_made(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
+        return [] if event.note == ev.NOTICED else make(event, who, cid)
+
+    return describe_made
+
+
 def _error(event: ev.Event, who: Actor | None, cid: str | None) -> list[Entry]:
     """A 5xx (its requester is ``who``) or a failed job (the server's own)."""
     data = dict(_data(event))
@@ -175,7 +184,7 @@ _BY_TYPE: dict[str, Describe] = {
     ev.AUTH_REFUSED: _simple("auth.refused", outcome=REFUSED),
     ev.RATE_LIMITED: _simple("rate.limited", outcome=REFUSED),
     ev.KEY_CREATED: _simple("key.created", "key_id"),
-    ev.KEY_REVOKED: _simple("key.revoked", "key_id"),
+    ev.KEY_REVOKED: _unless_noticed(_simple("key.revoked", "key_id")),
     ev.WS_CONNECTION: _socket,
     ev.CACHE_INVALIDATED: _cache,
     ev.CONTENT_PUBLISHED: _simple("content.published", "content_id"),
