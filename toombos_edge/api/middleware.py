@@ -173,7 +173,8 @@ def _failure(request: web.Request, exc: Exception) -> web.StreamResponse:
         limit = request.app[SETTINGS].max_body_kb
         return _failure(request, PayloadTooLarge(
             f"the request body is larger than the limit of {limit} KiB "
-            "(TOOMBOS_MAX_BODY_KB; files go to POST /api/ingest, which streams them)",
+            "(TOOMBOS_MAX_BODY_KB; send a file as multipart to POST /api/ingest, which "
+            "streams it)",
             {"max_kb": limit}))
     if isinstance(exc, web.HTTPException):
         return _from_http_exception(exc)
