@@ -71,7 +71,8 @@ async def test_a_revocation_keeps_its_first_time_and_leaves_the_active_set(
     first = await store.revoke("key_0002", T0 + 100)
     again = await store.revoke("key_0002", T0 + 200)
     assert first is not None and again is not None
-    assert first.revoked_at == again.revoked_at == T0 + 100
+    assert first[0].revoked_at == again[0].revoked_at == T0 + 100
+    assert (first[1], again[1]) == (True, False)  # the first call revoked it
     assert await store.revoke("key_9999", T0) is None
     assert sorted(k.id for k in await store.active()) == ["key_0001", "key_0003"]
     assert await store.count() == 3
@@ -79,13 +80,14 @@ async def test_a_revocation_keeps_its_first_time_and_leaves_the_active_set(
 
 async def test_concurrent_revocations_agree_on_one_time(stores: Stores) -> None:
     """Revocations racing (on PostgreSQL, from several connections at once): each returns
-    the key with the one time that was stored first."""
+    the key with the one time that was stored first, and one says it revoked it."""
     await stores.keys.insert(key(1))
     revoked = await asyncio.gather(*(stores.keys.revoke("key_0001", T0 + n)
                                      for n in range(1, 9)))
-    times = {k.revoked_at for k in revoked if k is not None}
+    times = {r[0].revoked_at for r in revoked if r is not None}
     [stored] = await stores.keys.page()
     assert len(revoked) == 8 and times == {stored.revoked_at}
+    assert sum(r[1] for r in revoked if r is not None) == 1  # one call revoked it
     assert stored.revoked_at is not None and T0 < stored.revoked_at < T0 + 9
 
 

@@ -91,14 +91,14 @@ class KeyService:
         return await self._store.page(limit, offset)
 
     async def revoke(self, key_id: str) -> ApiKey:
-        at = now_ms()
-        key = await self._store.revoke(key_id, at)
-        if key is None:
+        revocation = await self._store.revoke(key_id, now_ms())
+        if revocation is None:
             raise NotFound(f"no API key {key_id}")
+        key, revoked_now = revocation
         self._active.pop(key.secret_hash, None)
-        # Announced when this call revoked it (a second revocation keeps the first's time),
-        # whether or not this process had loaded it: the command line loads no keys.
-        if key.revoked_at == at:
+        # Announced once, by the call that revoked it, whether or not this process had
+        # loaded the key: the command line loads none.
+        if revoked_now:
             self._bus.publish(Event.data(KEY_REVOKED, {"key_id": key.id}))
         return key
 

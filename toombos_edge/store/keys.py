@@ -26,9 +26,10 @@ class KeyStore(Protocol):
         ``limit`` -1 means all."""
         ...
 
-    async def revoke(self, key_id: str, at: int) -> ApiKey | None:
+    async def revoke(self, key_id: str, at: int) -> tuple[ApiKey, bool] | None:
         """Mark the key revoked at ``at`` unless it already is (the first revocation's time
-        stays), in one transaction; returns the key as it is now, None if there is none."""
+        stays); returns the key as it is now and whether this call revoked it (of calls
+        racing, one), None if there is no such key."""
         ...
 
     async def active(self) -> list[ApiKey]:

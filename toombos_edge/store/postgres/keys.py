@@ -20,7 +20,8 @@ _ROLES = {role.name: role for role in Role}
 # Ids sort by time in byte order; their alphabet (digits and lower-case letters after one
 # prefix) sorts the same under any collation, so the primary key's order is theirs.
 _PAGE = f"SELECT {_COLUMNS} FROM api_keys ORDER BY id LIMIT $1 OFFSET $2"
-_REVOKE = (f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1 "
+# A second revocation waits for the first's row lock, then finds revoked_at set: no row.
+_REVOKE = (f"UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL "
            f"RETURNING {_COLUMNS}")
 # greatest() ignores NULL: a first use sets the time, a later flush of an older use (another
 # node's batch committing after ours) does not move it back.
@@ -51,9 +52,12 @@ class PgKeyStore:
         rows = await self._db.fetch(_PAGE, None if limit < 0 else limit, offset)
         return [_key(row) for row in rows]
 
-    async def revoke(self, key_id: str, at: int) -> ApiKey | None:
+    async def revoke(self, key_id: str, at: int) -> tuple[ApiKey, bool] | None:
         row = await self._db.fetchrow(_REVOKE, key_id, at)
-        return None if row is None else _key(row)
+        if row is not None:
+            return _key(row), True
+        row = await self._db.fetchrow(f"SELECT {_COLUMNS} FROM api_keys WHERE id = $1", key_id)
+        return None if row is None else (_key(row), False)
 
     async def active(self) -> list[ApiKey]:
         rows = await self._db.fetch(f"SELECT {_COLUMNS} FROM api_keys WHERE revoked_at IS NULL")

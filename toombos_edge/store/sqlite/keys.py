@@ -30,11 +30,12 @@ def listing(conn: sqlite3.Connection, limit: int, offset: int) -> list[ApiKey]:
     return [_key(row) for row in conn.execute(sql, (limit, offset))]
 
 
-def revoke(conn: sqlite3.Connection, key_id: str, at: int) -> ApiKey | None:
-    conn.execute("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",
-                 (at, key_id))
+def revoke(conn: sqlite3.Connection, key_id: str, at: int) -> tuple[ApiKey, bool] | None:
+    revoked = conn.execute(
+        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        (at, key_id)).rowcount == 1
     row = conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-    return None if row is None else _key(row)
+    return None if row is None else (_key(row), revoked)
 
 
 def active(conn: sqlite3.Connection) -> list[ApiKey]:
@@ -67,7 +68,7 @@ class SqliteKeyStore:
     async def page(self, limit: int = -1, offset: int = 0) -> list[ApiKey]:
         return await self._db.read(lambda c: listing(c, limit, offset))
 
-    async def revoke(self, key_id: str, at: int) -> ApiKey | None:
+    async def revoke(self, key_id: str, at: int) -> tuple[ApiKey, bool] | None:
         return await self._db.write(lambda c: revoke(c, key_id, at))
 
     async def active(self) -> list[ApiKey]:
