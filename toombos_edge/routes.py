@@ -32,7 +32,8 @@ from .api import (
     site,
 )
 from .api.contract import Media, Replies, TypedHandler, decoder, replies
-from .api.middleware import edge, unmatched
+from .api.failures import unmatched
+from .api.middleware import edge
 from .api.schemas import admin as a
 from .api.schemas import analytics as an
 from .api.schemas import cache as c

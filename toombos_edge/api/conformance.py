@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .contract import ErrorBody, Media, Replies, RouteLike, all_replies
-from .middleware import error_response
+from .failures import error_response
 
 log = logging.getLogger(__name__)
 #: A 500 is every route's ``default`` reply, in the one error shape.

@@ -1,11 +1,12 @@
-"""The request pipeline: correlation id, CORS, auth by role, every failure a JSON error.
+"""The request pipeline: correlation id, CORS, auth by role, every failure a JSON error
+(its shape in :mod:`.failures`).
 
 Not an aiohttp middleware: :func:`edge` wraps each route's handler when the route table is
 registered, with the route's role bound in. aiohttp then runs no middleware chain at all
 (its own plus ours were two coroutine layers per request, about 4% of a ``/health``
 request in instructions, measured with callgrind). Requests no route matches reach the
-catch-all :func:`unmatched` (a JSON 404 or 405), itself wrapped; a route registered outside
-the table stops the server at start (:func:`refuse_unwrapped_routes`).
+catch-all :func:`.failures.unmatched` (a JSON 404 or 405), itself wrapped; a route
+registered outside the table stops the server at start (:func:`refuse_unwrapped_routes`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import hdrs, web
-from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
-from aiohttp.web_protocol import RequestPayloadError
-from aiohttp.web_urldispatcher import AbstractResource, PlainResource
 
 from ..appkeys import BUS, CORRELATION_ID, IDP, KEYS, LIFECYCLE, LIMITER, PRINCIPAL, SETTINGS
 from ..client_ip import client_ip
@@ -32,7 +30,6 @@ from ..errors import (
     EdgeError,
     Forbidden,
     NotFound,
-    PayloadTooLarge,
     RateLimited,
     Unauthorized,
 )
@@ -43,7 +40,7 @@ from ..keys import Role, bearer_secret
 from ..logs import Actor, correlation_id, requester
 from ..metrics import RouteMeter
 from .contract import Decode, TypedHandler
-from .responses import error_body, json_response
+from .failures import error_response, failure_response
 
 if TYPE_CHECKING:
     from .throttle import Throttle
@@ -53,20 +50,6 @@ log = logging.getLogger(__name__)
 #: Matched whole (``fullmatch``): ``$`` would also let a trailing newline through, into the
 #: response's header and the access log's line.
 _CORRELATION_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid",
-    429: "too_many_requests",
-    503: "unavailable",
-    507: "insufficient_storage",
-}
 _REQUEST_PREFIX = f"req_{secrets.token_hex(6)}"  # random per process: unique across restarts
 # From 2**32: every id has at least nine hex digits without a padded format (which costs).
 _request_counter = itertools.count(1 << 32)
@@ -76,13 +59,6 @@ CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type, X-Correlation-ID"
 #: What a page of another allowed origin may read: the correlation id, and when to retry.
 CORS_EXPOSED = "X-Correlation-ID, Retry-After, RateLimit, RateLimit-Policy"
-
-
-def error_response(status: int, code: str, message: str, details: object = None) -> web.Response:
-    response = json_response(error_body(status, code, message, details), status=status)
-    if status == 401:
-        response.headers[hdrs.WWW_AUTHENTICATE] = "Bearer"
-    return response
 
 
 def _request_id() -> str:
@@ -125,7 +101,7 @@ def edge(
         except asyncio.CancelledError:
             response = _stopping_response(request, task, gated)  # or raises on
         except Exception as exc:
-            response = _failure(request, exc)
+            response = failure_response(request, exc)
             if response.status in (401, 403, 429) or response.status >= 500:
                 _publish_failure(request, gated, response.status, exc)
         finally:
@@ -163,28 +139,6 @@ def _admit(request: web.Request, role: Role | None, gated: bool,
     return throttle.authorize(request, role)  # authorize() between its buckets
 
 
-def _failure(request: web.Request, exc: Exception) -> web.StreamResponse:
-    """The JSON answer to whatever a handler (or the auth step) raised."""
-    if isinstance(exc, EdgeError):
-        response = error_response(exc.status, exc.code, exc.message, exc.details)
-        response.headers.update(exc.headers)
-        return response
-    if isinstance(exc, web.HTTPRequestEntityTooLarge):  # aiohttp's client_max_size
-        limit = request.app[SETTINGS].max_body_kb
-        return _failure(request, PayloadTooLarge(
-            f"the request body is larger than the limit of {limit} KiB "
-            "(TOOMBOS_MAX_BODY_KB; send a file as multipart to POST /api/ingest, which "
-            "streams it)",
-            {"max_kb": limit}))
-    if isinstance(exc, web.HTTPException):
-        return _from_http_exception(exc)
-    if isinstance(exc, RequestPayloadError | HttpProcessingError):
-        # Raised by request.read() and friends in any handler: a body that lies about its
-        # Content-Encoding, or one cut short. The client's fault, so never a 500.
-        return error_response(400, "bad_request", "the request body could not be "
-                              "read: a wrong Content-Encoding, or the body was cut short")
-    log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
-    return error_response(500, "internal_error", "internal server error")
 def _stopping_response(request: web.Request, task: asyncio.Task[Any] | None,
                        gated: bool) -> web.Response:
     """A request the stop gave up on (it cancelled its task): 503, and the connection closes
@@ -201,42 +155,12 @@ def _stopping_response(request: web.Request, task: asyncio.Task[Any] | None,
     return response
 
 
-async def unmatched(request: web.Request) -> web.Response:
-    """No route matched: 405 with ``Allow`` when the path exists for other methods, else 404.
-
-    ``Allow`` lists the methods of the path that matched: a fixed path (``/api/v2/content/
-    sync``) before a template that also fits it (``/api/v2/content/{content_id}``), as the
-    router tries them."""
-    matched: list[tuple[AbstractResource, set[str]]] = []
-    for resource in request.app.router.resources():
-        if resource is not request.match_info.route.resource:
-            methods = (await resource.resolve(request))[1]
-            if methods:
-                matched.append((resource, methods))
-    if not matched:
-        raise web.HTTPNotFound()
-    fixed = [item for item in matched if isinstance(item[0], PlainResource)]
-    path = (fixed or matched)[0][0].canonical
-    allowed = {m for resource, methods in matched if resource.canonical == path
-               for m in methods}
-    raise web.HTTPMethodNotAllowed(request.method, allowed)
-
-
 async def refuse_unwrapped_routes(app: web.Application) -> None:
     """At start: every route must come from the route table (so it has a role)."""
     stray = [f"{route.method} {route.resource.canonical if route.resource else '?'}"
              for route in app.router.routes() if not getattr(route.handler, "__edge__", False)]
     if stray:
         raise RuntimeError(f"routes outside the route table (no role): {', '.join(stray)}")
-
-
-def _from_http_exception(exc: web.HTTPException) -> web.StreamResponse:
-    if exc.status < 400:
-        return exc  # redirects pass through as they are
-    response = error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"), exc.reason)
-    if hdrs.ALLOW in exc.headers:
-        response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
-    return response
 
 
 def actor_of(request: web.Request) -> Actor:
