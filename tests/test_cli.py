@@ -201,3 +201,13 @@ def test_serve_on_a_taken_port_says_so(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "address already in use" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_every_command_has_working_help(tmp_path: Path) -> None:
+    """Each command's --help lists its flags (every setting among them) and exits 0."""
+    commands = [["serve"], ["check"], ["migrate"], ["backup"], ["restore"], ["activity"],
+                ["keys", "create"], ["keys", "list"], ["keys", "revoke"]]
+    for command in commands:
+        shown = cli(*command, "--help", data_dir=tmp_path / "data")
+        assert shown.returncode == 0, (command, shown.stderr[-500:])
+        assert "--db-synchronous" in shown.stdout and "15%" in shown.stdout, command

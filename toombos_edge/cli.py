@@ -63,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="TOML file of settings")
     for spec in SPECS:
-        common.add_argument(spec.flag, dest=spec.name, metavar="VALUE", help=spec.help)
+        # argparse %-formats help texts: a literal % (in "15% more") must be doubled
+        common.add_argument(spec.flag, dest=spec.name, metavar="VALUE",
+                            help=spec.help.replace("%", "%%"))
     parser = argparse.ArgumentParser(prog="toombos-edge", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
