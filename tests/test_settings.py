@@ -105,6 +105,8 @@ def test_every_setting_refuses_a_bad_value_by_its_name() -> None:
     [
         ("port = 'x'\n", "port (in {path}): expected an integer from 0 to 65535, got 'x'"),
         ("port = true\n", "port (in {path}): expected an integer"),
+        ("port = 8080.9\n", "port (in {path}): expected an integer"),  # not cut to 8080
+        ("job_workers = 2.0\n", "job_workers (in {path}): expected an integer"),
         ("access_log = 3\n", "access_log (in {path}): expected true or false"),
         ("host = ['a']\n", "host (in {path}): expected a host name or IP address"),
         ("prot = 8000\n", "prot: unknown setting (in {path})"),

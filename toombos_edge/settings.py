@@ -48,7 +48,7 @@ class _Invalid(ValueError):
 
 def _integer(low: int, high: int) -> Parser:
     def parse(raw: Any) -> int:
-        if isinstance(raw, bool):
+        if isinstance(raw, bool | float):  # TOML's 2.5 (or 8080.0): not cut to an integer
             raise _Invalid
         try:
             value = int(raw)
