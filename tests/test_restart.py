@@ -65,6 +65,11 @@ async def test_restart_sooner_than_the_interval_is_429(
     assert (await response.json())["error"]["code"] == "too_many_requests"
     # No restart asked for; the refusal is the activity log's (rate.limited), not a restart.
     assert [event.type for event in seen] == [RATE_LIMITED]
+    # Asked again and again: each a 429, one line for the lot (the README's "first refusal
+    # of a client in a row only", as the request limits have it).
+    for _ in range(2):
+        assert (await client.post("/admin/restart", headers=auth(admin_key))).status == 429
+    assert [event.type for event in seen] == [RATE_LIMITED]
     assert not client.app[LIFECYCLE].stop_requested.is_set()
 
 

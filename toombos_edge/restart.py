@@ -40,6 +40,7 @@ class Restarts:
         self._min_interval, self.mode = min_interval, mode
         self._announce, self._clock = announce, clock
         self._asked = False
+        self._refusing = False  #: refused since the last restart: the activity log has it
 
     def __repr__(self) -> str:
         return f"<Restarts mode={self.mode} asked={self._asked}>"
@@ -71,8 +72,9 @@ class Restarts:
         if wait > 0:
             # The interval is kept in the data dir, not in a bucket in memory: a restart
             # would empty that (the very thing being limited).
+            first, self._refusing = not self._refusing, True
             raise Policy("restart", 1, self._min_interval).refusal(
-                SERVER, wait, message=f"the server restarted less than "
+                SERVER, wait, first=first, message=f"the server restarted less than "
                 f"{self._min_interval:g} s ago")
 
     def _last(self) -> float:
