@@ -204,8 +204,9 @@ class JobEngine:
     async def start(self) -> None:
         """Recover jobs left running by a dead process, then start the workers."""
         exclusive = await self._store.lock_engine()
-        if not exclusive:
-            log.warning("another engine uses %r; recovering expired leases only", self._store)
+        if not exclusive:  # the usual with several nodes; on SQLite, a second server
+            log.log(logging.INFO if self._poll_ticks else logging.WARNING,
+                    "another engine uses %r; recovering expired leases only", self._store)
         recovered = await self._recover(every_lease=exclusive)
         if recovered:
             log.info("requeued %d jobs left running by a stopped process", recovered)
