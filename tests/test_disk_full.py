@@ -23,6 +23,8 @@ import pytest
 from conftest import Client, ClientFactory, ServerProcess, auth, finished, http
 from support import eventually
 
+from toombos_edge.appkeys import ENGINE
+
 TEXT = "words that fill the database " * 1500  # about 43 KB of text per document
 
 
@@ -87,6 +89,39 @@ async def test_a_full_database_refuses_writes_with_507_and_recovers(
         assert response.status == 200
     ended = await finished(client, squeezed)  # ran out of room while running: failed, kept
     assert ended["status"] in {"completed", "failed"}, ended
+
+
+async def test_health_stays_failed_until_space_is_freed_though_small_writes_fit(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    """A large write hit the size limit with hundreds of KB still free; small writes fit,
+    which says nothing about the next large one: /health reports out of space until
+    something is freed (it passed again at its next look, and the log flipped)."""
+    client = await make_client(db_max_size_mb=1)
+    key = (tmp_path / "data" / "admin.key").read_text().strip()
+    large = {"title": "large", "text": "words that fill the database " * 14_000}  # ~400 KB
+    stored: list[str] = []
+    for _ in range(5):
+        response = await client.post("/api/documents", headers=auth(key), json=large)
+        if response.status == 507:
+            break
+        stored.append((await response.json())["id"])
+    else:
+        pytest.fail("the database never filled up")
+    assert stored, "the first large document fits"
+    client.app[ENGINE].pause()  # the job's row only, not the document it would make
+    small = await client.post("/api/jobs", headers=auth(key), json={"kind": "ingest",
+                                                                    "params": {"text": "x"}})
+    assert small.status == 202  # room for a small write
+    for _ in range(2):  # and the check still says out of space, look after look
+        report = await client.post("/health/check/disk")
+        assert report.status == 503 and "out of space" in (await report.json())["message"]
+    deleted = await client.delete(f"/api/documents/{stored[0]}", headers=auth(key))
+    assert deleted.status == 200  # the operator frees space
+    report = await client.post("/health/check/disk")
+    assert report.status == 200 and (await report.json())["status"] == "pass"
+    response = await client.post("/api/documents", headers=auth(key), json=large)
+    assert response.status == 201  # and a large one fits again
 
 
 # --- a real file system that fills up ------------------------------------------------------

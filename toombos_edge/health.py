@@ -23,6 +23,7 @@ from .errors import NotFound
 from .ids import iso, now_ms
 from .lifecycle import Lifecycle
 from .store.health import HealthStore
+from .store.space import ROOM_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ PASS, WARN, FAIL = "pass", "warn", "fail"
 CACHE_SECONDS = 1.0
 DISK_WARN_FRACTION = 0.05
 MEMORY_WARN_MB = 1024
-ROOM_BYTES = 4 << 20  #: free bytes that count as "space is back" after running out
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from ..errors import InsufficientStorage
 log = logging.getLogger(__name__)
 
 SQLITE_FULL = 13
+ROOM_BYTES = 4 << 20  #: free bytes on the disk that count as "space is back" after running out
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 

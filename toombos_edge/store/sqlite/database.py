@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import queue
+import shutil
 import sqlite3
 import threading
 import time
@@ -21,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
 
-from ..space import SpaceState, is_no_space
+from ..space import ROOM_BYTES, SpaceState, is_no_space
 from .schema import (
     apply_migrations,
     configure,
@@ -116,6 +117,9 @@ class Database:
         self._max_pages = 0  # max_size_mb in pages, once the file is open
         #: Whether the last write failed for lack of space (the disk, or ``max_size_mb``).
         self.space = SpaceState()
+        #: Pages in use when a write last hit ``max_size_mb`` (None: none has since the
+        #: room came back): room is back only once that much less is used (``has_room``).
+        self._used_when_full: int | None = None
         self._reader_count = readers
         self._batch_max = batch_max
         self._loop: asyncio.AbstractEventLoop | None = None  # set while open
@@ -212,16 +216,30 @@ class Database:
         await self.read(copy)
 
     async def has_room(self, pages: int = 32) -> bool:
-        """Whether ``pages`` more pages fit under ``max_size_mb`` (always, without one)."""
+        """Whether ``pages`` more pages fit under ``max_size_mb`` (always, without one) and,
+        after a write hit that limit, at least that much was freed since: the write that
+        failed may have needed far more than the few pages still free, so a small write
+        that fits says nothing about it."""
         if not self._max_size_mb:
             return True
+        full_at = self._used_when_full
 
         def room(conn: sqlite3.Connection) -> bool:
-            size, free, page_size = (conn.execute(f"PRAGMA {name}").fetchone()[0] for name in
-                                     ("page_count", "freelist_count", "page_size"))
-            return bool((size - free + pages) * page_size <= self._max_size_mb << 20)
+            used, page_size = _used_pages(conn), conn.execute("PRAGMA page_size").fetchone()[0]
+            fits = (used + pages) * page_size <= self._max_size_mb << 20
+            return fits and (full_at is None or used + pages <= full_at)
 
-        return await self.read(room)
+        back = await self.read(room)
+        if back and self._used_when_full == full_at:
+            self._used_when_full = None
+        return back
+
+    def _note_full(self, conn: sqlite3.Connection) -> None:
+        """In the writer thread, after a write found no space: with the disk not full, it
+        was ``max_size_mb`` (a full disk is the health check's own to see)."""
+        if self._max_size_mb and shutil.disk_usage(self.path.parent).free >= ROOM_BYTES:
+            with contextlib.suppress(sqlite3.Error):
+                self._used_when_full = _used_pages(conn)
 
     def _with_reserve(self, op: Callable[[sqlite3.Connection], T]) -> Callable[
             [sqlite3.Connection], T]:
@@ -293,6 +311,8 @@ class Database:
                 outcomes, failure = _run_batch(conn, batch), None
             except Exception as exc:  # the commit itself failed (disk full, I/O error)
                 outcomes, failure = [(False, exc)] * len(batch), exc
+            if any(not ok and is_no_space(value) for ok, value in outcomes):
+                self._note_full(conn)
             hand_back(loop, self._committed, batch, outcomes, failure, started)
 
         self._writes.put(job)
@@ -316,6 +336,12 @@ class Database:
             else:
                 error = value
             settle(future, ok, value if ok else error)
+
+
+def _used_pages(conn: sqlite3.Connection) -> int:
+    size: int = conn.execute("PRAGMA page_count").fetchone()[0]
+    free: int = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    return size - free
 
 
 def fold_wal(path: Path) -> None:
