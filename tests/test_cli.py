@@ -211,3 +211,13 @@ def test_every_command_has_working_help(tmp_path: Path) -> None:
         shown = cli(*command, "--help", data_dir=tmp_path / "data")
         assert shown.returncode == 0, (command, shown.stderr[-500:])
         assert "--db-synchronous" in shown.stdout and "15%" in shown.stdout, command
+
+
+def test_a_mistyped_argument_gets_a_short_usage_and_its_error(tmp_path: Path) -> None:
+    """Not the usage of every setting's flag first (``--help`` lists those)."""
+    wrong = cli("keys", "create", "--name", "x", "--role", "root", data_dir=tmp_path / "data")
+    assert wrong.returncode == 2
+    lines = wrong.stderr.splitlines()
+    assert len(lines) <= 4, wrong.stderr
+    assert lines[0].startswith("usage: toombos-edge keys create") and "--port" not in wrong.stderr
+    assert "invalid choice: 'root'" in lines[-1]

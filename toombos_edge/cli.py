@@ -59,16 +59,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+class _Usage(argparse.HelpFormatter):
+    """The usage line without the settings' flags: every command takes them all (``--help``
+    lists them), and a mistyped argument would print some ninety lines before its error."""
+
+    def add_usage(self, usage: str | None, actions: Any, groups: Any,
+                  prefix: str | None = None) -> None:
+        shown = [action for action in actions if action.metavar != "VALUE"]
+        super().add_usage(usage, shown, groups, prefix)
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Usage)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--config", type=Path, help="TOML file of settings")
     for spec in SPECS:
         # argparse %-formats help texts: a literal % (in "15% more") must be doubled
         common.add_argument(spec.flag, dest=spec.name, metavar="VALUE",
                             help=spec.help.replace("%", "%%"))
-    parser = argparse.ArgumentParser(prog="toombos-edge", description=__doc__)
+    parser = _Parser(prog="toombos-edge", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
     sub.add_parser("serve", parents=[common], help="run the server").set_defaults(command=serve)
     sub.add_parser("check", parents=[common], help="validate settings").set_defaults(
         command=check
@@ -106,7 +122,7 @@ def _activity_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _keys_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
-        required=True, metavar="ACTION"
+        required=True, metavar="ACTION", parser_class=_Parser
     )
     create = keys.add_parser("create", parents=[common], help="create a key, print its secret")
     create.add_argument("--name", required=True)
