@@ -8,21 +8,36 @@ tmpfs holding the whole data dir) under a real server process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pwd
 import secrets
 import sqlite3
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
-from conftest import Client, ClientFactory, ServerProcess, auth, finished, http
+from aiohttp.test_utils import TestClient, TestServer
+from conftest import (
+    Client,
+    ClientFactory,
+    ServerProcess,
+    auth,
+    finished,
+    http,
+    settings_for,
+)
+from postgres import Cluster
 from support import eventually
 
+from toombos_edge.app import create_app
 from toombos_edge.appkeys import ENGINE
 
 TEXT = "words that fill the database " * 1500  # about 43 KB of text per document
@@ -127,12 +142,10 @@ async def test_health_stays_failed_until_space_is_freed_though_small_writes_fit(
 # --- a real file system that fills up ------------------------------------------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
+@contextlib.contextmanager
+def tmpfs(mount: Path, mode: str = "0700") -> Iterator[Path]:
     """A 24 MiB tmpfs (we run as root here; without the right to mount, this says so)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs",
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=24m,mode={mode}", "tmpfs",
                            str(mount)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         pytest.fail(f"mounting a small tmpfs for the disk-full test needs root: {done.stderr}")
@@ -140,6 +153,27 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    with tmpfs(mount):
+        yield mount
+
+
+@pytest.fixture
+def small_disk_for_postgres() -> Iterator[Path]:
+    """The small tmpfs where PostgreSQL's own user can reach it (a test's tmp_path is
+    root's alone): in a folder of its own under the system's temporary directory."""
+    mount = Path(tempfile.mkdtemp(prefix="toombos-full-"))
+    os.chmod(mount, 0o711)
+    try:
+        with tmpfs(mount, "0711"):
+            yield mount
+    finally:
+        mount.rmdir()
 
 
 def upload(server: ServerProcess, data: bytes) -> tuple[int, Any]:
@@ -222,3 +256,52 @@ def test_a_full_file_system_refuses_uploads_and_writes_then_recovers(
         stored = {row[0] for row in conn.execute("SELECT id FROM jobs")}
         kept = {row[0] for row in conn.execute("SELECT id FROM documents")}
     assert set(acknowledged) <= stored and set(documents) <= kept  # nothing acknowledged lost
+
+
+async def test_postgresql_out_of_space_is_a_507_that_changes_nothing_and_recovers(
+    small_disk_for_postgres: Path, postgres_cluster: Cluster, tmp_path: Path,
+) -> None:
+    """The database's own disk fills: its tables live in a tablespace on the small tmpfs
+    (the WAL stays on the cluster's disk, as a production server's would on its own).
+    PostgreSQL's disk_full is the same 507 as SQLite's full file; reads go on; freeing the
+    disk lets writes through again."""
+    disk = small_disk_for_postgres
+    space = disk / "pg"
+    space.mkdir()
+    owner = pwd.getpwnam(postgres_cluster.user)
+    os.chown(space, owner.pw_uid, owner.pw_gid)
+    name = f"full_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(postgres_cluster.url())
+    await admin.execute(f"CREATE TABLESPACE {name} LOCATION '{space}'")
+    await admin.execute(f'CREATE DATABASE "{name}" TABLESPACE {name}')
+    client = TestClient(TestServer(create_app(settings_for(
+        tmp_path, database_url=postgres_cluster.url(name)))))
+    await client.start_server()
+    try:
+        key = (tmp_path / "data" / "admin.key").read_text().strip()
+        ballast = fill(disk, leave=1_500_000)
+        stored, body = [], {}
+        for n in range(200):  # text PostgreSQL cannot compress much, unlike TEXT
+            response = await client.post("/api/documents", headers=auth(key), json={
+                "title": f"doc {n}", "text": " ".join(secrets.token_hex(8) for _ in range(3000))})
+            status, body = response.status, await response.json()
+            if status == 507:
+                break
+            assert status == 201, body
+            stored.append(body["id"])
+        else:
+            pytest.fail("the tablespace never filled up")
+        assert body["error"]["code"] == "insufficient_storage", body
+        assert "disk" in body["error"]["details"]["reason"].lower(), body
+        assert stored, "nothing fitted before the disk was full"
+        listed = await client.get("/api/documents?limit=200", headers=auth(key))
+        assert listed.status == 200  # reads go on, and nothing half-written is there
+        assert {doc["id"] for doc in (await listed.json())["documents"]} == set(stored)
+        ballast.unlink()  # the operator frees the disk
+        status, body = await add_document(client, key, 999)
+        assert status == 201, body
+    finally:
+        await client.close()
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.execute(f"DROP TABLESPACE {name}")
+        await admin.close()
