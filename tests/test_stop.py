@@ -218,12 +218,8 @@ async def test_the_process_exits_at_the_deadline_when_a_job_will_not_stop(
     assert deadline_lines and deadline_lines[0]["level"] == "error"
 
 
-async def test_ctrl_c_stops_the_server_and_its_reader_processes_without_a_traceback(
-    tmp_path: Path, server_process: Callable[..., ServerProcess]
-) -> None:
-    """A terminal's Ctrl-C signals the whole process group: the server and, once a file
-    was read, its reader processes. The server stops them; none prints a traceback."""
-    server = server_process(own_group=True)
+async def read_a_file(server: ServerProcess) -> None:
+    """Ingest a small file and wait for its job: a reader process has read it."""
     data = aiohttp.FormData()
     data.add_field("file", b"a note to read in a reader process", filename="note.txt",
                    content_type="text/plain")
@@ -240,6 +236,15 @@ async def test_ctrl_c_stops_the_server_and_its_reader_processes_without_a_traceb
                 return (await answer.json())["status"] == "completed"
 
         await eventually_async(ended, 20, "the ingest job to end")
+
+
+async def test_ctrl_c_stops_the_server_and_its_reader_processes_without_a_traceback(
+    tmp_path: Path, server_process: Callable[..., ServerProcess]
+) -> None:
+    """A terminal's Ctrl-C signals the whole process group: the server and, once a file
+    was read, its reader processes. The server stops them; none prints a traceback."""
+    server = server_process(own_group=True)
+    await read_a_file(server)
     assert server.proc is not None
     os.killpg(server.proc.pid, signal.SIGINT)
     assert server.proc.wait(30) == 0
@@ -275,21 +280,7 @@ async def test_reader_processes_end_when_the_server_dies_without_stopping_them(
     """They ignore Ctrl-C (the server stops them itself), so a server that is killed, or
     exits at its deadline, must not leave them behind."""
     server = server_process()
-    data = aiohttp.FormData()
-    data.add_field("file", b"a note to read in a reader process", filename="note.txt",
-                   content_type="text/plain")
-    headers = {"Authorization": f"Bearer {server.admin_key()}"}
-    async with aiohttp.ClientSession() as session:
-        async with session.post(server.base + "/api/ingest", data=data,
-                                headers=headers) as response:
-            job_id = (await response.json())["job_id"]
-
-        async def ended() -> bool:
-            async with session.get(f"{server.base}/api/status/{job_id}",
-                                   headers=headers) as answer:
-                return (await answer.json())["status"] == "completed"
-
-        await eventually_async(ended, 20, "the ingest job to end")
+    await read_a_file(server)
     assert server.proc is not None
     readers = reader_processes(server.proc.pid)
     assert readers, "a file was read, so a reader process runs"
